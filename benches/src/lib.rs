@@ -1,0 +1,2 @@
+//! Benchmarks of fastbreaker against governor, failsafe and recloser (filled by the
+//! benchmark issue).

@@ -1,0 +1,156 @@
+//! Exponential backoff arithmetic shared by the breaker's open wait (and later retries).
+
+/// Exponential backoff: `base * factor^step`, capped, with optional deterministic jitter.
+///
+/// The factor is in thousandths (`2000` doubles the delay at each step, `1000` keeps it
+/// constant) so that the arithmetic is exact integer math on every target.
+/// Jitter takes away up to `jitter_permille / 1000` of the delay, chosen by a hash of
+/// `seed` and the caller's `nonce` (the breaker passes its generation), so a run is
+/// reproducible given the seed.
+///
+/// ```
+/// use fastbreaker::{Backoff, SECOND};
+/// let b = Backoff { base_ns: SECOND, factor_milli: 2000, max_ns: 5 * SECOND, jitter_permille: 0, seed: 0 };
+/// assert_eq!(b.delay(0, 0), SECOND);
+/// assert_eq!(b.delay(2, 0), 4 * SECOND);
+/// assert_eq!(b.delay(3, 0), 5 * SECOND); // capped
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// Delay at step 0, in nanoseconds.
+    pub base_ns: u64,
+    /// Growth per step in thousandths (1000 = constant). At least 1000.
+    pub factor_milli: u32,
+    /// Upper bound of the delay before jitter, in nanoseconds. At least `base_ns`.
+    pub max_ns: u64,
+    /// Largest fraction of the delay, in thousandths, that jitter may take away (0..=1000).
+    pub jitter_permille: u16,
+    /// Seed of the jitter's hash.
+    pub seed: u64,
+}
+
+impl Backoff {
+    /// The delay before attempt `step` (0-based), jittered by `nonce`.
+    pub const fn delay(&self, step: u32, nonce: u64) -> u64 {
+        let mut d = if self.base_ns > self.max_ns {
+            self.max_ns
+        } else {
+            self.base_ns
+        };
+        if self.factor_milli > 1000 {
+            let mut i = 0;
+            while i < step && d < self.max_ns {
+                d = match d.checked_mul(self.factor_milli as u64) {
+                    Some(p) => p / 1000,
+                    None => u64::MAX,
+                };
+                if d > self.max_ns {
+                    d = self.max_ns;
+                }
+                i += 1;
+            }
+        }
+        if self.jitter_permille == 0 || d == 0 {
+            return d;
+        }
+        // Take away a pseudo-random part of up to jitter_permille/1000 of the delay.
+        let span =
+            d / 1000 * self.jitter_permille as u64 + d % 1000 * self.jitter_permille as u64 / 1000;
+        let r = splitmix64(self.seed ^ nonce.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        d - mul_frac(span, r)
+    }
+}
+
+/// `x * r / 2^64` without 128-bit arithmetic: a uniform fraction of `x`.
+const fn mul_frac(x: u64, r: u64) -> u64 {
+    let (xh, xl) = (x >> 32, x & 0xFFFF_FFFF);
+    let (rh, rl) = (r >> 32, r & 0xFFFF_FFFF);
+    let lo = (xl * rl) >> 32;
+    let mid1 = xh * rl;
+    let mid2 = xl * rh;
+    let mid = (mid1 & 0xFFFF_FFFF) + (mid2 & 0xFFFF_FFFF) + lo;
+    xh * rh + (mid1 >> 32) + (mid2 >> 32) + (mid >> 32)
+}
+
+/// SplitMix64 finaliser: a cheap, well-mixed hash of one word.
+pub(crate) const fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    fn b(factor: u32, max: u64, jitter: u16) -> Backoff {
+        Backoff {
+            base_ns: S,
+            factor_milli: factor,
+            max_ns: max,
+            jitter_permille: jitter,
+            seed: 7,
+        }
+    }
+
+    #[test]
+    fn constant_without_growth() {
+        for step in [0, 1, 5, 31, u32::MAX] {
+            assert_eq!(b(1000, 10 * S, 0).delay(step, 3), S);
+        }
+    }
+
+    #[test]
+    fn grows_and_caps() {
+        let x = b(1500, 4 * S, 0);
+        assert_eq!(x.delay(1, 0), 1_500_000_000);
+        assert_eq!(x.delay(2, 0), 2_250_000_000);
+        assert_eq!(x.delay(4, 0), 4 * S);
+        assert_eq!(x.delay(u32::MAX, 0), 4 * S);
+    }
+
+    #[test]
+    fn huge_values_saturate_at_cap() {
+        let x = Backoff {
+            base_ns: u64::MAX / 2,
+            factor_milli: u32::MAX,
+            max_ns: u64::MAX,
+            jitter_permille: 0,
+            seed: 0,
+        };
+        assert_eq!(x.delay(3, 0), u64::MAX);
+    }
+
+    #[test]
+    fn jitter_is_bounded_and_deterministic() {
+        let x = b(1000, S, 500);
+        let mut distinct = 0;
+        let mut last = 0;
+        for nonce in 0..1000 {
+            let d = x.delay(0, nonce);
+            assert!(d <= S && d >= S / 2, "{d}");
+            assert_eq!(d, x.delay(0, nonce));
+            if d != last {
+                distinct += 1;
+            }
+            last = d;
+        }
+        assert!(distinct > 900, "jitter barely varies: {distinct}");
+        assert_eq!(b(1000, S, 1000).delay(0, 1) <= S, true);
+    }
+
+    #[test]
+    fn mul_frac_matches_u128() {
+        for (x, r) in [
+            (u64::MAX, u64::MAX),
+            (12345, 1 << 63),
+            (u64::MAX, 1),
+            (987654321987, 0xDEAD_BEEF_0000_1234),
+        ] {
+            assert_eq!(mul_frac(x, r), ((x as u128 * r as u128) >> 64) as u64);
+        }
+    }
+}

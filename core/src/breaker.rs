@@ -1,0 +1,766 @@
+//! The circuit breaker: a packed state word, a transition-time word, a window and counters.
+
+use crate::backoff::Backoff;
+use crate::clock::{Clock, LazyNow, Now};
+use crate::config::{BreakerConfig, ConfigError};
+use crate::count_window::CountWindow;
+use crate::state::{self, Decision, Event, Limits, Outcome, Refusal, State, Word};
+use crate::sync::{maybe_const_fn, AtomicU32, AtomicU64, Ordering};
+use crate::time_window::TimeWindow;
+use crate::window::{Window, WindowStats};
+
+pub use crate::state::PermitKind;
+
+/// Why a call was not let through. Rejection is data, not an error type to unwrap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rejected {
+    /// The breaker is open; it admits a probe in `retry_after` nanoseconds.
+    Open {
+        /// Nanoseconds until the wait is over.
+        retry_after: u64,
+    },
+    /// Half-open, and every probe slot is taken.
+    HalfOpenFull,
+    /// Forced open by hand.
+    ForcedOpen,
+    /// A rate limit: tokens are available again in `retry_after` nanoseconds.
+    RateLimited {
+        /// Nanoseconds until the request could succeed.
+        retry_after: u64,
+    },
+}
+
+impl Rejected {
+    /// The time until a retry could succeed, when known.
+    pub const fn retry_after(&self) -> Option<u64> {
+        match *self {
+            Rejected::Open { retry_after } | Rejected::RateLimited { retry_after } => {
+                Some(retry_after)
+            }
+            Rejected::HalfOpenFull | Rejected::ForcedOpen => None,
+        }
+    }
+}
+
+impl core::fmt::Display for Rejected {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Rejected::Open { retry_after } => {
+                write!(f, "circuit open, retry after {retry_after} ns")
+            }
+            Rejected::HalfOpenFull => {
+                f.write_str("circuit half-open and all probe slots are taken")
+            }
+            Rejected::ForcedOpen => f.write_str("circuit forced open"),
+            Rejected::RateLimited { retry_after } => {
+                write!(f, "rate limited, retry after {retry_after} ns")
+            }
+        }
+    }
+}
+
+/// A committed change of state, reported to the caller that made it so that bindings can
+/// notify listeners after the fact, outside any critical section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Transition {
+    /// The state left.
+    pub from: State,
+    /// The state entered.
+    pub to: State,
+    /// The generation of the new state.
+    pub generation: u64,
+    /// When it happened (the `now` of the call that made it).
+    pub at: u64,
+}
+
+/// Leave to make one call, returned by [`CircuitBreaker::acquire`].
+///
+/// Hand it back with its outcome to [`CircuitBreaker::record`]. It carries the generation of
+/// the state that issued it: an outcome recorded after the state changed moves nothing.
+/// A probe permit that is never recorded keeps its half-open slot until the wait has passed.
+#[must_use = "record the permit's outcome with CircuitBreaker::record"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Permit {
+    generation: u64,
+    kind: PermitKind,
+    started_at: u64,
+    transition: Option<Transition>,
+}
+
+impl Permit {
+    /// The kind of call admitted.
+    pub const fn kind(&self) -> PermitKind {
+        self.kind
+    }
+
+    /// The generation of the state that issued the permit.
+    pub const fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// When the call started, if the breaker needed to know (slow-call detection); else 0.
+    pub const fn started_at(&self) -> u64 {
+        self.started_at
+    }
+
+    /// The state change this acquire made (Open -> HalfOpen), if any.
+    pub const fn transition(&self) -> Option<Transition> {
+        self.transition
+    }
+
+    /// The permit's parts, for bindings that carry permits across a language boundary.
+    pub const fn into_parts(self) -> (u64, PermitKind, u64) {
+        (self.generation, self.kind, self.started_at)
+    }
+
+    /// Rebuilds a permit from [`into_parts`](Self::into_parts). A forged permit can only
+    /// misreport an outcome; it cannot break the breaker's invariants beyond that.
+    pub const fn from_parts(generation: u64, kind: PermitKind, started_at: u64) -> Self {
+        Permit {
+            generation,
+            kind,
+            started_at,
+            transition: None,
+        }
+    }
+}
+
+/// A snapshot of a breaker's state and counters. Reading it takes only loads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Metrics {
+    /// Current state.
+    pub state: State,
+    /// Current generation (bumped by every state change; 36 bits, wrapping).
+    pub generation: u64,
+    /// Calls let through (not counting the Disabled state).
+    pub permitted: u64,
+    /// Calls refused.
+    pub rejected: u64,
+    /// Successful outcomes recorded.
+    pub succeeded: u64,
+    /// Failed outcomes recorded.
+    pub failed: u64,
+    /// Ignored outcomes recorded.
+    pub ignored: u64,
+    /// Slow outcomes recorded (also counted as succeeded or failed).
+    pub slow: u64,
+    /// Times the breaker opened on its own (from Closed or HalfOpen).
+    pub trips: u64,
+    /// Consecutive failures so far in the closed state.
+    pub consecutive_failures: u32,
+    /// Probes in flight (half-open only).
+    pub half_open_in_flight: u16,
+    /// What the window holds now.
+    pub window: WindowStats,
+    /// When the current state began, if the breaker has changed state at all.
+    pub last_transition_at: Option<u64>,
+    /// Nanoseconds until an open breaker admits a probe (0 otherwise).
+    pub retry_after: u64,
+}
+
+/// Lifetime counters. Relaxed: they are statistics, read as a snapshot.
+#[derive(Debug)]
+#[repr(C)]
+struct Counters {
+    permitted: AtomicU64,
+    rejected: AtomicU64,
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    ignored: AtomicU64,
+    slow: AtomicU64,
+    trips: AtomicU64,
+}
+
+/// The configuration, compacted: what the hot path reads, in 56 bytes.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+struct Settings {
+    wait_ns: u64,
+    max_wait_ns: u64,
+    slow_call_ns: u64,
+    jitter_seed: u64,
+    backoff_factor_milli: u32,
+    /// 0 = rule off.
+    failure_threshold: u32,
+    minimum_calls: u32,
+    /// 0 = rule off.
+    failure_rate: u8,
+    /// 0 = rule off.
+    slow_rate: u8,
+    half_open_max_calls: u16,
+    success_threshold: u16,
+    jitter_permille: u16,
+}
+
+impl Settings {
+    const fn from_config(c: &BreakerConfig) -> Self {
+        Settings {
+            wait_ns: c.wait_duration_ns,
+            max_wait_ns: match c.max_wait_duration_ns {
+                Some(m) => m,
+                None => u64::MAX,
+            },
+            slow_call_ns: c.slow_call_duration_ns,
+            jitter_seed: c.jitter_seed,
+            backoff_factor_milli: c.backoff_factor_milli,
+            failure_threshold: match c.failure_threshold {
+                Some(n) => n,
+                None => 0,
+            },
+            minimum_calls: c.minimum_calls,
+            failure_rate: match c.failure_rate_threshold {
+                Some(p) => p,
+                None => 0,
+            },
+            slow_rate: match c.slow_call_rate_threshold {
+                Some(p) => p,
+                None => 0,
+            },
+            half_open_max_calls: c.half_open_max_calls,
+            success_threshold: c.success_threshold,
+            jitter_permille: c.jitter_permille,
+        }
+    }
+
+    const fn backoff(&self) -> Backoff {
+        Backoff {
+            base_ns: self.wait_ns,
+            factor_milli: self.backoff_factor_milli,
+            max_ns: self.max_wait_ns,
+            jitter_permille: self.jitter_permille,
+            seed: self.jitter_seed,
+        }
+    }
+
+    const fn limits(&self) -> Limits {
+        Limits {
+            half_open_max_calls: self.half_open_max_calls,
+            success_threshold: self.success_threshold,
+        }
+    }
+
+    const fn detects_slow_calls(&self) -> bool {
+        self.slow_rate != 0
+    }
+}
+
+/// Bits of the transition-time word that hold the time; the top 8 hold the generation's
+/// low byte as a tag.
+const TIME_MASK: u64 = (1 << 56) - 1;
+
+/// A lock-free circuit breaker over the sliding window `W`
+/// ([`CountWindow`] or [`TimeWindow`]).
+///
+/// Each state change is one compare-and-swap of one packed word (state, backoff step,
+/// half-open probes and successes, 36-bit generation) decided by a pure transition
+/// function. The time the current state began sits in a second word, tagged with the
+/// generation's low byte and written after the change by its maker or by the first caller
+/// that needs it; until then, callers take the state as having just begun. Times are kept
+/// modulo 2^56 ns (2.28 years), so a state older than 1.1 years reads as new.
+///
+/// Orderings are `Relaxed` throughout: each word is self-contained, nothing else is
+/// published through it, and every decision is committed by a CAS on the word it read.
+///
+/// A closed breaker on a count window needs no clock: [`acquire_with`](Self::acquire_with)
+/// and [`record_with`](Self::record_with) read one only when the state or the configuration
+/// needs time (open, half-open, slow-call detection, time window).
+#[derive(Debug)]
+#[repr(C)]
+pub struct CircuitBreaker<W> {
+    state: AtomicU64,
+    time: AtomicU64,
+    settings: Settings,
+    consecutive_failures: AtomicU32,
+    window: W,
+    counters: Counters,
+}
+
+impl<const WORDS: usize> CircuitBreaker<CountWindow<WORDS>> {
+    maybe_const_fn! {
+        /// A breaker on a count window of `config.window_size` outcomes (default: the
+        /// window's capacity, `32 * WORDS`).
+        pub fn new(config: BreakerConfig) -> Result<Self, ConfigError> {
+            if let Err(e) = config.validate() {
+                return Err(e);
+            }
+            match CountWindow::new(config.window_size) {
+                Ok(window) => Ok(Self::assemble(&config, window)),
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+impl<const B: usize> CircuitBreaker<TimeWindow<B>> {
+    maybe_const_fn! {
+        /// A breaker on a time window of `B` buckets of `config.bucket_duration_ns` each.
+        pub fn new(config: BreakerConfig) -> Result<Self, ConfigError> {
+            if let Err(e) = config.validate() {
+                return Err(e);
+            }
+            match TimeWindow::new(config.bucket_duration_ns) {
+                Ok(window) => Ok(Self::assemble(&config, window)),
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+impl<W> CircuitBreaker<W> {
+    maybe_const_fn! {
+        fn assemble(config: &BreakerConfig, window: W) -> Self {
+            CircuitBreaker {
+                state: AtomicU64::new(Word::INITIAL.pack()),
+                time: AtomicU64::new(0),
+                settings: Settings::from_config(config),
+                consecutive_failures: AtomicU32::new(0),
+                window,
+                counters: Counters {
+                    permitted: AtomicU64::new(0),
+                    rejected: AtomicU64::new(0),
+                    succeeded: AtomicU64::new(0),
+                    failed: AtomicU64::new(0),
+                    ignored: AtomicU64::new(0),
+                    slow: AtomicU64::new(0),
+                    trips: AtomicU64::new(0),
+                },
+            }
+        }
+    }
+}
+
+impl<W: Window> CircuitBreaker<W> {
+    /// The current state.
+    #[inline]
+    pub fn state(&self) -> State {
+        Word::unpack(self.state.load(Ordering::Relaxed)).state
+    }
+
+    /// The current generation.
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        Word::unpack(self.state.load(Ordering::Relaxed)).generation
+    }
+
+    /// The window this breaker records into.
+    pub fn window(&self) -> &W {
+        &self.window
+    }
+
+    /// The backoff of the open wait.
+    pub const fn backoff(&self) -> Backoff {
+        self.settings.backoff()
+    }
+
+    /// Asks to make a call at time `now` (ns).
+    ///
+    /// `Ok` carries the permit to [`record`](Self::record) the outcome with, and the state
+    /// change the acquire made, if any (Open -> HalfOpen once the wait is over).
+    #[inline]
+    pub fn acquire(&self, now: u64) -> Result<Permit, Rejected> {
+        self.acquire_inner(&mut { now })
+    }
+
+    /// [`acquire`](Self::acquire), reading `clock` only if the state or configuration needs
+    /// the time.
+    #[inline]
+    pub fn acquire_with<C: Clock + ?Sized>(&self, clock: &C) -> Result<Permit, Rejected> {
+        self.acquire_inner(&mut LazyNow::new(clock))
+    }
+
+    /// Records the outcome of a permitted call at time `now`; the call's duration (for
+    /// slow-call detection) is `now` minus the acquire's `now`.
+    ///
+    /// Returns the state change this outcome made, if any.
+    #[inline]
+    pub fn record(&self, permit: Permit, outcome: Outcome, now: u64) -> Option<Transition> {
+        let duration = now.saturating_sub(permit.started_at);
+        self.record_inner(permit, outcome, duration, &mut { now })
+    }
+
+    /// [`record`](Self::record) with the call's duration given by the caller.
+    #[inline]
+    pub fn record_with_duration(
+        &self,
+        permit: Permit,
+        outcome: Outcome,
+        duration_ns: u64,
+        now: u64,
+    ) -> Option<Transition> {
+        self.record_inner(permit, outcome, duration_ns, &mut { now })
+    }
+
+    /// [`record`](Self::record), reading `clock` only if needed.
+    #[inline]
+    pub fn record_with<C: Clock + ?Sized>(
+        &self,
+        clock: &C,
+        permit: Permit,
+        outcome: Outcome,
+    ) -> Option<Transition> {
+        let mut now = LazyNow::new(clock);
+        let duration = if self.settings.detects_slow_calls() && outcome != Outcome::Ignored {
+            now.get().saturating_sub(permit.started_at)
+        } else {
+            0
+        };
+        self.record_inner(permit, outcome, duration, &mut now)
+    }
+
+    /// Forces the breaker open: every call is rejected until [`reset`](Self::reset).
+    pub fn force_open(&self, now: u64) -> Option<Transition> {
+        self.manual(State::ForcedOpen, now)
+    }
+
+    /// Disables the breaker: every call goes through and nothing is recorded.
+    pub fn disable(&self, now: u64) -> Option<Transition> {
+        self.manual(State::Disabled, now)
+    }
+
+    /// Metrics-only: every call goes through, outcomes are recorded, nothing trips.
+    pub fn metrics_only(&self, now: u64) -> Option<Transition> {
+        self.manual(State::MetricsOnly, now)
+    }
+
+    /// Back to Closed with an empty window, a zero backoff step and a new generation
+    /// (outstanding permits become stale). Lifetime counters are kept.
+    pub fn reset(&self, now: u64) -> Option<Transition> {
+        self.manual(State::Closed, now)
+    }
+
+    /// Nanoseconds until an open breaker admits a probe; 0 in every other state.
+    pub fn retry_after(&self, now: u64) -> u64 {
+        let w = Word::unpack(self.state.load(Ordering::Relaxed));
+        if w.state == State::Open {
+            self.wait_left(w, now)
+        } else {
+            0
+        }
+    }
+
+    /// A snapshot of the state and counters at time `now`.
+    pub fn metrics(&self, now: u64) -> Metrics {
+        let w = Word::unpack(self.state.load(Ordering::Relaxed));
+        let c = &self.counters;
+        Metrics {
+            state: w.state,
+            generation: w.generation,
+            permitted: c.permitted.load(Ordering::Relaxed),
+            rejected: c.rejected.load(Ordering::Relaxed),
+            succeeded: c.succeeded.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            ignored: c.ignored.load(Ordering::Relaxed),
+            slow: c.slow.load(Ordering::Relaxed),
+            trips: c.trips.load(Ordering::Relaxed),
+            consecutive_failures: self.consecutive_failures.load(Ordering::Relaxed),
+            half_open_in_flight: if w.state == State::HalfOpen {
+                w.in_flight
+            } else {
+                0
+            },
+            window: self.window.stats(now),
+            last_transition_at: if w.generation == 0 {
+                None
+            } else {
+                self.read_time(w.generation, now)
+            },
+            retry_after: if w.state == State::Open {
+                self.wait_left(w, now)
+            } else {
+                0
+            },
+        }
+    }
+
+    /// [`metrics`](Self::metrics) at the clock's time.
+    pub fn metrics_with<C: Clock + ?Sized>(&self, clock: &C) -> Metrics {
+        self.metrics(clock.now_ns())
+    }
+
+    /// The configuration the breaker was built from (window fields as given by the window).
+    pub fn config(&self) -> BreakerConfig {
+        let s = &self.settings;
+        let nonzero32 = |v: u32| if v == 0 { None } else { Some(v) };
+        let nonzero8 = |v: u8| if v == 0 { None } else { Some(v) };
+        BreakerConfig {
+            failure_threshold: nonzero32(s.failure_threshold),
+            failure_rate_threshold: nonzero8(s.failure_rate),
+            slow_call_rate_threshold: nonzero8(s.slow_rate),
+            slow_call_duration_ns: s.slow_call_ns,
+            minimum_calls: s.minimum_calls,
+            window_size: None,
+            bucket_duration_ns: BreakerConfig::new().bucket_duration_ns,
+            wait_duration_ns: s.wait_ns,
+            backoff_factor_milli: s.backoff_factor_milli,
+            max_wait_duration_ns: if s.max_wait_ns == u64::MAX {
+                None
+            } else {
+                Some(s.max_wait_ns)
+            },
+            jitter_permille: s.jitter_permille,
+            jitter_seed: s.jitter_seed,
+            half_open_max_calls: s.half_open_max_calls,
+            success_threshold: s.success_threshold,
+        }
+    }
+
+    // ----- internals -----
+
+    fn acquire_inner(&self, now: &mut impl Now) -> Result<Permit, Rejected> {
+        let limits = self.settings.limits();
+        let mut cur = self.state.load(Ordering::Relaxed);
+        loop {
+            let w = Word::unpack(cur);
+            let needs_time = w.state == State::Open
+                || (w.state == State::HalfOpen && w.in_flight >= limits.half_open_max_calls);
+            let left = if needs_time {
+                self.wait_left(w, now.get())
+            } else {
+                u64::MAX
+            };
+            match state::next(
+                w,
+                Event::Acquire {
+                    wait_elapsed: left == 0,
+                },
+                limits,
+            ) {
+                Decision::Permit { kind, next } => {
+                    let mut transition = None;
+                    let generation = match next {
+                        None => w.generation,
+                        Some(n) => {
+                            // Relaxed: the word is self-contained (see the type's docs).
+                            if let Err(actual) = self.state.compare_exchange_weak(
+                                cur,
+                                n.pack(),
+                                Ordering::Relaxed,
+                                Ordering::Relaxed,
+                            ) {
+                                cur = actual;
+                                continue;
+                            }
+                            transition = self.committed(w, n, now.get());
+                            n.generation
+                        }
+                    };
+                    if kind != PermitKind::Passive {
+                        self.counters.permitted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let started_at = if self.settings.detects_slow_calls() {
+                        now.get()
+                    } else {
+                        0
+                    };
+                    return Ok(Permit {
+                        generation,
+                        kind,
+                        started_at,
+                        transition,
+                    });
+                }
+                Decision::Refuse(r) => {
+                    self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                    return Err(match r {
+                        Refusal::Open => Rejected::Open { retry_after: left },
+                        Refusal::HalfOpenFull => Rejected::HalfOpenFull,
+                        Refusal::ForcedOpen => Rejected::ForcedOpen,
+                    });
+                }
+                Decision::Record { .. } | Decision::Manual { .. } => {
+                    unreachable!("acquire yields permit or refusal")
+                }
+            }
+        }
+    }
+
+    fn record_inner(
+        &self,
+        permit: Permit,
+        outcome: Outcome,
+        duration: u64,
+        now: &mut impl Now,
+    ) -> Option<Transition> {
+        if permit.kind == PermitKind::Passive {
+            return None;
+        }
+        let s = &self.settings;
+        let slow =
+            s.detects_slow_calls() && outcome != Outcome::Ignored && duration > s.slow_call_ns;
+        let c = &self.counters;
+        match outcome {
+            Outcome::Success => c.succeeded.fetch_add(1, Ordering::Relaxed),
+            Outcome::Failure => c.failed.fetch_add(1, Ordering::Relaxed),
+            Outcome::Ignored => c.ignored.fetch_add(1, Ordering::Relaxed),
+        };
+        if slow {
+            c.slow.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut cur = self.state.load(Ordering::Relaxed);
+        let word = Word::unpack(cur);
+        if word.generation != permit.generation {
+            return None; // stale: counted above, moves nothing
+        }
+        let (outcome, trip) = match permit.kind {
+            PermitKind::Normal | PermitKind::Observe => {
+                if outcome == Outcome::Ignored {
+                    return None;
+                }
+                let trip = self.observe(outcome == Outcome::Failure, slow, now);
+                if permit.kind == PermitKind::Observe || !trip {
+                    return None;
+                }
+                (outcome, true)
+            }
+            // A slow probe is a failed probe when slow calls are a trip rule.
+            PermitKind::Probe if slow => (Outcome::Failure, false),
+            PermitKind::Probe | PermitKind::Passive => (outcome, false),
+        };
+        let event = Event::Record {
+            generation: permit.generation,
+            outcome,
+            trip,
+        };
+        loop {
+            let w = Word::unpack(cur);
+            match state::next(w, event, s.limits()) {
+                Decision::Record { next: Some(n), .. } => {
+                    match self.state.compare_exchange_weak(
+                        cur,
+                        n.pack(),
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    ) {
+                        Ok(_) => return self.committed(w, n, now.get()),
+                        Err(actual) => cur = actual,
+                    }
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Puts an outcome into the consecutive counter and the window; whether a rule fired.
+    #[inline]
+    fn observe(&self, failure: bool, slow: bool, now: &mut impl Now) -> bool {
+        let s = &self.settings;
+        let mut trip = false;
+        if failure {
+            let n = self
+                .consecutive_failures
+                .fetch_add(1, Ordering::Relaxed)
+                .saturating_add(1);
+            trip = s.failure_threshold != 0 && n >= s.failure_threshold;
+        } else if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
+            self.consecutive_failures.store(0, Ordering::Relaxed);
+        }
+        let t = if W::NEEDS_TIME { now.get() } else { 0 };
+        self.window.record(failure, slow, t);
+        if (failure && s.failure_rate != 0) || (slow && s.slow_rate != 0) {
+            let st = self.window.stats(t);
+            trip |= failure
+                && s.failure_rate != 0
+                && st.reaches(st.failures, s.failure_rate, s.minimum_calls);
+            trip |= slow && s.slow_rate != 0 && st.reaches(st.slow, s.slow_rate, s.minimum_calls);
+        }
+        trip
+    }
+
+    fn manual(&self, to: State, now: u64) -> Option<Transition> {
+        let mut cur = self.state.load(Ordering::Relaxed);
+        loop {
+            let w = Word::unpack(cur);
+            let n = match state::next(w, Event::Manual(to), self.settings.limits()) {
+                Decision::Manual { next } => next,
+                _ => unreachable!("manual events yield Manual"),
+            };
+            match self.state.compare_exchange_weak(
+                cur,
+                n.pack(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return self.committed(w, n, now),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Follow-up of a committed CAS from `from` to `to`: publish the time, clear what the
+    /// new state starts without, and report the change.
+    fn committed(&self, from: Word, to: Word, now: u64) -> Option<Transition> {
+        if to.generation == from.generation {
+            return None; // a probe slot taken or handed back
+        }
+        self.publish_time(to.generation, now);
+        let tripped = to.state == State::Open;
+        if tripped {
+            self.counters.trips.fetch_add(1, Ordering::Relaxed);
+        }
+        if tripped || to.state == State::Closed {
+            // Open accepts no outcomes until it closes again, so clearing here races only
+            // with stale outcomes; a reset clears what was recorded before it.
+            self.consecutive_failures.store(0, Ordering::Relaxed);
+            self.window.clear();
+        }
+        (from.state != to.state).then_some(Transition {
+            from: from.state,
+            to: to.state,
+            generation: to.generation,
+            at: now,
+        })
+    }
+
+    /// Nanoseconds left of the wait of the Open (or half-open probe timeout) period `w`.
+    fn wait_left(&self, w: Word, now: u64) -> u64 {
+        let since = self.transition_time(w.generation, now);
+        let wait = self.settings.backoff().delay(w.step as u32, w.generation);
+        wait.saturating_sub(now.saturating_sub(since))
+    }
+
+    /// When generation `gen` began; publishes `now` for it if nobody has yet.
+    fn transition_time(&self, gen: u64, now: u64) -> u64 {
+        match self.read_time(gen, now) {
+            Some(t) => t,
+            None => {
+                self.publish_time(gen, now);
+                now
+            }
+        }
+    }
+
+    /// The start of generation `gen`, if the time word holds it.
+    fn read_time(&self, gen: u64, now: u64) -> Option<u64> {
+        let t = self.time.load(Ordering::Relaxed);
+        if (t >> 56) as u8 != gen as u8 {
+            return None;
+        }
+        let elapsed = (now & TIME_MASK).wrapping_sub(t & TIME_MASK) & TIME_MASK;
+        // A stored time "ahead" of now (another caller's later clock) counts as now.
+        Some(if elapsed > TIME_MASK / 2 {
+            now
+        } else {
+            now - elapsed
+        })
+    }
+
+    /// Stores `t` as the start of generation `gen` unless that or a newer generation's start
+    /// is already stored.
+    fn publish_time(&self, gen: u64, t: u64) {
+        let tag = gen as u8;
+        let new = ((tag as u64) << 56) | (t & TIME_MASK);
+        let mut cur = self.time.load(Ordering::Relaxed);
+        loop {
+            if (tag.wrapping_sub((cur >> 56) as u8) as i8) <= 0 {
+                return;
+            }
+            match self
+                .time
+                .compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! The sliding-window interface shared by [`CountWindow`](crate::CountWindow) and
+//! [`TimeWindow`](crate::TimeWindow).
+
+/// What a window holds right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WindowStats {
+    /// Outcomes in the window (successes and failures; ignored outcomes never enter it).
+    pub samples: u64,
+    /// Failures among them.
+    pub failures: u64,
+    /// Slow calls among them (successful or not).
+    pub slow: u64,
+}
+
+impl WindowStats {
+    /// Whether `part` of the samples reaches `percent` %, once `minimum` samples are in.
+    pub const fn reaches(&self, part: u64, percent: u8, minimum: u32) -> bool {
+        self.samples >= minimum as u64
+            && self.samples > 0
+            && (part as u128) * 100 >= (percent as u128) * (self.samples as u128)
+    }
+
+    /// Failures as a percentage of the samples (0 when empty).
+    pub fn failure_rate(&self) -> f32 {
+        percent(self.failures, self.samples)
+    }
+
+    /// Slow calls as a percentage of the samples (0 when empty).
+    pub fn slow_rate(&self) -> f32 {
+        percent(self.slow, self.samples)
+    }
+}
+
+fn percent(part: u64, whole: u64) -> f32 {
+    if whole == 0 {
+        0.0
+    } else {
+        (part as f64 * 100.0 / whole as f64) as f32
+    }
+}
+
+/// A fixed-size, lock-free sliding window of call outcomes.
+///
+/// Implemented by [`CountWindow`](crate::CountWindow) and [`TimeWindow`](crate::TimeWindow);
+/// a breaker is generic over it. All methods may be called from many threads at once; the
+/// counts equal the window's contents whenever no record is in progress.
+pub trait Window {
+    /// Whether the window needs the time (a count window does not).
+    const NEEDS_TIME: bool;
+    /// Adds one outcome at time `now` (ignored by count windows).
+    fn record(&self, failure: bool, slow: bool, now: u64);
+    /// The window's contents at time `now`.
+    fn stats(&self, now: u64) -> WindowStats;
+    /// Empties the window.
+    fn clear(&self);
+}

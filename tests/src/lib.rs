@@ -1,0 +1,1 @@
+//! Test-only crate: see `tests/` for scenarios, property tests, stress tests and loom models.
