@@ -1,0 +1,48 @@
+# fastbreaker: the entry points people type. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+CARGO ?= cargo
+EMBEDDED_TARGETS := thumbv6m-none-eabi thumbv7m-none-eabi thumbv7em-none-eabihf riscv32imc-unknown-none-elf
+LOOM_FLAGS := --cfg loom
+LOOM_MAX_PREEMPTIONS ?= 2
+
+.PHONY: test setup fmt-check clippy unit loom nostd fmt
+
+## Everything CI checks: formatting, lints, unit/integration/property/stress tests, loom models,
+## and the no_std builds for Cortex-M0/M4F and RV32.
+test: setup fmt-check clippy unit loom nostd
+	@echo "make test: all checks passed"
+
+## Installs what the checks need (idempotent): rustfmt, clippy, embedded targets.
+setup:
+	@rustup component add rustfmt clippy >/dev/null 2>&1 || rustup component add rustfmt clippy
+	@installed="$$(rustup target list --installed)"; \
+	for t in $(EMBEDDED_TARGETS); do \
+		grep -qx "$$t" <<<"$$installed" || rustup target add "$$t"; \
+	done
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+fmt:
+	$(CARGO) fmt --all
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --workspace
+
+## Loom model checking of the state machine and windows (separate target dir: --cfg loom
+## rebuilds every crate).
+loom:
+	RUSTFLAGS="$(LOOM_FLAGS)" LOOM_MAX_PREEMPTIONS=$(LOOM_MAX_PREEMPTIONS) CARGO_TARGET_DIR=target/loom \
+		$(CARGO) test -p fastbreaker-tests --test loom --release
+
+## The core without std on firmware targets.
+nostd: setup
+	$(CARGO) build -p fastbreaker --no-default-features --target thumbv7em-none-eabihf
+	$(CARGO) build -p fastbreaker --no-default-features --features embassy-time --target thumbv7em-none-eabihf
+	$(CARGO) build -p fastbreaker --no-default-features --target thumbv7m-none-eabi
+	$(CARGO) build -p fastbreaker --no-default-features --features critical-section --target thumbv6m-none-eabi
+	$(CARGO) build -p fastbreaker --no-default-features --features critical-section --target riscv32imc-unknown-none-elf
