@@ -28,6 +28,18 @@ pub enum Rejected {
         /// Nanoseconds until the request could succeed.
         retry_after: u64,
     },
+    /// More tokens asked of a bucket at once than it can ever hold: no wait helps.
+    ExceedsCapacity {
+        /// Tokens asked for.
+        requested: u64,
+        /// The bucket's burst.
+        capacity: u64,
+    },
+    /// A bulkhead has all its permits out.
+    BulkheadFull {
+        /// The bulkhead's limit.
+        max_concurrent: u32,
+    },
 }
 
 impl Rejected {
@@ -37,7 +49,10 @@ impl Rejected {
             Rejected::Open { retry_after } | Rejected::RateLimited { retry_after } => {
                 Some(retry_after)
             }
-            Rejected::HalfOpenFull | Rejected::ForcedOpen => None,
+            Rejected::HalfOpenFull
+            | Rejected::ForcedOpen
+            | Rejected::ExceedsCapacity { .. }
+            | Rejected::BulkheadFull { .. } => None,
         }
     }
 }
@@ -54,6 +69,16 @@ impl core::fmt::Display for Rejected {
             Rejected::ForcedOpen => f.write_str("circuit forced open"),
             Rejected::RateLimited { retry_after } => {
                 write!(f, "rate limited, retry after {retry_after} ns")
+            }
+            Rejected::ExceedsCapacity {
+                requested,
+                capacity,
+            } => write!(
+                f,
+                "{requested} tokens requested, more than the bucket's capacity of {capacity}"
+            ),
+            Rejected::BulkheadFull { max_concurrent } => {
+                write!(f, "bulkhead full: {max_concurrent} calls in flight")
             }
         }
     }

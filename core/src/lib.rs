@@ -49,16 +49,19 @@ extern crate std;
 
 mod backoff;
 mod breaker;
+mod bulkhead;
 mod clock;
 mod config;
 mod count_window;
 mod state;
 mod sync;
 mod time_window;
+mod token_bucket;
 mod window;
 
 pub use backoff::Backoff;
 pub use breaker::{CircuitBreaker, Metrics, Permit, PermitKind, Rejected, Transition};
+pub use bulkhead::{Bulkhead, BulkheadMetrics, BulkheadPermit};
 #[cfg(feature = "embassy-time")]
 pub use clock::EmbassyClock;
 #[cfg(feature = "std")]
@@ -70,6 +73,7 @@ pub use count_window::{
 };
 pub use state::{Outcome, State};
 pub use time_window::TimeWindow;
+pub use token_bucket::{BucketConfig, BucketState, TokenBucket};
 pub use window::{Window, WindowStats};
 
 /// One microsecond in the core's unit of time (nanoseconds).

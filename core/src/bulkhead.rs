@@ -1,0 +1,181 @@
+//! Bulkhead: a lock-free limit on calls in flight.
+
+use crate::breaker::Rejected;
+use crate::config::ConfigError;
+use crate::sync::{maybe_const_fn, AtomicU32, AtomicU64, Ordering};
+
+/// At most `max_concurrent` permits out at once.
+///
+/// Acquire is a CAS on the in-flight count (never above the limit, even transiently);
+/// release is a decrement. Orderings are `Relaxed`: the count publishes no other memory.
+///
+/// ```
+/// use fastbreaker::{Bulkhead, Rejected};
+/// let bulkhead = Bulkhead::new(2).unwrap();
+/// let a = bulkhead.try_acquire().unwrap();
+/// let _b = bulkhead.try_acquire().unwrap();
+/// assert_eq!(bulkhead.try_acquire().unwrap_err(), Rejected::BulkheadFull { max_concurrent: 2 });
+/// drop(a);
+/// assert!(bulkhead.try_acquire().is_ok());
+/// assert_eq!(bulkhead.metrics().peak, 2);
+/// ```
+#[derive(Debug)]
+#[repr(C)]
+pub struct Bulkhead {
+    in_flight: AtomicU32,
+    max: u32,
+    peak: AtomicU32,
+    acquired: AtomicU64,
+    rejected: AtomicU64,
+}
+
+/// Counters of a [`Bulkhead`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BulkheadMetrics {
+    /// The limit.
+    pub max_concurrent: u32,
+    /// Permits out now.
+    pub in_flight: u32,
+    /// Most permits ever out at once.
+    pub peak: u32,
+    /// Permits granted in all.
+    pub acquired: u64,
+    /// Requests refused in all.
+    pub rejected: u64,
+}
+
+/// A bulkhead slot; dropping it gives the slot back.
+#[must_use = "dropping the permit releases the slot at once"]
+#[derive(Debug)]
+pub struct BulkheadPermit<'a> {
+    bulkhead: &'a Bulkhead,
+}
+
+impl Drop for BulkheadPermit<'_> {
+    fn drop(&mut self) {
+        self.bulkhead.release();
+    }
+}
+
+impl Bulkhead {
+    maybe_const_fn! {
+        /// A bulkhead of `max_concurrent` slots (at least 1).
+        pub fn new(max_concurrent: u32) -> Result<Self, ConfigError> {
+            if max_concurrent == 0 {
+                return Err(ConfigError::new("max_concurrent", 0, "must be at least 1"));
+            }
+            Ok(Bulkhead {
+                in_flight: AtomicU32::new(0),
+                max: max_concurrent,
+                peak: AtomicU32::new(0),
+                acquired: AtomicU64::new(0),
+                rejected: AtomicU64::new(0),
+            })
+        }
+    }
+
+    /// Takes a slot, released when the permit is dropped.
+    #[inline]
+    pub fn try_acquire(&self) -> Result<BulkheadPermit<'_>, Rejected> {
+        if self.try_acquire_raw() {
+            Ok(BulkheadPermit { bulkhead: self })
+        } else {
+            Err(Rejected::BulkheadFull {
+                max_concurrent: self.max,
+            })
+        }
+    }
+
+    /// Takes a slot without a guard; the caller must call [`release`](Self::release) once.
+    /// For bindings that hold slots across a language boundary.
+    #[inline]
+    pub fn try_acquire_raw(&self) -> bool {
+        let mut cur = self.in_flight.load(Ordering::Relaxed);
+        loop {
+            if cur >= self.max {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
+            match self.in_flight.compare_exchange_weak(
+                cur,
+                cur + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(actual) => cur = actual,
+            }
+        }
+        self.acquired.fetch_add(1, Ordering::Relaxed);
+        if self.peak.load(Ordering::Relaxed) <= cur {
+            self.peak.fetch_max(cur + 1, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// Gives back a slot taken with [`try_acquire_raw`](Self::try_acquire_raw). A release
+    /// with no slot out is ignored rather than wrapping the count.
+    #[inline]
+    pub fn release(&self) {
+        let mut cur = self.in_flight.load(Ordering::Relaxed);
+        while cur > 0 {
+            match self.in_flight.compare_exchange_weak(
+                cur,
+                cur - 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// The limit.
+    pub const fn max_concurrent(&self) -> u32 {
+        self.max
+    }
+
+    /// Permits out now.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// A snapshot of the counters.
+    pub fn metrics(&self) -> BulkheadMetrics {
+        BulkheadMetrics {
+            max_concurrent: self.max,
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            peak: self.peak.load(Ordering::Relaxed),
+            acquired: self.acquired.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_and_counts() {
+        let b = Bulkhead::new(1).unwrap();
+        assert!(b.try_acquire_raw());
+        assert!(!b.try_acquire_raw());
+        b.release();
+        b.release(); // extra release is ignored
+        assert_eq!(b.in_flight(), 0);
+        assert!(b.try_acquire_raw());
+        assert_eq!(
+            b.metrics(),
+            BulkheadMetrics {
+                max_concurrent: 1,
+                in_flight: 1,
+                peak: 1,
+                acquired: 2,
+                rejected: 1
+            }
+        );
+        assert_eq!(Bulkhead::new(0).unwrap_err().field, "max_concurrent");
+    }
+}
