@@ -3,8 +3,8 @@
 use std::cell::Cell;
 
 use fastbreaker::{
-    BreakerConfig, CircuitBreaker, Clock, CountWindow64, ManualClock, Outcome, PermitKind, Rejected, State, TimeWindow,
-    MILLISECOND, SECOND,
+    BreakerConfig, CircuitBreaker, Clock, CountWindow64, ManualClock, Outcome, PermitKind,
+    Rejected, State, TimeWindow, MILLISECOND, SECOND,
 };
 
 type Breaker = CircuitBreaker<CountWindow64>;
@@ -33,15 +33,33 @@ impl Clock for CountingClock {
 
 #[test]
 fn consecutive_failures_trip_and_a_probe_closes() {
-    let b = breaker(BreakerConfig { failure_threshold: Some(3), wait_duration_ns: 30 * SECOND, ..BreakerConfig::new() });
+    let b = breaker(BreakerConfig {
+        failure_threshold: Some(3),
+        wait_duration_ns: 30 * SECOND,
+        ..BreakerConfig::new()
+    });
     assert_eq!(call(&b, Outcome::Failure, 0), None);
-    assert_eq!(call(&b, Outcome::Success, 0), None, "a success resets the run");
+    assert_eq!(
+        call(&b, Outcome::Success, 0),
+        None,
+        "a success resets the run"
+    );
     assert_eq!(call(&b, Outcome::Failure, 0), None);
     assert_eq!(call(&b, Outcome::Failure, 0), None);
     let t = call(&b, Outcome::Failure, SECOND).expect("third failure in a row trips");
     assert_eq!((t.from, t.to, t.at), (State::Closed, State::Open, SECOND));
-    assert_eq!(b.acquire(SECOND), Err(Rejected::Open { retry_after: 30 * SECOND }));
-    assert_eq!(b.acquire(11 * SECOND), Err(Rejected::Open { retry_after: 20 * SECOND }));
+    assert_eq!(
+        b.acquire(SECOND),
+        Err(Rejected::Open {
+            retry_after: 30 * SECOND
+        })
+    );
+    assert_eq!(
+        b.acquire(11 * SECOND),
+        Err(Rejected::Open {
+            retry_after: 20 * SECOND
+        })
+    );
     assert_eq!(b.retry_after(21 * SECOND), 10 * SECOND);
 
     let probe = b.acquire(31 * SECOND).expect("wait over");
@@ -49,11 +67,16 @@ fn consecutive_failures_trip_and_a_probe_closes() {
     let t = probe.transition().expect("acquire moved the state");
     assert_eq!((t.from, t.to), (State::Open, State::HalfOpen));
     assert_eq!(b.acquire(31 * SECOND), Err(Rejected::HalfOpenFull));
-    let t = b.record(probe, Outcome::Success, 32 * SECOND).expect("closes");
+    let t = b
+        .record(probe, Outcome::Success, 32 * SECOND)
+        .expect("closes");
     assert_eq!((t.from, t.to), (State::HalfOpen, State::Closed));
 
     let m = b.metrics(32 * SECOND);
-    assert_eq!((m.state, m.trips, m.failed, m.succeeded, m.rejected), (State::Closed, 1, 4, 2, 3));
+    assert_eq!(
+        (m.state, m.trips, m.failed, m.succeeded, m.rejected),
+        (State::Closed, 1, 4, 2, 3)
+    );
     assert_eq!(m.last_transition_at, Some(32 * SECOND));
     assert_eq!(m.consecutive_failures, 0);
 }
@@ -68,12 +91,25 @@ fn failure_rate_needs_minimum_calls_and_never_trips_on_success() {
         ..BreakerConfig::new()
     });
     assert_eq!(call(&b, Outcome::Failure, 0), None);
-    assert_eq!(call(&b, Outcome::Failure, 0), None, "only 2 of the 4 minimum calls");
+    assert_eq!(
+        call(&b, Outcome::Failure, 0),
+        None,
+        "only 2 of the 4 minimum calls"
+    );
     assert_eq!(call(&b, Outcome::Success, 0), None);
-    assert_eq!(call(&b, Outcome::Success, 0), None, "2/4 = 50% but a success never trips");
-    let t = call(&b, Outcome::Failure, 0).expect("window F S S F... = 2 failures of 4 on a failure");
+    assert_eq!(
+        call(&b, Outcome::Success, 0),
+        None,
+        "2/4 = 50% but a success never trips"
+    );
+    let t =
+        call(&b, Outcome::Failure, 0).expect("window F S S F... = 2 failures of 4 on a failure");
     assert_eq!(t.to, State::Open);
-    assert_eq!(b.metrics(0).window.samples, 0, "entering Open clears the window");
+    assert_eq!(
+        b.metrics(0).window.samples,
+        0,
+        "entering Open clears the window"
+    );
 }
 
 #[test]
@@ -88,11 +124,23 @@ fn slow_calls_trip_and_a_slow_probe_reopens() {
         ..BreakerConfig::new()
     });
     let p = b.acquire(0).unwrap();
-    assert_eq!(b.record(p, Outcome::Success, 100 * MILLISECOND), None, "exactly the limit is not slow");
+    assert_eq!(
+        b.record(p, Outcome::Success, 100 * MILLISECOND),
+        None,
+        "exactly the limit is not slow"
+    );
     let p = b.acquire(SECOND).unwrap();
-    assert_eq!(b.record(p, Outcome::Success, SECOND + 101 * MILLISECOND), None, "1 of 2 slow");
+    assert_eq!(
+        b.record(p, Outcome::Success, SECOND + 101 * MILLISECOND),
+        None,
+        "1 of 2 slow"
+    );
     let p = b.acquire(2 * SECOND).unwrap();
-    assert_eq!(b.record_with_duration(p, Outcome::Success, 500 * MILLISECOND, 2 * SECOND), None, "2 of 3");
+    assert_eq!(
+        b.record_with_duration(p, Outcome::Success, 500 * MILLISECOND, 2 * SECOND),
+        None,
+        "2 of 3"
+    );
     // window_size defaults to the capacity (64): need 100% of the samples slow, so reset.
     b.reset(2 * SECOND);
     for i in 0..2 {
@@ -103,9 +151,17 @@ fn slow_calls_trip_and_a_slow_probe_reopens() {
     assert_eq!(b.state(), State::Open);
     assert_eq!(b.metrics(4 * SECOND).slow, 4);
     let probe = b.acquire(5 * SECOND).unwrap();
-    let t = b.record(probe, Outcome::Success, 6 * SECOND).expect("slow probe fails");
+    let t = b
+        .record(probe, Outcome::Success, 6 * SECOND)
+        .expect("slow probe fails");
     assert_eq!((t.from, t.to), (State::HalfOpen, State::Open));
-    assert_eq!(b.acquire(6 * SECOND), Err(Rejected::Open { retry_after: 2 * SECOND }), "second wait doubled");
+    assert_eq!(
+        b.acquire(6 * SECOND),
+        Err(Rejected::Open {
+            retry_after: 2 * SECOND
+        }),
+        "second wait doubled"
+    );
 }
 
 #[test]
@@ -134,7 +190,12 @@ fn repeated_failed_probes_back_off_up_to_the_cap_and_closing_resets() {
 
 #[test]
 fn jitter_is_deterministic_for_a_seed() {
-    let config = BreakerConfig { failure_threshold: Some(1), jitter_permille: 500, jitter_seed: 99, ..BreakerConfig::new() };
+    let config = BreakerConfig {
+        failure_threshold: Some(1),
+        jitter_permille: 500,
+        jitter_seed: 99,
+        ..BreakerConfig::new()
+    };
     let waits = |config: BreakerConfig| -> Vec<u64> {
         let b = breaker(config);
         let mut now = 0;
@@ -152,51 +213,96 @@ fn jitter_is_deterministic_for_a_seed() {
     };
     let a = waits(config);
     assert_eq!(a, waits(config));
-    assert_ne!(a, waits(BreakerConfig { jitter_seed: 100, ..config }));
+    assert_ne!(
+        a,
+        waits(BreakerConfig {
+            jitter_seed: 100,
+            ..config
+        })
+    );
     assert!(a.windows(2).any(|w| w[0] != w[1]));
 }
 
 #[test]
 fn a_hung_probe_does_not_wedge_the_breaker() {
-    let b = breaker(BreakerConfig { failure_threshold: Some(1), wait_duration_ns: 10 * SECOND, ..BreakerConfig::new() });
+    let b = breaker(BreakerConfig {
+        failure_threshold: Some(1),
+        wait_duration_ns: 10 * SECOND,
+        ..BreakerConfig::new()
+    });
     call(&b, Outcome::Failure, 0);
     let hung = b.acquire(10 * SECOND).unwrap();
     assert_eq!(b.acquire(19 * SECOND), Err(Rejected::HalfOpenFull));
-    let rescue = b.acquire(20 * SECOND).expect("probe out longer than the wait: a new probe");
+    let rescue = b
+        .acquire(20 * SECOND)
+        .expect("probe out longer than the wait: a new probe");
     assert_eq!(rescue.kind(), PermitKind::Probe);
     assert_ne!(rescue.generation(), hung.generation());
     assert_eq!(rescue.transition(), None, "still half-open");
-    assert_eq!(b.record(hung, Outcome::Failure, 21 * SECOND), None, "the hung probe's outcome is stale");
+    assert_eq!(
+        b.record(hung, Outcome::Failure, 21 * SECOND),
+        None,
+        "the hung probe's outcome is stale"
+    );
     assert_eq!(b.state(), State::HalfOpen);
-    assert_eq!(b.record(rescue, Outcome::Success, 21 * SECOND).map(|t| t.to), Some(State::Closed));
-    assert_eq!(b.metrics(21 * SECOND).failed, 2, "stale outcomes still count in lifetime metrics");
+    assert_eq!(
+        b.record(rescue, Outcome::Success, 21 * SECOND)
+            .map(|t| t.to),
+        Some(State::Closed)
+    );
+    assert_eq!(
+        b.metrics(21 * SECOND).failed,
+        2,
+        "stale outcomes still count in lifetime metrics"
+    );
 }
 
 #[test]
 fn ignored_hands_the_probe_slot_back() {
-    let b = breaker(BreakerConfig { failure_threshold: Some(1), success_threshold: 2, ..BreakerConfig::new() });
+    let b = breaker(BreakerConfig {
+        failure_threshold: Some(1),
+        success_threshold: 2,
+        ..BreakerConfig::new()
+    });
     call(&b, Outcome::Failure, 0);
     let p = b.acquire(60 * SECOND).unwrap();
     assert_eq!(b.record(p, Outcome::Ignored, 60 * SECOND), None);
     let p = b.acquire(60 * SECOND).expect("slot handed back");
-    assert_eq!(b.record(p, Outcome::Success, 60 * SECOND), None, "1 of 2 successes");
+    assert_eq!(
+        b.record(p, Outcome::Success, 60 * SECOND),
+        None,
+        "1 of 2 successes"
+    );
     let p = b.acquire(60 * SECOND).unwrap();
-    assert_eq!(b.record(p, Outcome::Success, 60 * SECOND).map(|t| t.to), Some(State::Closed));
+    assert_eq!(
+        b.record(p, Outcome::Success, 60 * SECOND).map(|t| t.to),
+        Some(State::Closed)
+    );
 }
 
 #[test]
 fn stale_outcomes_do_not_move_the_new_state() {
-    let b = breaker(BreakerConfig { failure_threshold: Some(1), ..BreakerConfig::new() });
+    let b = breaker(BreakerConfig {
+        failure_threshold: Some(1),
+        ..BreakerConfig::new()
+    });
     let old = b.acquire(0).unwrap();
     b.reset(0);
     assert_eq!(b.record(old, Outcome::Failure, 0), None);
     assert_eq!(b.state(), State::Closed);
-    assert_eq!(b.metrics(0).window.samples, 0, "stale outcomes stay out of the window");
+    assert_eq!(
+        b.metrics(0).window.samples,
+        0,
+        "stale outcomes stay out of the window"
+    );
 }
 
 #[test]
 fn manual_states() {
-    let b = breaker(BreakerConfig { failure_threshold: Some(1), ..BreakerConfig::new() });
+    let b = breaker(BreakerConfig {
+        failure_threshold: Some(1),
+        ..BreakerConfig::new()
+    });
     let t = b.force_open(5).unwrap();
     assert_eq!((t.from, t.to, t.at), (State::Closed, State::ForcedOpen, 5));
     assert_eq!(b.acquire(1000 * SECOND), Err(Rejected::ForcedOpen));
@@ -206,43 +312,78 @@ fn manual_states() {
     assert_eq!(p.kind(), PermitKind::Passive);
     assert_eq!(b.record(p, Outcome::Failure, 0), None);
     let m = b.metrics(0);
-    assert_eq!((m.failed, m.window.samples), (0, 0), "disabled records nothing");
+    assert_eq!(
+        (m.failed, m.window.samples),
+        (0, 0),
+        "disabled records nothing"
+    );
 
     b.metrics_only(0);
     for _ in 0..5 {
-        assert_eq!(call(&b, Outcome::Failure, 0), None, "metrics-only never trips");
+        assert_eq!(
+            call(&b, Outcome::Failure, 0),
+            None,
+            "metrics-only never trips"
+        );
     }
     let m = b.metrics(0);
-    assert_eq!((m.state, m.failed, m.window.failures, m.consecutive_failures), (State::MetricsOnly, 5, 5, 5));
+    assert_eq!(
+        (m.state, m.failed, m.window.failures, m.consecutive_failures),
+        (State::MetricsOnly, 5, 5, 5)
+    );
 
     let t = b.reset(0).unwrap();
     assert_eq!((t.from, t.to), (State::MetricsOnly, State::Closed));
     assert_eq!(b.metrics(0).window.samples, 0);
-    assert!(b.reset(0).is_none(), "closed to closed is not a state change");
-    assert_eq!(call(&b, Outcome::Failure, 0).map(|t| t.to), Some(State::Open));
+    assert!(
+        b.reset(0).is_none(),
+        "closed to closed is not a state change"
+    );
+    assert_eq!(
+        call(&b, Outcome::Failure, 0).map(|t| t.to),
+        Some(State::Open)
+    );
 }
 
 #[test]
 fn closed_count_window_reads_no_clock() {
     let b = breaker(BreakerConfig::new());
-    let clock = CountingClock { now: Cell::new(0), reads: Cell::new(0) };
-    for outcome in [Outcome::Success, Outcome::Failure, Outcome::Ignored, Outcome::Success] {
+    let clock = CountingClock {
+        now: Cell::new(0),
+        reads: Cell::new(0),
+    };
+    for outcome in [
+        Outcome::Success,
+        Outcome::Failure,
+        Outcome::Ignored,
+        Outcome::Success,
+    ] {
         let p = b.acquire_with(&clock).unwrap();
         b.record_with(&clock, p, outcome);
     }
     assert_eq!(clock.reads.get(), 0);
 
     // Slow-call detection needs the time: one read per acquire and per record.
-    let slow = breaker(BreakerConfig { slow_call_rate_threshold: Some(50), ..BreakerConfig::new() });
+    let slow = breaker(BreakerConfig {
+        slow_call_rate_threshold: Some(50),
+        ..BreakerConfig::new()
+    });
     let p = slow.acquire_with(&clock).unwrap();
     slow.record_with(&clock, p, Outcome::Success);
     assert_eq!(clock.reads.get(), 2);
 
     // An open breaker reads the clock once per acquire.
-    let open = breaker(BreakerConfig { failure_threshold: Some(1), ..BreakerConfig::new() });
+    let open = breaker(BreakerConfig {
+        failure_threshold: Some(1),
+        ..BreakerConfig::new()
+    });
     let p = open.acquire_with(&clock).unwrap();
     open.record_with(&clock, p, Outcome::Failure);
-    assert_eq!(clock.reads.get(), 3, "the trip reads the clock to stamp the transition");
+    assert_eq!(
+        clock.reads.get(),
+        3,
+        "the trip reads the clock to stamp the transition"
+    );
     assert!(open.acquire_with(&clock).is_err());
     assert_eq!(clock.reads.get(), 4);
 }
@@ -268,40 +409,164 @@ fn time_window_breaker_forgets_old_failures() {
         b.record_with(&clock, p, Outcome::Success);
     }
     let p = b.acquire_with(&clock).unwrap();
-    assert_eq!(b.record_with(&clock, p, Outcome::Failure), None, "1 of 4 in the window");
+    assert_eq!(
+        b.record_with(&clock, p, Outcome::Failure),
+        None,
+        "1 of 4 in the window"
+    );
     assert_eq!(b.metrics_with(&clock).window.samples, 4);
     let p = b.acquire_with(&clock).unwrap();
-    assert_eq!(b.record_with(&clock, p, Outcome::Failure), None, "2 of 5 = 40%");
+    assert_eq!(
+        b.record_with(&clock, p, Outcome::Failure),
+        None,
+        "2 of 5 = 40%"
+    );
     let p = b.acquire_with(&clock).unwrap();
-    assert_eq!(b.record_with(&clock, p, Outcome::Failure).map(|t| t.to), Some(State::Open), "3 of 6 = 50%");
+    assert_eq!(
+        b.record_with(&clock, p, Outcome::Failure).map(|t| t.to),
+        Some(State::Open),
+        "3 of 6 = 50%"
+    );
 }
 
 #[test]
 fn config_errors_name_the_field_and_value() {
     let base = BreakerConfig::new();
     let cases: Vec<(BreakerConfig, &str, u64)> = vec![
-        (BreakerConfig { failure_threshold: Some(0), ..base }, "failure_threshold", 0),
-        (BreakerConfig { failure_rate_threshold: Some(0), ..base }, "failure_rate_threshold", 0),
-        (BreakerConfig { failure_rate_threshold: Some(101), ..base }, "failure_rate_threshold", 101),
-        (BreakerConfig { slow_call_rate_threshold: Some(200), ..base }, "slow_call_rate_threshold", 200),
-        (BreakerConfig { slow_call_duration_ns: 0, ..base }, "slow_call_duration_ns", 0),
-        (BreakerConfig { minimum_calls: 0, ..base }, "minimum_calls", 0),
-        (BreakerConfig { wait_duration_ns: 0, ..base }, "wait_duration_ns", 0),
-        (BreakerConfig { backoff_factor_milli: 999, ..base }, "backoff_factor_milli", 999),
-        (BreakerConfig { max_wait_duration_ns: Some(SECOND), ..base }, "max_wait_duration_ns", SECOND),
-        (BreakerConfig { jitter_permille: 1001, ..base }, "jitter_permille", 1001),
-        (BreakerConfig { half_open_max_calls: 0, ..base }, "half_open_max_calls", 0),
-        (BreakerConfig { half_open_max_calls: 1024, ..base }, "half_open_max_calls", 1024),
-        (BreakerConfig { success_threshold: 0, ..base }, "success_threshold", 0),
-        (BreakerConfig { window_size: Some(0), ..base }, "window_size", 0),
-        (BreakerConfig { window_size: Some(65), ..base }, "window_size", 65),
+        (
+            BreakerConfig {
+                failure_threshold: Some(0),
+                ..base
+            },
+            "failure_threshold",
+            0,
+        ),
+        (
+            BreakerConfig {
+                failure_rate_threshold: Some(0),
+                ..base
+            },
+            "failure_rate_threshold",
+            0,
+        ),
+        (
+            BreakerConfig {
+                failure_rate_threshold: Some(101),
+                ..base
+            },
+            "failure_rate_threshold",
+            101,
+        ),
+        (
+            BreakerConfig {
+                slow_call_rate_threshold: Some(200),
+                ..base
+            },
+            "slow_call_rate_threshold",
+            200,
+        ),
+        (
+            BreakerConfig {
+                slow_call_duration_ns: 0,
+                ..base
+            },
+            "slow_call_duration_ns",
+            0,
+        ),
+        (
+            BreakerConfig {
+                minimum_calls: 0,
+                ..base
+            },
+            "minimum_calls",
+            0,
+        ),
+        (
+            BreakerConfig {
+                wait_duration_ns: 0,
+                ..base
+            },
+            "wait_duration_ns",
+            0,
+        ),
+        (
+            BreakerConfig {
+                backoff_factor_milli: 999,
+                ..base
+            },
+            "backoff_factor_milli",
+            999,
+        ),
+        (
+            BreakerConfig {
+                max_wait_duration_ns: Some(SECOND),
+                ..base
+            },
+            "max_wait_duration_ns",
+            SECOND,
+        ),
+        (
+            BreakerConfig {
+                jitter_permille: 1001,
+                ..base
+            },
+            "jitter_permille",
+            1001,
+        ),
+        (
+            BreakerConfig {
+                half_open_max_calls: 0,
+                ..base
+            },
+            "half_open_max_calls",
+            0,
+        ),
+        (
+            BreakerConfig {
+                half_open_max_calls: 1024,
+                ..base
+            },
+            "half_open_max_calls",
+            1024,
+        ),
+        (
+            BreakerConfig {
+                success_threshold: 0,
+                ..base
+            },
+            "success_threshold",
+            0,
+        ),
+        (
+            BreakerConfig {
+                window_size: Some(0),
+                ..base
+            },
+            "window_size",
+            0,
+        ),
+        (
+            BreakerConfig {
+                window_size: Some(65),
+                ..base
+            },
+            "window_size",
+            65,
+        ),
     ];
     for (config, field, value) in cases {
         let e = Breaker::new(config).unwrap_err();
         assert_eq!((e.field, e.value), (field, value));
-        assert!(e.to_string().contains(field) && e.to_string().contains(&value.to_string()), "{e}");
+        assert!(
+            e.to_string().contains(field) && e.to_string().contains(&value.to_string()),
+            "{e}"
+        );
     }
-    let e = CircuitBreaker::<TimeWindow<10>>::new(BreakerConfig { bucket_duration_ns: 0, ..base }).unwrap_err();
+    let e = CircuitBreaker::<TimeWindow<10>>::new(BreakerConfig {
+        bucket_duration_ns: 0,
+        ..base
+    })
+    .unwrap_err();
     assert_eq!(e.field, "bucket_duration_ns");
     assert_eq!(Breaker::new(base).unwrap().config(), base);
 }
@@ -310,13 +575,26 @@ fn config_errors_name_the_field_and_value() {
 fn times_far_from_zero_work() {
     // Callers may pass any monotonic time, e.g. CLOCK_REALTIME in ns (~2^60.6).
     let t0 = 1_790_000_000 * SECOND;
-    let b = breaker(BreakerConfig { failure_threshold: Some(1), wait_duration_ns: SECOND, ..BreakerConfig::new() });
+    let b = breaker(BreakerConfig {
+        failure_threshold: Some(1),
+        wait_duration_ns: SECOND,
+        ..BreakerConfig::new()
+    });
     call(&b, Outcome::Failure, t0);
     assert_eq!(b.retry_after(t0 + SECOND / 2), SECOND / 2);
     assert_eq!(b.metrics(t0).last_transition_at, Some(t0));
     assert!(b.acquire(t0 + SECOND).is_ok());
     // A caller whose clock read is slightly behind the transition sees the full wait.
-    let b = breaker(BreakerConfig { failure_threshold: Some(1), wait_duration_ns: SECOND, ..BreakerConfig::new() });
+    let b = breaker(BreakerConfig {
+        failure_threshold: Some(1),
+        wait_duration_ns: SECOND,
+        ..BreakerConfig::new()
+    });
     call(&b, Outcome::Failure, t0);
-    assert_eq!(b.acquire(t0 - 5), Err(Rejected::Open { retry_after: SECOND }));
+    assert_eq!(
+        b.acquire(t0 - 5),
+        Err(Rejected::Open {
+            retry_after: SECOND
+        })
+    );
 }
