@@ -40,8 +40,13 @@ impl Backoff {
         if self.factor_milli > 1000 {
             let mut i = 0;
             while i < step && d < self.max_ns {
-                d = match d.checked_mul(self.factor_milli as u64) {
-                    Some(p) => p / 1000,
+                // d * f / 1000 exactly, as (d / 1000) * f + (d % 1000) * f / 1000.
+                let f = self.factor_milli as u64;
+                d = match (d / 1000).checked_mul(f) {
+                    Some(q) => match q.checked_add(d % 1000 * f / 1000) {
+                        Some(v) => v,
+                        None => u64::MAX,
+                    },
                     None => u64::MAX,
                 };
                 if d > self.max_ns {

@@ -18,13 +18,14 @@ impl Tagged {
     }
 
     #[inline]
-    fn add(&self, epoch: u32) {
+    fn add(&self, epoch: u32, span: u32) {
         let mut cur = self.0.load(Ordering::Relaxed);
         loop {
             let tag = (cur >> 32) as u32;
             let count = cur as u32;
-            // A tag ahead of ours belongs to a caller whose clock read was later: add to it.
-            let next = if tag == epoch || (tag.wrapping_sub(epoch) as i32) > 0 {
+            // A tag less than a window ahead of ours belongs to a caller whose clock read
+            // was later: add to it rather than wipe its count. Anything else is stale.
+            let next = if tag.wrapping_sub(epoch) < span {
                 (cur & !0xFFFF_FFFF) | count.saturating_add(1) as u64
             } else {
                 ((epoch as u64) << 32) | 1
@@ -115,12 +116,13 @@ impl<const B: usize> Window for TimeWindow<B> {
     #[inline]
     fn record(&self, failure: bool, slow: bool, now: u64) {
         let (bucket, epoch) = self.locate(now);
-        bucket.total.add(epoch);
+        let span = B as u32;
+        bucket.total.add(epoch, span);
         if failure {
-            bucket.failures.add(epoch);
+            bucket.failures.add(epoch, span);
         }
         if slow {
-            bucket.slow.add(epoch);
+            bucket.slow.add(epoch, span);
         }
     }
 
@@ -189,6 +191,25 @@ mod tests {
         assert_eq!(w.stats(100 * S), WindowStats::default());
         w.clear();
         assert_eq!(w.stats(4 * S), WindowStats::default());
+    }
+
+    #[test]
+    fn epochs_past_2_pow_31_count() {
+        let w = TimeWindow::<4>::new(1).unwrap();
+        w.record(true, false, 0);
+        let late = (1 << 31) + 4;
+        w.record(true, false, late);
+        assert_eq!(
+            w.stats(late),
+            WindowStats {
+                samples: 1,
+                failures: 1,
+                slow: 0
+            }
+        );
+        let later = (1 << 32) + 7;
+        w.record(false, false, later);
+        assert_eq!(w.stats(later).samples, 1);
     }
 
     #[test]
