@@ -9,8 +9,8 @@ LOOM_MAX_PREEMPTIONS ?= 2
 .PHONY: test setup fmt-check clippy unit loom nostd fmt
 
 ## Everything CI checks: formatting, lints, unit/integration/property/stress tests, loom models,
-## and the no_std builds for Cortex-M0/M4F and RV32.
-test: setup fmt-check clippy unit loom nostd
+## the no_std builds, and the firmware tests in QEMU.
+test: setup fmt-check clippy unit loom nostd firmware
 	@echo "make test: all checks passed"
 
 ## Installs what the checks need (idempotent): rustfmt, clippy, embedded targets.
@@ -37,7 +37,7 @@ unit:
 ## rebuilds every crate).
 loom:
 	RUSTFLAGS="$(LOOM_FLAGS)" LOOM_MAX_PREEMPTIONS=$(LOOM_MAX_PREEMPTIONS) CARGO_TARGET_DIR=target/loom \
-		$(CARGO) test -p fastbreaker-tests --test loom --release
+		$(CARGO) test -p fastbreaker-tests --test loom --test loom_bucket --release
 
 ## The core without std on firmware targets.
 nostd: setup
@@ -46,3 +46,6 @@ nostd: setup
 	$(CARGO) build -p fastbreaker --no-default-features --target thumbv7m-none-eabi
 	$(CARGO) build -p fastbreaker --no-default-features --features critical-section --target thumbv6m-none-eabi
 	$(CARGO) build -p fastbreaker --no-default-features --features critical-section --target riscv32imc-unknown-none-elf
+
+# Fragments owned by their parts of the tree (after `test`, which stays the default goal).
+include tests/firmware/firmware.mk

@@ -272,6 +272,9 @@ impl Settings {
 /// Bits of the transition-time word that hold the time; the top 8 hold the generation's
 /// low byte as a tag.
 const TIME_MASK: u64 = (1 << 56) - 1;
+/// The consecutive-failure word: the generation's low byte above a 24-bit count.
+const COUNT_BITS: u32 = 24;
+const COUNT_MASK: u32 = (1 << COUNT_BITS) - 1;
 
 /// A lock-free circuit breaker over the sliding window `W`
 /// ([`CountWindow`] or [`TimeWindow`]).
@@ -283,8 +286,10 @@ const TIME_MASK: u64 = (1 << 56) - 1;
 /// that needs it; until then, callers take the state as having just begun. Times are kept
 /// modulo 2^56 ns (2.28 years), so a state older than 1.1 years reads as new.
 ///
-/// Orderings are `Relaxed` throughout: each word is self-contained, nothing else is
-/// published through it, and every decision is committed by a CAS on the word it read.
+/// Orderings are `Relaxed` except on the time word: each word is self-contained and every
+/// decision is committed by a CAS on the word it read. The time word is published with
+/// Release and read with Acquire so that a caller who finds a newer generation's start there
+/// also sees the newer state word and decides again on it.
 ///
 /// A closed breaker on a count window needs no clock: [`acquire_with`](Self::acquire_with)
 /// and [`record_with`](Self::record_with) read one only when the state or the configuration
@@ -455,11 +460,14 @@ impl<W: Window> CircuitBreaker<W> {
 
     /// Nanoseconds until an open breaker admits a probe; 0 in every other state.
     pub fn retry_after(&self, now: u64) -> u64 {
-        let w = Word::unpack(self.state.load(Ordering::Relaxed));
-        if w.state == State::Open {
-            self.wait_left(w, now)
-        } else {
-            0
+        loop {
+            let w = Word::unpack(self.state.load(Ordering::Relaxed));
+            if w.state != State::Open {
+                return 0;
+            }
+            if let Some(left) = self.wait_left(w, now) {
+                return left;
+            }
         }
     }
 
@@ -477,7 +485,7 @@ impl<W: Window> CircuitBreaker<W> {
             ignored: c.ignored.load(Ordering::Relaxed),
             slow: c.slow.load(Ordering::Relaxed),
             trips: c.trips.load(Ordering::Relaxed),
-            consecutive_failures: self.consecutive_failures.load(Ordering::Relaxed),
+            consecutive_failures: self.consecutive(w.generation),
             half_open_in_flight: if w.state == State::HalfOpen {
                 w.in_flight
             } else {
@@ -490,7 +498,7 @@ impl<W: Window> CircuitBreaker<W> {
                 self.read_time(w.generation, now)
             },
             retry_after: if w.state == State::Open {
-                self.wait_left(w, now)
+                self.retry_after(now)
             } else {
                 0
             },
@@ -539,7 +547,14 @@ impl<W: Window> CircuitBreaker<W> {
             let needs_time = w.state == State::Open
                 || (w.state == State::HalfOpen && w.in_flight >= limits.half_open_max_calls);
             let left = if needs_time {
-                self.wait_left(w, now.get())
+                match self.wait_left(w, now.get()) {
+                    Some(left) => left,
+                    None => {
+                        // The state moved on since we loaded it: decide on the new one.
+                        cur = self.state.load(Ordering::Relaxed);
+                        continue;
+                    }
+                }
             } else {
                 u64::MAX
             };
@@ -631,7 +646,7 @@ impl<W: Window> CircuitBreaker<W> {
                 if outcome == Outcome::Ignored {
                     return None;
                 }
-                let trip = self.observe(outcome == Outcome::Failure, slow, now);
+                let trip = self.observe(permit.generation, outcome == Outcome::Failure, slow, now);
                 if permit.kind == PermitKind::Observe || !trip {
                     return None;
                 }
@@ -665,19 +680,22 @@ impl<W: Window> CircuitBreaker<W> {
         }
     }
 
-    /// Puts an outcome into the consecutive counter and the window; whether a rule fired.
+    /// Puts an outcome of generation `gen` into the consecutive counter and the window;
+    /// whether a rule fired.
     #[inline]
-    fn observe(&self, failure: bool, slow: bool, now: &mut impl Now) -> bool {
+    fn observe(&self, gen: u64, failure: bool, slow: bool, now: &mut impl Now) -> bool {
         let s = &self.settings;
         let mut trip = false;
         if failure {
-            let n = self
-                .consecutive_failures
-                .fetch_add(1, Ordering::Relaxed)
-                .saturating_add(1);
-            trip = s.failure_threshold != 0 && n >= s.failure_threshold;
-        } else if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
-            self.consecutive_failures.store(0, Ordering::Relaxed);
+            match self.count_failure(gen) {
+                Some(n) => trip = s.failure_threshold != 0 && n >= s.failure_threshold,
+                None => return false, // a later generation owns the counter: stale
+            }
+        } else {
+            self.count_success(gen);
+        }
+        if Word::unpack(self.state.load(Ordering::Relaxed)).generation != gen {
+            return false; // the state changed meanwhile: keep the outcome out of the window
         }
         let t = if W::NEEDS_TIME { now.get() } else { 0 };
         self.window.record(failure, slow, t);
@@ -722,10 +740,13 @@ impl<W: Window> CircuitBreaker<W> {
         if tripped {
             self.counters.trips.fetch_add(1, Ordering::Relaxed);
         }
-        if tripped || to.state == State::Closed {
-            // Open accepts no outcomes until it closes again, so clearing here races only
-            // with stale outcomes; a reset clears what was recorded before it.
-            self.consecutive_failures.store(0, Ordering::Relaxed);
+        // The consecutive counter needs no reset: it is tagged with its generation. The
+        // window is cleared only while the new generation is still current, so a delayed
+        // clear does not wipe a later period (up to the few instructions between the check
+        // and the clear: see the README's notes on concurrency).
+        if (tripped || to.state == State::Closed)
+            && Word::unpack(self.state.load(Ordering::Relaxed)).generation == to.generation
+        {
             self.window.clear();
         }
         (from.state != to.state).then_some(Transition {
@@ -736,27 +757,86 @@ impl<W: Window> CircuitBreaker<W> {
         })
     }
 
-    /// Nanoseconds left of the wait of the Open (or half-open probe timeout) period `w`.
-    fn wait_left(&self, w: Word, now: u64) -> u64 {
-        let since = self.transition_time(w.generation, now);
+    /// Nanoseconds left of the wait of the Open (or half-open probe timeout) period `w`;
+    /// `None` if `w` is no longer the current state.
+    fn wait_left(&self, w: Word, now: u64) -> Option<u64> {
+        let since = self.transition_time(w.generation, now)?;
         let wait = self.settings.backoff().delay(w.step as u32, w.generation);
-        wait.saturating_sub(now.saturating_sub(since))
+        Some(wait.saturating_sub(now.saturating_sub(since)))
     }
 
-    /// When generation `gen` began; publishes `now` for it if nobody has yet.
-    fn transition_time(&self, gen: u64, now: u64) -> u64 {
+    /// When generation `gen` began; publishes `now` for it if nobody has yet. `None` if
+    /// `gen` is no longer current.
+    fn transition_time(&self, gen: u64, now: u64) -> Option<u64> {
         match self.read_time(gen, now) {
-            Some(t) => t,
-            None => {
-                self.publish_time(gen, now);
-                now
+            Some(t) => Some(t),
+            None => self.publish_time(gen, now).then_some(now),
+        }
+    }
+
+    /// Adds a failure of generation `gen` to the consecutive counter (tagged with the
+    /// generation's low byte: a counter of an earlier generation counts as 0). Returns the
+    /// new count, or `None` if a later generation owns the counter.
+    fn count_failure(&self, gen: u64) -> Option<u32> {
+        let tag = gen as u8;
+        let mut cur = self.consecutive_failures.load(Ordering::Relaxed);
+        loop {
+            let (ctag, count) = ((cur >> COUNT_BITS) as u8, cur & COUNT_MASK);
+            let n = if ctag == tag {
+                (count + 1).min(COUNT_MASK)
+            } else if (tag.wrapping_sub(ctag) as i8) > 0 {
+                1
+            } else {
+                return None;
+            };
+            let next = ((tag as u32) << COUNT_BITS) | n;
+            match self.consecutive_failures.compare_exchange_weak(
+                cur,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(n),
+                Err(actual) => cur = actual,
             }
+        }
+    }
+
+    /// A success of generation `gen` ends the run of failures. Reads only, unless there is
+    /// a run of this generation to end.
+    fn count_success(&self, gen: u64) {
+        let tag = gen as u8;
+        let mut cur = self.consecutive_failures.load(Ordering::Relaxed);
+        while (cur >> COUNT_BITS) as u8 == tag && cur & COUNT_MASK != 0 {
+            match self.consecutive_failures.compare_exchange_weak(
+                cur,
+                (tag as u32) << COUNT_BITS,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// The consecutive failures of generation `gen`.
+    fn consecutive(&self, gen: u64) -> u32 {
+        let cur = self.consecutive_failures.load(Ordering::Relaxed);
+        if (cur >> COUNT_BITS) as u8 == gen as u8 {
+            cur & COUNT_MASK
+        } else {
+            0
         }
     }
 
     /// The start of generation `gen`, if the time word holds it.
     fn read_time(&self, gen: u64, now: u64) -> Option<u64> {
-        let t = self.time.load(Ordering::Relaxed);
+        // Acquire: pairs with the Release CAS in `publish_time`. Whoever sees generation g's
+        // start then also sees the state word at g or later (the publisher read it there),
+        // so a caller holding an older word finds out, reloads it, and does not mistake a
+        // newer generation's start for a missing one of its own.
+        let t = self.time.load(Ordering::Acquire);
         if (t >> 56) as u8 != gen as u8 {
             return None;
         }
@@ -769,21 +849,34 @@ impl<W: Window> CircuitBreaker<W> {
         })
     }
 
-    /// Stores `t` as the start of generation `gen` unless that or a newer generation's start
-    /// is already stored.
-    fn publish_time(&self, gen: u64, t: u64) {
+    /// Stores `t` as the start of generation `gen`, if `gen` is the current generation and
+    /// its start is not stored yet. Returns whether `gen` is (or was, an instant ago) current.
+    ///
+    /// Only the current generation publishes, and it checks that after loading the time
+    /// word: a CAS that succeeds therefore overwrote no later generation's start, and a
+    /// late publisher cannot hide the current one's (a later generation overwrites any
+    /// other tag when it publishes, and its readers publish for it if its maker is late).
+    fn publish_time(&self, gen: u64, t: u64) -> bool {
         let tag = gen as u8;
         let new = ((tag as u64) << 56) | (t & TIME_MASK);
-        let mut cur = self.time.load(Ordering::Relaxed);
+        // Acquire: pairs with the Release CAS below, made by another publisher.
+        let mut cur = self.time.load(Ordering::Acquire);
         loop {
-            if (tag.wrapping_sub((cur >> 56) as u8) as i8) <= 0 {
-                return;
+            if (cur >> 56) as u8 == tag {
+                return true;
             }
-            match self
-                .time
-                .compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => return,
+            if Word::unpack(self.state.load(Ordering::Relaxed)).generation != gen {
+                return false;
+            }
+            match self.time.compare_exchange_weak(
+                cur,
+                new,
+                // Release: pairs with the Acquire loads of the time word (see
+                // `read_time`); publishes the state word this thread checked above.
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
                 Err(actual) => cur = actual,
             }
         }

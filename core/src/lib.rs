@@ -35,11 +35,20 @@
 //! ```
 //!
 //! ## Where lock-freedom ends
-//! The breaker's state is one 64-bit word changed by compare-and-swap. On targets without a
-//! native 64-bit CAS (Cortex-M0/M3/M4, RV32), portable-atomic emulates 64-bit atomics: with
-//! its `critical-section` feature (forwarded by this crate's feature of the same name) by
-//! briefly disabling interrupts, otherwise (targets with a 32-bit CAS) with a lock-based
-//! fallback. The 32-bit window counters stay native wherever a 32-bit CAS exists.
+//! The breaker's state and time words, its lifetime counters and the token bucket are
+//! 64-bit atomics from portable-atomic; the count window and the consecutive-failure
+//! counter are 32-bit. On targets with a native 64-bit CAS (x86-64, AArch64, RV64) all of
+//! it is lock-free. Elsewhere the firmware picks how portable-atomic provides what the core
+//! lacks:
+//! - thumbv6m and riscv32imc have no CAS at all: enable this crate's `critical-section`
+//!   feature (and provide a critical-section implementation), or portable-atomic's
+//!   `unsafe-assume-single-core`. Every read-modify-write then runs with interrupts masked.
+//! - thumbv7m/thumbv7em have a 32-bit CAS only: by default portable-atomic emulates 64-bit
+//!   atomics with a table of spinlocks, which **deadlocks if an interrupt handler uses a
+//!   primitive while the code it interrupted holds the lock**. Use
+//!   `unsafe-assume-single-core` (or `unsafe-assume-privileged` on multi-core parts) when a
+//!   breaker or bucket is shared with interrupt handlers. This crate's `critical-section`
+//!   feature changes nothing there.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

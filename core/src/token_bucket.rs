@@ -158,6 +158,9 @@ impl TokenBucket {
     #[inline]
     pub fn try_acquire(&self, n: u64, now: u64) -> Result<(), Rejected> {
         let cost = self.cost(n)?;
+        if n == 0 {
+            return Ok(());
+        }
         let t = self.units(now);
         let limit = t + self.tolerance;
         let mut tat = self.tat.load(Ordering::Relaxed);
@@ -167,9 +170,6 @@ impl TokenBucket {
                 return Err(Rejected::RateLimited {
                     retry_after: self.wait_ns(now, next - limit),
                 });
-            }
-            if n == 0 {
-                return Ok(());
             }
             match self
                 .tat

@@ -248,9 +248,11 @@ impl Model {
         if to == State::Open {
             self.trips += 1;
         }
+        // Every period starts its own run of consecutive failures; the window is emptied
+        // when the breaker trips or closes.
+        self.consecutive = 0;
         if matches!(to, State::Open | State::Closed) {
             self.window.clear();
-            self.consecutive = 0;
         }
         (from != to).then_some(Transition {
             from,
