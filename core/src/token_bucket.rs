@@ -142,19 +142,25 @@ impl TokenBucket {
         now >> self.shift
     }
 
-    /// Nanoseconds from `now` until the unit clock reads `units_now + wait`.
+    /// Nanoseconds from `now` until the unit clock reads `units_now + wait` (saturating).
     #[inline]
     fn wait_ns(&self, now: u64, wait: u64) -> u64 {
         if wait == 0 {
-            0
-        } else {
-            ((self.units(now) + wait) << self.shift) - now
+            return 0;
         }
+        let end = self.units(now).saturating_add(wait);
+        let end_ns = if end > u64::MAX >> self.shift {
+            u64::MAX
+        } else {
+            end << self.shift
+        };
+        end_ns.saturating_sub(now)
     }
 
     /// Takes `n` tokens at `now` if they are all there; otherwise takes nothing and says how
     /// long until they would be. `n` above the burst can never succeed:
-    /// [`Rejected::ExceedsCapacity`]. `n = 0` always succeeds.
+    /// [`Rejected::ExceedsCapacity`]. `n = 0` always succeeds and takes nothing (as do
+    /// `reserve(0)` and `retry_after(0)`, which answer 0).
     #[inline]
     pub fn try_acquire(&self, n: u64, now: u64) -> Result<(), Rejected> {
         let cost = self.cost(n)?;
@@ -165,7 +171,8 @@ impl TokenBucket {
         let limit = t + self.tolerance;
         let mut tat = self.tat.load(Ordering::Relaxed);
         loop {
-            let next = tat.max(t) + cost;
+            // Saturating: queued reservations may have pushed the TAT to the end of time.
+            let next = tat.max(t).saturating_add(cost);
             if next > limit {
                 return Err(Rejected::RateLimited {
                     retry_after: self.wait_ns(now, next - limit),
@@ -198,21 +205,18 @@ impl TokenBucket {
     /// otherwise takes nothing and returns [`Rejected::RateLimited`] with the wait.
     pub fn reserve_within(&self, n: u64, now: u64, max_wait_ns: u64) -> Result<u64, Rejected> {
         let cost = self.cost(n)?;
+        if n == 0 {
+            return Ok(0);
+        }
         let t = self.units(now);
         let limit = t + self.tolerance;
         let mut tat = self.tat.load(Ordering::Relaxed);
         loop {
             // Queued reservations may push the TAT past the 2^62 budget: saturate there.
             let next = tat.max(t).saturating_add(cost);
-            let wait = self.wait_ns(
-                now,
-                next.saturating_sub(limit).min(u64::MAX >> (self.shift + 1)),
-            );
+            let wait = self.wait_ns(now, next.saturating_sub(limit));
             if wait > max_wait_ns {
                 return Err(Rejected::RateLimited { retry_after: wait });
-            }
-            if n == 0 {
-                return Ok(wait);
             }
             match self
                 .tat
@@ -253,10 +257,13 @@ impl TokenBucket {
     /// Nanoseconds until `n` tokens could be taken (0 if now).
     pub fn retry_after(&self, n: u64, now: u64) -> Result<u64, Rejected> {
         let cost = self.cost(n)?;
+        if n == 0 {
+            return Ok(0);
+        }
         let t = self.units(now);
         let tat = self.tat.load(Ordering::Relaxed).max(t);
         let wait = tat.saturating_add(cost).saturating_sub(t + self.tolerance);
-        Ok(self.wait_ns(now, wait.min(u64::MAX >> (self.shift + 1))))
+        Ok(self.wait_ns(now, wait))
     }
 
     /// Limit, remaining, reset and retry-after at `now`, from one read of the state.
@@ -264,12 +271,11 @@ impl TokenBucket {
         let t = self.units(now);
         let tat = self.tat.load(Ordering::Relaxed).max(t);
         let limit = t + self.tolerance;
-        let clamp = |w: u64| w.min(u64::MAX >> (self.shift + 1));
         BucketState {
             limit: self.burst,
             remaining: (limit.saturating_sub(tat) / self.interval).min(self.burst),
-            reset_after: self.wait_ns(now, clamp(tat - t)),
-            retry_after: self.wait_ns(now, clamp((tat + self.interval).saturating_sub(limit))),
+            reset_after: self.wait_ns(now, tat - t),
+            retry_after: self.wait_ns(now, tat.saturating_add(self.interval).saturating_sub(limit)),
         }
     }
 
