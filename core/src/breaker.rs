@@ -475,14 +475,19 @@ impl<W: Window> CircuitBreaker<W> {
     pub fn metrics(&self, now: u64) -> Metrics {
         let w = Word::unpack(self.state.load(Ordering::Relaxed));
         let c = &self.counters;
+        // Acquire: pairs with the Release increments in `record_inner`; outcomes are read
+        // before permits so that succeeded + failed + ignored <= permitted in every snapshot.
+        let succeeded = c.succeeded.load(Ordering::Acquire);
+        let failed = c.failed.load(Ordering::Acquire);
+        let ignored = c.ignored.load(Ordering::Acquire);
         Metrics {
             state: w.state,
             generation: w.generation,
             permitted: c.permitted.load(Ordering::Relaxed),
             rejected: c.rejected.load(Ordering::Relaxed),
-            succeeded: c.succeeded.load(Ordering::Relaxed),
-            failed: c.failed.load(Ordering::Relaxed),
-            ignored: c.ignored.load(Ordering::Relaxed),
+            succeeded,
+            failed,
+            ignored,
             slow: c.slow.load(Ordering::Relaxed),
             trips: c.trips.load(Ordering::Relaxed),
             consecutive_failures: self.consecutive(w.generation),
@@ -628,10 +633,13 @@ impl<W: Window> CircuitBreaker<W> {
         let slow =
             s.detects_slow_calls() && outcome != Outcome::Ignored && duration > s.slow_call_ns;
         let c = &self.counters;
+        // Release: pairs with the Acquire loads in `metrics`, which read the outcome counters
+        // before `permitted`, so a snapshot never shows more outcomes than permits. (On x86
+        // a locked add is a full barrier anyway.)
         match outcome {
-            Outcome::Success => c.succeeded.fetch_add(1, Ordering::Relaxed),
-            Outcome::Failure => c.failed.fetch_add(1, Ordering::Relaxed),
-            Outcome::Ignored => c.ignored.fetch_add(1, Ordering::Relaxed),
+            Outcome::Success => c.succeeded.fetch_add(1, Ordering::Release),
+            Outcome::Failure => c.failed.fetch_add(1, Ordering::Release),
+            Outcome::Ignored => c.ignored.fetch_add(1, Ordering::Release),
         };
         if slow {
             c.slow.fetch_add(1, Ordering::Relaxed);

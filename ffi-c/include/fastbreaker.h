@@ -1,0 +1,1176 @@
+/*
+ * fastbreaker: a lock-free circuit breaker, GCRA token bucket and bulkhead.
+ * C API of libfastbreaker.a / libfastbreaker.so. SPDX-License-Identifier: MIT OR Apache-2.0
+ *
+ * GENERATED from ffi-c/src by cbindgen (`make ffi-header`); do not edit by hand.
+ *
+ * Conventions. Functions return an fb_result: FB_OK (0), FB_REJECTED (1, not an error), or a
+ * negative FB_ERR_*; fb_last_error() then describes the failure on this thread. Every pointer
+ * argument is checked (FB_ERR_NULL); every _free accepts NULL. Every function runs inside a
+ * panic boundary (FB_ERR_PANIC). Every function may be called from many threads at once on
+ * one handle, except _free, which must be the last call on its handle. Times are nanoseconds
+ * on a monotonic clock: the functions without _at read CLOCK_MONOTONIC (fb_now_ns()); the _at
+ * variants take the caller's now_ns, which must come from one monotonic clock per handle.
+ */
+
+#ifndef FASTBREAKER_H
+#define FASTBREAKER_H
+
+/* Generated with cbindgen:0.29.4 */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#define FB_STRINGIFY_(x) #x
+#define FB_STRINGIFY(x) FB_STRINGIFY_(x)
+/** The version of this header, "MAJOR.MINOR.PATCH"; fb_version() gives the library's. */
+#define FB_VERSION_STRING \
+    FB_STRINGIFY(FB_VERSION_MAJOR) "." FB_STRINGIFY(FB_VERSION_MINOR) "." FB_STRINGIFY(FB_VERSION_PATCH)
+
+/**
+ * Major version of the library this header belongs to.
+ */
+#define FB_VERSION_MAJOR 0
+
+/**
+ * Minor version of the library this header belongs to.
+ */
+#define FB_VERSION_MINOR 1
+
+/**
+ * Patch version of the library this header belongs to.
+ */
+#define FB_VERSION_PATCH 0
+
+/**
+ * One microsecond in the library's unit of time (nanoseconds).
+ */
+#define FB_MICROSECOND 1000ull
+
+/**
+ * One millisecond in nanoseconds.
+ */
+#define FB_MILLISECOND 1000000ull
+
+/**
+ * One second in nanoseconds.
+ */
+#define FB_SECOND 1000000000ull
+
+/**
+ * Largest `window_size` of a count window.
+ */
+#define FB_MAX_WINDOW_SIZE 1024
+
+/**
+ * Largest `window_buckets` of a time window.
+ */
+#define FB_MAX_WINDOW_BUCKETS 64
+
+/**
+ * `duration_ns` for `fb_breaker_record`: measure the call from its acquire instead.
+ */
+#define FB_DURATION_AUTO 18446744073709551615ull
+
+/**
+ * Bytes of storage that hold any breaker (`fb_breaker_init`); `fb_breaker_storage_size`
+ * gives the exact, often much smaller, need of one configuration.
+ */
+#define FB_BREAKER_STORAGE_SIZE 1688
+
+/**
+ * Alignment of breaker storage.
+ */
+#define FB_BREAKER_STORAGE_ALIGN 8
+
+/**
+ * Bytes of storage that hold a bucket (`fb_bucket_init`).
+ */
+#define FB_BUCKET_STORAGE_SIZE 48
+
+/**
+ * Alignment of bucket storage.
+ */
+#define FB_BUCKET_STORAGE_ALIGN 8
+
+/**
+ * Bytes of storage that hold a bulkhead (`fb_bulkhead_init`).
+ */
+#define FB_BULKHEAD_STORAGE_SIZE 40
+
+/**
+ * Alignment of bulkhead storage.
+ */
+#define FB_BULKHEAD_STORAGE_ALIGN 8
+
+/**
+ * A circuit breaker (opaque). Create it with `fb_breaker_new` or `fb_breaker_init`.
+ */
+typedef struct fb_breaker fb_breaker;
+
+/**
+ * A GCRA token bucket (opaque). Create it with `fb_bucket_new` or `fb_bucket_init`.
+ */
+typedef struct fb_bucket fb_bucket;
+
+/**
+ * A bulkhead, a limit on calls in flight (opaque). Create it with `fb_bulkhead_new` or
+ * `fb_bulkhead_init`.
+ */
+typedef struct fb_bulkhead fb_bulkhead;
+
+/**
+ * Result of an `fb_*` call: `FB_OK` (0), `FB_REJECTED` (1), or a negative `FB_ERR_*`.
+ */
+typedef int32_t fb_result;
+
+/**
+ * The kind of sliding window a breaker computes its rates over (`FB_WINDOW_*`).
+ */
+typedef uint32_t fb_window_kind;
+
+/**
+ * How a breaker decides to open and when it tries again. Start from
+ * `fb_breaker_config_default()` and change fields. Times are nanoseconds.
+ *
+ * A rule or limit that is off is 0 (the Rust core's `None`).
+ */
+typedef struct fb_breaker_config {
+    /**
+     * Open after this many failures in a row; 0 = rule off. Default 5.
+     */
+    uint32_t failure_threshold;
+    /**
+     * Open when at least this percentage (1..=100) of the window's outcomes are failures,
+     * once it holds `minimum_calls`; 0 = rule off. Default 0.
+     */
+    uint32_t failure_rate_threshold;
+    /**
+     * Open when at least this percentage (1..=100) of the window's outcomes were slow,
+     * once it holds `minimum_calls`; 0 = rule off. Default 0.
+     */
+    uint32_t slow_call_rate_threshold;
+    /**
+     * Outcomes the window must hold before the rate rules apply. At least 1. Default 10.
+     */
+    uint32_t minimum_calls;
+    /**
+     * A call that took longer than this is slow (used when `slow_call_rate_threshold` is
+     * set). Non-zero. Default 60 s.
+     */
+    uint64_t slow_call_duration_ns;
+    /**
+     * `FB_WINDOW_COUNT` (default) or `FB_WINDOW_TIME`.
+     */
+    fb_window_kind window_kind;
+    /**
+     * Count window: how many of the last outcomes count, 1..=`FB_MAX_WINDOW_SIZE`;
+     * 0 = `FB_MAX_WINDOW_SIZE`. Default 0. Windows of up to 64 and 256 outcomes take less
+     * storage.
+     */
+    uint32_t window_size;
+    /**
+     * Time window: number of buckets, 1..=`FB_MAX_WINDOW_BUCKETS`. Default 10.
+     */
+    uint32_t window_buckets;
+    /**
+     * Time window: span of one bucket. Non-zero. Default 1 s.
+     */
+    uint64_t bucket_duration_ns;
+    /**
+     * How long the breaker stays open before admitting a probe. Non-zero. Default 60 s.
+     */
+    uint64_t wait_duration_ns;
+    /**
+     * Growth of the wait per repeated trip, in thousandths (1000 = none, 2000 = doubling).
+     * At least 1000. Default 1000.
+     */
+    uint32_t backoff_factor_milli;
+    /**
+     * Part of the wait, in thousandths (0..=1000), that jitter may take away. Default 0.
+     */
+    uint32_t jitter_permille;
+    /**
+     * Cap of the grown wait, at least `wait_duration_ns`; 0 = no cap. Default 0.
+     */
+    uint64_t max_wait_duration_ns;
+    /**
+     * Seed of the jitter: the same seed gives the same waits. Default 0.
+     */
+    uint64_t jitter_seed;
+    /**
+     * Probes admitted at once in half-open, 1..=1023. Default 1.
+     */
+    uint32_t half_open_max_calls;
+    /**
+     * Probe successes that close the breaker, 1..=1023. Default 1.
+     */
+    uint32_t success_threshold;
+} fb_breaker_config;
+
+/**
+ * Why an acquire was refused (`FB_REJECT_*`).
+ */
+typedef uint32_t fb_reject_reason;
+
+/**
+ * Leave to make one call (from `fb_breaker_acquire`), or why there is none.
+ *
+ * After `FB_OK`, hand it back to `fb_breaker_record` with the call's outcome; do not change
+ * `kind`, `generation` or `started_at`. An outcome recorded after the breaker changed state
+ * moves nothing. After `FB_REJECTED`, `reason` and `retry_after_ns` say why.
+ */
+typedef struct fb_permit {
+    /**
+     * `FB_REJECT_NONE` when permitted, else why the call was refused.
+     */
+    fb_reject_reason reason;
+    /**
+     * Private: the kind of call admitted.
+     */
+    uint32_t kind;
+    /**
+     * `FB_REJECT_OPEN`: nanoseconds until a probe is admitted; otherwise 0.
+     */
+    uint64_t retry_after_ns;
+    /**
+     * Private: the generation of the state that issued the permit.
+     */
+    uint64_t generation;
+    /**
+     * Private: when the call started, if the breaker needed to know.
+     */
+    uint64_t started_at;
+} fb_permit;
+
+/**
+ * What became of a permitted call (`FB_OUTCOME_*`).
+ */
+typedef uint32_t fb_outcome;
+
+/**
+ * A breaker state (`FB_STATE_*`).
+ */
+typedef uint32_t fb_state;
+
+/**
+ * A snapshot of a breaker's state and counters, from `fb_breaker_metrics` (C cannot
+ * name a type and a function alike, hence `_stats`).
+ */
+typedef struct fb_breaker_stats {
+    /**
+     * Current state (`FB_STATE_*`).
+     */
+    fb_state state;
+    /**
+     * Consecutive failures so far in the closed state.
+     */
+    uint32_t consecutive_failures;
+    /**
+     * Current generation (bumped by every state change).
+     */
+    uint64_t generation;
+    /**
+     * Calls let through (not counting the disabled state).
+     */
+    uint64_t permitted;
+    /**
+     * Calls refused.
+     */
+    uint64_t rejected;
+    /**
+     * Successful outcomes recorded.
+     */
+    uint64_t succeeded;
+    /**
+     * Failed outcomes recorded.
+     */
+    uint64_t failed;
+    /**
+     * Ignored outcomes recorded.
+     */
+    uint64_t ignored;
+    /**
+     * Slow outcomes recorded (also counted as succeeded or failed).
+     */
+    uint64_t slow;
+    /**
+     * Times the breaker opened on its own.
+     */
+    uint64_t trips;
+    /**
+     * Outcomes in the window now.
+     */
+    uint64_t window_samples;
+    /**
+     * Failures among them.
+     */
+    uint64_t window_failures;
+    /**
+     * Slow calls among them.
+     */
+    uint64_t window_slow;
+    /**
+     * Probes in flight (half-open only).
+     */
+    uint32_t half_open_in_flight;
+    /**
+     * Whether `last_transition_at_ns` is known (false until the first state change).
+     */
+    bool has_last_transition;
+    /**
+     * When the current state began.
+     */
+    uint64_t last_transition_at_ns;
+    /**
+     * Nanoseconds until an open breaker admits a probe (0 otherwise).
+     */
+    uint64_t retry_after_ns;
+} fb_breaker_stats;
+
+/**
+ * How a bucket refills: `rate` tokens every `period_ns`, holding at most `burst`.
+ */
+typedef struct fb_bucket_config {
+    /**
+     * Tokens added per period: at least 1, at most one per nanosecond of the period.
+     * Default 1.
+     */
+    uint64_t rate;
+    /**
+     * The period, non-zero. Default 1 s.
+     */
+    uint64_t period_ns;
+    /**
+     * Capacity: the most tokens that can be taken at once, 1..=2^32. Default 1.
+     */
+    uint64_t burst;
+} fb_bucket_config;
+
+/**
+ * What a caller needs for `X-RateLimit-*` and `Retry-After` headers (`fb_bucket_state`).
+ */
+typedef struct fb_bucket_stats {
+    /**
+     * The capacity (`X-RateLimit-Limit`).
+     */
+    uint64_t limit;
+    /**
+     * Tokens that can be taken now (`X-RateLimit-Remaining`).
+     */
+    uint64_t remaining;
+    /**
+     * Nanoseconds until the bucket is full again (`X-RateLimit-Reset`, relative).
+     */
+    uint64_t reset_after_ns;
+    /**
+     * Nanoseconds until one token is available, 0 if one is (`Retry-After`).
+     */
+    uint64_t retry_after_ns;
+} fb_bucket_stats;
+
+/**
+ * A bulkhead's limit.
+ */
+typedef struct fb_bulkhead_config {
+    /**
+     * Calls allowed in flight at once, at least 1. Default 10.
+     */
+    uint32_t max_concurrent;
+} fb_bulkhead_config;
+
+/**
+ * Counters of a bulkhead, from `fb_bulkhead_metrics`.
+ */
+typedef struct fb_bulkhead_stats {
+    /**
+     * The limit.
+     */
+    uint32_t max_concurrent;
+    /**
+     * Calls in flight now.
+     */
+    uint32_t in_flight;
+    /**
+     * Most calls ever in flight at once.
+     */
+    uint32_t peak;
+    /**
+     * Slots granted in all.
+     */
+    uint64_t acquired;
+    /**
+     * Requests refused in all.
+     */
+    uint64_t rejected;
+} fb_bulkhead_stats;
+
+/**
+ * Success.
+ */
+#define FB_OK 0
+
+/**
+ * Not an error: the breaker, bucket or bulkhead refused the call (see the function).
+ */
+#define FB_REJECTED 1
+
+/**
+ * A required pointer argument was NULL.
+ */
+#define FB_ERR_NULL -1
+
+/**
+ * A configuration value cannot work; `fb_last_error()` names the field and the value.
+ */
+#define FB_ERR_INVALID_CONFIG -2
+
+/**
+ * A Rust panic was caught at the boundary (a bug in fastbreaker); see `fb_last_error()`.
+ */
+#define FB_ERR_PANIC -3
+
+/**
+ * More tokens asked of a bucket at once than its burst: no wait can help.
+ */
+#define FB_ERR_EXCEEDS_CAPACITY -4
+
+/**
+ * The storage given to an `_init` function is too small or misaligned.
+ */
+#define FB_ERR_BUFFER -5
+
+/**
+ * An argument is out of range: an unknown outcome, a permit that was not granted, a
+ * pointer that is not a live handle of the expected kind.
+ */
+#define FB_ERR_INVALID_ARGUMENT -6
+
+/**
+ * Calls go through; outcomes are recorded and may trip the breaker.
+ */
+#define FB_STATE_CLOSED 0
+
+/**
+ * Calls are rejected until the wait has passed.
+ */
+#define FB_STATE_OPEN 1
+
+/**
+ * A limited number of probe calls go through to test recovery.
+ */
+#define FB_STATE_HALF_OPEN 2
+
+/**
+ * Manual: every call is rejected until a reset.
+ */
+#define FB_STATE_FORCED_OPEN 3
+
+/**
+ * Manual: every call goes through and nothing is recorded.
+ */
+#define FB_STATE_DISABLED 4
+
+/**
+ * Manual: every call goes through, outcomes are recorded, nothing trips.
+ */
+#define FB_STATE_METRICS_ONLY 5
+
+/**
+ * The call worked.
+ */
+#define FB_OUTCOME_SUCCESS 0
+
+/**
+ * The call failed: counts toward the trip rules.
+ */
+#define FB_OUTCOME_FAILURE 1
+
+/**
+ * Neither (an excluded error, a cancellation): counts only in `ignored`, and hands a
+ * half-open probe slot back.
+ */
+#define FB_OUTCOME_IGNORED 2
+
+/**
+ * Not refused.
+ */
+#define FB_REJECT_NONE 0
+
+/**
+ * Open: a probe is admitted in `retry_after_ns`.
+ */
+#define FB_REJECT_OPEN 1
+
+/**
+ * Half-open, and every probe slot is taken.
+ */
+#define FB_REJECT_HALF_OPEN_FULL 2
+
+/**
+ * Forced open by hand.
+ */
+#define FB_REJECT_FORCED_OPEN 3
+
+/**
+ * The last `window_size` outcomes.
+ */
+#define FB_WINDOW_COUNT 0
+
+/**
+ * The outcomes of the last `window_buckets` buckets of `bucket_duration_ns` each.
+ */
+#define FB_WINDOW_TIME 1
+
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+
+/**
+ * The library's version, `"MAJOR.MINOR.PATCH"` (compare with `FB_VERSION_STRING` to detect a
+ * header/library mismatch). Static storage; never NULL.
+ *
+ * Thread safety: safe from any thread.
+ */
+const char *fb_version(void);
+
+/**
+ * A static description of a result code, e.g. `"FB_ERR_NULL: a required pointer argument
+ * was NULL"`; unknown codes give `"unknown fb_result code"`. Never NULL.
+ *
+ * Thread safety: safe from any thread.
+ */
+const char *fb_result_str(fb_result code);
+
+/**
+ * Nanoseconds on the clock the functions without `_at` read: `CLOCK_MONOTONIC`, which is
+ * the same in every process of the machine. Pass it (or your own monotonic time) to the
+ * `_at` variants.
+ *
+ * Thread safety: safe from any thread.
+ */
+uint64_t fb_now_ns(void);
+
+/**
+ * The default configuration (see each field of `fb_breaker_config`).
+ *
+ * Thread safety: safe from any thread.
+ */
+struct fb_breaker_config fb_breaker_config_default(void);
+
+/**
+ * Checks `*config` and stores in `*size` the bytes of storage `fb_breaker_init` needs for
+ * it (at most `FB_BREAKER_STORAGE_SIZE`; a count window of up to 64 outcomes needs about a
+ * tenth of that).
+ *
+ * Returns `FB_OK`, `FB_ERR_INVALID_CONFIG` (see `fb_last_error()`), `FB_ERR_NULL`.
+ *
+ * Thread safety: safe from any thread.
+ *
+ * # Safety
+ * `config` is NULL or points to an `fb_breaker_config`; `size` is NULL or writable.
+ */
+fb_result fb_breaker_storage_size(const struct fb_breaker_config *config,
+                                  size_t *size);
+
+/**
+ * Creates a breaker on the heap and stores its handle in `*out`; free it with
+ * `fb_breaker_free`.
+ *
+ * Returns `FB_OK`, `FB_ERR_INVALID_CONFIG` (`fb_last_error()` names the field and the
+ * value, and `*out` is left unchanged), `FB_ERR_NULL`.
+ *
+ * Thread safety: safe from any thread.
+ *
+ * # Safety
+ * `config` is NULL or points to an `fb_breaker_config`; `out` is NULL or writable.
+ */
+fb_result fb_breaker_new(const struct fb_breaker_config *config,
+                         struct fb_breaker **out);
+
+/**
+ * Creates a breaker in `storage` (`size` bytes, aligned to `FB_BREAKER_STORAGE_ALIGN`),
+ * without touching the heap, and stores its handle in `*out`.
+ *
+ * `FB_BREAKER_STORAGE_SIZE` bytes always suffice; `fb_breaker_storage_size` gives the exact
+ * need. The storage stays the caller's: keep it alive and unmoved while the handle is used,
+ * and do not free the handle (`fb_breaker_free` ignores it); there is nothing to tear down.
+ *
+ * Returns `FB_OK`, `FB_ERR_BUFFER` (too small or misaligned), `FB_ERR_INVALID_CONFIG`,
+ * `FB_ERR_NULL`.
+ *
+ * Thread safety: safe from any thread, on distinct storage.
+ *
+ * # Safety
+ * `storage` is NULL or valid for writes of `size` bytes and not used for anything else while
+ * the breaker lives; `config` is NULL or points to an `fb_breaker_config`; `out` is NULL or
+ * writable.
+ */
+fb_result fb_breaker_init(void *storage,
+                          size_t size,
+                          const struct fb_breaker_config *config,
+                          struct fb_breaker **out);
+
+/**
+ * Frees a breaker made by `fb_breaker_new`. NULL is ignored, and so is a breaker made by
+ * `fb_breaker_init` (its storage is the caller's).
+ *
+ * Thread safety: must be the last call on this breaker, from any thread.
+ *
+ * # Safety
+ * `breaker` is NULL or a live handle that no other thread is using or will use.
+ */
+void fb_breaker_free(struct fb_breaker *breaker);
+
+/**
+ * Asks to make one call now (on `fb_now_ns()`'s clock, read only if the breaker needs the
+ * time: a closed breaker on a count window without slow-call detection reads none).
+ *
+ * Returns `FB_OK` with the permit in `*permit` (make the call, then `fb_breaker_record`
+ * it), or `FB_REJECTED` with `permit->reason` and `permit->retry_after_ns` set. Errors:
+ * `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT` (not a breaker handle).
+ *
+ * Thread safety: safe from many threads at once on one breaker (lock-free).
+ *
+ * # Safety
+ * `breaker` is NULL or a live handle; `permit` is NULL or writable.
+ */
+fb_result fb_breaker_acquire(const struct fb_breaker *breaker,
+                             struct fb_permit *permit);
+
+/**
+ * `fb_breaker_acquire` at time `now_ns` (a monotonic clock of the caller's, in
+ * nanoseconds, the same for every call on this breaker).
+ *
+ * Thread safety: safe from many threads at once on one breaker (lock-free).
+ *
+ * # Safety
+ * As `fb_breaker_acquire`.
+ */
+fb_result fb_breaker_acquire_at(const struct fb_breaker *breaker,
+                                struct fb_permit *permit,
+                                uint64_t now_ns);
+
+/**
+ * Records the outcome of a call permitted by `fb_breaker_acquire`, now.
+ *
+ * `duration_ns` is the call's duration, for slow-call detection; `FB_DURATION_AUTO`
+ * measures it from the acquire. The clock is read only if the breaker needs the time.
+ *
+ * Returns `FB_OK`; errors: `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT` (an unknown outcome,
+ * a permit that was rejected or altered).
+ *
+ * Thread safety: safe from many threads at once on one breaker (lock-free).
+ *
+ * # Safety
+ * `breaker` is NULL or a live handle.
+ */
+fb_result fb_breaker_record(const struct fb_breaker *breaker,
+                            struct fb_permit permit,
+                            fb_outcome outcome,
+                            uint64_t duration_ns);
+
+/**
+ * `fb_breaker_record` at time `now_ns`; with `FB_DURATION_AUTO` the duration is `now_ns`
+ * minus the acquire's `now_ns`.
+ *
+ * Thread safety: safe from many threads at once on one breaker (lock-free).
+ *
+ * # Safety
+ * As `fb_breaker_record`.
+ */
+fb_result fb_breaker_record_at(const struct fb_breaker *breaker,
+                               struct fb_permit permit,
+                               fb_outcome outcome,
+                               uint64_t duration_ns,
+                               uint64_t now_ns);
+
+/**
+ * Stores the current state (`FB_STATE_*`) in `*state`.
+ *
+ * Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once on one breaker.
+ *
+ * # Safety
+ * `breaker` is NULL or a live handle; `state` is NULL or writable.
+ */
+fb_result fb_breaker_state(const struct fb_breaker *breaker,
+                           fb_state *state);
+
+/**
+ * Stores a snapshot of the state and counters, now, in `*metrics`.
+ *
+ * Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once on one breaker (loads only).
+ *
+ * # Safety
+ * `breaker` is NULL or a live handle; `metrics` is NULL or writable.
+ */
+fb_result fb_breaker_metrics(const struct fb_breaker *breaker,
+                             struct fb_breaker_stats *metrics);
+
+/**
+ * `fb_breaker_metrics` at time `now_ns`.
+ *
+ * Thread safety: safe from many threads at once on one breaker (loads only).
+ *
+ * # Safety
+ * As `fb_breaker_metrics`.
+ */
+fb_result fb_breaker_metrics_at(const struct fb_breaker *breaker,
+                                struct fb_breaker_stats *metrics,
+                                uint64_t now_ns);
+
+/**
+ * Forces the breaker open: every call is rejected (`FB_REJECT_FORCED_OPEN`) until
+ * `fb_breaker_reset`.
+ *
+ * Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once on one breaker.
+ *
+ * # Safety
+ * `breaker` is NULL or a live handle.
+ */
+fb_result fb_breaker_force_open(const struct fb_breaker *breaker);
+
+/**
+ * `fb_breaker_force_open` at time `now_ns`.
+ *
+ * Thread safety: safe from many threads at once on one breaker.
+ *
+ * # Safety
+ * `breaker` is NULL or a live handle.
+ */
+fb_result fb_breaker_force_open_at(const struct fb_breaker *breaker,
+                                   uint64_t now_ns);
+
+/**
+ * Disables the breaker: every call goes through and nothing is recorded, until
+ * `fb_breaker_reset`.
+ *
+ * Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once on one breaker.
+ *
+ * # Safety
+ * `breaker` is NULL or a live handle.
+ */
+fb_result fb_breaker_disable(const struct fb_breaker *breaker);
+
+/**
+ * `fb_breaker_disable` at time `now_ns`.
+ *
+ * Thread safety: safe from many threads at once on one breaker.
+ *
+ * # Safety
+ * `breaker` is NULL or a live handle.
+ */
+fb_result fb_breaker_disable_at(const struct fb_breaker *breaker,
+                                uint64_t now_ns);
+
+/**
+ * Metrics-only: every call goes through, outcomes are recorded, nothing trips, until
+ * `fb_breaker_reset`.
+ *
+ * Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once on one breaker.
+ *
+ * # Safety
+ * `breaker` is NULL or a live handle.
+ */
+fb_result fb_breaker_metrics_only(const struct fb_breaker *breaker);
+
+/**
+ * `fb_breaker_metrics_only` at time `now_ns`.
+ *
+ * Thread safety: safe from many threads at once on one breaker.
+ *
+ * # Safety
+ * `breaker` is NULL or a live handle.
+ */
+fb_result fb_breaker_metrics_only_at(const struct fb_breaker *breaker,
+                                     uint64_t now_ns);
+
+/**
+ * Back to closed with an empty window and a new generation (outstanding permits become
+ * stale); lifetime counters are kept. Also ends the manual states.
+ *
+ * Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once on one breaker.
+ *
+ * # Safety
+ * `breaker` is NULL or a live handle.
+ */
+fb_result fb_breaker_reset(const struct fb_breaker *breaker);
+
+/**
+ * `fb_breaker_reset` at time `now_ns`.
+ *
+ * Thread safety: safe from many threads at once on one breaker.
+ *
+ * # Safety
+ * `breaker` is NULL or a live handle.
+ */
+fb_result fb_breaker_reset_at(const struct fb_breaker *breaker,
+                              uint64_t now_ns);
+
+/**
+ * The name of a state: `"closed"`, `"open"`, `"half_open"`, `"forced_open"`,
+ * `"disabled"`, `"metrics_only"`, or `"unknown"`. Static storage; never NULL.
+ *
+ * Thread safety: safe from any thread.
+ */
+const char *fb_state_str(fb_state state);
+
+/**
+ * The default configuration: 1 token per second, burst 1.
+ *
+ * Thread safety: safe from any thread.
+ */
+struct fb_bucket_config fb_bucket_config_default(void);
+
+/**
+ * `rate` tokens per second, holding at most `burst`.
+ *
+ * Thread safety: safe from any thread.
+ */
+struct fb_bucket_config fb_bucket_config_per_second(uint64_t rate,
+                                                    uint64_t burst);
+
+/**
+ * Creates a full bucket on the heap and stores its handle in `*out`; free it with
+ * `fb_bucket_free`.
+ *
+ * Returns `FB_OK`, `FB_ERR_INVALID_CONFIG` (`fb_last_error()` names the field and the
+ * value), `FB_ERR_NULL`.
+ *
+ * Thread safety: safe from any thread.
+ *
+ * # Safety
+ * `config` is NULL or points to an `fb_bucket_config`; `out` is NULL or writable.
+ */
+fb_result fb_bucket_new(const struct fb_bucket_config *config,
+                        struct fb_bucket **out);
+
+/**
+ * Creates a full bucket in `storage` (at least `FB_BUCKET_STORAGE_SIZE` bytes, aligned to
+ * `FB_BUCKET_STORAGE_ALIGN`) without touching the heap. The storage stays the caller's: keep
+ * it alive and unmoved while the handle is used; `fb_bucket_free` ignores the handle.
+ *
+ * Returns `FB_OK`, `FB_ERR_BUFFER`, `FB_ERR_INVALID_CONFIG`, `FB_ERR_NULL`.
+ *
+ * Thread safety: safe from any thread, on distinct storage.
+ *
+ * # Safety
+ * `storage` is NULL or valid for writes of `size` bytes and not used for anything else while
+ * the bucket lives; `config` is NULL or points to an `fb_bucket_config`; `out` is NULL or
+ * writable.
+ */
+fb_result fb_bucket_init(void *storage,
+                         size_t size,
+                         const struct fb_bucket_config *config,
+                         struct fb_bucket **out);
+
+/**
+ * Frees a bucket made by `fb_bucket_new`. NULL is ignored, and so is a bucket made by
+ * `fb_bucket_init`.
+ *
+ * Thread safety: must be the last call on this bucket, from any thread.
+ *
+ * # Safety
+ * `bucket` is NULL or a live handle that no other thread is using or will use.
+ */
+void fb_bucket_free(struct fb_bucket *bucket);
+
+/**
+ * Takes `n` tokens now if they are all there; otherwise takes nothing.
+ *
+ * Returns `FB_OK` (`*retry_after_ns` = 0), `FB_REJECTED` with the nanoseconds until the
+ * tokens would be there in `*retry_after_ns`, or `FB_ERR_EXCEEDS_CAPACITY` (`n` above the
+ * burst: no wait helps). `n` = 0 always succeeds. `retry_after_ns` may be NULL.
+ * Other errors: `FB_ERR_NULL` (`bucket`), `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once on one bucket (one CAS).
+ *
+ * # Safety
+ * `bucket` is NULL or a live handle; `retry_after_ns` is NULL or writable.
+ */
+fb_result fb_bucket_try_acquire(const struct fb_bucket *bucket,
+                                uint64_t n,
+                                uint64_t *retry_after_ns);
+
+/**
+ * `fb_bucket_try_acquire` at time `now_ns`.
+ *
+ * Thread safety: safe from many threads at once on one bucket (one CAS).
+ *
+ * # Safety
+ * As `fb_bucket_try_acquire`.
+ */
+fb_result fb_bucket_try_acquire_at(const struct fb_bucket *bucket,
+                                   uint64_t n,
+                                   uint64_t *retry_after_ns,
+                                   uint64_t now_ns);
+
+/**
+ * Takes `n` tokens now, in the queue's order, and stores in `*wait_ns` how long to wait
+ * before using them (0: use them now). Fair blocking and async waiters build on this: each
+ * sleeps for its own reservation; `fb_bucket_refund` gives back one that is abandoned.
+ *
+ * Returns `FB_OK`, `FB_ERR_EXCEEDS_CAPACITY` (`n` above the burst), `FB_ERR_NULL`,
+ * `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once on one bucket.
+ *
+ * # Safety
+ * `bucket` is NULL or a live handle; `wait_ns` is NULL or writable.
+ */
+fb_result fb_bucket_reserve(const struct fb_bucket *bucket,
+                            uint64_t n,
+                            uint64_t *wait_ns);
+
+/**
+ * `fb_bucket_reserve` at time `now_ns`.
+ *
+ * Thread safety: safe from many threads at once on one bucket.
+ *
+ * # Safety
+ * As `fb_bucket_reserve`.
+ */
+fb_result fb_bucket_reserve_at(const struct fb_bucket *bucket,
+                               uint64_t n,
+                               uint64_t *wait_ns,
+                               uint64_t now_ns);
+
+/**
+ * `fb_bucket_reserve`, but only if the wait would be at most `max_wait_ns`; otherwise takes
+ * nothing and returns `FB_REJECTED` with the wait in `*wait_ns`.
+ *
+ * Thread safety: safe from many threads at once on one bucket.
+ *
+ * # Safety
+ * As `fb_bucket_reserve`.
+ */
+fb_result fb_bucket_reserve_within(const struct fb_bucket *bucket,
+                                   uint64_t n,
+                                   uint64_t max_wait_ns,
+                                   uint64_t *wait_ns);
+
+/**
+ * `fb_bucket_reserve_within` at time `now_ns`.
+ *
+ * Thread safety: safe from many threads at once on one bucket.
+ *
+ * # Safety
+ * As `fb_bucket_reserve`.
+ */
+fb_result fb_bucket_reserve_within_at(const struct fb_bucket *bucket,
+                                      uint64_t n,
+                                      uint64_t max_wait_ns,
+                                      uint64_t *wait_ns,
+                                      uint64_t now_ns);
+
+/**
+ * Gives back `n` tokens of a reservation that will not be used. Never makes the bucket
+ * fuller than full.
+ *
+ * Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once on one bucket.
+ *
+ * # Safety
+ * `bucket` is NULL or a live handle.
+ */
+fb_result fb_bucket_refund(const struct fb_bucket *bucket,
+                           uint64_t n);
+
+/**
+ * `fb_bucket_refund` at time `now_ns`.
+ *
+ * Thread safety: safe from many threads at once on one bucket.
+ *
+ * # Safety
+ * `bucket` is NULL or a live handle.
+ */
+fb_result fb_bucket_refund_at(const struct fb_bucket *bucket,
+                              uint64_t n,
+                              uint64_t now_ns);
+
+/**
+ * Stores in `*tokens` how many tokens could be taken now.
+ *
+ * Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once on one bucket (one load).
+ *
+ * # Safety
+ * `bucket` is NULL or a live handle; `tokens` is NULL or writable.
+ */
+fb_result fb_bucket_available(const struct fb_bucket *bucket,
+                              uint64_t *tokens);
+
+/**
+ * `fb_bucket_available` at time `now_ns`.
+ *
+ * Thread safety: safe from many threads at once on one bucket (one load).
+ *
+ * # Safety
+ * As `fb_bucket_available`.
+ */
+fb_result fb_bucket_available_at(const struct fb_bucket *bucket,
+                                 uint64_t *tokens,
+                                 uint64_t now_ns);
+
+/**
+ * Stores limit, remaining, reset and retry-after, from one read of the bucket, in
+ * `*stats`.
+ *
+ * Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once on one bucket (one load).
+ *
+ * # Safety
+ * `bucket` is NULL or a live handle; `stats` is NULL or writable.
+ */
+fb_result fb_bucket_state(const struct fb_bucket *bucket,
+                          struct fb_bucket_stats *stats);
+
+/**
+ * `fb_bucket_state` at time `now_ns`.
+ *
+ * Thread safety: safe from many threads at once on one bucket (one load).
+ *
+ * # Safety
+ * As `fb_bucket_state`.
+ */
+fb_result fb_bucket_state_at(const struct fb_bucket *bucket,
+                             struct fb_bucket_stats *stats,
+                             uint64_t now_ns);
+
+/**
+ * Refills the bucket completely.
+ *
+ * Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once on one bucket.
+ *
+ * # Safety
+ * `bucket` is NULL or a live handle.
+ */
+fb_result fb_bucket_reset(const struct fb_bucket *bucket);
+
+/**
+ * The default configuration: 10 calls in flight.
+ *
+ * Thread safety: safe from any thread.
+ */
+struct fb_bulkhead_config fb_bulkhead_config_default(void);
+
+/**
+ * Creates a bulkhead on the heap and stores its handle in `*out`; free it with
+ * `fb_bulkhead_free`.
+ *
+ * Returns `FB_OK`, `FB_ERR_INVALID_CONFIG` (`fb_last_error()` names the field and the
+ * value), `FB_ERR_NULL`.
+ *
+ * Thread safety: safe from any thread.
+ *
+ * # Safety
+ * `config` is NULL or points to an `fb_bulkhead_config`; `out` is NULL or writable.
+ */
+fb_result fb_bulkhead_new(const struct fb_bulkhead_config *config,
+                          struct fb_bulkhead **out);
+
+/**
+ * Creates a bulkhead in `storage` (at least `FB_BULKHEAD_STORAGE_SIZE` bytes, aligned to
+ * `FB_BULKHEAD_STORAGE_ALIGN`) without touching the heap. The storage stays the caller's;
+ * `fb_bulkhead_free` ignores the handle.
+ *
+ * Returns `FB_OK`, `FB_ERR_BUFFER`, `FB_ERR_INVALID_CONFIG`, `FB_ERR_NULL`.
+ *
+ * Thread safety: safe from any thread, on distinct storage.
+ *
+ * # Safety
+ * `storage` is NULL or valid for writes of `size` bytes and not used for anything else while
+ * the bulkhead lives; `config` is NULL or points to an `fb_bulkhead_config`; `out` is NULL
+ * or writable.
+ */
+fb_result fb_bulkhead_init(void *storage,
+                           size_t size,
+                           const struct fb_bulkhead_config *config,
+                           struct fb_bulkhead **out);
+
+/**
+ * Frees a bulkhead made by `fb_bulkhead_new`. NULL is ignored, and so is a bulkhead made
+ * by `fb_bulkhead_init`.
+ *
+ * Thread safety: must be the last call on this bulkhead, from any thread.
+ *
+ * # Safety
+ * `bulkhead` is NULL or a live handle that no other thread is using or will use.
+ */
+void fb_bulkhead_free(struct fb_bulkhead *bulkhead);
+
+/**
+ * Takes a slot: `FB_OK` (give it back with `fb_bulkhead_release` when the call ends) or
+ * `FB_REJECTED` (all slots are out).
+ *
+ * Other results: `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once on one bulkhead (lock-free; the count never
+ * exceeds the limit, even transiently).
+ *
+ * # Safety
+ * `bulkhead` is NULL or a live handle.
+ */
+fb_result fb_bulkhead_try_acquire(const struct fb_bulkhead *bulkhead);
+
+/**
+ * Gives back a slot taken by `fb_bulkhead_try_acquire`. A release with no slot out is
+ * ignored.
+ *
+ * Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once on one bulkhead.
+ *
+ * # Safety
+ * `bulkhead` is NULL or a live handle.
+ */
+fb_result fb_bulkhead_release(const struct fb_bulkhead *bulkhead);
+
+/**
+ * Stores a snapshot of the counters in `*stats`.
+ *
+ * Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once on one bulkhead (loads only).
+ *
+ * # Safety
+ * `bulkhead` is NULL or a live handle; `stats` is NULL or writable.
+ */
+fb_result fb_bulkhead_metrics(const struct fb_bulkhead *bulkhead,
+                              struct fb_bulkhead_stats *stats);
+
+/**
+ * The message of the last call that returned an error code on this thread, naming the
+ * function and what was wrong, e.g. `"fb_breaker_new: invalid failure_rate_threshold =
+ * 120: must be a percentage in 1..=100"`; `""` if there was none.
+ *
+ * Successful calls (and `FB_REJECTED`) leave it unchanged: read it right after the failing
+ * call. The pointer stays valid until the next failing call on this thread or the thread's
+ * end. Never NULL.
+ *
+ * Thread safety: safe from any thread; each thread has its own message.
+ */
+const char *fb_last_error(void);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
+
+#endif  /* FASTBREAKER_H */

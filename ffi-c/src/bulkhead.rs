@@ -1,0 +1,188 @@
+//! `fb_bulkhead_*`: a limit on calls in flight.
+
+use core::ffi::c_void;
+
+use core_fb::Bulkhead;
+
+use crate::error::{guard, guard_value, Error};
+use crate::handle::{self, fb_bulkhead};
+use crate::{fb_result, FB_OK, FB_REJECTED};
+
+/// Bytes of storage that hold a bulkhead (`fb_bulkhead_init`).
+pub const FB_BULKHEAD_STORAGE_SIZE: usize = 40;
+/// Alignment of bulkhead storage.
+pub const FB_BULKHEAD_STORAGE_ALIGN: usize = 8;
+
+/// A bulkhead's limit.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct fb_bulkhead_config {
+    /// Calls allowed in flight at once, at least 1. Default 10.
+    pub max_concurrent: u32,
+}
+
+/// Counters of a bulkhead, from `fb_bulkhead_metrics`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct fb_bulkhead_stats {
+    /// The limit.
+    pub max_concurrent: u32,
+    /// Calls in flight now.
+    pub in_flight: u32,
+    /// Most calls ever in flight at once.
+    pub peak: u32,
+    /// Slots granted in all.
+    pub acquired: u64,
+    /// Requests refused in all.
+    pub rejected: u64,
+}
+
+/// The default configuration: 10 calls in flight.
+///
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub extern "C" fn fb_bulkhead_config_default() -> fb_bulkhead_config {
+    let config = fb_bulkhead_config { max_concurrent: 10 };
+    guard_value("fb_bulkhead_config_default", config, || config)
+}
+
+/// Creates a bulkhead on the heap and stores its handle in `*out`; free it with
+/// `fb_bulkhead_free`.
+///
+/// Returns `FB_OK`, `FB_ERR_INVALID_CONFIG` (`fb_last_error()` names the field and the
+/// value), `FB_ERR_NULL`.
+///
+/// Thread safety: safe from any thread.
+///
+/// # Safety
+/// `config` is NULL or points to an `fb_bulkhead_config`; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn fb_bulkhead_new(
+    config: *const fb_bulkhead_config,
+    out: *mut *mut fb_bulkhead,
+) -> fb_result {
+    guard("fb_bulkhead_new", || {
+        // SAFETY: the pointers obey this function's contract.
+        let (config, out) = unsafe { (handle::input(config, "config")?, handle::out(out, "out")?) };
+        let bulkhead = Bulkhead::new(config.max_concurrent)?;
+        out.write(handle::new_bulkhead(bulkhead));
+        Ok(FB_OK)
+    })
+}
+
+/// Creates a bulkhead in `storage` (at least `FB_BULKHEAD_STORAGE_SIZE` bytes, aligned to
+/// `FB_BULKHEAD_STORAGE_ALIGN`) without touching the heap. The storage stays the caller's;
+/// `fb_bulkhead_free` ignores the handle.
+///
+/// Returns `FB_OK`, `FB_ERR_BUFFER`, `FB_ERR_INVALID_CONFIG`, `FB_ERR_NULL`.
+///
+/// Thread safety: safe from any thread, on distinct storage.
+///
+/// # Safety
+/// `storage` is NULL or valid for writes of `size` bytes and not used for anything else while
+/// the bulkhead lives; `config` is NULL or points to an `fb_bulkhead_config`; `out` is NULL
+/// or writable.
+#[no_mangle]
+pub unsafe extern "C" fn fb_bulkhead_init(
+    storage: *mut c_void,
+    size: usize,
+    config: *const fb_bulkhead_config,
+    out: *mut *mut fb_bulkhead,
+) -> fb_result {
+    guard("fb_bulkhead_init", || {
+        if storage.is_null() {
+            return Err(Error::Null("storage"));
+        }
+        // SAFETY: the pointers obey this function's contract.
+        let (config, out) = unsafe { (handle::input(config, "config")?, handle::out(out, "out")?) };
+        let bulkhead = Bulkhead::new(config.max_concurrent)?;
+        // SAFETY: `storage` obeys this function's contract.
+        out.write(unsafe { handle::init_bulkhead(storage, size, bulkhead) }?);
+        Ok(FB_OK)
+    })
+}
+
+/// Frees a bulkhead made by `fb_bulkhead_new`. NULL is ignored, and so is a bulkhead made
+/// by `fb_bulkhead_init`.
+///
+/// Thread safety: must be the last call on this bulkhead, from any thread.
+///
+/// # Safety
+/// `bulkhead` is NULL or a live handle that no other thread is using or will use.
+#[no_mangle]
+pub unsafe extern "C" fn fb_bulkhead_free(bulkhead: *mut fb_bulkhead) {
+    // SAFETY: `bulkhead` obeys this function's contract.
+    guard_value("fb_bulkhead_free", (), || unsafe {
+        handle::free_bulkhead(bulkhead)
+    })
+}
+
+/// Takes a slot: `FB_OK` (give it back with `fb_bulkhead_release` when the call ends) or
+/// `FB_REJECTED` (all slots are out).
+///
+/// Other results: `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+///
+/// Thread safety: safe from many threads at once on one bulkhead (lock-free; the count never
+/// exceeds the limit, even transiently).
+///
+/// # Safety
+/// `bulkhead` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn fb_bulkhead_try_acquire(bulkhead: *const fb_bulkhead) -> fb_result {
+    guard("fb_bulkhead_try_acquire", || {
+        // SAFETY: `bulkhead` obeys this function's contract.
+        let b = unsafe { handle::bulkhead(bulkhead)? };
+        Ok(if b.try_acquire_raw() {
+            FB_OK
+        } else {
+            FB_REJECTED
+        })
+    })
+}
+
+/// Gives back a slot taken by `fb_bulkhead_try_acquire`. A release with no slot out is
+/// ignored.
+///
+/// Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+///
+/// Thread safety: safe from many threads at once on one bulkhead.
+///
+/// # Safety
+/// `bulkhead` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn fb_bulkhead_release(bulkhead: *const fb_bulkhead) -> fb_result {
+    guard("fb_bulkhead_release", || {
+        // SAFETY: `bulkhead` obeys this function's contract.
+        let b = unsafe { handle::bulkhead(bulkhead)? };
+        b.release();
+        Ok(FB_OK)
+    })
+}
+
+/// Stores a snapshot of the counters in `*stats`.
+///
+/// Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+///
+/// Thread safety: safe from many threads at once on one bulkhead (loads only).
+///
+/// # Safety
+/// `bulkhead` is NULL or a live handle; `stats` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn fb_bulkhead_metrics(
+    bulkhead: *const fb_bulkhead,
+    stats: *mut fb_bulkhead_stats,
+) -> fb_result {
+    guard("fb_bulkhead_metrics", || {
+        // SAFETY: the pointers obey this function's contract.
+        let (b, out) = unsafe { (handle::bulkhead(bulkhead)?, handle::out(stats, "stats")?) };
+        let m = b.metrics();
+        out.write(fb_bulkhead_stats {
+            max_concurrent: m.max_concurrent,
+            in_flight: m.in_flight,
+            peak: m.peak,
+            acquired: m.acquired,
+            rejected: m.rejected,
+        });
+        Ok(FB_OK)
+    })
+}

@@ -1,0 +1,174 @@
+//! The panic boundary around every function and the thread-local last-error message.
+
+use core::ffi::c_char;
+use std::cell::RefCell;
+use std::ffi::CString;
+use std::panic::{self, AssertUnwindSafe};
+
+use core_fb::{ConfigError, Rejected};
+
+use crate::{
+    fb_result, FB_ERR_BUFFER, FB_ERR_EXCEEDS_CAPACITY, FB_ERR_INVALID_ARGUMENT,
+    FB_ERR_INVALID_CONFIG, FB_ERR_NULL, FB_ERR_PANIC,
+};
+
+/// Why a call failed; turned into a result code and a message at the boundary.
+#[derive(Debug)]
+pub(crate) enum Error {
+    /// A required pointer argument, by name, was NULL.
+    Null(&'static str),
+    /// A configuration value cannot work.
+    Config(ConfigError),
+    /// More tokens asked of a bucket than its burst.
+    Capacity(Rejected),
+    /// An `_init` storage buffer is too small or misaligned.
+    Buffer {
+        /// Bytes given.
+        size: usize,
+        /// Bytes needed.
+        need: usize,
+        /// Alignment needed.
+        align: usize,
+        /// Whether the pointer was misaligned (else: too small).
+        misaligned: bool,
+    },
+    /// An argument out of range: name, value, what it accepts.
+    Invalid(&'static str, u64, &'static str),
+}
+
+impl Error {
+    fn code(&self) -> fb_result {
+        match self {
+            Error::Null(_) => FB_ERR_NULL,
+            Error::Config(_) => FB_ERR_INVALID_CONFIG,
+            Error::Capacity(_) => FB_ERR_EXCEEDS_CAPACITY,
+            Error::Buffer { .. } => FB_ERR_BUFFER,
+            Error::Invalid(..) => FB_ERR_INVALID_ARGUMENT,
+        }
+    }
+
+    fn message(&self, func: &str) -> String {
+        match self {
+            Error::Null(arg) => format!("{func}: argument `{arg}` is NULL"),
+            Error::Config(e) => format!("{func}: {e}"),
+            Error::Capacity(r) => format!("{func}: {r}"),
+            Error::Buffer {
+                size,
+                need,
+                align,
+                misaligned: true,
+            } => format!(
+                "{func}: storage is not aligned to {align} bytes (size {size}, {need} needed)"
+            ),
+            Error::Buffer { size, need, .. } => {
+                format!("{func}: storage of {size} bytes is too small: {need} needed")
+            }
+            Error::Invalid(arg, value, reason) => {
+                format!("{func}: invalid {arg} = {value}: {reason}")
+            }
+        }
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::Config(e)
+    }
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` inside the panic boundary of the C function `func`: its `Ok` is the result
+/// code, its `Err` is recorded for `fb_last_error()` and returned as an error code, and a
+/// panic becomes `FB_ERR_PANIC`.
+///
+/// The error is turned into its code inside the boundary, so that only an `i32` crosses
+/// `catch_unwind` (whose result travels through memory): this keeps the hot paths lean.
+#[inline(always)]
+pub(crate) fn guard<F>(func: &'static str, f: F) -> fb_result
+where
+    F: FnOnce() -> Result<fb_result, Error>,
+{
+    let result = panic::catch_unwind(AssertUnwindSafe(move || match f() {
+        Ok(code) => code,
+        Err(e) => fail(func, e),
+    }));
+    match result {
+        Ok(code) => code,
+        Err(payload) => panicked(func, payload),
+    }
+}
+
+/// The panic boundary of a function that returns a value rather than a result code:
+/// `fallback` if `f` panics.
+#[inline(always)]
+pub(crate) fn guard_value<T, F>(func: &'static str, fallback: T, f: F) -> T
+where
+    F: FnOnce() -> T,
+{
+    match panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => v,
+        Err(payload) => {
+            panicked(func, payload);
+            fallback
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn fail(func: &'static str, e: Error) -> fb_result {
+    set_last_error(e.message(func));
+    e.code()
+}
+
+#[cold]
+#[inline(never)]
+fn panicked(func: &'static str, payload: Box<dyn std::any::Any + Send>) -> fb_result {
+    let what = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    set_last_error(format!("{func}: panic: {what}"));
+    // Dropping a panic payload can itself panic; keep that from unwinding into C.
+    let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(payload)));
+    FB_ERR_PANIC
+}
+
+fn set_last_error(msg: String) {
+    let msg = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
+    // try_with: during thread teardown the slot may be gone; the message is then dropped.
+    let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = Some(msg));
+}
+
+/// The message of the last call that returned an error code on this thread, naming the
+/// function and what was wrong, e.g. `"fb_breaker_new: invalid failure_rate_threshold =
+/// 120: must be a percentage in 1..=100"`; `""` if there was none.
+///
+/// Successful calls (and `FB_REJECTED`) leave it unchanged: read it right after the failing
+/// call. The pointer stays valid until the next failing call on this thread or the thread's
+/// end. Never NULL.
+///
+/// Thread safety: safe from any thread; each thread has its own message.
+#[no_mangle]
+pub extern "C" fn fb_last_error() -> *const c_char {
+    guard_value("fb_last_error", c"".as_ptr(), || {
+        LAST_ERROR
+            .try_with(|slot| slot.borrow().as_ref().map(|m| m.as_ptr()))
+            .ok()
+            .flatten()
+            .unwrap_or(c"".as_ptr())
+    })
+}
+
+#[cfg(test)]
+pub(crate) fn last_error() -> String {
+    // SAFETY: fb_last_error returns a NUL-terminated string that stays valid until the next
+    // failing call on this thread; it is copied at once.
+    unsafe { std::ffi::CStr::from_ptr(fb_last_error()) }
+        .to_string_lossy()
+        .into_owned()
+}

@@ -1,0 +1,155 @@
+/* NULL for every pointer argument of every function: FB_ERR_NULL, with fb_last_error() naming
+ * the argument; optional out-parameters accept NULL; every _free accepts NULL. Also handles of
+ * the wrong kind. */
+#include <stdalign.h>
+#include <stdint.h>
+
+#include "check.h"
+
+#define CHECK_NULL(expr, arg)                    \
+    do {                                         \
+        CHECK_RC((expr), FB_ERR_NULL);           \
+        CHECK_ERROR_HAS("argument `" arg "` is NULL"); \
+    } while (0)
+
+static alignas(8) unsigned char storage[FB_BREAKER_STORAGE_SIZE];
+
+static void test_breaker_functions(void) {
+    fb_breaker_config c = fb_breaker_config_default();
+    fb_breaker *b = NULL;
+    CHECK_RC(fb_breaker_new(&c, &b), FB_OK);
+    fb_permit p;
+    CHECK_RC(fb_breaker_acquire_at(b, &p, 0), FB_OK);
+    fb_state s;
+    fb_breaker_stats m;
+    size_t size;
+    fb_breaker *out;
+
+    CHECK_NULL(fb_breaker_storage_size(NULL, &size), "config");
+    CHECK_NULL(fb_breaker_storage_size(&c, NULL), "size");
+    CHECK_NULL(fb_breaker_new(NULL, &out), "config");
+    CHECK_NULL(fb_breaker_new(&c, NULL), "out");
+    CHECK_NULL(fb_breaker_init(NULL, sizeof storage, &c, &out), "storage");
+    CHECK_NULL(fb_breaker_init(storage, sizeof storage, NULL, &out), "config");
+    CHECK_NULL(fb_breaker_init(storage, sizeof storage, &c, NULL), "out");
+    fb_breaker_free(NULL);
+    CHECK_NULL(fb_breaker_acquire(NULL, &p), "breaker");
+    CHECK_NULL(fb_breaker_acquire(b, NULL), "permit");
+    CHECK_NULL(fb_breaker_acquire_at(NULL, &p, 0), "breaker");
+    CHECK_NULL(fb_breaker_acquire_at(b, NULL, 0), "permit");
+    CHECK_NULL(fb_breaker_record(NULL, p, FB_OUTCOME_SUCCESS, 0), "breaker");
+    CHECK_NULL(fb_breaker_record_at(NULL, p, FB_OUTCOME_SUCCESS, 0, 0), "breaker");
+    CHECK_NULL(fb_breaker_state(NULL, &s), "breaker");
+    CHECK_NULL(fb_breaker_state(b, NULL), "state");
+    CHECK_NULL(fb_breaker_metrics(NULL, &m), "breaker");
+    CHECK_NULL(fb_breaker_metrics(b, NULL), "metrics");
+    CHECK_NULL(fb_breaker_metrics_at(NULL, &m, 0), "breaker");
+    CHECK_NULL(fb_breaker_metrics_at(b, NULL, 0), "metrics");
+    CHECK_NULL(fb_breaker_force_open(NULL), "breaker");
+    CHECK_NULL(fb_breaker_force_open_at(NULL, 0), "breaker");
+    CHECK_NULL(fb_breaker_disable(NULL), "breaker");
+    CHECK_NULL(fb_breaker_disable_at(NULL, 0), "breaker");
+    CHECK_NULL(fb_breaker_metrics_only(NULL), "breaker");
+    CHECK_NULL(fb_breaker_metrics_only_at(NULL, 0), "breaker");
+    CHECK_NULL(fb_breaker_reset(NULL), "breaker");
+    CHECK_NULL(fb_breaker_reset_at(NULL, 0), "breaker");
+    CHECK(strstr(fb_last_error(), "fb_breaker_reset_at: ") == fb_last_error());
+
+    /* Nothing above changed the breaker. */
+    CHECK_RC(fb_breaker_record_at(b, p, FB_OUTCOME_SUCCESS, 0, 0), FB_OK);
+    CHECK_RC(fb_breaker_metrics_at(b, &m, 0), FB_OK);
+    CHECK(m.state == FB_STATE_CLOSED && m.permitted == 1 && m.succeeded == 1);
+    fb_breaker_free(b);
+}
+
+static void test_bucket_functions(void) {
+    fb_bucket_config c = fb_bucket_config_per_second(10, 5);
+    fb_bucket *b = NULL;
+    CHECK_RC(fb_bucket_new(&c, &b), FB_OK);
+    uint64_t w;
+    fb_bucket_stats st;
+    fb_bucket *out;
+
+    CHECK_NULL(fb_bucket_new(NULL, &out), "config");
+    CHECK_NULL(fb_bucket_new(&c, NULL), "out");
+    CHECK_NULL(fb_bucket_init(NULL, sizeof storage, &c, &out), "storage");
+    CHECK_NULL(fb_bucket_init(storage, sizeof storage, NULL, &out), "config");
+    CHECK_NULL(fb_bucket_init(storage, sizeof storage, &c, NULL), "out");
+    fb_bucket_free(NULL);
+    CHECK_NULL(fb_bucket_try_acquire(NULL, 1, &w), "bucket");
+    CHECK_NULL(fb_bucket_try_acquire_at(NULL, 1, &w, 0), "bucket");
+    CHECK_RC(fb_bucket_try_acquire_at(b, 1, NULL, 0), FB_OK); /* optional */
+    CHECK_RC(fb_bucket_try_acquire(b, 1, NULL), FB_OK);
+    CHECK_NULL(fb_bucket_reserve(NULL, 1, &w), "bucket");
+    CHECK_NULL(fb_bucket_reserve(b, 1, NULL), "wait_ns");
+    CHECK_NULL(fb_bucket_reserve_at(NULL, 1, &w, 0), "bucket");
+    CHECK_NULL(fb_bucket_reserve_at(b, 1, NULL, 0), "wait_ns");
+    CHECK_NULL(fb_bucket_reserve_within(NULL, 1, 0, &w), "bucket");
+    CHECK_NULL(fb_bucket_reserve_within(b, 1, 0, NULL), "wait_ns");
+    CHECK_NULL(fb_bucket_reserve_within_at(NULL, 1, 0, &w, 0), "bucket");
+    CHECK_NULL(fb_bucket_reserve_within_at(b, 1, 0, NULL, 0), "wait_ns");
+    CHECK_NULL(fb_bucket_refund(NULL, 1), "bucket");
+    CHECK_NULL(fb_bucket_refund_at(NULL, 1, 0), "bucket");
+    CHECK_NULL(fb_bucket_available(NULL, &w), "bucket");
+    CHECK_NULL(fb_bucket_available(b, NULL), "tokens");
+    CHECK_NULL(fb_bucket_available_at(NULL, &w, 0), "bucket");
+    CHECK_NULL(fb_bucket_available_at(b, NULL, 0), "tokens");
+    CHECK_NULL(fb_bucket_state(NULL, &st), "bucket");
+    CHECK_NULL(fb_bucket_state(b, NULL), "stats");
+    CHECK_NULL(fb_bucket_state_at(NULL, &st, 0), "bucket");
+    CHECK_NULL(fb_bucket_state_at(b, NULL, 0), "stats");
+    CHECK_NULL(fb_bucket_reset(NULL), "bucket");
+    fb_bucket_free(b);
+}
+
+static void test_bulkhead_functions(void) {
+    fb_bulkhead_config c = fb_bulkhead_config_default();
+    fb_bulkhead *b = NULL;
+    CHECK_RC(fb_bulkhead_new(&c, &b), FB_OK);
+    fb_bulkhead_stats st;
+    fb_bulkhead *out;
+
+    CHECK_NULL(fb_bulkhead_new(NULL, &out), "config");
+    CHECK_NULL(fb_bulkhead_new(&c, NULL), "out");
+    CHECK_NULL(fb_bulkhead_init(NULL, sizeof storage, &c, &out), "storage");
+    CHECK_NULL(fb_bulkhead_init(storage, sizeof storage, NULL, &out), "config");
+    CHECK_NULL(fb_bulkhead_init(storage, sizeof storage, &c, NULL), "out");
+    fb_bulkhead_free(NULL);
+    CHECK_NULL(fb_bulkhead_try_acquire(NULL), "bulkhead");
+    CHECK_NULL(fb_bulkhead_release(NULL), "bulkhead");
+    CHECK_NULL(fb_bulkhead_metrics(NULL, &st), "bulkhead");
+    CHECK_NULL(fb_bulkhead_metrics(b, NULL), "stats");
+    fb_bulkhead_free(b);
+}
+
+/* A handle of one kind passed as another is caught by its tag. */
+static void test_wrong_handles(void) {
+    fb_bucket_config bc = fb_bucket_config_per_second(10, 5);
+    fb_bulkhead_config hc = fb_bulkhead_config_default();
+    fb_bucket *bucket = NULL;
+    fb_bulkhead *bulkhead = NULL;
+    CHECK_RC(fb_bucket_new(&bc, &bucket), FB_OK);
+    CHECK_RC(fb_bulkhead_new(&hc, &bulkhead), FB_OK);
+    fb_permit p;
+    CHECK_RC(fb_breaker_acquire_at((const fb_breaker *)(const void *)bucket, &p, 0),
+             FB_ERR_INVALID_ARGUMENT);
+    CHECK_ERROR_HAS("not a live handle");
+    CHECK_RC(fb_bulkhead_try_acquire((const fb_bulkhead *)(const void *)bucket),
+             FB_ERR_INVALID_ARGUMENT);
+    CHECK_RC(fb_bucket_reset((const fb_bucket *)(const void *)bulkhead), FB_ERR_INVALID_ARGUMENT);
+    /* _free of the wrong kind is ignored rather than freeing with the wrong type. */
+    fb_bucket_free((fb_bucket *)(void *)bulkhead);
+    CHECK_RC(fb_bulkhead_try_acquire(bulkhead), FB_OK);
+    fb_bucket_free(bucket);
+    fb_bulkhead_free(bulkhead);
+}
+
+int main(void) {
+    CHECK(fb_last_error() != NULL && fb_last_error()[0] == '\0'); /* nothing failed yet */
+    test_breaker_functions();
+    test_bucket_functions();
+    test_bulkhead_functions();
+    test_wrong_handles();
+    CHECK(fb_version() != NULL && fb_result_str(-100) != NULL && fb_state_str(100) != NULL);
+    return check_report("test_null");
+}
