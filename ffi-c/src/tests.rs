@@ -238,3 +238,19 @@ fn default_config_mirrors_the_core() {
     assert_eq!(core, expected);
     assert_eq!(c, crate::breaker_types::FALLBACK_CONFIG);
 }
+
+/// The README's C example is the one `make ffi-test` compiles and runs.
+#[test]
+fn readme_c_example_is_the_tested_quickstart() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).expect("README.md");
+    let quickstart = std::fs::read_to_string(format!("{root}/ffi-c/examples/quickstart.c"))
+        .expect("quickstart.c");
+    let start = readme.find("```c\n").expect("a ```c block in the README") + "```c\n".len();
+    let end = start + readme[start..].find("```").expect("closing fence");
+    assert_eq!(
+        &readme[start..end],
+        quickstart,
+        "paste ffi-c/examples/quickstart.c into the README"
+    );
+}
