@@ -13,12 +13,17 @@
 //!   nanosecond earlier is refused, at it the request goes through.
 //! * [`drained_bucket_refills_after_retry_after`]: an emptied bucket reports a wait in
 //!   `1..=interval_ns()` that, once waited, lets exactly one more token through.
+//! * [`extreme_configurations_out_of_range`]: the same without keeping requests within 2^63
+//!   ns: unbounded reservation queues (up to a saturated TAT) and requests of any size, whose
+//!   waits must saturate consistently across `try_acquire`, `retry_after` and `state`.
 //!
-//! Cases: 8 000 + 2 000 + 2 000. Failing cases are persisted in
+//! Cases: 8 000 + 2 000 + 2 000 + 2 000. The tests at the end reproduce core bugs these found
+//! (unsaturated waits and TAT after deep reservation queues, unclamped waits on unit-scaled
+//! buckets), since fixed. Failing cases are persisted in
 //! `tests/proptest-regressions/bucket_model.txt` and replayed first on every run.
-//!
-//! The tests at the end reproduce core bugs found while writing these (unsaturated waits and
-//! TAT after deep reservation queues, unclamped waits on unit-scaled buckets), now fixed.
+
+// Loom atomics only work inside a loom model.
+#![cfg(not(loom))]
 
 use fastbreaker::{BucketConfig, BucketState, Rejected, TokenBucket, SECOND};
 use proptest::prelude::*;
@@ -37,8 +42,9 @@ const MODEL_HORIZON: u64 = 1 << 62;
 const EXTREME_HORIZON: u64 = 1 << 62;
 /// The documented limit: times must stay below 2^63 ns.
 const LAST_TIME: u64 = (1 << 63) - 1;
-/// Waits that end after this may be clamped ones (the bucket saturates waits at 2^63 ns, less
-/// up to two of its units of 2^k ns; k <= 17 for intervals up to a day).
+/// The in-range extreme test only asks for tokens due by this time (and only waits for those):
+/// every time it uses stays below the documented limit of 2^63 ns, and no wait it sees has
+/// saturated (a saturated wait ends at `u64::MAX`).
 const REPRESENTABLE: u64 = (1 << 63) - (1 << 20);
 
 fn persisted(cases: u32) -> ProptestConfig {
@@ -128,9 +134,7 @@ impl Reference {
                 retry_after: to_u64(late),
             });
         }
-        if n > 0 {
-            self.tat = end;
-        }
+        self.tat = end;
         Ok(())
     }
 
@@ -146,9 +150,7 @@ impl Reference {
         if wait > max_wait {
             return Err(Rejected::RateLimited { retry_after: wait });
         }
-        if n > 0 {
-            self.tat = end;
-        }
+        self.tat = end;
         Ok(wait)
     }
 
@@ -736,14 +738,11 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------------------
-// Core bugs (ignored until fixed)
+// Regressions: core bugs these tests found (fixed in fe26241)
 // ---------------------------------------------------------------------------------------
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        failure_persistence: None,
-        ..persisted(2_000)
-    })]
+    #![proptest_config(persisted(2_000))]
 
     /// As `extreme_configurations_stay_in_range`, without keeping requests representable:
     /// unbounded `reserve` (queues past 2^63 ns, a saturated TAT) and `try_acquire` of any
@@ -758,11 +757,11 @@ proptest! {
     }
 }
 
-/// `try_acquire` adds the cost to the TAT without saturating: after two reservations at the
-/// latest documented time the TAT is `u64::MAX`, and the next `try_acquire` overflows (a
-/// panic in debug builds; in release it wraps, succeeds and erases the queue, so a bucket of
-/// burst 1 hands out 4 tokens at one instant). `state` overflows the same way
-/// (`tat + interval`).
+/// Was: `try_acquire` added the cost to the TAT without saturating: after two reservations
+/// at the latest documented time the TAT is `u64::MAX`, and the next `try_acquire`
+/// overflowed (a panic in debug builds; in release it wrapped, succeeded and erased the
+/// queue, so a bucket of burst 1 handed out 4 tokens at one instant). `state` overflowed the
+/// same way (`tat + interval`).
 #[test]
 fn try_acquire_after_deep_reservations() {
     let bucket = TokenBucket::new(BucketConfig {
@@ -783,11 +782,10 @@ fn try_acquire_after_deep_reservations() {
     assert!(bucket.try_acquire(1, now).is_err(), "burst 1, two reserved");
 }
 
-/// On a bucket kept in units of 2^17 ns (one token a day, burst 2^32), `try_acquire`'s
-/// refusal does not clamp its wait as `retry_after`, `reserve_within` and `state` do: the
-/// wait in units is shifted back to nanoseconds past 64 bits and wraps. Drained, and asked for
-/// 2_814_409_493 tokens (2_814_409_493 days away), it answers "retry after 5.83 s". With
-/// other `now`s the wrapped value can fall below `now` and the subtraction panics.
+/// Was: on a bucket kept in units of 2^17 ns (one token a day, burst 2^32), `try_acquire`'s
+/// refusal did not clamp its wait as `retry_after`, `reserve_within` and `state` did: the
+/// wait in units was shifted back to nanoseconds past 64 bits and wrapped. Drained, and asked
+/// for 2_814_409_493 tokens (2_814_409_493 days away), it answered "retry after 5.83 s".
 #[test]
 fn try_acquire_wait_on_unit_scaled_bucket() {
     let bucket = TokenBucket::new(BucketConfig {
@@ -806,9 +804,9 @@ fn try_acquire_wait_on_unit_scaled_bucket() {
     );
 }
 
-/// The same unclamped wait, where the wrapped nanoseconds fall below `now`: drained at 2^62
-/// ns and asked for 373_632 tokens (a thousand years away), `try_acquire` panics on
-/// `... - now` in `wait_ns` (debug builds; release returns a wrapped wait).
+/// Was: the same unclamped wait, where the wrapped nanoseconds fell below `now`: drained at
+/// 2^62 ns and asked for 373_632 tokens (a thousand years away), `try_acquire` panicked on
+/// `... - now` in `wait_ns` (debug builds; release returned a wrapped wait).
 #[test]
 fn try_acquire_wait_underflows_on_unit_scaled_bucket() {
     let bucket = TokenBucket::new(BucketConfig {
