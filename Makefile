@@ -9,8 +9,9 @@ LOOM_MAX_PREEMPTIONS ?= 2
 .PHONY: test setup fmt-check clippy unit loom nostd fmt
 
 ## Everything CI checks: formatting, lints, unit/integration/property/stress tests, loom models,
-## the no_std builds, the firmware tests in QEMU, and the C/C++ tests of the C ABI.
-test: setup fmt-check clippy unit loom nostd firmware ffi-test
+## the no_std builds, the firmware tests in QEMU, the C/C++ tests of the C ABI, and the
+## Python package's checks and tests.
+test: setup fmt-check clippy unit loom nostd firmware ffi-test py-test
 	@echo "make test: all checks passed"
 
 ## Installs what the checks need (idempotent): rustfmt, clippy, embedded targets.
@@ -50,3 +51,4 @@ nostd: setup
 # Fragments owned by their parts of the tree (after `test`, which stays the default goal).
 include tests/firmware/firmware.mk
 include ffi-c/ffi.mk
+include py/py.mk

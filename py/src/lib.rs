@@ -1,5 +1,11 @@
-//! Python bindings for fastbreaker. Placeholder crate: the Python issue fills it with the
-//! PyO3 module `fastbreaker._native`.
+//! Python bindings for fastbreaker: the PyO3 extension module `fastbreaker._native`.
+//!
+//! The module is compiled only with the `python` feature, which maturin enables (see
+//! `pyproject.toml`). Without it this crate is an empty library, so that `cargo test
+//! --workspace` and `cargo clippy --workspace` need neither PyO3 nor libpython.
 
 /// The version of the core this crate wraps.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[cfg(feature = "python")]
+mod native;

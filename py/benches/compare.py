@@ -1,0 +1,267 @@
+"""fastbreaker against pure-Python peers, in one process.
+
+Prints ns per call, the overhead over a bare call and the ratio of each peer to fastbreaker;
+``--json PATH`` writes the same. Peers that are not installed (or whose API changed) are
+reported as skipped. Run with ``make py-bench`` (peers pinned in benches/requirements.txt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import timeit
+from typing import Any, Callable
+
+import fastbreaker
+
+
+def per_call_ns(fn: Callable[[], Any], number: int) -> float:
+    return min(timeit.repeat(fn, number=number, repeat=5)) / number * 1e9
+
+
+def async_per_call_ns(make: Callable[[], Any], number: int) -> float:
+    async def loop() -> float:
+        best = float("inf")
+        for _ in range(5):
+            t0 = asyncio.get_running_loop().time()
+            for _ in range(number):
+                await make()
+            best = min(best, asyncio.get_running_loop().time() - t0)
+        return best / number * 1e9
+
+    return asyncio.run(loop())
+
+
+class Boom(Exception):
+    pass
+
+
+def noop() -> None:
+    return None
+
+
+def failing() -> None:
+    raise Boom
+
+
+async def anoop() -> None:
+    return None
+
+
+def catching(fn: Callable[[], Any]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            fn()
+        except Exception:
+            pass
+
+    return run
+
+
+def fastbreaker_cases() -> dict[str, Callable[[], Any]]:
+    b = fastbreaker.CircuitBreaker("bench", failure_threshold=None)
+    opened = fastbreaker.CircuitBreaker("bench-open")
+    opened.force_open()
+    limiter = fastbreaker.RateLimiter(rate=10**9, per=1.0, burst=10**6)
+    empty = fastbreaker.RateLimiter(rate=1, per=3600.0, burst=1)
+    empty.try_acquire()
+    return {
+        "decorated": b(noop),
+        "call": lambda: b.call(noop),
+        "open_rejection": catching(opened(noop)),
+        "failing": catching(b(failing)),
+        "async_decorated": b(anoop),
+        "limiter_allowed": limiter.try_acquire,
+        "limiter_rejected": empty.try_acquire,
+    }
+
+
+def peer_cases() -> dict[str, dict[str, Callable[[], Any]]]:
+    peers: dict[str, dict[str, Callable[[], Any]]] = {}
+
+    def add(peer: str, case: str, build: Callable[[], Callable[[], Any]]) -> None:
+        try:
+            peers.setdefault(peer, {})[case] = build()
+        except Exception as e:  # a missing peer or a changed API: reported, not fatal
+            print(f"  skip {peer}/{case}: {type(e).__name__}: {e}", file=sys.stderr)
+
+    def pybreaker_cases() -> None:
+        import pybreaker
+
+        b = pybreaker.CircuitBreaker(fail_max=10**9)
+        opened = pybreaker.CircuitBreaker(fail_max=1, reset_timeout=3600)
+        opened.open()
+        add("pybreaker", "decorated", lambda: b(noop))
+        add("pybreaker", "call", lambda: lambda: b.call(noop))
+        add("pybreaker", "open_rejection", lambda: catching(opened(noop)))
+        add("pybreaker", "failing", lambda: catching(b(failing)))
+
+    def circuitbreaker_cases() -> None:
+        import circuitbreaker
+
+        cb = circuitbreaker.CircuitBreaker(failure_threshold=10**9, name="bench")
+        opened = circuitbreaker.CircuitBreaker(failure_threshold=1, recovery_timeout=3600)
+        catching(opened(failing))()
+        add("circuitbreaker", "decorated", lambda: cb(noop))
+        add("circuitbreaker", "call", lambda: lambda: cb.call(noop))
+        add("circuitbreaker", "open_rejection", lambda: catching(opened(noop)))
+        add("circuitbreaker", "failing", lambda: catching(cb(failing)))
+        add("circuitbreaker", "async_decorated", lambda: cb(anoop))
+
+    def aiobreaker_cases() -> None:
+        import aiobreaker
+
+        b = aiobreaker.CircuitBreaker(fail_max=10**9)
+        add("aiobreaker", "async_decorated", lambda: b(anoop))
+
+    def purgatory_cases() -> None:
+        from purgatory import SyncCircuitBreakerFactory
+
+        factory = SyncCircuitBreakerFactory(default_threshold=10**9)
+        add("purgatory", "decorated", lambda: factory("bench")(noop))
+
+    def limits_cases() -> None:
+        from limits import parse
+        from limits.storage import MemoryStorage
+        from limits.strategies import FixedWindowRateLimiter
+
+        lim = FixedWindowRateLimiter(MemoryStorage())
+        big, small = parse("1000000000/second"), parse("1/hour")
+        lim.hit(small, "empty")
+        add("limits", "limiter_allowed", lambda: lambda: lim.hit(big, "k"))
+        add("limits", "limiter_rejected", lambda: lambda: lim.hit(small, "empty"))
+
+    def pyrate_cases() -> None:
+        from pyrate_limiter import Duration, Limiter, Rate
+
+        lim = Limiter(Rate(10**9, Duration.SECOND))
+        empty = Limiter(Rate(1, Duration.HOUR))
+        empty.try_acquire("e", blocking=False)
+        add(
+            "pyrate-limiter",
+            "limiter_allowed",
+            lambda: lambda: lim.try_acquire("k", blocking=False),
+        )
+
+        def rejected() -> None:
+            try:
+                empty.try_acquire("e", blocking=False)
+            except Exception:
+                pass
+
+        add("pyrate-limiter", "limiter_rejected", lambda: rejected)
+
+    def aiolimiter_cases() -> None:
+        from aiolimiter import AsyncLimiter
+
+        lim = AsyncLimiter(10**9, 1)
+        check: Any = lambda: lim.has_capacity()  # noqa: E731
+        check.needs_loop = True  # aiolimiter reads the running loop's clock
+        add("aiolimiter", "limiter_allowed", lambda: check)
+
+    for setup in (
+        pybreaker_cases,
+        circuitbreaker_cases,
+        aiobreaker_cases,
+        purgatory_cases,
+        limits_cases,
+        pyrate_cases,
+        aiolimiter_cases,
+    ):
+        try:
+            setup()
+        except Exception as e:
+            print(f"  skip {setup.__name__}: {type(e).__name__}: {e}", file=sys.stderr)
+    return peers
+
+
+def raise_catch() -> None:
+    try:
+        raise Boom
+    except Boom:
+        pass
+
+
+def measure(case: str, fn: Callable[[], Any], number: int) -> float:
+    if getattr(fn, "needs_loop", False):
+
+        async def in_loop() -> float:
+            return per_call_ns(fn, number)
+
+        return asyncio.run(in_loop())
+    if case.startswith("async"):
+        return async_per_call_ns(fn, number // 5)
+    return per_call_ns(fn, number)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--number", type=int, default=200_000, help="calls per timing")
+    args = parser.parse_args()
+    n = args.number
+    baselines = {
+        "bare_call": per_call_ns(noop, n),
+        "bare_await": async_per_call_ns(anoop, n // 5),
+        "raise_catch": per_call_ns(raise_catch, n),
+    }
+    ours = {case: measure(case, fn, n) for case, fn in fastbreaker_cases().items()}
+    theirs: dict[str, dict[str, float]] = {}
+    for peer, cases in peer_cases().items():
+        for case, fn in cases.items():
+            try:
+                theirs.setdefault(peer, {})[case] = measure(case, fn, n // 4)
+            except Exception as e:
+                print(f"  skip {peer}/{case}: {type(e).__name__}: {e}", file=sys.stderr)
+
+    def base(case: str) -> float:
+        if case.startswith("async"):
+            return baselines["bare_await"]
+        if case.startswith("limiter"):
+            return 0.0
+        return baselines["bare_call"]
+
+    b = baselines
+    print(
+        f"baselines: bare call {b['bare_call']:.1f} ns, bare await {b['bare_await']:.1f} ns, "
+        f"raise+catch {b['raise_catch']:.1f} ns\n"
+    )
+    print(f"{'case':18} {'library':16} {'ns/call':>9} {'overhead':>9} {'x fastbreaker':>14}")
+    results: dict[str, Any] = {"baselines_ns": baselines, "cases": {}}
+    for case, ns in ours.items():
+        over = ns - base(case)
+        rows = [{"library": "fastbreaker", "ns_per_call": ns, "overhead_ns": over}]
+        print(f"{case:18} {'fastbreaker':16} {ns:9.1f} {over:9.1f} {'1.0':>14}")
+        for peer, cases in theirs.items():
+            if case in cases:
+                pns = cases[case]
+                pover = pns - base(case)
+                ratio = pover / over if over > 0 else float("inf")
+                rows.append(
+                    {
+                        "library": peer,
+                        "ns_per_call": pns,
+                        "overhead_ns": pover,
+                        "overhead_ratio_to_fastbreaker": ratio,
+                    }
+                )
+                print(f"{'':18} {peer:16} {pns:9.1f} {pover:9.1f} {ratio:14.1f}")
+        results["cases"][case] = rows
+    targets = {
+        "decorated_overhead_ns<=100": ours["decorated"] - baselines["bare_call"] <= 100,
+        "open_rejection<=2x_raise_catch": ours["open_rejection"] <= 2 * baselines["raise_catch"],
+        "try_acquire_ns<=100": ours["limiter_allowed"] <= 100,
+        "async_overhead_ns<=300": ours["async_decorated"] - baselines["bare_await"] <= 300,
+    }
+    results["targets"] = targets
+    print("\ntargets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in targets.items()))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+# Python package targets; included by the top-level Makefile (run from the repo root).
+#   make py-test   build fastbreaker into py/.venv, then ruff, mypy, stubtest and pytest
+#   make demo      build into py/.venv and run the live demo (python -m fastbreaker demo)
+#   make py-bench  compare against pure-Python peers in py/.venv-bench
+
+PY_DIR        := py
+PY_VENV       := $(PY_DIR)/.venv
+PY_BIN        := $(PY_VENV)/bin
+PY_BENCH_VENV := $(PY_DIR)/.venv-bench
+PYTHON3       ?= python3
+PY_SOURCES    := $(wildcard $(PY_DIR)/src/*.rs) $(PY_DIR)/Cargo.toml $(PY_DIR)/pyproject.toml \
+                 $(wildcard core/src/*.rs) core/Cargo.toml
+DEMO_ARGS     ?=
+
+.PHONY: py-test py-build demo py-bench py-clean
+
+# The venv, with the pinned tools; redone only when the pins change.
+$(PY_VENV)/.installed: $(PY_DIR)/requirements-dev.txt
+	test -x $(PY_BIN)/python || $(PYTHON3) -m venv $(PY_VENV)
+	$(PY_BIN)/python -m pip install -q --disable-pip-version-check -r $(PY_DIR)/requirements-dev.txt
+	touch $@
+
+# The extension module, rebuilt only when the Rust sources change (the Python sources are
+# installed editable, so they need no rebuild).
+$(PY_VENV)/.built: $(PY_VENV)/.installed $(PY_SOURCES)
+	cd $(PY_DIR) && VIRTUAL_ENV=$(CURDIR)/$(PY_VENV) .venv/bin/maturin develop --release -q
+	touch $@
+
+py-build: $(PY_VENV)/.built
+
+py-test: py-build
+	cd $(PY_DIR) && .venv/bin/ruff check python tests benches
+	cd $(PY_DIR) && .venv/bin/ruff format --check python tests benches
+	cd $(PY_DIR) && .venv/bin/mypy
+	cd $(PY_DIR) && .venv/bin/python -m mypy.stubtest fastbreaker._native
+	cd $(PY_DIR) && .venv/bin/python -m pytest -q
+
+demo: py-build
+	$(PY_BIN)/python -m fastbreaker demo $(DEMO_ARGS)
+
+# Benchmarks against the peers, in their own venv (pins in py/benches/requirements.txt).
+$(PY_BENCH_VENV)/.installed: $(PY_DIR)/benches/requirements.txt $(PY_VENV)/.built
+	test -x $(PY_BENCH_VENV)/bin/python || $(PYTHON3) -m venv $(PY_BENCH_VENV)
+	$(PY_BENCH_VENV)/bin/python -m pip install -q --disable-pip-version-check -r $(PY_DIR)/benches/requirements.txt
+	cd $(PY_DIR) && VIRTUAL_ENV=$(CURDIR)/$(PY_BENCH_VENV) .venv/bin/maturin develop --release -q
+	touch $@
+
+py-bench: $(PY_BENCH_VENV)/.installed
+	$(PY_BENCH_VENV)/bin/python $(PY_DIR)/benches/compare.py $(PY_BENCH_ARGS)
+
+py-clean:
+	rm -rf $(PY_VENV) $(PY_BENCH_VENV)
