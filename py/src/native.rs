@@ -89,7 +89,10 @@ static METHOD_TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static EXCEPTION_TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-fn error_type<'a, 'py>(py: Python<'py>, cell: &'a PyOnceLock<Py<PyType>>) -> &'a Bound<'py, PyType> {
+fn error_type<'a, 'py>(
+    py: Python<'py>,
+    cell: &'a PyOnceLock<Py<PyType>>,
+) -> &'a Bound<'py, PyType> {
     cell.get(py)
         .expect("fastbreaker._native initialised its error types")
         .bind(py)
@@ -150,7 +153,8 @@ fn type_error(name: &str, v: &Bound<'_, PyAny>, expected: &str) -> PyErr {
 
 /// A real number (int or float, not bool), finite.
 fn number(name: &str, v: &Bound<'_, PyAny>) -> PyResult<f64> {
-    if v.is_instance_of::<PyBool>() || !(v.is_instance_of::<PyInt>() || v.is_instance_of::<PyFloat>())
+    if v.is_instance_of::<PyBool>()
+        || !(v.is_instance_of::<PyInt>() || v.is_instance_of::<PyFloat>())
     {
         return Err(type_error(name, v, "a number"));
     }
@@ -309,7 +313,12 @@ fn ns_to_s(ns: u64) -> f64 {
 }
 
 /// A circuit breaker on the lock-free core (see the package docs for every option).
-#[pyclass(frozen, subclass, module = "fastbreaker._native", name = "CircuitBreaker")]
+#[pyclass(
+    frozen,
+    subclass,
+    module = "fastbreaker._native",
+    name = "CircuitBreaker"
+)]
 struct PyBreaker {
     core: Box<dyn Core>,
     name: Py<PyString>,
@@ -358,9 +367,7 @@ impl PyBreaker {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
         let err = self.rejection(py, r);
-        self.notify(py, "on_rejection", |l, name| {
-            l.call1((name, err.value(py)))
-        });
+        self.notify(py, "on_rejection", |l, name| l.call1((name, err.value(py))));
         match &self.fallback {
             Some(f) => Ok(f.bind(py).call(args, kwargs)?.unbind()),
             None => Err(err),
@@ -658,13 +665,21 @@ impl PyBreaker {
             for item in items {
                 if let Ok(t) = item.cast::<PyType>() {
                     if !t.is_subclass(&base)? {
-                        return Err(type_error("exclude", &item, "an exception type or a predicate"));
+                        return Err(type_error(
+                            "exclude",
+                            &item,
+                            "an exception type or a predicate",
+                        ));
                     }
                     types.push(item);
                 } else if item.is_callable() {
                     exclude_predicates.push(item.unbind());
                 } else {
-                    return Err(type_error("exclude", &item, "an exception type or a predicate"));
+                    return Err(type_error(
+                        "exclude",
+                        &item,
+                        "an exception type or a predicate",
+                    ));
                 }
             }
         }
@@ -839,9 +854,7 @@ impl PyBreaker {
             Ok(permit) => Ok(PyPermit { permit }),
             Err(r) => {
                 let err = self.rejection(py, r);
-                self.notify(py, "on_rejection", |l, name| {
-                    l.call1((name, err.value(py)))
-                });
+                self.notify(py, "on_rejection", |l, name| l.call1((name, err.value(py))));
                 Err(err)
             }
         }
@@ -984,7 +997,11 @@ impl PyLimiter {
             (1, (period_ns / r).round() as u64)
         };
         if config.1 == 0 || config.0 > config.1 {
-            return Err(value_error("rate", rate, "at most one token per nanosecond"));
+            return Err(value_error(
+                "rate",
+                rate,
+                "at most one token per nanosecond",
+            ));
         }
         let burst = match burst.value() {
             Some(v) => integer("burst", v, 1, 1 << 32)? as u64,
@@ -1052,7 +1069,12 @@ impl PyLimiter {
     /// Reserves `n` tokens in queue order and returns the seconds to wait before using
     /// them; with `timeout`, raises RateLimitExceeded (taking nothing) if the wait is longer.
     #[pyo3(signature = (n = 1, timeout = None))]
-    fn _reserve(&self, py: Python<'_>, n: i64, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<f64> {
+    fn _reserve(
+        &self,
+        py: Python<'_>,
+        n: i64,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<f64> {
         let n = tokens(n)?;
         let max_wait = match timeout {
             None => u64::MAX,
@@ -1171,7 +1193,12 @@ fn monotonic_ns() -> u64 {
 #[pymodule(gil_used = false)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
-    let errors = PyModule::from_code(py, ERRORS_PY, c"fastbreaker/_errors.py", c"fastbreaker._errors")?;
+    let errors = PyModule::from_code(
+        py,
+        ERRORS_PY,
+        c"fastbreaker/_errors.py",
+        c"fastbreaker._errors",
+    )?;
     for (name, cell) in [
         ("FastbreakerError", &FASTBREAKER_ERROR),
         ("CircuitOpenError", &CIRCUIT_OPEN_ERROR),
@@ -1182,7 +1209,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         let _ = cell.set(py, t.clone().unbind());
         m.add(name, t)?;
     }
-    let _ = EXCEPTION_TYPE.set(py, py.get_type::<pyo3::exceptions::PyException>().into_any().unbind());
+    let _ = EXCEPTION_TYPE.set(
+        py,
+        py.get_type::<pyo3::exceptions::PyException>()
+            .into_any()
+            .unbind(),
+    );
     m.add("__version__", crate::VERSION)?;
     m.add_class::<PyBreaker>()?;
     m.add_class::<PyPermit>()?;
