@@ -6,7 +6,7 @@ EMBEDDED_TARGETS := thumbv6m-none-eabi thumbv7m-none-eabi thumbv7em-none-eabihf 
 LOOM_FLAGS := --cfg loom
 LOOM_MAX_PREEMPTIONS ?= 2
 
-.PHONY: test setup fmt-check clippy unit loom nostd fmt
+.PHONY: test setup fmt-check clippy unit loom nostd fmt bench bench-rust
 
 ## Everything CI checks: formatting, lints, unit/integration/property/stress tests, loom models,
 ## the no_std builds, the firmware tests in QEMU, the C/C++ tests of the C ABI, and the
@@ -39,6 +39,15 @@ unit:
 loom:
 	RUSTFLAGS="$(LOOM_FLAGS)" LOOM_MAX_PREEMPTIONS=$(LOOM_MAX_PREEMPTIONS) CARGO_TARGET_DIR=target/loom \
 		$(CARGO) test -p fastbreaker-tests --test loom --test loom_bucket --release
+
+## Benchmarks: criterion (fastbreaker beside governor, failsafe, recloser in one run) with a
+## markdown table of ns/op and ratios in target/criterion/report.md, the C ABI loop, and the
+## Python comparison against pybreaker, circuitbreaker, aiobreaker, purgatory, limits, ...
+bench: bench-rust ffi-bench py-bench
+
+bench-rust:
+	$(CARGO) bench -p fastbreaker-benches
+	$(CARGO) run -q -p fastbreaker-benches --release --bin report -- --out target/criterion/report.md
 
 ## The core without std on firmware targets.
 nostd: setup

@@ -544,6 +544,7 @@ impl<W: Window> CircuitBreaker<W> {
 
     // ----- internals -----
 
+    #[inline]
     fn acquire_inner(&self, now: &mut impl Now) -> Result<Permit, Rejected> {
         let limits = self.settings.limits();
         let mut cur = self.state.load(Ordering::Relaxed);
@@ -619,6 +620,7 @@ impl<W: Window> CircuitBreaker<W> {
         }
     }
 
+    #[inline]
     fn record_inner(
         &self,
         permit: Permit,

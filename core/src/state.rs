@@ -34,6 +34,7 @@ impl State {
     ];
 
     /// The state with this numeric value.
+    #[inline]
     pub const fn from_u8(v: u8) -> Option<State> {
         match v {
             0 => Some(State::Closed),
@@ -109,6 +110,7 @@ impl Word {
         generation: 0,
     };
 
+    #[inline]
     pub(crate) const fn pack(self) -> u64 {
         (self.state as u64)
             | ((self.step as u64) << 3)
@@ -117,6 +119,7 @@ impl Word {
             | ((self.generation & GENERATION_MASK) << 28)
     }
 
+    #[inline]
     pub(crate) const fn unpack(w: u64) -> Word {
         let state = match State::from_u8((w & 0b111) as u8) {
             Some(s) => s,
@@ -132,6 +135,7 @@ impl Word {
     }
 
     /// The word of a fresh period in `state`, one generation later.
+    #[inline]
     const fn enter(self, state: State, step: u8, in_flight: u16) -> Word {
         Word {
             state,
@@ -206,6 +210,8 @@ pub(crate) struct Limits {
 }
 
 /// The transition function: pure, total, and the only place that builds new state words.
+/// Inlined: callers pass constant events, so most of the match folds away.
+#[inline]
 pub(crate) const fn next(w: Word, event: Event, limits: Limits) -> Decision {
     match event {
         Event::Acquire { wait_elapsed } => match w.state {
