@@ -157,7 +157,9 @@ pub struct Metrics {
     pub state: State,
     /// Current generation (bumped by every state change; 36 bits, wrapping).
     pub generation: u64,
-    /// Calls let through (not counting the Disabled state).
+    /// Calls let through (not counting the Disabled state). A closed-state call is counted
+    /// when its outcome is recorded, so that a healthy breaker's call makes one shared write,
+    /// not two; probes and metrics-only calls are counted when admitted.
     pub permitted: u64,
     /// Calls refused.
     pub rejected: u64,
@@ -187,7 +189,9 @@ pub struct Metrics {
 #[derive(Debug)]
 #[repr(C)]
 struct Counters {
-    permitted: AtomicU64,
+    /// Admitted probe and metrics-only permits not yet recorded (wrapping). The reported
+    /// `permitted` is this plus every recorded outcome.
+    unrecorded: AtomicU64,
     rejected: AtomicU64,
     succeeded: AtomicU64,
     failed: AtomicU64,
@@ -346,7 +350,7 @@ impl<W> CircuitBreaker<W> {
                 consecutive_failures: AtomicU32::new(0),
                 window,
                 counters: Counters {
-                    permitted: AtomicU64::new(0),
+                    unrecorded: AtomicU64::new(0),
                     rejected: AtomicU64::new(0),
                     succeeded: AtomicU64::new(0),
                     failed: AtomicU64::new(0),
@@ -475,15 +479,20 @@ impl<W: Window> CircuitBreaker<W> {
     pub fn metrics(&self, now: u64) -> Metrics {
         let w = Word::unpack(self.state.load(Ordering::Relaxed));
         let c = &self.counters;
-        // Acquire: pairs with the Release increments in `record_inner`; outcomes are read
-        // before permits so that succeeded + failed + ignored <= permitted in every snapshot.
-        let succeeded = c.succeeded.load(Ordering::Acquire);
-        let failed = c.failed.load(Ordering::Acquire);
-        let ignored = c.ignored.load(Ordering::Acquire);
+        let succeeded = c.succeeded.load(Ordering::Relaxed);
+        let failed = c.failed.load(Ordering::Relaxed);
+        let ignored = c.ignored.load(Ordering::Relaxed);
+        // Never negative as read: each decrement follows its increment on the same atomic,
+        // so coherence shows the increment whenever it shows the decrement. Hence
+        // succeeded + failed + ignored <= permitted in every snapshot.
+        let unrecorded = c.unrecorded.load(Ordering::Relaxed);
         Metrics {
             state: w.state,
             generation: w.generation,
-            permitted: c.permitted.load(Ordering::Relaxed),
+            permitted: unrecorded
+                .wrapping_add(succeeded)
+                .wrapping_add(failed)
+                .wrapping_add(ignored),
             rejected: c.rejected.load(Ordering::Relaxed),
             succeeded,
             failed,
@@ -590,8 +599,8 @@ impl<W: Window> CircuitBreaker<W> {
                             n.generation
                         }
                     };
-                    if kind != PermitKind::Passive {
-                        self.counters.permitted.fetch_add(1, Ordering::Relaxed);
+                    if matches!(kind, PermitKind::Probe | PermitKind::Observe) {
+                        self.counters.unrecorded.fetch_add(1, Ordering::Relaxed);
                     }
                     let started_at = if self.settings.detects_slow_calls() {
                         now.get()
@@ -635,14 +644,15 @@ impl<W: Window> CircuitBreaker<W> {
         let slow =
             s.detects_slow_calls() && outcome != Outcome::Ignored && duration > s.slow_call_ns;
         let c = &self.counters;
-        // Release: pairs with the Acquire loads in `metrics`, which read the outcome counters
-        // before `permitted`, so a snapshot never shows more outcomes than permits. (On x86
-        // a locked add is a full barrier anyway.)
         match outcome {
-            Outcome::Success => c.succeeded.fetch_add(1, Ordering::Release),
-            Outcome::Failure => c.failed.fetch_add(1, Ordering::Release),
-            Outcome::Ignored => c.ignored.fetch_add(1, Ordering::Release),
+            Outcome::Success => c.succeeded.fetch_add(1, Ordering::Relaxed),
+            Outcome::Failure => c.failed.fetch_add(1, Ordering::Relaxed),
+            Outcome::Ignored => c.ignored.fetch_add(1, Ordering::Relaxed),
         };
+        if permit.kind != PermitKind::Normal {
+            // Its admission was counted in `unrecorded`; from now on its outcome counts it.
+            c.unrecorded.fetch_sub(1, Ordering::Relaxed);
+        }
         if slow {
             c.slow.fetch_add(1, Ordering::Relaxed);
         }

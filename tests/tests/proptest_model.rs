@@ -296,7 +296,9 @@ impl Model {
                 }
             }
         };
-        if kind != PermitKind::Passive {
+        // Closed-state permits are counted as permitted when recorded; probes and
+        // metrics-only permits when admitted.
+        if matches!(kind, PermitKind::Probe | PermitKind::Observe) {
             self.permitted += 1;
         }
         let permit = ModelPermit {
@@ -327,6 +329,9 @@ impl Model {
         }
         if slow {
             self.slow += 1;
+        }
+        if permit.kind == PermitKind::Normal {
+            self.permitted += 1;
         }
         if permit.generation != self.generation {
             return None; // stale
