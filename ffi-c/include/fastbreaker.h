@@ -271,7 +271,8 @@ typedef struct fb_breaker_stats {
      */
     uint64_t generation;
     /**
-     * Calls let through (not counting the disabled state).
+     * Calls let through (not counting the disabled state); a closed-state call is counted
+     * when its outcome is recorded, probes and metrics-only calls when admitted.
      */
     uint64_t permitted;
     /**

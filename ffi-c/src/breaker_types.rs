@@ -141,7 +141,8 @@ pub struct fb_breaker_stats {
     pub consecutive_failures: u32,
     /// Current generation (bumped by every state change).
     pub generation: u64,
-    /// Calls let through (not counting the disabled state).
+    /// Calls let through (not counting the disabled state); a closed-state call is counted
+    /// when its outcome is recorded, probes and metrics-only calls when admitted.
     pub permitted: u64,
     /// Calls refused.
     pub rejected: u64,
