@@ -1,6 +1,6 @@
-//! The core's breaker scenarios (tests/tests/scenarios.rs at the time of writing), ported
-//! to no_std: `assert*!` became `check*!`, which report and return instead of panicking, and
-//! the few `Vec`s and `to_string`s became arrays and a stack buffer.
+//! The core's breaker scenarios, written for no_std: `check*!` report and return instead of
+//! panicking. One source for two runners: the firmware runs them on emulated boards, and
+//! tests/tests/scenarios.rs runs them on the host as one `#[test]` each.
 
 use core::cell::Cell;
 use core::fmt::Write as _;
