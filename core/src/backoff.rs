@@ -1,4 +1,6 @@
-//! Exponential backoff arithmetic shared by the breaker's open wait (and later retries).
+//! Exponential backoff arithmetic shared by the breaker's open wait and the bindings' retries.
+
+use crate::config::ConfigError;
 
 /// Exponential backoff: `base * factor^step`, capped, with optional deterministic jitter.
 ///
@@ -30,6 +32,48 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// A validated backoff: `factor_milli >= 1000`, `max_ns >= base_ns`,
+    /// `jitter_permille <= 1000`. The error names the field and the value.
+    ///
+    /// ```
+    /// use fastbreaker::{Backoff, SECOND};
+    /// let b = Backoff::new(SECOND, 2000, 60 * SECOND, 0, 0).unwrap();
+    /// assert_eq!(b.delay(1, 0), 2 * SECOND);
+    /// assert_eq!(Backoff::new(SECOND, 500, SECOND, 0, 0).unwrap_err().field, "factor_milli");
+    /// ```
+    pub const fn new(
+        base_ns: u64,
+        factor_milli: u32,
+        max_ns: u64,
+        jitter_permille: u16,
+        seed: u64,
+    ) -> Result<Self, ConfigError> {
+        if factor_milli < 1000 {
+            return Err(ConfigError::new(
+                "factor_milli",
+                factor_milli as u64,
+                "at least 1000 (the delay never shrinks)",
+            ));
+        }
+        if max_ns < base_ns {
+            return Err(ConfigError::new("max_ns", max_ns, "at least base_ns"));
+        }
+        if jitter_permille > 1000 {
+            return Err(ConfigError::new(
+                "jitter_permille",
+                jitter_permille as u64,
+                "at most 1000",
+            ));
+        }
+        Ok(Backoff {
+            base_ns,
+            factor_milli,
+            max_ns,
+            jitter_permille,
+            seed,
+        })
+    }
+
     /// The delay before attempt `step` (0-based), jittered by `nonce`.
     pub const fn delay(&self, step: u32, nonce: u64) -> u64 {
         let mut d = if self.base_ns > self.max_ns {
@@ -148,6 +192,26 @@ mod tests {
         assert!(
             (0..1000).all(|n| full.delay(0, n) <= S) && (0..1000).any(|n| full.delay(0, n) < S / 2)
         );
+    }
+
+    #[test]
+    fn new_validates_each_field() {
+        assert_eq!(
+            Backoff::new(S, 2000, 4 * S, 100, 9),
+            Ok(Backoff {
+                base_ns: S,
+                factor_milli: 2000,
+                max_ns: 4 * S,
+                jitter_permille: 100,
+                seed: 9
+            })
+        );
+        let e = Backoff::new(S, 999, 4 * S, 0, 0).unwrap_err();
+        assert_eq!((e.field, e.value), ("factor_milli", 999));
+        let e = Backoff::new(2 * S, 1000, S, 0, 0).unwrap_err();
+        assert_eq!((e.field, e.value), ("max_ns", S));
+        let e = Backoff::new(S, 1000, S, 1001, 0).unwrap_err();
+        assert_eq!((e.field, e.value), ("jitter_permille", 1001));
     }
 
     #[test]

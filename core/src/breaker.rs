@@ -446,6 +446,19 @@ impl<W: Window> CircuitBreaker<W> {
         self.manual(State::ForcedOpen, now)
     }
 
+    /// Opens the breaker now, as if a rule had fired: calls are refused until the first
+    /// open wait (`wait_duration`, backoff step 0) has passed, then probes are admitted.
+    /// Starts a new generation (outstanding permits become stale) and counts as a trip.
+    pub fn trip(&self, now: u64) -> Option<Transition> {
+        self.manual(State::Open, now)
+    }
+
+    /// Moves the breaker to HalfOpen now: the next calls are probes (up to
+    /// `half_open_max_calls`), and `success_threshold` successes close it. New generation.
+    pub fn half_open(&self, now: u64) -> Option<Transition> {
+        self.manual(State::HalfOpen, now)
+    }
+
     /// Disables the breaker: every call goes through and nothing is recorded.
     pub fn disable(&self, now: u64) -> Option<Transition> {
         self.manual(State::Disabled, now)

@@ -9,3 +9,5 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[cfg(feature = "python")]
 mod native;
+
+pub mod stats;

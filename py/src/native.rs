@@ -5,7 +5,7 @@
 //! has committed a change, with no lock held; a listener that raises is logged.
 
 use std::ffi::CStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use fastbreaker as fb;
@@ -17,6 +17,8 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString, PyTuple, PyType};
+
+use crate::stats::{Histogram, HistogramSnapshot, Transitions, BOUNDS_NS};
 
 const NS: f64 = 1e9;
 
@@ -230,6 +232,13 @@ impl<'py> Arg<'py> {
 trait Core: Send + Sync {
     fn acquire(&self) -> Result<Permit, Rejected>;
     fn record(&self, permit: Permit, outcome: Outcome) -> Option<Transition>;
+    fn record_timed(
+        &self,
+        permit: Permit,
+        outcome: Outcome,
+        duration_ns: u64,
+        now: u64,
+    ) -> Option<Transition>;
     fn state(&self) -> State;
     fn metrics(&self) -> fb::Metrics;
     fn retry_after(&self) -> u64;
@@ -244,6 +253,16 @@ impl<W: fb::Window + Send + Sync> Core for fb::CircuitBreaker<W> {
     #[inline]
     fn record(&self, permit: Permit, outcome: Outcome) -> Option<Transition> {
         self.record_with(&MonotonicClock, permit, outcome)
+    }
+    #[inline]
+    fn record_timed(
+        &self,
+        permit: Permit,
+        outcome: Outcome,
+        duration_ns: u64,
+        now: u64,
+    ) -> Option<Transition> {
+        self.record_with_duration(permit, outcome, duration_ns, now)
     }
     fn state(&self) -> State {
         fb::CircuitBreaker::state(self)
@@ -260,7 +279,9 @@ impl<W: fb::Window + Send + Sync> Core for fb::CircuitBreaker<W> {
             State::ForcedOpen => self.force_open(now),
             State::Disabled => self.disable(now),
             State::MetricsOnly => self.metrics_only(now),
-            _ => self.reset(now),
+            State::Open => self.trip(now),
+            State::HalfOpen => self.half_open(now),
+            State::Closed => self.reset(now),
         }
     }
 }
@@ -312,6 +333,17 @@ fn ns_to_s(ns: u64) -> f64 {
     ns as f64 / NS
 }
 
+/// `{"bounds": [s..], "counts": [per bucket, last = +Inf], "sum": s, "count": n}`.
+fn histogram_dict<'py>(py: Python<'py>, h: &HistogramSnapshot) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    let bounds: Vec<f64> = BOUNDS_NS.iter().map(|&b| ns_to_s(b)).collect();
+    d.set_item("bounds", bounds)?;
+    d.set_item("counts", h.counts.to_vec())?;
+    d.set_item("sum", ns_to_s(h.sum_ns))?;
+    d.set_item("count", h.count())?;
+    Ok(d)
+}
+
 /// A circuit breaker on the lock-free core (see the package docs for every option).
 #[pyclass(
     frozen,
@@ -331,12 +363,20 @@ struct PyBreaker {
     has_listeners: AtomicBool,
     listeners: Mutex<Vec<Py<PyAny>>>,
     options: Py<PyDict>,
+    /// State changes by (from, to), for exporters.
+    transitions: Transitions,
+    /// Rejected calls answered by the fallback.
+    fallbacks: AtomicU64,
+    /// Call durations, when built with `measure_durations=True`.
+    durations: Option<Histogram>,
 }
 
 /// An admitted call, for the Python-level paths (async, generators, `with`).
 #[pyclass(frozen, module = "fastbreaker._native", name = "Permit")]
 struct PyPermit {
     permit: Permit,
+    /// When the call started, if the breaker measures durations.
+    started: Option<u64>,
 }
 
 impl PyBreaker {
@@ -369,7 +409,10 @@ impl PyBreaker {
         let err = self.rejection(py, r);
         self.notify(py, "on_rejection", |l, name| l.call1((name, err.value(py))));
         match &self.fallback {
-            Some(f) => Ok(f.bind(py).call(args, kwargs)?.unbind()),
+            Some(f) => {
+                self.fallbacks.fetch_add(1, Ordering::Relaxed);
+                Ok(f.bind(py).call(args, kwargs)?.unbind())
+            }
             None => Err(err),
         }
     }
@@ -410,12 +453,13 @@ impl PyBreaker {
         Outcome::Failure
     }
 
-    fn finish(&self, py: Python<'_>, permit: Permit, err: Option<&PyErr>) {
+    /// Records an outcome; `started`: when the call started, if durations are measured.
+    fn finish(&self, py: Python<'_>, permit: Permit, err: Option<&PyErr>, started: Option<u64>) {
         let outcome = match err {
             None => Outcome::Success,
             Some(e) => self.classify(py, e),
         };
-        let t = self.core.record(permit, outcome);
+        let t = self.record_outcome(permit, outcome, started);
         if outcome == Outcome::Failure {
             if let Some(e) = err {
                 self.notify(py, "on_failure", |l, name| l.call1((name, e.value(py))));
@@ -426,7 +470,35 @@ impl PyBreaker {
         }
     }
 
+    /// Records `outcome`, observing the duration if the breaker measures them.
+    #[inline]
+    fn record_outcome(
+        &self,
+        permit: Permit,
+        outcome: Outcome,
+        started: Option<u64>,
+    ) -> Option<Transition> {
+        match (&self.durations, started) {
+            (Some(h), Some(start)) => {
+                let now = MonotonicClock.now_ns();
+                let d = now.saturating_sub(start);
+                if outcome != Outcome::Ignored {
+                    h.observe(d);
+                }
+                self.core.record_timed(permit, outcome, d, now)
+            }
+            _ => self.core.record(permit, outcome),
+        }
+    }
+
+    /// When a call starts, if the breaker measures durations.
+    #[inline]
+    fn start(&self) -> Option<u64> {
+        self.durations.as_ref().map(|_| MonotonicClock.now_ns())
+    }
+
     fn transitioned(&self, py: Python<'_>, t: Transition) {
+        self.transitions.count(t.from, t.to);
         self.notify(py, "on_state_change", |l, name| {
             l.call1((name, t.from.as_str(), t.to.as_str()))
         });
@@ -472,15 +544,16 @@ impl PyBreaker {
             Ok(p) => p,
             Err(r) => return self.refused(py, r, args, kwargs),
         };
+        let started = self.start();
         match func.call(args, kwargs) {
             Ok(v) => {
-                if let Some(t) = self.core.record(permit, Outcome::Success) {
+                if let Some(t) = self.record_outcome(permit, Outcome::Success, started) {
                     self.transitioned(py, t);
                 }
                 Ok(v.unbind())
             }
             Err(e) => {
-                self.finish(py, permit, Some(&e));
+                self.finish(py, permit, Some(&e), started);
                 Err(e)
             }
         }
@@ -512,6 +585,7 @@ impl PyBreaker {
         count_excluded_as_success = false,
         fallback = Arg::Absent,
         listeners = Arg::Absent,
+        measure_durations = false,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new<'py>(
@@ -536,6 +610,7 @@ impl PyBreaker {
         count_excluded_as_success: bool,
         fallback: Arg<'py>,
         listeners: Arg<'py>,
+        measure_durations: bool,
     ) -> PyResult<Self> {
         let name = name
             .cast::<PyString>()
@@ -703,6 +778,7 @@ impl PyBreaker {
             }
         }
         options.set_item("count_excluded_as_success", count_excluded_as_success)?;
+        options.set_item("measure_durations", measure_durations)?;
         let core = build_core(c, count_window, time_window).map_err(config_error)?;
         Ok(PyBreaker {
             core,
@@ -718,6 +794,9 @@ impl PyBreaker {
             has_listeners: AtomicBool::new(!ls.is_empty()),
             listeners: Mutex::new(ls),
             options: options.unbind(),
+            transitions: Transitions::default(),
+            fallbacks: AtomicU64::new(0),
+            durations: measure_durations.then(Histogram::default),
         })
     }
 
@@ -776,6 +855,26 @@ impl PyBreaker {
             .last_transition_at
             .map(|t| ns_to_s(MonotonicClock.now_ns().saturating_sub(t)));
         d.set_item("seconds_in_state", age)?;
+        d.set_item("fallbacks", self.fallbacks.load(Ordering::Relaxed))?;
+        let transitions = PyDict::new(py);
+        for (from, to, n) in self.transitions.nonzero() {
+            let row = match transitions.get_item(from.as_str())? {
+                Some(row) => row.cast_into::<PyDict>()?,
+                None => {
+                    let row = PyDict::new(py);
+                    transitions.set_item(from.as_str(), &row)?;
+                    row
+                }
+            };
+            row.set_item(to.as_str(), n)?;
+        }
+        d.set_item("transitions", transitions)?;
+        let empty = HistogramSnapshot {
+            counts: [0; BOUNDS_NS.len() + 1],
+            sum_ns: 0,
+        };
+        let durations = self.durations.as_ref().map_or(empty, Histogram::snapshot);
+        d.set_item("durations", histogram_dict(py, &durations)?)?;
         Ok(d)
     }
 
@@ -794,6 +893,22 @@ impl PyBreaker {
     /// Forces the breaker open until `reset()`.
     fn force_open(&self, py: Python<'_>) {
         self.manual(py, State::ForcedOpen)
+    }
+
+    /// Opens the breaker now, as if a rule had fired: calls are refused for `wait_duration`,
+    /// then probes are admitted. Calling it while open restarts the wait.
+    fn trip(&self, py: Python<'_>) {
+        self.manual(py, State::Open)
+    }
+
+    /// Moves the breaker to half-open now: the next calls are probes.
+    fn half_open(&self, py: Python<'_>) {
+        self.manual(py, State::HalfOpen)
+    }
+
+    /// Counts a rejected call answered by the fallback (for wrappers written in Python).
+    fn _note_fallback(&self) {
+        self.fallbacks.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Lets every call through and records nothing, until `reset()`.
@@ -851,7 +966,10 @@ impl PyBreaker {
     /// Admits a call or raises CircuitOpenError (listeners notified either way).
     fn _acquire(&self, py: Python<'_>) -> PyResult<PyPermit> {
         match self.acquire_permit(py) {
-            Ok(permit) => Ok(PyPermit { permit }),
+            Ok(permit) => Ok(PyPermit {
+                permit,
+                started: self.start(),
+            }),
             Err(r) => {
                 let err = self.rejection(py, r);
                 self.notify(py, "on_rejection", |l, name| l.call1((name, err.value(py))));
@@ -863,12 +981,12 @@ impl PyBreaker {
     /// Records the outcome of an admitted call: `exc` is None on success.
     #[pyo3(signature = (permit, exc = None))]
     fn _record(&self, py: Python<'_>, permit: &Bound<'_, PyPermit>, exc: Option<Bound<'_, PyAny>>) {
-        let permit = permit.get().permit;
+        let (permit, started) = (permit.get().permit, permit.get().started);
         match exc {
-            None => self.finish(py, permit, None),
+            None => self.finish(py, permit, None, started),
             Some(e) => {
                 let err = PyErr::from_value(e);
-                self.finish(py, permit, Some(&err));
+                self.finish(py, permit, Some(&err), started);
             }
         }
     }
@@ -945,6 +1063,27 @@ struct PyLimiter {
     bucket: fb::TokenBucket,
     rate: f64,
     per: f64,
+    name: Option<Py<PyString>>,
+    /// Granted at once.
+    allowed: AtomicU64,
+    /// Granted after a wait.
+    delayed: AtomicU64,
+    /// Refused: `try_acquire` false, or a wait longer than the timeout.
+    rejected: AtomicU64,
+    /// Waits given up (tokens refunded).
+    cancelled: AtomicU64,
+    /// Waits of delayed acquisitions.
+    waits: Histogram,
+}
+
+/// An optional `name` keyword: a str or None.
+fn optional_name(name: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyString>>> {
+    if name.is_none() {
+        return Ok(None);
+    }
+    name.cast::<PyString>()
+        .map(|n| Some(n.clone().unbind()))
+        .map_err(|_| type_error("name", name, "a str or None"))
 }
 
 fn tokens(n: i64) -> PyResult<u64> {
@@ -974,8 +1113,17 @@ impl PyLimiter {
 #[pymethods]
 impl PyLimiter {
     #[new]
-    #[pyo3(signature = (rate, per = Arg::Absent, burst = Arg::Absent))]
-    fn new<'py>(rate: &Bound<'py, PyAny>, per: Arg<'py>, burst: Arg<'py>) -> PyResult<Self> {
+    #[pyo3(signature = (rate, per = Arg::Absent, burst = Arg::Absent, *, name = None))]
+    fn new<'py>(
+        rate: &Bound<'py, PyAny>,
+        per: Arg<'py>,
+        burst: Arg<'py>,
+        name: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Self> {
+        let name = match name {
+            Some(n) => optional_name(n)?,
+            None => None,
+        };
         let r = number("rate", rate)?;
         if r <= 0.0 {
             return Err(value_error("rate", rate, "a number > 0"));
@@ -1017,7 +1165,36 @@ impl PyLimiter {
             bucket,
             rate: r,
             per: per_s,
+            name,
+            allowed: AtomicU64::new(0),
+            delayed: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+            waits: Histogram::default(),
         })
+    }
+
+    /// The limiter's name, or None.
+    #[getter]
+    fn name(&self, py: Python<'_>) -> Option<Py<PyString>> {
+        self.name.as_ref().map(|n| n.clone_ref(py))
+    }
+
+    /// Counters for exporters: allowed (at once), delayed (after a wait), rejected,
+    /// cancelled (waits given up), the waits' histogram, and the tokens available now.
+    fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("name", self.name(py))?;
+        d.set_item("rate", self.rate)?;
+        d.set_item("per", self.per)?;
+        d.set_item("burst", self.bucket.burst())?;
+        d.set_item("available", self.available())?;
+        d.set_item("allowed", self.allowed.load(Ordering::Relaxed))?;
+        d.set_item("delayed", self.delayed.load(Ordering::Relaxed))?;
+        d.set_item("rejected", self.rejected.load(Ordering::Relaxed))?;
+        d.set_item("cancelled", self.cancelled.load(Ordering::Relaxed))?;
+        d.set_item("wait", histogram_dict(py, &self.waits.snapshot())?)?;
+        Ok(d)
     }
 
     /// Tokens per `per` seconds.
@@ -1042,12 +1219,18 @@ impl PyLimiter {
     #[pyo3(signature = (n = 1))]
     fn try_acquire(&self, n: i64) -> PyResult<bool> {
         match self.bucket.try_acquire_with(tokens(n)?, &MonotonicClock) {
-            Ok(()) => Ok(true),
+            Ok(()) => {
+                self.allowed.fetch_add(1, Ordering::Relaxed);
+                Ok(true)
+            }
             Err(Rejected::ExceedsCapacity { .. }) => Err(PyValueError::new_err(format!(
                 "n = {n} exceeds the limiter's burst = {}",
                 self.bucket.burst()
             ))),
-            Err(_) => Ok(false),
+            Err(_) => {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                Ok(false)
+            }
         }
     }
 
@@ -1086,22 +1269,40 @@ impl PyLimiter {
                 (s * NS).min(u64::MAX as f64 / 2.0) as u64
             }
         };
-        self.bucket
+        match self
+            .bucket
             .reserve_within(n, MonotonicClock.now_ns(), max_wait)
-            .map(ns_to_s)
-            .map_err(|r| self.limit_error(py, r, n))
+        {
+            Ok(0) => {
+                self.allowed.fetch_add(1, Ordering::Relaxed);
+                Ok(0.0)
+            }
+            Ok(wait) => {
+                self.delayed.fetch_add(1, Ordering::Relaxed);
+                self.waits.observe(wait);
+                Ok(ns_to_s(wait))
+            }
+            Err(r) => {
+                if !matches!(r, Rejected::ExceedsCapacity { .. }) {
+                    self.rejected.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(self.limit_error(py, r, n))
+            }
+        }
     }
 
     /// Gives back `n` tokens of a reservation that will not be used.
     #[pyo3(signature = (n = 1))]
     fn _refund(&self, n: i64) -> PyResult<()> {
         self.bucket.refund(tokens(n)?, MonotonicClock.now_ns());
+        self.cancelled.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
-    fn __repr__(&self) -> String {
+    fn __repr__(&self, py: Python<'_>) -> String {
         format!(
-            "<RateLimiter rate={} per={} burst={}>",
+            "<RateLimiter {}rate={} per={} burst={}>",
+            repr_name(py, &self.name),
             self.rate,
             self.per,
             self.bucket.burst()
@@ -1115,17 +1316,37 @@ impl PyLimiter {
 #[pyclass(frozen, subclass, module = "fastbreaker._native", name = "Bulkhead")]
 struct PyBulkhead {
     inner: fb::Bulkhead,
+    name: Option<Py<PyString>>,
+}
+
+/// `"name" ` for a repr, or nothing.
+fn repr_name(py: Python<'_>, name: &Option<Py<PyString>>) -> String {
+    match name {
+        Some(n) => format!("{:?} ", n.bind(py).to_string()),
+        None => String::new(),
+    }
 }
 
 #[pymethods]
 impl PyBulkhead {
     #[new]
-    #[pyo3(signature = (max_concurrent))]
-    fn new(max_concurrent: &Bound<'_, PyAny>) -> PyResult<Self> {
+    #[pyo3(signature = (max_concurrent, *, name = None))]
+    fn new(max_concurrent: &Bound<'_, PyAny>, name: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
         let n = integer("max_concurrent", max_concurrent, 1, u32::MAX as i64)? as u32;
+        let name = match name {
+            Some(n) => optional_name(n)?,
+            None => None,
+        };
         Ok(PyBulkhead {
             inner: fb::Bulkhead::new(n).map_err(config_error)?,
+            name,
         })
+    }
+
+    /// The bulkhead's name, or None.
+    #[getter]
+    fn name(&self, py: Python<'_>) -> Option<Py<PyString>> {
+        self.name.as_ref().map(|n| n.clone_ref(py))
     }
 
     /// The limit.
@@ -1163,10 +1384,11 @@ impl PyBulkhead {
         }
     }
 
-    /// Counters: max_concurrent, in_flight, peak, acquired, rejected.
+    /// Counters: name, max_concurrent, in_flight, peak, acquired, rejected.
     fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let m = self.inner.metrics();
         let d = PyDict::new(py);
+        d.set_item("name", self.name(py))?;
         d.set_item("max_concurrent", m.max_concurrent)?;
         d.set_item("in_flight", m.in_flight)?;
         d.set_item("peak", m.peak)?;
@@ -1175,11 +1397,136 @@ impl PyBulkhead {
         Ok(d)
     }
 
-    fn __repr__(&self) -> String {
+    fn __repr__(&self, py: Python<'_>) -> String {
         format!(
-            "<Bulkhead max_concurrent={} in_flight={}>",
+            "<Bulkhead {}max_concurrent={} in_flight={}>",
+            repr_name(py, &self.name),
             self.inner.max_concurrent(),
             self.inner.in_flight()
+        )
+    }
+}
+
+// ----- backoff -----
+
+/// The core's exponential backoff (the type behind the breaker's open wait), in seconds.
+#[pyclass(frozen, module = "fastbreaker._native", name = "Backoff")]
+struct PyBackoff {
+    inner: fb::Backoff,
+    multiplier: f64,
+    jitter: f64,
+}
+
+#[pymethods]
+impl PyBackoff {
+    #[new]
+    #[pyo3(signature = (base_delay, max_delay, multiplier = Arg::Absent, jitter = Arg::Absent, seed = Arg::Absent))]
+    fn new<'py>(
+        base_delay: &Bound<'py, PyAny>,
+        max_delay: &Bound<'py, PyAny>,
+        multiplier: Arg<'py>,
+        jitter: Arg<'py>,
+        seed: Arg<'py>,
+    ) -> PyResult<Self> {
+        let base = seconds("base_delay", base_delay)?;
+        let max = seconds("max_delay", max_delay)?;
+        if max < base {
+            return Err(value_error("max_delay", max_delay, "at least base_delay"));
+        }
+        let m = match multiplier.value() {
+            Some(v) => {
+                let m = number("multiplier", v)?;
+                if !(1.0..=1000.0).contains(&m) {
+                    return Err(value_error("multiplier", v, "a number in 1.0..=1000.0"));
+                }
+                m
+            }
+            None => 2.0,
+        };
+        let j = match jitter.value() {
+            Some(v) => {
+                let j = number("jitter", v)?;
+                if !(0.0..=1.0).contains(&j) {
+                    return Err(value_error("jitter", v, "a fraction in 0.0..=1.0"));
+                }
+                j
+            }
+            None => 0.0,
+        };
+        let seed = match seed.value() {
+            Some(v) => integer("seed", v, 0, i64::MAX)? as u64,
+            None => {
+                use std::hash::{BuildHasher, RandomState};
+                RandomState::new().hash_one(MonotonicClock.now_ns())
+            }
+        };
+        let factor_milli = (m * 1000.0).round() as u32;
+        let jitter_permille = (j * 1000.0).round() as u16;
+        let inner = fb::Backoff::new(base, factor_milli, max, jitter_permille, seed)
+            .map_err(config_error)?;
+        Ok(PyBackoff {
+            inner,
+            multiplier: factor_milli as f64 / 1000.0,
+            jitter: jitter_permille as f64 / 1000.0,
+        })
+    }
+
+    /// Seconds to wait before retry number `attempt` (0-based): `base_delay *
+    /// multiplier**attempt`, capped at `max_delay`, minus up to `jitter` of it, chosen by a
+    /// hash of the seed and `nonce` (same inputs, same delay).
+    /// Any int works as a nonce (it is reduced modulo 2**64).
+    #[pyo3(signature = (attempt, nonce = None))]
+    fn delay(&self, attempt: &Bound<'_, PyAny>, nonce: Option<&Bound<'_, PyAny>>) -> PyResult<f64> {
+        let step = integer("attempt", attempt, 0, i64::MAX)?.min(u32::MAX as i64) as u32;
+        let nonce = match nonce {
+            None => 0,
+            Some(v) => {
+                let i = v
+                    .cast::<PyInt>()
+                    .map_err(|_| type_error("nonce", v, "an int"))?;
+                i.call_method1("__and__", (u64::MAX,))?.extract::<u64>()?
+            }
+        };
+        Ok(ns_to_s(self.inner.delay(step, nonce)))
+    }
+
+    /// Delay of attempt 0, in seconds.
+    #[getter]
+    fn base_delay(&self) -> f64 {
+        ns_to_s(self.inner.base_ns)
+    }
+
+    /// The cap before jitter, in seconds.
+    #[getter]
+    fn max_delay(&self) -> f64 {
+        ns_to_s(self.inner.max_ns)
+    }
+
+    /// Growth per attempt (kept to thousandths).
+    #[getter]
+    fn multiplier(&self) -> f64 {
+        self.multiplier
+    }
+
+    /// Largest fraction of a delay jitter takes away (kept to thousandths).
+    #[getter]
+    fn jitter(&self) -> f64 {
+        self.jitter
+    }
+
+    /// The jitter's seed.
+    #[getter]
+    fn seed(&self) -> u64 {
+        self.inner.seed
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<Backoff base_delay={} max_delay={} multiplier={} jitter={}>",
+            self.base_delay(),
+            self.max_delay(),
+            self.multiplier,
+            self.jitter
         )
     }
 }
@@ -1221,6 +1568,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Guarded>()?;
     m.add_class::<PyLimiter>()?;
     m.add_class::<PyBulkhead>()?;
+    m.add_class::<PyBackoff>()?;
     m.add_function(wrap_pyfunction!(monotonic_ns, m)?)?;
     Ok(())
 }

@@ -41,6 +41,7 @@ host_tests!(
     ignored_hands_the_probe_slot_back,
     stale_outcomes_do_not_move_the_new_state,
     manual_states,
+    manual_trip_and_half_open,
     closed_count_window_reads_no_clock,
     time_window_breaker_forgets_old_failures,
     config_errors_name_the_field_and_value,

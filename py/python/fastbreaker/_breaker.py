@@ -79,6 +79,7 @@ class CircuitBreaker(_native.CircuitBreaker):
         acquire = self._acquire
         record = self._record
         fallback = self.fallback
+        note_fallback = self._note_fallback
 
         @functools.wraps(func)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -87,6 +88,7 @@ class CircuitBreaker(_native.CircuitBreaker):
             except CircuitOpenError:
                 if fallback is None:
                     raise
+                note_fallback()
                 return await _maybe_await(fallback(*args, **kwargs))
             try:
                 result = await func(*args, **kwargs)
@@ -102,6 +104,7 @@ class CircuitBreaker(_native.CircuitBreaker):
         acquire = self._acquire
         record = self._record
         fallback = self.fallback
+        note_fallback = self._note_fallback
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -110,6 +113,7 @@ class CircuitBreaker(_native.CircuitBreaker):
             except CircuitOpenError:
                 if fallback is None:
                     raise
+                note_fallback()
                 replacement: Any = fallback(*args, **kwargs)
                 return (yield from replacement)
             try:
@@ -126,6 +130,7 @@ class CircuitBreaker(_native.CircuitBreaker):
         acquire = self._acquire
         record = self._record
         fallback = self.fallback
+        note_fallback = self._note_fallback
 
         @functools.wraps(func)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -134,6 +139,7 @@ class CircuitBreaker(_native.CircuitBreaker):
             except CircuitOpenError:
                 if fallback is None:
                     raise
+                note_fallback()
                 async for item in fallback(*args, **kwargs):
                     yield item
                 return
@@ -157,6 +163,7 @@ class CircuitBreaker(_native.CircuitBreaker):
             fallback = self.fallback
             if fallback is None:
                 raise
+            self._note_fallback()
             return await _maybe_await(fallback(*args, **kwargs))  # type: ignore[no-any-return]
         try:
             result = await func(*args, **kwargs)

@@ -350,6 +350,55 @@ pub fn manual_states() -> TestResult {
     Ok(())
 }
 
+pub fn manual_trip_and_half_open() -> TestResult {
+    let b = breaker(BreakerConfig {
+        failure_threshold: Some(3),
+        wait_duration_ns: 10 * SECOND,
+        success_threshold: 2,
+        ..BreakerConfig::new()
+    });
+    let stale = b.acquire(0).unwrap();
+    let t = b.trip(SECOND).unwrap();
+    check_eq!((t.from, t.to, t.at), (State::Closed, State::Open, SECOND));
+    check_eq!(b.metrics(SECOND).trips, 1, "a manual trip counts as a trip");
+    check_eq!(
+        b.record(stale, Outcome::Success, SECOND),
+        None,
+        "a permit from before the trip is stale"
+    );
+    check_eq!(
+        b.acquire(2 * SECOND),
+        Err(Rejected::Open {
+            retry_after: 9 * SECOND
+        }),
+        "the first wait runs from the trip"
+    );
+    let probe = b.acquire(11 * SECOND).unwrap();
+    check_eq!(probe.kind(), PermitKind::Probe);
+    check_eq!(b.record(probe, Outcome::Success, 11 * SECOND), None);
+
+    // half_open() from Open: new probing period, success_threshold successes close it.
+    b.trip(12 * SECOND);
+    let t = b.half_open(13 * SECOND).unwrap();
+    check_eq!((t.from, t.to), (State::Open, State::HalfOpen));
+    check_eq!(call(&b, Outcome::Success, 13 * SECOND), None);
+    check_eq!(
+        call(&b, Outcome::Success, 13 * SECOND).map(|t| t.to),
+        Some(State::Closed)
+    );
+    // half_open() from Closed, then a failed probe reopens.
+    b.half_open(14 * SECOND);
+    check_eq!(
+        call(&b, Outcome::Failure, 14 * SECOND).map(|t| t.to),
+        Some(State::Open)
+    );
+    check!(
+        b.trip(15 * SECOND).is_none(),
+        "open to open is no state change"
+    );
+    Ok(())
+}
+
 pub fn closed_count_window_reads_no_clock() -> TestResult {
     let b = breaker(BreakerConfig::new());
     let clock = CountingClock {

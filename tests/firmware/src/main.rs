@@ -46,6 +46,7 @@ const TESTS: &[Test] = &[
     test!(breaker_scenarios::ignored_hands_the_probe_slot_back),
     test!(breaker_scenarios::stale_outcomes_do_not_move_the_new_state),
     test!(breaker_scenarios::manual_states),
+    test!(breaker_scenarios::manual_trip_and_half_open),
     test!(breaker_scenarios::closed_count_window_reads_no_clock),
     test!(breaker_scenarios::time_window_breaker_forgets_old_failures),
     test!(breaker_scenarios::config_errors_name_the_field_and_value),
