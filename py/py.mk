@@ -29,8 +29,8 @@ $(PY_VENV)/.built: $(PY_VENV)/.installed $(PY_SOURCES)
 py-build: $(PY_VENV)/.built
 
 py-test: py-build
-	cd $(PY_DIR) && .venv/bin/ruff check python tests benches
-	cd $(PY_DIR) && .venv/bin/ruff format --check python tests benches
+	cd $(PY_DIR) && .venv/bin/ruff check python tests benches examples
+	cd $(PY_DIR) && .venv/bin/ruff format --check python tests benches examples
 	cd $(PY_DIR) && .venv/bin/mypy
 	cd $(PY_DIR) && .venv/bin/python -m mypy.stubtest fastbreaker._native
 	cd $(PY_DIR) && .venv/bin/python -m pytest -q

@@ -17,18 +17,31 @@ from ._native import (
     monotonic_ns,
 )
 from ._registry import Registry, registry
+from .fallback import AllTiersFailedError, fallback_chain
+from .health import HealthReport, HealthServer, Probe, health, liveness, readiness, serve_health
+from .retry import retry
 
 __all__ = [
+    "AllTiersFailedError",
     "Bulkhead",
     "BulkheadFull",
     "CircuitBreaker",
     "CircuitOpenError",
     "FastbreakerError",
+    "HealthReport",
+    "HealthServer",
     "Listener",
+    "Probe",
     "RateLimitExceeded",
     "RateLimiter",
     "Registry",
     "__version__",
+    "fallback_chain",
+    "health",
+    "liveness",
     "monotonic_ns",
+    "readiness",
     "registry",
+    "retry",
+    "serve_health",
 ]

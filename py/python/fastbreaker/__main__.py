@@ -1,4 +1,9 @@
-"""``python -m fastbreaker demo [--duration SECONDS] [--threads N]``."""
+"""``python -m fastbreaker COMMAND``.
+
+- ``demo [--duration SECONDS] [--threads N]``: live demo against a flaky local HTTP service.
+- ``grafana-dashboard [--datasource-uid UID] [-o FILE]``: prints the Grafana dashboard JSON
+  for the metrics ``fastbreaker.prometheus`` exports.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,20 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs one command; returns the exit status."""
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in[:1] == ["grafana-dashboard"]:
+        # Its own parser, so that `--help` shows its options.
+        from .grafana import main_grafana_dashboard
+
+        return main_grafana_dashboard(args_in[1:])
     parser = argparse.ArgumentParser(prog="python -m fastbreaker")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="live demo against a flaky local HTTP service")
     demo.add_argument("--duration", type=float, default=20.0, help="seconds (default 20)")
     demo.add_argument("--threads", type=int, default=4, help="client threads (default 4)")
-    args = parser.parse_args(argv)
+    sub.add_parser("grafana-dashboard", help="print the Grafana dashboard JSON")
+    args = parser.parse_args(args_in)
     from .demo import run
 
     return run(duration=args.duration, threads=args.threads)

@@ -98,6 +98,7 @@ class CircuitBreaker(_native.CircuitBreaker):
             record(permit)
             return result
 
+        wrapper.breaker = self  # type: ignore[attr-defined]
         return wrapper
 
     def _wrap_generator(self, func: Callable[..., Generator[Any, Any, Any]]) -> Callable[..., Any]:
@@ -124,6 +125,7 @@ class CircuitBreaker(_native.CircuitBreaker):
             record(permit)
             return result
 
+        wrapper.breaker = self  # type: ignore[attr-defined]
         return wrapper
 
     def _wrap_async_generator(self, func: Callable[..., AsyncIterator[Any]]) -> Callable[..., Any]:
@@ -151,7 +153,16 @@ class CircuitBreaker(_native.CircuitBreaker):
                 raise
             record(permit)
 
+        wrapper.breaker = self  # type: ignore[attr-defined]
         return wrapper
+
+    @classmethod
+    def from_env(cls, name: str, **kwargs: Any) -> CircuitBreaker:
+        """A breaker configured from ``FASTBREAKER_<NAME>_<OPTION>``, ``FASTBREAKER_<OPTION>``,
+        ``kwargs`` and the ``FASTBREAKER_ENV`` profile, in that order (see docs/operations.md)."""
+        from .env import breaker_from_env
+
+        return breaker_from_env(name, cls=cls, **kwargs)
 
     async def call_async(
         self, func: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs

@@ -30,6 +30,14 @@ class RateLimiter(_native.RateLimiter):
 
     __slots__ = ()
 
+    @classmethod
+    def from_env(cls, name: str, **kwargs: Any) -> RateLimiter:
+        """A limiter configured from ``FASTBREAKER_<NAME>_<OPTION>``, ``FASTBREAKER_<OPTION>``
+        and ``kwargs``, in that order (see docs/operations.md); its name is ``name``."""
+        from .env import limiter_from_env
+
+        return limiter_from_env(name, cls=cls, **kwargs)
+
     def acquire(self, n: int = 1, timeout: float | None = None) -> None:
         """Takes ``n`` tokens, sleeping until they are due."""
         wait = self._reserve(n, timeout)
