@@ -40,6 +40,9 @@ def test_tier_fallback_retry_and_metrics() -> None:
     assert down["fastbreaker_breaker_state{name=primary,state=open}"] == 1.0
     assert down["fastbreaker_breaker_state{name=secondary,state=closed}"] == 1.0
     assert down["fastbreaker_breaker_calls_total{name=primary,result=failure}"] == 3.0
+    # One refusal: the retry of the call that tripped it. After that the chain skips the
+    # tier without calling it (the retry wrapper keeps `.breaker` visible).
+    assert down["fastbreaker_breaker_calls_total{name=primary,result=rejected}"] == 1.0
     assert down["fastbreaker_breaker_transitions_total{from=closed,name=primary,to=open}"] == 1.0
     assert down["fastbreaker_breaker_calls_total{name=secondary,result=success}"] == requests
     assert down["fastbreaker_limiter_acquisitions_total{name=primary,result=allowed}"] == (

@@ -75,17 +75,22 @@ def test_waits_grow_exponentially_and_are_capped(ft: FakeTime) -> None:
     assert ft.sleeps == [1.0, 2.0, 4.0, 5.0, 5.0]
 
 
-def test_jittered_waits_are_the_core_backoff_with_one_nonce_per_sequence(ft: FakeTime) -> None:
+def test_jittered_waits_are_the_core_backoff_with_a_nonce_per_sequence_and_attempt(
+    ft: FakeTime,
+) -> None:
     deco = retry(attempts=3, base_delay=1.0, jitter=0.5, seed=11, **ft.hooks())
     f = deco(Flaky(OSError(), OSError()))
     g = deco(Flaky(OSError(), OSError()))
     f()
     g()
     reference = Backoff(1.0, 60.0, 2.0, 0.5, 11)
-    expected = [reference.delay(a, n) for n in (0, 1) for a in (0, 1)]
+    # Nonce = sequence << 32 | attempt (attempt counted from 1).
+    expected = [reference.delay(a, n << 32 | (a + 1)) for n in (0, 1) for a in (0, 1)]
     assert ft.sleeps == expected
     assert all(0.5 * 2**a <= w <= 2**a for w, a in zip(ft.sleeps, [0, 1, 0, 1]))
     assert ft.sleeps[0] != ft.sleeps[2]  # two sequences do not wait in lockstep
+    # ... and within one sequence each wait has its own jitter draw.
+    assert ft.sleeps[1] / 2 != ft.sleeps[0]
 
 
 def test_a_seeded_run_repeats() -> None:

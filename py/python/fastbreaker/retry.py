@@ -116,7 +116,8 @@ class _Policy:
         if attempt >= self.attempts:
             _add_note(exc, f"fastbreaker.retry: gave up after {attempt} attempt(s)")
             return -1.0
-        wait = self.backoff.delay(attempt - 1, nonce)
+        # One jitter draw per (sequence, attempt): the core hashes (seed, nonce) only.
+        wait = self.backoff.delay(attempt - 1, (nonce << 32 | attempt) % (1 << 64))
         if isinstance(exc, (CircuitOpenError, RateLimitExceeded)):
             wait = max(wait, float(exc.retry_after))
         if deadline is not None:
@@ -190,9 +191,17 @@ def retry(
             )
         if not callable(func):
             raise _bad(TypeError, "func", func, "callable")
+        wrapper: Any
         if inspect.iscoroutinefunction(func):
-            return _async_wrapper(func, policy, async_sleep)  # type: ignore[return-value]
-        return _sync_wrapper(func, policy, sleep)
+            wrapper = _async_wrapper(func, policy, async_sleep)
+        else:
+            wrapper = _sync_wrapper(func, policy, sleep)
+        # A retried breaker-protected function still shows its breaker (fallback_chain skips
+        # a tier whose breaker is open without calling it).
+        breaker = getattr(func, "breaker", None)
+        if breaker is not None:
+            wrapper.breaker = breaker
+        return wrapper  # type: ignore[no-any-return]
 
     return decorate
 
