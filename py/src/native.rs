@@ -360,6 +360,8 @@ struct PyBreaker {
     exclude_predicates: Vec<Py<PyAny>>,
     excluded_outcome: Outcome,
     fallback: Option<Py<PyAny>>,
+    /// Builds the error of a refused call from (name, state, retry_after), if given.
+    rejection_error: Option<Py<PyAny>>,
     has_listeners: AtomicBool,
     listeners: Mutex<Vec<Py<PyAny>>>,
     options: Py<PyDict>,
@@ -392,9 +394,17 @@ impl PyBreaker {
             Rejected::ForcedOpen => ("forced_open", 0.0),
             _ => (self.state_str(), 0.0),
         };
-        match (self.name.bind(py), state, retry_after).into_pyobject(py) {
-            Ok(args) => make_error(py, &CIRCUIT_OPEN_ERROR, args),
-            Err(e) => e,
+        let args = match (self.name.bind(py), state, retry_after).into_pyobject(py) {
+            Ok(args) => args,
+            Err(e) => return e,
+        };
+        match &self.rejection_error {
+            // A non-exception result becomes the TypeError raising it would give.
+            Some(f) => match f.bind(py).call1(args) {
+                Ok(v) => PyErr::from_value(v),
+                Err(e) => e,
+            },
+            None => make_error(py, &CIRCUIT_OPEN_ERROR, args),
         }
     }
 
@@ -586,6 +596,7 @@ impl PyBreaker {
         fallback = Arg::Absent,
         listeners = Arg::Absent,
         measure_durations = false,
+        rejection_error = Arg::Absent,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new<'py>(
@@ -611,6 +622,7 @@ impl PyBreaker {
         fallback: Arg<'py>,
         listeners: Arg<'py>,
         measure_durations: bool,
+        rejection_error: Arg<'py>,
     ) -> PyResult<Self> {
         let name = name
             .cast::<PyString>()
@@ -729,7 +741,7 @@ impl PyBreaker {
         let mut types = Vec::new();
         let mut exclude_predicates = Vec::new();
         if let Some(v) = exclude.value() {
-            let items: Vec<Bound<'py, PyAny>> = if v.is_instance_of::<PyType>() {
+            let items: Vec<Bound<'py, PyAny>> = if v.is_instance_of::<PyType>() || v.is_callable() {
                 vec![v.clone()]
             } else {
                 v.try_iter()
@@ -768,6 +780,11 @@ impl PyBreaker {
             Some(f) => return Err(type_error("fallback", f, "callable")),
             None => None,
         };
+        let rejection_error = match rejection_error.value() {
+            Some(f) if f.is_callable() => Some(f.clone().unbind()),
+            Some(f) => return Err(type_error("rejection_error", f, "callable")),
+            None => None,
+        };
         let mut ls = Vec::new();
         if let Some(v) = listeners.value() {
             for l in v
@@ -791,6 +808,7 @@ impl PyBreaker {
                 Outcome::Ignored
             },
             fallback,
+            rejection_error,
             has_listeners: AtomicBool::new(!ls.is_empty()),
             listeners: Mutex::new(ls),
             options: options.unbind(),

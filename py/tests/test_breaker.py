@@ -156,6 +156,10 @@ def test_exclude_types_and_predicates() -> None:
     with pytest.raises(KeyError):
         s.call(lambda: {"y": 1}["x"])
     assert s.metrics()["succeeded"] == 1
+    one = CircuitBreaker("e3", failure_threshold=1, exclude=lambda e: isinstance(e, KeyError))
+    with pytest.raises(KeyError):
+        one.call(lambda: {"y": 1}["x"])
+    assert one.state == "closed" and one.metrics()["ignored"] == 1
 
 
 def test_base_exceptions_are_ignored() -> None:
@@ -402,3 +406,30 @@ def test_registry() -> None:
     assert snap["svc"]["state"] == "closed"
     assert json.loads(json.dumps(snap)) == snap
     assert registry.remove("svc") and registry.get("svc") is None
+
+
+def test_rejection_error_builds_the_refusal() -> None:
+    class Refused(Exception):
+        pass
+
+    seen: list[tuple[str, str, float]] = []
+
+    def make(name: str, state: str, retry_after: float) -> BaseException:
+        seen.append((name, state, retry_after))
+        return Refused(name)
+
+    b = CircuitBreaker("r", rejection_error=make, wait_duration=60.0)
+    b.trip()
+    with pytest.raises(Refused):
+        b.call(lambda: None)
+    with pytest.raises(Refused):
+        b(lambda: None)()
+    assert [s[:2] for s in seen] == [("r", "open"), ("r", "open")]
+    assert 0 < seen[0][2] <= 60.0
+    assert b.metrics()["rejected"] == 2 and b.metrics()["fallbacks"] == 0
+    with pytest.raises(TypeError, match="rejection_error"):
+        CircuitBreaker("bad", rejection_error=3)  # type: ignore[arg-type]
+    odd = CircuitBreaker("odd", rejection_error=lambda *a: "not an exception")  # type: ignore[arg-type]
+    odd.force_open()
+    with pytest.raises(TypeError):
+        odd.call(lambda: None)

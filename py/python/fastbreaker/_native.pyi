@@ -81,6 +81,7 @@ class CircuitBreaker:
         fallback: Optional[Callable[..., Any]] = ...,
         listeners: Optional[Iterable[object]] = ...,
         measure_durations: bool = False,
+        rejection_error: Optional[Callable[[str, str, float], BaseException]] = ...,
     ) -> CircuitBreaker: ...
     @property
     def name(self) -> str: ...
