@@ -48,11 +48,14 @@ impl std::error::Error for ConfigError {}
 
 /// How a [`CircuitBreaker`](crate::CircuitBreaker) decides to open and when it tries again.
 ///
+/// The largest `failure_threshold`: the consecutive-failure counter has 24 bits.
+pub const MAX_FAILURE_THRESHOLD: u32 = (1 << 24) - 1;
+
 /// Every trip rule is switchable: `None` turns it off. The defaults (from [`BreakerConfig::new`])
 /// are given on each field. Times are nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BreakerConfig {
-    /// Open after this many failures in a row. Default `Some(5)`.
+    /// Open after this many failures in a row (1..=[`MAX_FAILURE_THRESHOLD`]). Default `Some(5)`.
     pub failure_threshold: Option<u32>,
     /// Open when at least this percentage (1..=100) of the window's outcomes are failures,
     /// once the window holds `minimum_calls` outcomes. Default `None` (off).
@@ -132,6 +135,13 @@ impl BreakerConfig {
                     "failure_threshold",
                     0,
                     "must be at least 1 (None turns the rule off)",
+                ));
+            }
+            if n > MAX_FAILURE_THRESHOLD {
+                return Err(ConfigError::new(
+                    "failure_threshold",
+                    n as u64,
+                    "must be at most 16777215 (the consecutive counter has 24 bits)",
                 ));
             }
         }

@@ -76,7 +76,7 @@ pub use clock::EmbassyClock;
 #[cfg(feature = "std")]
 pub use clock::MonotonicClock;
 pub use clock::{Clock, ManualClock};
-pub use config::{BreakerConfig, ConfigError};
+pub use config::{BreakerConfig, ConfigError, MAX_FAILURE_THRESHOLD};
 pub use count_window::{
     CountWindow, CountWindow1024, CountWindow128, CountWindow256, CountWindow64,
 };

@@ -12,6 +12,7 @@ from fastbreaker import Bulkhead, CircuitBreaker, RateLimiter
 BAD_VALUES: list[tuple[str, Any, type[Exception]]] = [
     ("failure_threshold", 0, ValueError),
     ("failure_threshold", -1, ValueError),
+    ("failure_threshold", 1 << 24, ValueError),
     ("failure_threshold", 2.5, TypeError),
     ("failure_threshold", "5", TypeError),
     ("failure_threshold", True, TypeError),

@@ -485,7 +485,7 @@ pub fn time_window_breaker_forgets_old_failures() -> TestResult {
 
 pub fn config_errors_name_the_field_and_value() -> TestResult {
     let base = BreakerConfig::new();
-    let cases: [(BreakerConfig, &str, u64); 15] = [
+    let cases: [(BreakerConfig, &str, u64); 16] = [
         (
             BreakerConfig {
                 failure_threshold: Some(0),
@@ -493,6 +493,14 @@ pub fn config_errors_name_the_field_and_value() -> TestResult {
             },
             "failure_threshold",
             0,
+        ),
+        (
+            BreakerConfig {
+                failure_threshold: Some(1 << 24),
+                ..base
+            },
+            "failure_threshold",
+            1 << 24,
         ),
         (
             BreakerConfig {
