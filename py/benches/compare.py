@@ -87,28 +87,45 @@ def peer_cases() -> dict[str, dict[str, Callable[[], Any]]]:
         except Exception as e:  # a missing peer or a changed API: reported, not fatal
             print(f"  skip {peer}/{case}: {type(e).__name__}: {e}", file=sys.stderr)
 
+    def pybreaker_like(peer: str, pybreaker: Any, fail_max: int) -> None:
+        b = pybreaker.CircuitBreaker(fail_max=fail_max)
+        opened = pybreaker.CircuitBreaker(fail_max=1, reset_timeout=3600)
+        opened.open()
+        add(peer, "decorated", lambda: b(noop))
+        add(peer, "call", lambda: lambda: b.call(noop))
+        add(peer, "open_rejection", lambda: catching(opened(noop)))
+        add(peer, "failing", lambda: catching(b(failing)))
+
+    def circuitbreaker_like(peer: str, circuitbreaker: Any, threshold: int) -> None:
+        cb = circuitbreaker.CircuitBreaker(failure_threshold=threshold, name="bench")
+        opened = circuitbreaker.CircuitBreaker(failure_threshold=1, recovery_timeout=3600)
+        catching(opened(failing))()
+        add(peer, "decorated", lambda: cb(noop))
+        add(peer, "call", lambda: lambda: cb.call(noop))
+        add(peer, "open_rejection", lambda: catching(opened(noop)))
+        add(peer, "failing", lambda: catching(cb(failing)))
+        add(peer, "async_decorated", lambda: cb(anoop))
+
     def pybreaker_cases() -> None:
         import pybreaker
 
-        b = pybreaker.CircuitBreaker(fail_max=10**9)
-        opened = pybreaker.CircuitBreaker(fail_max=1, reset_timeout=3600)
-        opened.open()
-        add("pybreaker", "decorated", lambda: b(noop))
-        add("pybreaker", "call", lambda: lambda: b.call(noop))
-        add("pybreaker", "open_rejection", lambda: catching(opened(noop)))
-        add("pybreaker", "failing", lambda: catching(b(failing)))
+        pybreaker_like("pybreaker", pybreaker, 10**9)
+
+    def compat_pybreaker_cases() -> None:
+        from fastbreaker.compat import pybreaker
+
+        # The core's consecutive counter tops out at 2**24 - 1.
+        pybreaker_like(COMPAT_PYBREAKER, pybreaker, (1 << 24) - 1)
 
     def circuitbreaker_cases() -> None:
         import circuitbreaker
 
-        cb = circuitbreaker.CircuitBreaker(failure_threshold=10**9, name="bench")
-        opened = circuitbreaker.CircuitBreaker(failure_threshold=1, recovery_timeout=3600)
-        catching(opened(failing))()
-        add("circuitbreaker", "decorated", lambda: cb(noop))
-        add("circuitbreaker", "call", lambda: lambda: cb.call(noop))
-        add("circuitbreaker", "open_rejection", lambda: catching(opened(noop)))
-        add("circuitbreaker", "failing", lambda: catching(cb(failing)))
-        add("circuitbreaker", "async_decorated", lambda: cb(anoop))
+        circuitbreaker_like("circuitbreaker", circuitbreaker, 10**9)
+
+    def compat_circuitbreaker_cases() -> None:
+        from fastbreaker.compat import circuitbreaker
+
+        circuitbreaker_like(COMPAT_CIRCUITBREAKER, circuitbreaker, (1 << 24) - 1)
 
     def aiobreaker_cases() -> None:
         import aiobreaker
@@ -163,7 +180,9 @@ def peer_cases() -> dict[str, dict[str, Callable[[], Any]]]:
 
     for setup in (
         pybreaker_cases,
+        compat_pybreaker_cases,
         circuitbreaker_cases,
+        compat_circuitbreaker_cases,
         aiobreaker_cases,
         purgatory_cases,
         limits_cases,
@@ -175,6 +194,12 @@ def peer_cases() -> dict[str, dict[str, Callable[[], Any]]]:
         except Exception as e:
             print(f"  skip {setup.__name__}: {type(e).__name__}: {e}", file=sys.stderr)
     return peers
+
+
+COMPAT_PYBREAKER = "compat.pybreaker"
+COMPAT_CIRCUITBREAKER = "compat.circuitbr."
+# Each drop-in beside the library it replaces.
+COMPAT_OF = {COMPAT_PYBREAKER: "pybreaker", COMPAT_CIRCUITBREAKER: "circuitbreaker"}
 
 
 def raise_catch() -> None:
@@ -249,6 +274,21 @@ def main() -> int:
                 )
                 print(f"{'':18} {peer:16} {pns:9.1f} {pover:9.1f} {ratio:14.1f}")
         results["cases"][case] = rows
+    print("\ndrop-ins: overhead of the original / overhead of fastbreaker.compat")
+    results["compat"] = {}
+    for compat, original in COMPAT_OF.items():
+        for case, cns in theirs.get(compat, {}).items():
+            ons = theirs.get(original, {}).get(case)
+            if ons is None:
+                continue
+            cover, oover = cns - base(case), ons - base(case)
+            ratio = oover / cover if cover > 0 else float("inf")
+            results["compat"].setdefault(compat, {})[case] = {
+                "overhead_ns": cover,
+                "original_overhead_ns": oover,
+                "speedup": ratio,
+            }
+            print(f"  {case:18} {compat:18} {cover:9.1f} ns vs {oover:9.1f} ns: {ratio:5.1f}x")
     targets = {
         "decorated_overhead_ns<=100": ours["decorated"] - baselines["bare_call"] <= 100,
         "open_rejection<=2x_raise_catch": ours["open_rejection"] <= 2 * baselines["raise_catch"],
