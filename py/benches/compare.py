@@ -16,15 +16,17 @@ from typing import Any, Callable
 
 import fastbreaker
 
-
-def per_call_ns(fn: Callable[[], Any], number: int) -> float:
-    return min(timeit.repeat(fn, number=number, repeat=5)) / number * 1e9
+ROUNDS = 5
 
 
-def async_per_call_ns(make: Callable[[], Any], number: int) -> float:
+def per_call_ns(fn: Callable[[], Any], number: int, repeat: int = ROUNDS) -> float:
+    return min(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e9
+
+
+def async_per_call_ns(make: Callable[[], Any], number: int, repeat: int = ROUNDS) -> float:
     async def loop() -> float:
         best = float("inf")
-        for _ in range(5):
+        for _ in range(repeat):
             t0 = asyncio.get_running_loop().time()
             for _ in range(number):
                 await make()
@@ -209,16 +211,33 @@ def raise_catch() -> None:
         pass
 
 
-def measure(case: str, fn: Callable[[], Any], number: int) -> float:
+def measure(case: str, fn: Callable[[], Any], number: int, repeat: int = ROUNDS) -> float:
     if getattr(fn, "needs_loop", False):
 
         async def in_loop() -> float:
-            return per_call_ns(fn, number)
+            return per_call_ns(fn, number, repeat)
 
         return asyncio.run(in_loop())
     if case.startswith("async"):
-        return async_per_call_ns(fn, number // 5)
-    return per_call_ns(fn, number)
+        return async_per_call_ns(fn, number // 5, repeat)
+    return per_call_ns(fn, number, repeat)
+
+
+def measure_side_by_side(
+    case: str, fns: dict[str, tuple[Callable[[], Any], int]]
+) -> dict[str, float]:
+    """Best ns/call of each library's ``(fn, number)`` over ROUNDS interleaved rounds, so
+    that a slow spell of the machine hits every library alike."""
+    best: dict[str, float] = {}
+    for _ in range(ROUNDS):
+        for lib, (fn, number) in fns.items():
+            try:
+                t = measure(case, fn, number, repeat=1)
+            except Exception as e:
+                print(f"  skip {lib}/{case}: {type(e).__name__}: {e}", file=sys.stderr)
+                continue
+            best[lib] = min(best.get(lib, float("inf")), t)
+    return best
 
 
 def main() -> int:
@@ -232,14 +251,18 @@ def main() -> int:
         "bare_await": async_per_call_ns(anoop, n // 5),
         "raise_catch": per_call_ns(raise_catch, n),
     }
-    ours = {case: measure(case, fn, n) for case, fn in fastbreaker_cases().items()}
+    ours: dict[str, float] = {}
     theirs: dict[str, dict[str, float]] = {}
-    for peer, cases in peer_cases().items():
-        for case, fn in cases.items():
-            try:
-                theirs.setdefault(peer, {})[case] = measure(case, fn, n // 4)
-            except Exception as e:
-                print(f"  skip {peer}/{case}: {type(e).__name__}: {e}", file=sys.stderr)
+    peers = peer_cases()
+    for case, fn in fastbreaker_cases().items():
+        fns = {"fastbreaker": (fn, n)}
+        for peer, cases in peers.items():
+            if case in cases:
+                fns[peer] = (cases[case], n // 4)
+        best = measure_side_by_side(case, fns)
+        ours[case] = best.pop("fastbreaker")
+        for peer, ns in best.items():
+            theirs.setdefault(peer, {})[case] = ns
 
     def base(case: str) -> float:
         if case.startswith("async"):
