@@ -102,7 +102,7 @@ from typing import (
 )
 
 from .._breaker import CircuitBreaker as _NativeBreaker
-from .._native import CircuitOpenError
+from .._native import CircuitOpenError, Permit
 
 __all__ = [
     "STATE_CLOSED",
@@ -463,11 +463,17 @@ class CircuitBreaker:
         traceback: Optional[TracebackType],
     ) -> Literal[False]:
         """Records the block's outcome; never swallows its exception."""
-        native = self._native
         try:
-            permit = native._acquire()
+            permit = self._native._acquire()
         except CircuitOpenError:
             permit = None
+        self._settle(permit, exc_value)
+        return False
+
+    def _settle(self, permit: Optional[Permit], exc_value: Optional[BaseException]) -> None:
+        """Records an outcome of a never-refused call: through ``permit`` if the native
+        breaker admitted one, else (open) as circuitbreaker does."""
+        native = self._native
         if permit is not None:
             native._record(permit, exc_value)
         elif exc_value is None or isinstance(exc_value, Exception):
@@ -478,12 +484,22 @@ class CircuitBreaker:
                 native.trip()
             else:
                 native.reset()
-        return False
 
     def call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Calls ``func(*args, **kwargs)`` and records the outcome (never refused)."""
-        with self:
-            return func(*args, **kwargs)
+        # `with self:` inlined (two frames fewer): the outcome is recorded against the state
+        # at the end of the call, as circuitbreaker's __exit__ does.
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, None)
+            raise
+        try:
+            permit: Optional[Permit] = self._native._acquire()
+        except CircuitOpenError:
+            permit = None
+        self._settle(permit, None)
+        return result
 
     def call_generator(
         self, func: Callable[..., Iterable[Any]], *args: Any, **kwargs: Any
