@@ -1066,6 +1066,12 @@ impl Guarded {
         }
     }
 
+    /// Pickles by reference, like a function: the decorated name in its module (so that
+    /// multiprocessing can send decorated functions).
+    fn __reduce__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        Ok(slf.getattr("__qualname__")?.unbind())
+    }
+
     /// The breaker this function goes through.
     #[getter]
     fn breaker(&self, py: Python<'_>) -> Py<PyBreaker> {

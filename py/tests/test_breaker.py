@@ -433,3 +433,18 @@ def test_rejection_error_builds_the_refusal() -> None:
     odd.force_open()
     with pytest.raises(TypeError):
         odd.call(lambda: None)
+
+
+pickled_breaker = CircuitBreaker("pickled")
+
+
+@pickled_breaker
+def pickled_function(x: int) -> int:
+    return x + 1
+
+
+def test_decorated_functions_pickle_by_reference() -> None:
+    import pickle
+
+    again = pickle.loads(pickle.dumps(pickled_function))
+    assert again is pickled_function and again(1) == 2
