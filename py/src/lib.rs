@@ -8,6 +8,8 @@
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[cfg(feature = "python")]
+mod listeners;
+#[cfg(feature = "python")]
 mod native;
 
 pub mod stats;

@@ -5,8 +5,7 @@
 //! has committed a change, with no lock held; a listener that raises is logged.
 
 use std::ffi::CStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use fastbreaker as fb;
 use fb::{
@@ -18,6 +17,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString, PyTuple, PyType};
 
+use crate::listeners::{Hook, Listeners};
 use crate::stats::{Histogram, HistogramSnapshot, Transitions, BOUNDS_NS};
 
 const NS: f64 = 1e9;
@@ -107,7 +107,12 @@ fn make_error(py: Python<'_>, cell: &PyOnceLock<Py<PyType>>, args: Bound<'_, PyT
     }
 }
 
-fn log_listener_error(py: Python<'_>, listener: &Bound<'_, PyAny>, hook: &str, err: PyErr) {
+pub(crate) fn log_listener_error(
+    py: Python<'_>,
+    listener: &Bound<'_, PyAny>,
+    hook: &str,
+    err: PyErr,
+) {
     let logged = LOGGER
         .get_or_try_init(py, || -> PyResult<Py<PyAny>> {
             Ok(py
@@ -362,8 +367,7 @@ struct PyBreaker {
     fallback: Option<Py<PyAny>>,
     /// Builds the error of a refused call from (name, state, retry_after), if given.
     rejection_error: Option<Py<PyAny>>,
-    has_listeners: AtomicBool,
-    listeners: Mutex<Vec<Py<PyAny>>>,
+    listeners: Listeners,
     options: Py<PyDict>,
     /// State changes by (from, to), for exporters.
     transitions: Transitions,
@@ -417,7 +421,9 @@ impl PyBreaker {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
         let err = self.rejection(py, r);
-        self.notify(py, "on_rejection", |l, name| l.call1((name, err.value(py))));
+        self.notify(py, Hook::Rejection, |l, name| {
+            l.call1((name, err.value(py)))
+        });
         match &self.fallback {
             Some(f) => {
                 self.fallbacks.fetch_add(1, Ordering::Relaxed);
@@ -472,7 +478,7 @@ impl PyBreaker {
         let t = self.record_outcome(permit, outcome, started);
         if outcome == Outcome::Failure {
             if let Some(e) = err {
-                self.notify(py, "on_failure", |l, name| l.call1((name, e.value(py))));
+                self.notify(py, Hook::Failure, |l, name| l.call1((name, e.value(py))));
             }
         }
         if let Some(t) = t {
@@ -509,37 +515,20 @@ impl PyBreaker {
 
     fn transitioned(&self, py: Python<'_>, t: Transition) {
         self.transitions.count(t.from, t.to);
-        self.notify(py, "on_state_change", |l, name| {
+        self.notify(py, Hook::StateChange, |l, name| {
             l.call1((name, t.from.as_str(), t.to.as_str()))
         });
     }
 
     /// Calls `hook` on every listener that has it, after the fact and with no lock held.
+    #[inline]
     fn notify<'py>(
         &self,
         py: Python<'py>,
-        hook: &str,
+        hook: Hook,
         call: impl Fn(&Bound<'py, PyAny>, &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>>,
     ) {
-        if !self.has_listeners.load(Ordering::Relaxed) {
-            return;
-        }
-        let listeners: Vec<Py<PyAny>> = match self.listeners.lock() {
-            Ok(l) => l.iter().map(|l| l.clone_ref(py)).collect(),
-            Err(_) => return,
-        };
-        let name = self.name.bind(py);
-        for l in &listeners {
-            let l = l.bind(py);
-            match l.getattr(hook) {
-                Ok(method) => {
-                    if let Err(e) = call(&method, name) {
-                        log_listener_error(py, l, hook, e);
-                    }
-                }
-                Err(_) => continue,
-            }
-        }
+        self.listeners.notify(py, hook, self.name.bind(py), call)
     }
 
     #[inline]
@@ -791,7 +780,7 @@ impl PyBreaker {
                 .try_iter()
                 .map_err(|_| type_error("listeners", v, "an iterable of listeners"))?
             {
-                ls.push(l?.unbind());
+                ls.push(l?);
             }
         }
         options.set_item("count_excluded_as_success", count_excluded_as_success)?;
@@ -809,8 +798,7 @@ impl PyBreaker {
             },
             fallback,
             rejection_error,
-            has_listeners: AtomicBool::new(!ls.is_empty()),
-            listeners: Mutex::new(ls),
+            listeners: Listeners::new(&ls),
             options: options.unbind(),
             transitions: Transitions::default(),
             fallbacks: AtomicU64::new(0),
@@ -946,31 +934,20 @@ impl PyBreaker {
 
     /// Adds a listener (an object with any of on_state_change(name, old, new),
     /// on_failure(name, exc), on_rejection(name, exc)).
+    /// Its hooks are looked up now: methods added to the object later are not called.
     fn add_listener(&self, listener: Bound<'_, PyAny>) {
-        if let Ok(mut l) = self.listeners.lock() {
-            l.push(listener.unbind());
-            self.has_listeners.store(true, Ordering::Relaxed);
-        }
+        self.listeners.add(&listener)
     }
 
     /// Removes a listener added before (compared by identity); whether it was there.
     fn remove_listener(&self, listener: Bound<'_, PyAny>) -> bool {
-        let Ok(mut l) = self.listeners.lock() else {
-            return false;
-        };
-        let before = l.len();
-        l.retain(|x| !x.is(&listener));
-        self.has_listeners.store(!l.is_empty(), Ordering::Relaxed);
-        l.len() != before
+        self.listeners.remove(&listener)
     }
 
     /// The listeners, as a new list.
     #[getter]
     fn listeners(&self, py: Python<'_>) -> Vec<Py<PyAny>> {
-        match self.listeners.lock() {
-            Ok(l) => l.iter().map(|x| x.clone_ref(py)).collect(),
-            Err(_) => Vec::new(),
-        }
+        self.listeners.list(py)
     }
 
     /// Wraps a sync callable natively: the decorator's hot path.
@@ -990,7 +967,9 @@ impl PyBreaker {
             }),
             Err(r) => {
                 let err = self.rejection(py, r);
-                self.notify(py, "on_rejection", |l, name| l.call1((name, err.value(py))));
+                self.notify(py, Hook::Rejection, |l, name| {
+                    l.call1((name, err.value(py)))
+                });
                 Err(err)
             }
         }

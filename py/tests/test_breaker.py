@@ -448,3 +448,28 @@ def test_decorated_functions_pickle_by_reference() -> None:
 
     again = pickle.loads(pickle.dumps(pickled_function))
     assert again is pickled_function and again(1) == 2
+
+
+def test_listener_hooks_are_looked_up_when_added() -> None:
+    events: list[str] = []
+
+    class OnlyRejections:
+        def on_rejection(self, name: str, exc: BaseException) -> None:
+            events.append(f"rejected {name}")
+
+    b = CircuitBreaker("hooks", failure_threshold=1)
+    partial = OnlyRejections()
+    b.add_listener(partial)
+    with pytest.raises(Boom):
+        b.call(fail)  # a failure and a transition: this listener has neither hook
+    with pytest.raises(CircuitOpenError):
+        b.call(lambda: None)
+    assert events == ["rejected hooks"]
+    partial.on_state_change = lambda *a: events.append("late hook")  # type: ignore[attr-defined]
+    b.reset()
+    assert events == ["rejected hooks"], "hooks are bound when the listener is added"
+    assert b.remove_listener(partial) and not b.remove_listener(partial)
+    b.trip()
+    with pytest.raises(CircuitOpenError):
+        b.call(lambda: None)
+    assert events == ["rejected hooks"] and b.listeners == []

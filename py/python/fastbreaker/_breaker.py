@@ -30,6 +30,8 @@ class Listener:
 
     Hooks run after the change is committed, outside any lock, in the thread that made it.
     A hook that raises is logged (logger ``fastbreaker``) and never reaches the caller.
+    A breaker looks the hooks up once, when the listener is added: a hook the object lacks
+    costs nothing, and methods attached to the object later are not called.
     """
 
     def on_state_change(self, name: str, old: str, new: str) -> None:

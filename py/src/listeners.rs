@@ -1,0 +1,154 @@
+//! A breaker's listeners, with each hook looked up once, when the listener is added.
+//!
+//! Notifying is then: one relaxed load (does any listener have this hook?), an `Arc` clone
+//! under a mutex held for that clone only, and a call per hook that exists. No attribute
+//! lookup, no `AttributeError` for a missing hook, and no lock held while hooks run.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+
+use crate::native::log_listener_error;
+
+/// The hooks a listener may have.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Hook {
+    /// `on_state_change(name, old, new)`.
+    StateChange = 0,
+    /// `on_failure(name, exc)`.
+    Failure = 1,
+    /// `on_rejection(name, exc)`.
+    Rejection = 2,
+}
+
+const HOOK_NAMES: [&str; 3] = ["on_state_change", "on_failure", "on_rejection"];
+
+/// A listener and its bound hook methods (None where it has no such attribute).
+struct Entry {
+    listener: Py<PyAny>,
+    hooks: [Option<Py<PyAny>>; 3],
+}
+
+impl Entry {
+    fn new(listener: &Bound<'_, PyAny>) -> Self {
+        Entry {
+            listener: listener.clone().unbind(),
+            hooks: HOOK_NAMES.map(|h| listener.getattr(h).ok().map(Bound::unbind)),
+        }
+    }
+
+    fn clone_ref(&self, py: Python<'_>) -> Self {
+        Entry {
+            listener: self.listener.clone_ref(py),
+            hooks: std::array::from_fn(|i| self.hooks[i].as_ref().map(|h| h.clone_ref(py))),
+        }
+    }
+}
+
+/// The listener list, replaced whole on each change (copy on write).
+pub(crate) struct Listeners {
+    entries: Mutex<Arc<Vec<Entry>>>,
+    /// Whether some listener has each hook: the fast exit of `notify`.
+    has: [AtomicBool; 3],
+}
+
+impl Listeners {
+    /// The listeners in `items`, in order.
+    pub(crate) fn new(items: &[Bound<'_, PyAny>]) -> Self {
+        let l = Listeners {
+            entries: Mutex::new(Arc::new(Vec::new())),
+            has: std::array::from_fn(|_| AtomicBool::new(false)),
+        };
+        l.replace(items.iter().map(Entry::new).collect());
+        l
+    }
+
+    fn replace(&self, entries: Vec<Entry>) {
+        for (i, has) in self.has.iter().enumerate() {
+            has.store(
+                entries.iter().any(|e| e.hooks[i].is_some()),
+                Ordering::Relaxed,
+            );
+        }
+        if let Ok(mut cur) = self.entries.lock() {
+            *cur = Arc::new(entries);
+        }
+    }
+
+    fn snapshot(&self) -> Arc<Vec<Entry>> {
+        match self.entries.lock() {
+            Ok(cur) => Arc::clone(&cur),
+            Err(_) => Arc::new(Vec::new()),
+        }
+    }
+
+    /// Adds `listener` at the end; its hooks are looked up now.
+    pub(crate) fn add(&self, listener: &Bound<'_, PyAny>) {
+        let py = listener.py();
+        let Ok(mut cur) = self.entries.lock() else {
+            return;
+        };
+        let mut entries: Vec<Entry> = cur.iter().map(|e| e.clone_ref(py)).collect();
+        entries.push(Entry::new(listener));
+        for (i, has) in self.has.iter().enumerate() {
+            has.store(
+                entries.iter().any(|e| e.hooks[i].is_some()),
+                Ordering::Relaxed,
+            );
+        }
+        *cur = Arc::new(entries);
+    }
+
+    /// Removes every entry that is `listener`; whether there was one.
+    pub(crate) fn remove(&self, listener: &Bound<'_, PyAny>) -> bool {
+        let py = listener.py();
+        let Ok(mut cur) = self.entries.lock() else {
+            return false;
+        };
+        let entries: Vec<Entry> = cur
+            .iter()
+            .filter(|e| !e.listener.is(listener))
+            .map(|e| e.clone_ref(py))
+            .collect();
+        let removed = entries.len() != cur.len();
+        for (i, has) in self.has.iter().enumerate() {
+            has.store(
+                entries.iter().any(|e| e.hooks[i].is_some()),
+                Ordering::Relaxed,
+            );
+        }
+        *cur = Arc::new(entries);
+        removed
+    }
+
+    /// The listeners, in order.
+    pub(crate) fn list(&self, py: Python<'_>) -> Vec<Py<PyAny>> {
+        self.snapshot()
+            .iter()
+            .map(|e| e.listener.clone_ref(py))
+            .collect()
+    }
+
+    /// Calls `hook` of every listener that has it, with no lock held; errors are logged.
+    #[inline]
+    pub(crate) fn notify<'py>(
+        &self,
+        py: Python<'py>,
+        hook: Hook,
+        name: &Bound<'py, PyString>,
+        call: impl Fn(&Bound<'py, PyAny>, &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>>,
+    ) {
+        if !self.has[hook as usize].load(Ordering::Relaxed) {
+            return;
+        }
+        for e in self.snapshot().iter() {
+            if let Some(method) = &e.hooks[hook as usize] {
+                if let Err(err) = call(method.bind(py), name) {
+                    log_listener_error(py, e.listener.bind(py), HOOK_NAMES[hook as usize], err);
+                }
+            }
+        }
+    }
+}
