@@ -38,14 +38,17 @@ class CircuitOpenError(FastbreakerError):
 
     @property
     def name(self):
+        '''The name of the breaker that refused the call.'''
         return self.args[0]
 
     @property
     def state(self):
+        '''Its state then: open, half_open or forced_open.'''
         return self.args[1]
 
     @property
     def retry_after(self):
+        '''Seconds until it admits a probe (0.0 when unknown: half-open or forced open).'''
         return self.args[2]
 
     def __str__(self):
@@ -59,10 +62,12 @@ class RateLimitExceeded(FastbreakerError):
 
     @property
     def retry_after(self):
+        '''Seconds until the requested tokens could be taken.'''
         return self.args[0]
 
     @property
     def requested(self):
+        '''How many tokens were asked for.'''
         return self.args[1]
 
     def __str__(self):
@@ -77,6 +82,7 @@ class BulkheadFull(FastbreakerError):
 
     @property
     def max_concurrent(self):
+        '''The bulkhead's limit.'''
         return self.args[0]
 
     def __str__(self):

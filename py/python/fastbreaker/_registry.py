@@ -13,6 +13,7 @@ from ._breaker import CircuitBreaker
 from ._limiters import Bulkhead, RateLimiter
 
 Registered = Union[CircuitBreaker, RateLimiter, Bulkhead]
+"""What a registry holds."""
 T = TypeVar("T", CircuitBreaker, RateLimiter, Bulkhead)
 
 
