@@ -419,8 +419,13 @@ def test_bad_arguments(kwargs: dict[str, Any], error: type[Exception], match: st
 
 
 def test_health_score_formula() -> None:
-    def m(state: str, calls: int, failures: int) -> dict[str, Any]:
-        return {"state": state, "window_calls": calls, "window_failures": failures}
+    def m(state: str, calls: int, failures: int, consecutive: int = 0) -> dict[str, Any]:
+        return {
+            "state": state,
+            "window_calls": calls,
+            "window_failures": failures,
+            "consecutive_failures": consecutive,
+        }
 
     assert fb_prom.health_score(m("closed", 0, 0)) == 1.0
     assert fb_prom.health_score(m("closed", 10, 2)) == pytest.approx(0.8)
@@ -431,6 +436,24 @@ def test_health_score_formula() -> None:
     assert fb_prom.health_score(m("metrics_only", 2, 2)) == 0.0
     with pytest.raises(ValueError, match="got 'weird'"):
         fb_prom.health_score(m("weird", 0, 0))
+    # The consecutive rule: the nearer the trip, the lower the score.
+    assert fb_prom.health_score(m("closed", 0, 0, consecutive=4), 5) == pytest.approx(0.2)
+    assert fb_prom.health_score(m("closed", 10, 5, consecutive=1), 5) == pytest.approx(0.5)
+    assert fb_prom.health_score(m("closed", 0, 0, consecutive=4)) == 1.0
+    assert fb_prom.health_score(m("metrics_only", 0, 0, consecutive=9), 5) == 0.0
+
+
+def test_health_score_of_a_consecutive_only_breaker_is_scraped(
+    reg: Registry, scrape: Scrape
+) -> None:
+    b = reg.get_or_create("near", failure_threshold=4)
+    for _ in range(21):
+        call(b, ok)
+    for _ in range(3):
+        call(b, fail)
+    s = scrape()
+    # 3 of 24 calls failed (window pressure 0.125), but 3 of 4 in a row: pressure 0.75.
+    assert s.get("fastbreaker_breaker_health_score", name="near") == pytest.approx(0.25)
 
 
 def run_python(code: str) -> subprocess.CompletedProcess[str]:

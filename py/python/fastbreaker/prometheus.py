@@ -136,19 +136,22 @@ Series = tuple[tuple[str, ...], Value]
 """Label values (in the spec's label order) and the value."""
 
 
-def health_score(metrics: Mapping[str, Any]) -> float:
-    """A breaker's health in 0..1, from its ``metrics()`` dict.
+def health_score(metrics: Mapping[str, Any], failure_threshold: Optional[int] = None) -> float:
+    """A breaker's health in 0..1, from its ``metrics()`` dict (and its ``failure_threshold``).
 
-    ``state health * (1 - window_failures / window_calls)``, where the state health is 1 for
-    closed, disabled and metrics_only, 0.5 for half_open and 0 for open and forced_open, and
-    the ratio is 0 when the window is empty.
+    ``state health * (1 - pressure)``, where the state health is 1 for closed, disabled and
+    metrics_only, 0.5 for half_open and 0 for open and forced_open, and the pressure is the
+    larger of the window's failure ratio (0 when the window is empty) and
+    ``consecutive_failures / failure_threshold`` (0 without a threshold): a breaker one
+    failure from tripping scores low even when no rate rule fills its window.
     """
     state = metrics["state"]
     if state not in _STATE_HEALTH:
         raise ValueError(f"metrics['state'] must be one of {STATES}, got {state!r}")
-    return _STATE_HEALTH[state] * (
-        1.0 - _ratio(metrics["window_failures"], metrics["window_calls"])
-    )
+    pressure = _ratio(metrics["window_failures"], metrics["window_calls"])
+    if failure_threshold:
+        pressure = max(pressure, min(1.0, metrics["consecutive_failures"] / failure_threshold))
+    return _STATE_HEALTH[state] * (1.0 - pressure)
 
 
 def _ratio(part: int, whole: int) -> float:
@@ -191,12 +194,14 @@ def _read_breaker(breaker: Any, out: dict[str, list[Series]]) -> None:
     for (old, new), n in transitions.items():
         out["breaker_transitions_total"].append(((name, old, new), int(n)))
     out["breaker_fallbacks_total"].append(((name,), int(m["fallbacks"])))
-    if breaker.options().get("measure_durations"):
+    options = breaker.options()
+    if options.get("measure_durations"):
         out["breaker_call_duration_seconds"].append(((name,), _histogram(m["durations"])))
     calls = m["window_calls"]
     out["breaker_failure_ratio"].append(((name,), _ratio(m["window_failures"], calls)))
     out["breaker_slow_call_ratio"].append(((name,), _ratio(m["window_slow"], calls)))
-    out["breaker_health_score"].append(((name,), health_score(m)))
+    score = health_score(m, options.get("failure_threshold"))
+    out["breaker_health_score"].append(((name,), score))
 
 
 def _read_limiter(limiter: Any, out: dict[str, list[Series]]) -> None:
