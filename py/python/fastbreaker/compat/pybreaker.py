@@ -452,9 +452,6 @@ class _Hook:
         if cb is not None and self.active:
             cb._native_transition(old, new)
 
-    def on_failure(self, name: str, exc: BaseException) -> None:
-        """Nothing to do (defined so that the core finds it without an AttributeError)."""
-
     def on_rejection(self, name: str, exc: BaseException) -> None:
         """Marks the CircuitOpenError this thread is about to see as the core's own."""
         cb = self._ref()
