@@ -264,3 +264,44 @@ def test_limiter_cls() -> None:
     assert type(limiter_from_env("l", cls=Mine, environ={}, rate=1)) is Mine
     with pytest.raises(TypeError, match="cls must be a RateLimiter subclass"):
         limiter_from_env("l", cls=CircuitBreaker, environ={}, rate=1)  # type: ignore[type-var]
+
+
+def test_a_conflict_between_variables_names_both() -> None:
+    # rate=10 is fine alone; per=1e-12 makes it 10 tokens per picosecond.
+    environ = {"FASTBREAKER_API_RATE": "10", "FASTBREAKER_API_PER": "1e-12"}
+    with pytest.raises(ValueError) as info:
+        limiter_from_env("api", environ=environ)
+    message = str(info.value)
+    assert message.startswith("FASTBREAKER_API_RATE='10', FASTBREAKER_API_PER='1e-12': rate must")
+    environ = {"FASTBREAKER_X_WAIT_DURATION": "300", "FASTBREAKER_X_MAX_WAIT_DURATION": "120"}
+    with pytest.raises(ValueError) as info:
+        breaker_from_env("x", environ=environ)
+    assert str(info.value).startswith(
+        "FASTBREAKER_X_MAX_WAIT_DURATION='120', FASTBREAKER_X_WAIT_DURATION='300': "
+        "max_wait_duration must be at least wait_duration"
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "raw"),
+    [
+        ("FAILURE_THRESHOLD", "1e3"),
+        ("FAILURE_THRESHOLD", "true"),
+        ("FAILURE_THRESHOLD", "-1"),
+        ("FAILURE_THRESHOLD", "99999999999999999999999999"),
+        ("MINIMUM_CALLS", "inf"),
+        ("JITTER_SEED", "-1"),
+        ("JITTER_SEED", "99999999999999999999999999"),
+        ("WAIT_DURATION", "-inf"),
+        ("WAIT_DURATION", " NaN "),
+        ("WAIT_DURATION", "-5"),
+        ("WAIT_DURATION", "1e300"),
+        ("WAIT_DURATION", "1e999"),
+        ("MEASURE_DURATIONS", "2"),
+    ],
+)
+def test_odd_values_raise_naming_the_variable_and_value(option: str, raw: str) -> None:
+    variable = f"FASTBREAKER_X_{option}"
+    with pytest.raises(ValueError, match=f"^{variable}") as info:
+        breaker_from_env("x", environ={variable: raw})
+    assert repr(raw) in str(info.value)

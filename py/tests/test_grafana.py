@@ -173,3 +173,9 @@ def test_module_command() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == fb_grafana.dashboard()
+
+
+def test_health_score_description_states_the_formula_in_use() -> None:
+    by_title = {p["title"]: p for p in panels(fb_grafana.dashboard())}
+    description = by_title["Health score"]["description"]
+    assert "consecutive failures / failure_threshold" in description

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+import importlib
 import json
+import socket
+import threading
 import urllib.error
 import urllib.request
+import weakref
 from typing import Any, Iterator
 
 import pytest
@@ -296,3 +301,90 @@ def test_close_is_idempotent_and_a_context_manager(reg: Registry) -> None:
 def test_serve_health_validates(kwargs: dict[str, Any], error: type, message: str) -> None:
     with pytest.raises(error, match=message):
         serve_health(**kwargs)
+
+
+# ----- review fixes -----
+
+
+def test_concurrent_health_calls_count_each_rejection_once(reg: Registry) -> None:
+    # The kubelet's /readyz and a scraper's /health at once: the one that read the counters
+    # first must not store them after the other, or the next call counts rejections again.
+    paused = threading.Event()
+    release = threading.Event()
+
+    class PausingLimiter(fastbreaker.RateLimiter):
+        def metrics(self) -> dict[str, Any]:
+            m = super().metrics()
+            if threading.current_thread().name == "first":
+                paused.set()
+                release.wait(30)
+            return m
+
+    limiter = reg.register(PausingLimiter(1, 3600.0, 1, name="api"))
+    reports: dict[str, Any] = {}
+
+    def check(label: str) -> None:
+        reports[label] = health(reg).limiters["api"]
+
+    first = threading.Thread(target=check, args=("first",), name="first")
+    first.start()
+    assert paused.wait(30)  # "first" has read the counters (nothing yet) and is paused
+    assert limiter.try_acquire()
+    for _ in range(3):
+        assert not limiter.try_acquire()
+    second = threading.Thread(target=check, args=("second",), name="second")
+    second.start()
+    second.join(0.5)  # lets it finish if nothing makes it wait for "first"
+    release.set()
+    first.join(30)
+    second.join(30)
+    check("third")
+    assert sum(r["rejected"] for r in reports.values()) == 3, reports
+    assert sum(r["admitted"] for r in reports.values()) == 1, reports
+
+
+def test_health_does_not_keep_a_registry_alive() -> None:
+    temporary = Registry()
+    temporary.get_or_create_limiter("api", rate=1)
+    health(temporary)
+    ref = weakref.ref(temporary)
+    del temporary
+    gc.collect()
+    assert ref() is None
+
+
+def test_readiness_reads_critical_names_from_an_iterator(reg: Registry) -> None:
+    reg.get_or_create("db").trip()
+    reg.get_or_create("search")
+    assert not readiness(reg, critical=iter(["db"])).ok
+    assert not readiness(reg, critical=(name for name in ["db"])).ok
+
+
+def test_http_health_answers_503_when_the_registry_cannot_be_read() -> None:
+    with serve_health(registry=BrokenRegistry()) as s:
+        code, body = get(s.url + "/health")
+    payload = json.loads(body)
+    assert (code, payload["status"]) == (503, "unhealthy")
+    assert payload["reasons"] == ["health check failed: RuntimeError('corrupted')"]
+
+
+def test_a_silent_client_is_disconnected(reg: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    # (fastbreaker.health is the function; the module is reached by its full name)
+    module = importlib.import_module("fastbreaker.health")
+    monkeypatch.setattr(module, "_REQUEST_TIMEOUT", 0.2, raising=False)
+    with serve_health(registry=reg) as s:
+        with socket.create_connection((s.host, s.port), timeout=30) as silent:
+            assert get(s.url + "/healthz")[0] == 200  # others are still served meanwhile
+            silent.settimeout(10)
+            # Without a request timeout the server would keep this connection (and its
+            # thread) forever and recv() would time out here.
+            assert silent.recv(1024) == b""
+
+
+def test_serve_health_does_no_reverse_dns_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_dns(name: str = "") -> str:
+        raise AssertionError(f"getfqdn({name!r}) called")
+
+    monkeypatch.setattr(socket, "getfqdn", no_dns)
+    with serve_health() as s:
+        assert get(s.url + "/healthz")[0] == 200

@@ -282,3 +282,47 @@ def test_module_imports_without_opentelemetry() -> None:
         """
     )
     assert result.returncode == 0, result.stderr
+
+
+class FailingOnce(Registry):
+    """A registry whose next ``breakers()`` raises when ``fail`` is set."""
+
+    fail = False
+
+    def breakers(self) -> list[Any]:
+        if self.fail:
+            self.fail = False
+            raise RuntimeError("transient")
+        return super().breakers()
+
+
+def test_a_failed_read_does_not_leave_an_instrument_one_collection_behind(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reg = FailingOnce()
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    handle = fb_otel.instrument(reg, meter_provider=provider)
+    try:
+        db = reg.get_or_create("db")
+
+        def states() -> Points:
+            data = reader.get_metrics_data()
+            for rm in data.resource_metrics if data else ():
+                for sm in rm.scope_metrics:
+                    for m in sm.metrics:
+                        if m.name == "fastbreaker.breaker.state":
+                            return points(m)
+            return {}
+
+        assert states()[key(name="db", state="closed")] == 1
+        reg.fail = True
+        with caplog.at_level("CRITICAL"):  # the SDK logs the failed callback
+            assert states() == {}  # the first instrument's read raised: it reports nothing
+        db.trip()
+        now = states()
+        assert now[key(name="db", state="open")] == 1, now
+        assert now[key(name="db", state="closed")] == 0, now
+    finally:
+        handle.close()
+        provider.shutdown()

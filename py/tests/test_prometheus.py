@@ -491,3 +491,10 @@ def test_docs_python_blocks_run(tmp_path: Path) -> None:
             [sys.executable, str(script)], capture_output=True, text=True, timeout=120
         )
         assert result.returncode == 0, f"docs/metrics.md block {i}:\n{code}\n{result.stderr}"
+
+
+def test_health_score_help_states_the_formula_in_use(reg: Registry, scrape: Scrape) -> None:
+    reg.get_or_create("db", failure_threshold=5)
+    help_text = scrape().families["fastbreaker_breaker_health_score"].documentation
+    assert "consecutive failures / failure_threshold" in help_text
+    assert "breaker_failure_ratio" in help_text

@@ -335,3 +335,50 @@ def test_generators_and_non_callables_are_refused() -> None:
         retry()(gen)
     with pytest.raises(TypeError, match="func must be callable, got 3"):
         retry()(3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [CircuitOpenError("svc", "open", float("inf")), RateLimitExceeded(float("inf"), 1)],
+    ids=["CircuitOpenError", "RateLimitExceeded"],
+)
+def test_an_endless_retry_after_gives_up_at_once(ft: FakeTime, error: Exception) -> None:
+    flaky = Flaky(error)
+    with pytest.raises(type(error)) as info:
+        retry(**ft.hooks())(flaky)()  # no timeout: only the infinite wait can stop it
+    assert info.value is error
+    assert (flaky.calls, ft.sleeps) == (1, [])
+    assert notes(error) == ["fastbreaker.retry: gave up after 1 attempt(s): retry_after=inf"]
+
+
+async def test_cancellation_is_never_retried_and_interrupts_the_backoff(ft: FakeTime) -> None:
+    calls = 0
+
+    async def cancelled() -> None:
+        nonlocal calls
+        calls += 1
+        raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await retry(retry_on=lambda e: True, **ft.hooks())(cancelled)()  # matches anything
+    assert (calls, ft.sleeps) == (1, [])
+
+    sleeping = asyncio.Event()
+
+    async def endless_sleep(seconds: float) -> None:
+        assert not sleeping.is_set(), "retried after the cancellation"
+        sleeping.set()
+        await asyncio.Event().wait()
+
+    async def failing() -> None:
+        nonlocal calls
+        calls += 1
+        raise OSError("down")
+
+    f = retry(attempts=5, async_sleep=endless_sleep, clock=ft.clock)(failing)
+    task = asyncio.ensure_future(f())
+    await sleeping.wait()  # the first call failed; the wrapper is in its backoff sleep
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert calls == 2  # one call each: the cancelled sleep was not followed by a retry

@@ -231,12 +231,14 @@ def _build(
                 positions[option] = found.start()
         if not positions:
             raise
-        first = min(positions, key=positions.__getitem__)
-        var, raw = sources[first]
-        if message.startswith(first):
-            message = f"{var}={raw!r}: {message}"
+        # Every variable the message names (in the order it names them): when two options
+        # conflict, either may be the bad one.
+        named = sorted(positions, key=positions.__getitem__)
+        variables = ", ".join(f"{sources[o][0]}={sources[o][1]!r}" for o in named)
+        if message.startswith(named[0]):
+            message = f"{variables}: {message}"
         else:
-            message = f"{message} ({var}={raw!r} in the environment)"
+            message = f"{message} ({variables} in the environment)"
         raise type(exc)(message) from exc
 
 

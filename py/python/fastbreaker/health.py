@@ -22,10 +22,12 @@ import json
 import logging
 import math
 import socket
+import socketserver
 import threading
+import weakref
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterable, Mapping, Optional, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Union
 from urllib.parse import urlsplit
 
 from ._limiters import Bulkhead, RateLimiter
@@ -52,6 +54,7 @@ UNHEALTHY = "unhealthy"
 _OPEN = ("open", "forced_open")
 _DEGRADING = ("open", "forced_open", "half_open")
 _LOG = logging.getLogger("fastbreaker")
+_REQUEST_TIMEOUT = 10.0  # seconds an HTTP client may take to send its request
 
 
 @dataclass(frozen=True)
@@ -108,21 +111,26 @@ class _Intervals:
     """Counters of each limiter and bulkhead at the previous ``health()`` call, per registry.
 
     Entries are keyed by ``id()`` and keep the object itself, so that a new object reusing an
-    id is not mistaken for the old one; objects no longer registered are forgotten.
+    id is not mistaken for the old one; objects no longer registered are forgotten, and so is
+    a registry once nothing else holds it. Reading the counters and storing them is one step
+    under the lock: two concurrent calls (the kubelet and a scraper) each get their own
+    interval, and no rejection is counted twice or lost.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._last: dict[int, tuple[Registry, dict[int, tuple[object, tuple[int, int]]]]] = {}
+        self._last: weakref.WeakKeyDictionary[
+            Registry, dict[int, tuple[object, tuple[int, int]]]
+        ] = weakref.WeakKeyDictionary()
 
     def deltas(
-        self, reg: Registry, now: Mapping[int, tuple[object, tuple[int, int]]]
+        self, reg: Registry, read: Callable[[], Mapping[int, tuple[object, tuple[int, int]]]]
     ) -> dict[int, tuple[int, int]]:
-        """(admitted, rejected) of each object since the previous call for ``reg``."""
+        """(admitted, rejected) of each object ``read()`` returns since the previous call."""
         with self._lock:
-            entry = self._last.get(id(reg))
-            previous = entry[1] if entry is not None and entry[0] is reg else {}
-            self._last[id(reg)] = (reg, dict(now))
+            now = dict(read())
+            previous = self._last.get(reg, {})
+            self._last[reg] = now
         out: dict[int, tuple[int, int]] = {}
         for key, (obj, (admitted, rejected)) in now.items():
             before = previous.get(key)
@@ -209,14 +217,18 @@ def health(
         unhealthy.append(f"every breaker is open ({len(breakers)})")
 
     parts: dict[int, tuple[str, str, object]] = {}
-    now: dict[int, tuple[object, tuple[int, int]]] = {}
-    for kind, objs in (("limiter", reg.limiters()), ("bulkhead", reg.bulkheads())):
-        for obj in objs:
-            parts[id(obj)] = (kind, str(obj.name), obj)
-            now[id(obj)] = (obj, _counters(obj))
+
+    def read() -> dict[int, tuple[object, tuple[int, int]]]:
+        now: dict[int, tuple[object, tuple[int, int]]] = {}
+        for kind, objs in (("limiter", reg.limiters()), ("bulkhead", reg.bulkheads())):
+            for obj in objs:
+                parts[id(obj)] = (kind, str(obj.name), obj)
+                now[id(obj)] = (obj, _counters(obj))
+        return now
+
     limiters: dict[str, Mapping[str, Any]] = {}
     bulkheads: dict[str, Mapping[str, Any]] = {}
-    for key, (admitted, rejected) in _INTERVALS.deltas(reg, now).items():
+    for key, (admitted, rejected) in _INTERVALS.deltas(reg, read).items():
         kind, name, _ = parts[key]
         total = admitted + rejected
         ratio = rejected / total if total else 0.0
@@ -246,9 +258,9 @@ def readiness(
     Same arguments as ``health()``; a degraded service stays ready.
     """
     _check_threshold(rejection_threshold)
-    _critical_names(critical)
+    critical_names = _critical_names(critical)  # read once: ``critical`` may be an iterator
     try:
-        report = health(registry, critical=critical, rejection_threshold=rejection_threshold)
+        report = health(registry, critical=critical_names, rejection_threshold=rejection_threshold)
     except Exception as exc:  # a registry that cannot be read is not ready
         return Probe(False, "not_ready", (f"health check failed: {exc!r}",))
     if report.ok:
@@ -278,6 +290,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     server: _Server
 
+    def setup(self) -> None:
+        # A client that connects and sends nothing must not hold a thread and a socket forever.
+        self.request.settimeout(_REQUEST_TIMEOUT)
+        super().setup()
+
     def do_GET(self) -> None:
         self._answer(body=True)
 
@@ -295,7 +312,10 @@ class _Handler(BaseHTTPRequestHandler):
             probe = readiness(s.registry, critical=s.critical, rejection_threshold=s.threshold)
             code, payload = (200 if probe.ok else 503), probe.to_dict()
         elif path == "/health":
-            report = health(s.registry, critical=s.critical, rejection_threshold=s.threshold)
+            try:
+                report = health(s.registry, critical=s.critical, rejection_threshold=s.threshold)
+            except Exception as exc:  # answer 503 rather than drop the connection
+                report = HealthReport(UNHEALTHY, (f"health check failed: {exc!r}",))
             code, payload = (200 if report.ok else 503), report.to_dict()
         else:
             code, payload = 404, {"error": f"not found: {path}"}
@@ -327,6 +347,14 @@ class _Server(ThreadingHTTPServer):
         self.critical = critical
         self.threshold = threshold
         super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind also resolves socket.getfqdn(host), a reverse DNS lookup that
+        # can stall start-up for seconds where DNS is slow; nothing here uses that name.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
 
 
 class HealthServer:
@@ -390,9 +418,10 @@ def serve_health(
 
     ``GET /healthz``: ``liveness()``; ``GET /readyz``: ``readiness()``; ``GET /health``: the
     full ``health()`` report. Each answers JSON, with 200 when ok (healthy, degraded, ready,
-    alive) and 503 otherwise; other paths get 404. ``port=0`` picks a free port (see
-    ``.port``). The default host only accepts local connections: in a container, pass
-    ``host="0.0.0.0"`` so that the kubelet can reach it.
+    alive) and 503 otherwise (also when the check itself fails); other paths get 404. A
+    client that sends no complete request within 10 seconds is disconnected. ``port=0``
+    picks a free port (see ``.port``). The default host only accepts local connections: in a
+    container, pass ``host="0.0.0.0"`` so that the kubelet can reach it.
     """
     if not isinstance(host, str):
         raise TypeError(f"host must be a str, got {host!r} ({type(host).__name__})")

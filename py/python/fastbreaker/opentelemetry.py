@@ -127,12 +127,14 @@ class Instrumentation:
             self._reading = None
 
     def _series(self, ispec: InstrumentSpec) -> list[Series]:
-        # One registry read per collection: a collection asks each instrument once, so an
-        # instrument asked again means a new collection.
+        # One registry read per collection: a collection asks each instrument once, in
+        # creation order, so the first instrument, or one asked again, starts a new one.
+        # (Without the first-instrument rule, an instrument skipped once, e.g. because its
+        # read raised, would be served the previous collection's reading from then on.)
         with self._lock:
             if self.closed:
                 return []
-            if self._reading is None or ispec.name in self._consumed:
+            if self._reading is None or ispec is INSTRUMENTS[0] or ispec.name in self._consumed:
                 self._reading = read(self.registry)
                 self._consumed = set()
             self._consumed.add(ispec.name)

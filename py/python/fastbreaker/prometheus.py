@@ -44,7 +44,7 @@ __all__ = [
 STATES = ("closed", "open", "half_open", "forced_open", "disabled", "metrics_only")
 """Breaker states in the order of their numeric codes (``fastbreaker_breaker_state_code``)."""
 
-# Health of each state before the window's failure ratio scales it down.
+# Health of each state before the failure pressure scales it down.
 _STATE_HEALTH = {
     "closed": 1.0,
     "disabled": 1.0,
@@ -99,7 +99,8 @@ SPECS: tuple[Spec, ...] = (
          "Slow calls / calls in the sliding window (0 when it is empty).", "1"),
     Spec("breaker_health_score", "gauge", ("name",),
          "0..1: the state's health (1 closed, disabled, metrics_only; 0.5 half_open; "
-         "0 open, forced_open) times (1 - breaker_failure_ratio).", "1"),
+         "0 open, forced_open) times (1 - the larger of breaker_failure_ratio and "
+         "consecutive failures / failure_threshold).", "1"),
     Spec("limiter_acquisitions_total", "counter", ("name", "result"),
          "Acquisitions by result: allowed (at once), delayed (after a wait), rejected "
          "(try_acquire False or the wait exceeded the timeout).", "{acquisition}"),

@@ -120,6 +120,11 @@ class _Policy:
         wait = self.backoff.delay(attempt - 1, (nonce << 32 | attempt) % (1 << 64))
         if isinstance(exc, (CircuitOpenError, RateLimitExceeded)):
             wait = max(wait, float(exc.retry_after))
+            if wait == math.inf:  # time.sleep(inf) raises, asyncio.sleep(inf) never returns
+                _add_note(
+                    exc, f"fastbreaker.retry: gave up after {attempt} attempt(s): retry_after=inf"
+                )
+                return -1.0
         if deadline is not None:
             remaining = deadline - self.clock()
             if wait > remaining:
@@ -152,9 +157,10 @@ def retry(
     After the n-th failed call (n = 1, 2, ...) it waits ``base_delay * multiplier**(n-1)``
     seconds, capped at ``max_delay``, minus up to ``jitter`` (a fraction, default 0.5: the
     wait falls in [d/2, d]) of it. A ``CircuitOpenError`` or ``RateLimitExceeded`` makes the
-    wait at least its ``retry_after``, even above ``max_delay``. The jitter of each retry
-    sequence is drawn from ``(seed, nonce)`` with a new nonce per sequence, so concurrent
-    callers spread out while a run with a fixed ``seed`` repeats exactly.
+    wait at least its ``retry_after``, even above ``max_delay`` (an infinite one gives up at
+    once). The jitter of each retry sequence is drawn from ``(seed, nonce)`` with a new nonce
+    per sequence, so concurrent callers spread out while a run with a fixed ``seed`` repeats
+    exactly.
 
     ``retry_on`` (default ``Exception``) is an exception type, a predicate ``exc -> bool``, or
     an iterable of them; other errors, and ``BaseException`` s that are not ``Exception`` s
