@@ -317,10 +317,21 @@ impl<const WORDS: usize> CircuitBreaker<CountWindow<WORDS>> {
             if let Err(e) = config.validate() {
                 return Err(e);
             }
-            match CountWindow::new(config.window_size) {
-                Ok(window) => Ok(Self::assemble(&config, window)),
-                Err(e) => Err(e),
+            let window = match CountWindow::new(config.window_size) {
+                Ok(window) => window,
+                Err(e) => return Err(e),
+            };
+            // A rate rule that needs more outcomes than the window holds could never fire.
+            let rates = config.failure_rate_threshold.is_some()
+                || config.slow_call_rate_threshold.is_some();
+            if rates && config.minimum_calls > window.size() {
+                return Err(ConfigError::new(
+                    "minimum_calls",
+                    config.minimum_calls as u64,
+                    "must be at most the window size when a rate rule is set",
+                ));
             }
+            Ok(Self::assemble(&config, window))
         }
     }
 }

@@ -66,7 +66,8 @@ pub struct BreakerConfig {
     /// A call that took longer than this is slow. Only used when
     /// `slow_call_rate_threshold` is set. Default 60 s. Must be non-zero.
     pub slow_call_duration_ns: u64,
-    /// Outcomes the window must hold before the rate rules apply. Default 10; at least 1.
+    /// Outcomes the window must hold before the rate rules apply. Default 10; at least 1,
+    /// and on a count window with a rate rule set, at most `window_size`.
     pub minimum_calls: u32,
     /// Count windows: how many of the last outcomes count, at most the window's capacity.
     /// `None` uses the whole capacity. Default `None`. Ignored by time windows.

@@ -127,3 +127,11 @@ def test_consecutive_failures_model(outcomes: list[bool], threshold: int) -> Non
         run = 0 if ok else run + 1
         opened = run >= threshold
         assert (b.state == "open") == opened
+
+
+def test_minimum_calls_above_a_count_window_with_a_rate_rule_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"minimum_calls = 11"):
+        CircuitBreaker("m", window=10, minimum_calls=11, failure_rate_threshold=50)
+    # Without a rate rule minimum_calls does nothing; a time window has no such bound.
+    CircuitBreaker("m2", window=10, minimum_calls=11)
+    CircuitBreaker("m3", window_seconds=10.0, minimum_calls=500, failure_rate_threshold=50)

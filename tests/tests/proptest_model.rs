@@ -760,15 +760,22 @@ fn run_case<W: Window>(
 fn check(case: &Case, origin: u64) -> Result<(), TestCaseError> {
     match case.window {
         WindowKind::Count => {
-            let breaker = CircuitBreaker::<CountWindow64>::new(case.config)
+            let size = case.config.window_size.unwrap_or(COUNT_CAPACITY);
+            // A count window rejects a minimum_calls above its size when a rate rule is set
+            // (such a rule could never fire): clamp it here, for the breaker and the model.
+            let config = BreakerConfig {
+                minimum_calls: case.config.minimum_calls.min(u32::from(size)),
+                ..case.config
+            };
+            let breaker = CircuitBreaker::<CountWindow64>::new(config)
                 .map_err(|e| TestCaseError::fail(format!("config rejected: {e}")))?;
             let window = ModelWindow::Count {
-                size: usize::from(case.config.window_size.unwrap_or(COUNT_CAPACITY)),
+                size: usize::from(size),
                 outcomes: VecDeque::new(),
             };
             run_case(
                 breaker,
-                Model::new(case.config, window, origin),
+                Model::new(config, window, origin),
                 origin,
                 &case.ops,
             )

@@ -110,15 +110,18 @@ class Registry:
 
     def breakers(self) -> list[CircuitBreaker]:
         """The registered breakers, as a new list."""
-        return list(self._breakers.values())
+        with self._lock:  # free-threaded builds: no copy while another thread adds
+            return list(self._breakers.values())
 
     def limiters(self) -> list[RateLimiter]:
         """The registered rate limiters, as a new list."""
-        return list(self._limiters.values())
+        with self._lock:  # free-threaded builds: no copy while another thread adds
+            return list(self._limiters.values())
 
     def bulkheads(self) -> list[Bulkhead]:
         """The registered bulkheads, as a new list."""
-        return list(self._bulkheads.values())
+        with self._lock:  # free-threaded builds: no copy while another thread adds
+            return list(self._bulkheads.values())
 
     def __iter__(self) -> Iterator[CircuitBreaker]:
         return iter(self.breakers())

@@ -485,7 +485,7 @@ pub fn time_window_breaker_forgets_old_failures() -> TestResult {
 
 pub fn config_errors_name_the_field_and_value() -> TestResult {
     let base = BreakerConfig::new();
-    let cases: [(BreakerConfig, &str, u64); 16] = [
+    let cases: [(BreakerConfig, &str, u64); 17] = [
         (
             BreakerConfig {
                 failure_threshold: Some(0),
@@ -501,6 +501,16 @@ pub fn config_errors_name_the_field_and_value() -> TestResult {
             },
             "failure_threshold",
             1 << 24,
+        ),
+        (
+            BreakerConfig {
+                failure_rate_threshold: Some(50),
+                minimum_calls: 11,
+                window_size: Some(10),
+                ..base
+            },
+            "minimum_calls",
+            11,
         ),
         (
             BreakerConfig {
@@ -626,6 +636,13 @@ pub fn config_errors_name_the_field_and_value() -> TestResult {
             "{e}"
         );
     }
+    // Without a rate rule minimum_calls does nothing, so any value goes.
+    check!(Breaker::new(BreakerConfig {
+        minimum_calls: 11,
+        window_size: Some(10),
+        ..base
+    })
+    .is_ok());
     let e = CircuitBreaker::<TimeWindow<10>>::new(BreakerConfig {
         bucket_duration_ns: 0,
         ..base
