@@ -64,6 +64,12 @@ Intended differences from circuitbreaker 2.1.3:
   plain calls the ``fallback_function`` answered) or for
   ``fastbreaker.registry.register(circuit.native)``. Manual controls on ``native``
   (``force_open()``, ``disable()``...) show in ``state`` but not in ``failure_count``.
+- ``last_failure`` reads None after a success, as in circuitbreaker, but the circuit keeps
+  the exception (and the frames its traceback refers to) until the next expected failure
+  or ``reset()``: circuitbreaker drops it at the success, which here costs no Python code.
+- The native breaker refers to its circuit weakly (decorated functions keep their circuit
+  alive), so that a circuit nothing refers to is freed: keep the circuit, not only
+  ``native``, while you use it.
 - ``CircuitBreakerMonitor.clear()`` is new: it forgets every registered circuit, so that
   tests do not leak circuits into each other. ``get_open()`` / ``get_closed()`` iterate
   over a copy, so registering meanwhile is safe.
@@ -80,6 +86,7 @@ import asyncio
 import functools
 import inspect
 import math
+import weakref
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import (
@@ -231,6 +238,52 @@ class _ByName:
         return str(self._wrapper.__qualname__)
 
 
+class _Hooks:
+    """What the native breaker calls back, holding its circuit weakly.
+
+    The native breaker does not take part in garbage collection, so a cycle through it (circuit
+    -> native breaker -> bound method -> circuit) would keep the circuit, and its last failure
+    with the traceback's frames, alive forever. Decorated functions keep their circuit alive.
+    """
+
+    __slots__ = ("_circuit",)
+
+    def __init__(self, circuit: CircuitBreaker) -> None:
+        self._circuit = weakref.ref(circuit)
+
+    def excluded(self, exc: BaseException) -> bool:
+        """The native exclude predicate: true for exceptions that are not failures."""
+        circuit = self._circuit()
+        if circuit is None:
+            return False
+        if not circuit.is_failure(type(exc), exc):
+            return True
+        circuit._last_failure = exc
+        state = circuit._native.state
+        if state == "closed":
+            circuit._reopens = 0
+        elif state == "half_open":
+            circuit._reopens += 1
+        return False
+
+    def rejection(self, name: str, state: str, retry_after: float) -> CircuitOpenError:
+        """The native rejection_error hook: the error of a refused plain call."""
+        circuit = self._circuit()
+        if circuit is None:
+            return CircuitOpenError(name, state, retry_after)
+        return CircuitBreakerError(circuit)
+
+    def refused(self, *args: Any, **kwargs: Any) -> Any:
+        """The native fallback: a refused plain call's fallback result, or its error."""
+        circuit = self._circuit()
+        if circuit is None:
+            raise CircuitOpenError("unnamed_CircuitBreaker", STATE_OPEN, 0.0)
+        fallback = circuit.fallback_function
+        if fallback:
+            return fallback(*args, **kwargs)
+        raise CircuitBreakerError(circuit)
+
+
 class CircuitBreaker:
     """A circuit with circuitbreaker's interface on a native :class:`fastbreaker.CircuitBreaker`.
 
@@ -278,8 +331,10 @@ class CircuitBreaker:
         self._name: Optional[str] = name
         self._last_failure: Optional[BaseException] = None
         # Failed trials since the circuit last opened from closed (circuitbreaker's failure
-        # count goes on from failure_threshold while open). Kept without a lock: racing
-        # failures may miscount it by one; the native state itself is exact.
+        # count goes on from failure_threshold while open). Kept without a lock: failures of
+        # calls admitted before the circuit opened may add to it while it is half-open, and
+        # racing ones may lose an update; it starts again at the next failure while closed,
+        # and the native state itself is exact.
         self._reopens = 0
         self._decorated = False
         self._native = self._build_native()
@@ -287,10 +342,11 @@ class CircuitBreaker:
     def _build_native(self) -> _NativeBreaker:
         # A refused plain call: the fallback answers through the native fallback hook; with
         # no fallback the native code raises the error rejection_error builds.
+        hooks = _Hooks(self)
         refusal: dict[str, Any] = (
-            {"fallback": self._refused}
+            {"fallback": hooks.refused}
             if self._fallback_function
-            else {"rejection_error": self._rejection}
+            else {"rejection_error": hooks.rejection}
         )
         return _NativeBreaker(
             str(self),
@@ -300,35 +356,10 @@ class CircuitBreaker:
             jitter=0.0,
             success_threshold=1,
             half_open_max_calls=1,
-            exclude=[self._excluded],
+            exclude=[hooks.excluded],
             count_excluded_as_success=True,
             **refusal,
         )
-
-    # ----- hooks called by the native breaker -----
-
-    def _excluded(self, exc: BaseException) -> bool:
-        """The native exclude predicate: true for exceptions that are not failures."""
-        if not self.is_failure(type(exc), exc):
-            return True
-        self._last_failure = exc
-        state = self._native.state
-        if state == "closed":
-            self._reopens = 0
-        elif state == "half_open":
-            self._reopens += 1
-        return False
-
-    def _rejection(self, name: str, state: str, retry_after: float) -> CircuitBreakerError:
-        """The native rejection_error hook: the error of a refused plain call."""
-        return CircuitBreakerError(self)
-
-    def _refused(self, *args: Any, **kwargs: Any) -> Any:
-        """A refused plain call: the fallback's result, or CircuitBreakerError."""
-        fallback = self.fallback_function
-        if fallback:
-            return fallback(*args, **kwargs)
-        raise CircuitBreakerError(self)
 
     # ----- decorating -----
 
@@ -365,6 +396,7 @@ class CircuitBreaker:
         wrapper: Any = self._native._guard(function)
         functools.update_wrapper(wrapper, function)
         wrapper.__reduce_ex__ = _ByName(wrapper)
+        wrapper._circuit_breaker = self  # the native breaker holds its circuit weakly
         return cast(_F, wrapper)
 
     def _decorate_async(self, function: _F) -> _F:

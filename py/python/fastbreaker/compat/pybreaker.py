@@ -14,7 +14,8 @@ surprising parts included: ``CircuitBreaker(fail_max=5, reset_timeout=60, succes
 exclude=None, listeners=None, state_storage=None, name=None, throw_new_error_on_trip=True)``;
 ``call``; the ``calling()`` context manager; the decorator (``@breaker`` and ``@breaker()``, on
 functions, methods and generator functions: a generator is admitted when it is created and
-counted when it ends); ``open()`` (returns ``throw_new_error_on_trip``), ``close()``,
+counted when it ends; closed, thrown into or dropped before it starts, it counts nothing);
+``open()`` (returns ``throw_new_error_on_trip``), ``close()``,
 ``half_open()``, which notify listeners even when the state does not change;
 ``current_state`` ('closed', 'open', 'half-open') and ``state`` (``CircuitClosedState``,
 ``CircuitOpenState``, ``CircuitHalfOpenState``, with ``.name``); ``fail_counter`` and
@@ -47,7 +48,11 @@ native ``retry_after``, without building a native error.
 Intended differences:
 
 - No lock is held across the protected call: calls through one breaker run concurrently
-  (pybreaker holds an ``RLock`` across every call, so they run one at a time).
+  (pybreaker holds an ``RLock`` across every call, so they run one at a time). State changes
+  made by concurrent calls are told to listeners and written to the storage under a lock
+  held only for that, in the order the threads get there: a change already overtaken by a
+  later one is skipped, so listeners may hear fewer changes than happened, but what they and
+  the storage hear last is the state the breaker is in.
 - Half-open admits one trial call at a time. A call arriving while the trial runs is refused
   at once with ``CircuitBreakerError("Trial call in progress, circuit breaker half-open")``
   (under pybreaker it would wait for the lock, then run in whatever state the trial left).
@@ -68,7 +73,9 @@ Intended differences:
   (``increment_counter``, ``reset_counter``, ``increment_success_counter``,
   ``reset_success_counter``, ``opened_at``, ``state``), so code that reads it (and
   ``fail_counter`` / ``success_counter`` / ``current_state``, which read it, as in pybreaker)
-  sees what pybreaker would show. It is read back at construction (state, counters,
+  sees what pybreaker would show (with concurrent calls, each thread writes the counters
+  when it gets there, so they may differ from the breaker's own count; the state does not).
+  It is read back at construction (state, counters,
   ``opened_at``) and, before each call and on ``state``, for its ``state``: a state someone
   else wrote there (another breaker sharing it, another process) is adopted, with listeners
   told, as pybreaker does. Counters are not shared that way: each breaker counts its own
@@ -76,13 +83,21 @@ Intended differences:
   private ``cb._state_storage`` is a read-only view of the breaker.
 - Inside ``state_change``, ``cb.state`` is still the old state, as in pybreaker, and so is
   ``cb.current_state`` with a storage; without one, ``cb.current_state`` already reads the new
-  state. Listener exceptions propagate, as in pybreaker, but the native core has already
-  recorded the outcome (pybreaker skips the trip when a ``failure`` listener raises).
+  state.
+- A listener or a storage that raises does not stop the native breaker: the outcome is
+  recorded, the state changes, and the error propagates once the new state is written to
+  the storage (pybreaker, whose state is what its storage holds, skips the trip when a
+  ``failure`` listener or a storage write raises, and a ``state_change`` listener that raises
+  vetoes the change). A state the storage raised on is written again before the next call
+  (if that raises too, it is logged on logger ``fastbreaker`` and the call goes on).
 - Without listeners or a storage: a function that is not a generator function but returns a
-  generator is counted when it returns (a success) and again when the generator ends
-  (pybreaker only counts the end); an exclusion predicate that raises is logged (logger
-  ``fastbreaker``) and the call's error counts as a failure (pybreaker lets the predicate's
-  error escape and counts nothing, and so does this module with listeners or a storage).
+  generator (a ``functools.partial`` of one, say) is counted when it returns (a success) and
+  again when the generator ends (pybreaker only counts the end); an exclusion predicate that
+  raises is logged (logger ``fastbreaker``) and the call's error counts as a failure
+  (pybreaker lets the predicate's error escape and counts nothing, and so does this module
+  with listeners or a storage).
+- A generator's first ``send()`` of a value other than None raises ``TypeError`` as for any
+  fresh generator, but finishes it (pybreaker's stays unstarted).
 - Arguments are checked, and a bad one raises ``TypeError`` / ``ValueError`` naming it:
   ``fail_max`` an int in 1..=16777215, ``reset_timeout`` a number of seconds in 0..=4e9,
   ``success_threshold`` an int in 1..=1023, ``exclude`` exception types and predicates,
@@ -101,6 +116,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 import threading
 import types
 import weakref
@@ -178,6 +194,8 @@ _FAILED = _Failed()
 # handed back).
 _IGNORED = GeneratorExit()
 _GeneratorType = types.GeneratorType
+_LOG = logging.getLogger("fastbreaker")
+_CO_GENERATOR = inspect.CO_GENERATOR
 _STILL_OPEN = "Timeout not elapsed yet, circuit breaker still open"
 _NO_TORNADO = (
     "call_async (Tornado) is not provided by fastbreaker.compat.pybreaker; for asyncio use "
@@ -566,8 +584,14 @@ class CircuitBreaker:
         self._throw_new_error_on_trip = throw_new_error_on_trip
         # The transitions the core reported to this thread and nobody has handled yet.
         self._local = threading.local()
-        # Bumped by every state change: an outcome admitted before it is stale.
-        self._seq = 0
+        # Replaced by every state change: an outcome admitted before it is stale. A new object
+        # rather than a count, so that racing changes cannot lose an update.
+        self._seq = object()
+        # Held while listeners and the storage are told of state changes (never across a
+        # call), so that what they hear last is the state the core is in.
+        self._lock = threading.RLock()
+        # Held while the fast path is chosen from the core's state.
+        self._fast_lock = threading.Lock()
         # pybreaker's counters where the core has none: failures outside the closed state,
         # successes in the half-open state.
         self._fails = 0
@@ -585,9 +609,15 @@ class CircuitBreaker:
         self._may_be_fast = False
         self._hook: Optional[_Hook] = None
         self._core = self._build()
+        # One bound ``call`` per core: the decorator rebuilds its native wrapper when it changes.
+        self._core_call = self._core.call
         initial = STATE_CLOSED if self._storage is None else self._storage.state
         self._state_obj = _new_state(self, initial)
         self._written_state = initial
+        # The state listeners and the storage were last told of (see _apply).
+        self._entered = initial
+        # A state the storage raised on when it was written (written again before a call).
+        self._unwritten: Optional[str] = None
         if self._storage is not None:
             self._adopt(initial, notify=False)
         self._refresh_fast()
@@ -611,6 +641,10 @@ class CircuitBreaker:
 
     def _rebuild(self) -> None:
         """Replaces the native breaker (new settings), carrying the state over."""
+        with self._lock:
+            self._rebuild_locked()
+
+    def _rebuild_locked(self) -> None:
         self._apply(self._take_events())
         old = self._core
         state = _FROM_NATIVE[old.state]
@@ -628,18 +662,26 @@ class CircuitBreaker:
             _replay(core, failures=min(fails, self._fail_max - 1))
         self._take_events()
         self._core = core
-        self._seq += 1
+        self._core_call = core.call
+        self._seq = object()
         self._refresh_fast()
 
     def _refresh_fast(self) -> None:
         self._may_be_fast = not self._listeners and self._storage is None and self._plain
-        closed = self._core.state == "closed"
-        self._fastpath = self._core.call if self._may_be_fast and closed else None
+        self._set_fastpath()
+
+    def _set_fastpath(self) -> None:
+        # Read and written under a lock: the last thread to get here has seen the last change.
+        with self._fast_lock:
+            closed = self._core.state == "closed"
+            self._fastpath = self._core_call if self._may_be_fast and closed else None
 
     def _native_transition(self, old: str, new: str) -> None:
         """A state change made by the core (see _Hook), in the thread that made it."""
-        self._seq += 1
-        self._fastpath = self._core.call if self._may_be_fast and new == "closed" else None
+        self._seq = object()
+        # From the core's state now, not from ``new``: the core calls its listener after the
+        # fact, so this notice may come after a later change's.
+        self._set_fastpath()
         local = self._local
         try:
             local.events.append((old, new))
@@ -655,8 +697,24 @@ class CircuitBreaker:
         return events
 
     def _apply(self, events: list[tuple[str, str]]) -> None:
-        for _, new in events:
-            self._enter(_FROM_NATIVE.get(new, STATE_CLOSED))
+        """Tells listeners and the storage of the core's transitions this thread made.
+
+        Threads apply their own transitions, in whatever order they get here: one that does
+        not start where the bookkeeping stands was overtaken by one applied before it, and is
+        skipped; then, if the core has moved on meanwhile, its present state is entered. So
+        what listeners and the storage hear last is the state the core is in.
+        """
+        if not events:
+            return
+        with self._lock:
+            try:
+                for old, new in events:
+                    if _FROM_NATIVE[old] == self._entered:
+                        self._enter(_FROM_NATIVE[new])
+            finally:
+                current = _FROM_NATIVE[self._core.state]
+                if current != self._entered:
+                    self._enter(current)
 
     def _view_fails(self) -> int:
         if self._core.state == "closed":
@@ -666,27 +724,38 @@ class CircuitBreaker:
     # ----- pybreaker's side effects of a state change -----
 
     def _enter(self, state: str) -> None:
-        """Counters, storage writes and listeners of entering ``state``, in pybreaker's order."""
+        """Counters, storage writes and listeners of entering ``state``, in pybreaker's order.
+
+        The state is written to the storage even if a listener or another write raises: the
+        core has moved, whatever they do. (``_fails`` is only read outside the closed state.)
+        """
+        self._entered = state
         self._deadline = None
+        self._successes = 0
         storage = self._storage
         if state == STATE_OPEN:
             self._opened_at = datetime.now(UTC)
             self._opened_mono = monotonic_ns()
-            self._successes = 0
+        try:
             if storage is not None:
-                storage.opened_at = self._opened_at
-        else:
-            self._successes = 0
-            if state == STATE_CLOSED:
-                self._fails = 0
-        if storage is not None:
-            storage.reset_success_counter()
-            if state == STATE_CLOSED:
-                storage.reset_counter()
-        self._notify(state)
-        if storage is not None:
-            storage.state = state
-            self._written_state = state
+                if state == STATE_OPEN:
+                    storage.opened_at = self._opened_at
+                storage.reset_success_counter()
+                if state == STATE_CLOSED:
+                    storage.reset_counter()
+            self._notify(state)
+        finally:
+            if storage is not None:
+                self._write_state(storage, state)
+
+    def _write_state(self, storage: Any, state: Optional[str]) -> None:
+        """Writes ``state`` to the storage; if that raises, the next call tries again."""
+        if state is None:
+            return
+        self._unwritten = state
+        storage.state = state
+        self._unwritten = None
+        self._written_state = state
 
     def _notify(self, state: str) -> None:
         """A new state object; listeners get it, then the breaker keeps it (as pybreaker)."""
@@ -701,7 +770,9 @@ class CircuitBreaker:
                     listener.state_change(self, prev, new)
             finally:
                 local.notifying = False
-        self._state_obj = new
+                self._state_obj = new
+        else:
+            self._state_obj = new
 
     def _adopt(self, state: str, notify: bool) -> None:
         """Moves the core to ``state``, read from the storage (written by someone else)."""
@@ -727,8 +798,10 @@ class CircuitBreaker:
         else:
             core.reset()
         self._take_events()
-        self._seq += 1
+        self._seq = object()
         self._written_state = state
+        self._entered = state
+        self._unwritten = None  # someone else's write is newer than the one that failed here
         if notify:
             self._successes = 0
             self._fails = 0 if state == STATE_CLOSED else int(storage.counter)
@@ -749,25 +822,36 @@ class CircuitBreaker:
             state = storage.state
             if state != self._written_state:
                 _new_state(self, state)  # an unknown state raises ValueError, as in pybreaker
-                self._adopt(state, notify=True)
+                with self._lock:
+                    if state != self._written_state:  # not adopted by another thread meanwhile
+                        self._adopt(state, notify=True)
+            elif self._unwritten is not None:
+                with self._lock:
+                    try:
+                        self._write_state(storage, self._unwritten)
+                    except Exception:
+                        _LOG.warning("state_storage raised writing the state", exc_info=True)
 
     def _set_state(self, state: str) -> None:
         """pybreaker's state setter: a new state object, counter resets, listeners."""
         _new_state(self, state)  # an unknown state raises ValueError before anything else
-        storage = self._storage
-        if storage is not None:
-            if state == STATE_CLOSED:
-                storage.reset_counter()
-            else:
-                storage.reset_success_counter()
-        self._notify(state)
+        with self._lock:
+            storage = self._storage
+            if storage is not None:
+                if state == STATE_CLOSED:
+                    storage.reset_counter()
+                else:
+                    storage.reset_success_counter()
+            self._notify(state)
 
     # ----- calls -----
 
     def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Calls ``func(*args, **kwargs)`` through the breaker."""
         fast_call = self._fastpath
-        if fast_call is not None:
+        # A generator function's call is counted when its generator ends, not when it returns.
+        code = getattr(func, "__code__", None)
+        if fast_call is not None and (code is None or not code.co_flags & _CO_GENERATOR):
             try:
                 ret: T = fast_call(func, *args, **kwargs)
             except BaseException as exc:
@@ -806,9 +890,16 @@ class CircuitBreaker:
         self._succeeded(core, permit, state, seq)
         return ret
 
-    def _admit(self) -> tuple[_NativeBreaker, Permit, str, int]:
-        """Admits a call (listeners told of open -> half-open) or raises CircuitBreakerError."""
+    def _admit(self) -> tuple[_NativeBreaker, Permit, str, object]:
+        """Admits a call (listeners told of open -> half-open) or raises CircuitBreakerError.
+
+        The state the call runs in is the one before it asked the core, unless asking made
+        the change itself (the trial after the timeout): a change made meanwhile by another
+        thread makes the call's outcome stale.
+        """
         core = self._core
+        seq = self._seq
+        half_open = core.state == "half_open"
         try:
             permit = core._acquire()
         except CircuitOpenError as err:
@@ -816,14 +907,14 @@ class CircuitBreaker:
             permit = self._refused(core, err.state)
         events = self._take_events()
         if events:
+            seq = self._seq
+            half_open = events[-1][1] == "half_open"
             try:
                 self._apply(events)
             except BaseException:
                 core._record(permit, _IGNORED)
                 raise
-        probing = bool(events) and events[-1][1] == "half_open"
-        state = STATE_HALF_OPEN if probing or core.state == "half_open" else STATE_CLOSED
-        return core, permit, state, self._seq
+        return core, permit, STATE_HALF_OPEN if half_open else STATE_CLOSED, seq
 
     def _refused(self, core: _NativeBreaker, state: str) -> Permit:
         deadline = self._deadline
@@ -880,26 +971,29 @@ class CircuitBreaker:
                 return _IGNORED
         return _FAILED
 
-    def _succeeded(self, core: _NativeBreaker, permit: Permit, state: str, seq: int) -> None:
-        stale = seq != self._seq
+    def _succeeded(self, core: _NativeBreaker, permit: Permit, state: str, seq: object) -> None:
+        stale = seq is not self._seq
+        if not stale and state == STATE_HALF_OPEN:
+            # Before the core records it: the success may close the breaker, and another
+            # thread may trip it again before this one gets further.
+            self._fails = 0
+            self._successes += 1
         core._record(permit)
         events = self._take_events()
         storage = self._storage
-        if not stale:
-            if state == STATE_HALF_OPEN:
-                self._fails = 0
-                self._successes += 1
-            if storage is not None:
+        try:
+            if not stale and storage is not None:
                 storage.reset_counter()
                 if state == STATE_HALF_OPEN:
                     storage.increment_success_counter()
-        if events:
-            self._apply(events)
+        finally:
+            if events:
+                self._apply(events)
         for listener in self._listeners:
             listener.success(self)
 
     def _failed(
-        self, core: _NativeBreaker, permit: Permit, state: str, seq: int, exc: BaseException
+        self, core: _NativeBreaker, permit: Permit, state: str, seq: object, exc: BaseException
     ) -> None:
         """Records ``exc``; raises what the call must raise if it opened the circuit."""
         try:
@@ -910,17 +1004,21 @@ class CircuitBreaker:
         if not system_error:
             self._succeeded(core, permit, state, seq)
             return
-        stale = seq != self._seq
+        stale = seq is not self._seq
         core._record(permit, exc if isinstance(exc, Exception) else self._failure_token())
         events = self._take_events()
         if self._storage is not None and not stale:
-            self._storage.increment_counter()
+            try:
+                self._storage.increment_counter()
+            except BaseException:
+                self._trip_from(events)
+                self._apply(events)
+                raise
         self._tripped(events, exc, notify=True)
 
-    def _tripped(
-        self, events: list[tuple[str, str]], exc: BaseException, notify: bool = False
-    ) -> None:
-        """After a failure: listeners told and, if it opened the circuit, what to raise."""
+    def _trip_from(self, events: list[tuple[str, str]]) -> Optional[str]:
+        """The state a failure's transitions opened the circuit from (None: it did not);
+        counts the failure in ``_fails`` if it did."""
         tripped_from: Optional[str] = None
         for old, new in events:
             if new == "open":
@@ -929,11 +1027,22 @@ class CircuitBreaker:
             self._fails = self._fail_max
         elif tripped_from is not None:
             self._fails += 1
-        if notify:
-            for listener in self._listeners:
-                listener.failure(self, exc)
-        if events:
-            self._apply(events)
+        return tripped_from
+
+    def _tripped(
+        self, events: list[tuple[str, str]], exc: BaseException, notify: bool = False
+    ) -> None:
+        """After a failure: listeners told and, if it opened the circuit, what to raise."""
+        if not events and not notify:
+            return
+        tripped_from = self._trip_from(events)
+        try:
+            if notify:
+                for listener in self._listeners:
+                    listener.failure(self, exc)
+        finally:
+            if events:
+                self._apply(events)
         if tripped_from is None:
             return
         if self._throw_new_error_on_trip:
@@ -949,9 +1058,31 @@ class CircuitBreaker:
         core: _NativeBreaker,
         permit: Permit,
         state: str,
-        seq: int,
+        seq: object,
         wrapped: Generator[Any, Any, Any],
     ) -> Generator[Any, Any, None]:
+        """pybreaker's generator_call, already started to a first, empty ``yield``: closed,
+        thrown into or dropped before the caller starts it, it hands its permit back (a
+        half-open trial slot) and counts nothing, as in pybreaker."""
+        gen = self._generator_steps(core, permit, state, seq, wrapped)
+        next(gen)
+        return gen
+
+    def _generator_steps(
+        self,
+        core: _NativeBreaker,
+        permit: Permit,
+        state: str,
+        seq: object,
+        wrapped: Generator[Any, Any, Any],
+    ) -> Generator[Any, Any, None]:
+        try:
+            value = yield
+            if value is not None:
+                raise TypeError("can't send non-None value to a just-started generator")
+        except BaseException:
+            core._record(permit, _IGNORED)
+            raise
         # pybreaker's generator_call, outcome for outcome.
         try:
             value = yield next(wrapped)
@@ -1059,9 +1190,10 @@ class CircuitBreaker:
 
     def _manual(self, state: str, fails: int) -> None:
         self._take_events()  # replaced by pybreaker's notification, sent even to the same state
-        self._seq += 1
-        self._fails = fails
-        self._enter(state)
+        self._seq = object()
+        with self._lock:
+            self._fails = fails
+            self._enter(state)
 
     # ----- state and counters -----
 
