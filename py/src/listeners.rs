@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 use pyo3::types::PyString;
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::native::log_listener_error;
 
@@ -121,6 +122,20 @@ impl Listeners {
         }
         *cur = Arc::new(entries);
         removed
+    }
+
+    /// Visits every listener and hook for the garbage collector (skipped if the list is
+    /// being replaced at that moment: the collector then simply sees fewer references).
+    pub(crate) fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Ok(cur) = self.entries.try_lock() {
+            for e in cur.iter() {
+                visit.call(&e.listener)?;
+                for h in e.hooks.iter().flatten() {
+                    visit.call(h)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The listeners, in order.

@@ -16,6 +16,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString, PyTuple, PyType};
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::listeners::{Hook, Listeners};
 use crate::stats::{Histogram, HistogramSnapshot, Transitions, BOUNDS_NS};
@@ -994,6 +995,20 @@ impl PyBreaker {
         }
     }
 
+    /// Lets the garbage collector see the objects the breaker holds, so that a cycle through
+    /// it (say `fallback=self.method` on an object that holds the breaker) is collected.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.name)?;
+        visit.call(&self.exclude_types)?;
+        for p in &self.exclude_predicates {
+            visit.call(p)?;
+        }
+        visit.call(&self.fallback)?;
+        visit.call(&self.rejection_error)?;
+        visit.call(&self.options)?;
+        self.listeners.traverse(&visit)
+    }
+
     fn __repr__(&self, py: Python<'_>) -> String {
         format!(
             "<CircuitBreaker {:?} state={}>",
@@ -1049,6 +1064,12 @@ impl Guarded {
                 Ok(mt.bind(py).call1((slf, obj))?.unbind())
             }
         }
+    }
+
+    /// Lets the garbage collector see the breaker and the function.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.breaker)?;
+        visit.call(&self.func)
     }
 
     /// Pickles by reference, like a function: the decorated name in its module (so that
