@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from typing import Any
+import random
+import threading
+from typing import Any, Callable, Sequence
 
 import pytest
 
@@ -26,3 +28,33 @@ class Recorder(Listener):
 @pytest.fixture
 def recorder() -> Recorder:
     return Recorder()
+
+
+def run_mixed_calls(
+    ways: Sequence[Callable[[int], Any]],
+    threads: int,
+    calls: int,
+    expected: tuple[type[BaseException], ...],
+) -> None:
+    """``threads`` threads each make ``calls`` calls, each through a random one of ``ways``
+    with a random kind (0 success, 1 failure, 2 excluded: 2 in 6, 3 in 6, 1 in 6), seeded per
+    thread; errors in ``expected`` are the calls' own, anything else fails the test."""
+    errors: list[BaseException] = []
+
+    def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            for _ in range(calls):
+                try:
+                    rng.choice(ways)(rng.choice((0, 0, 1, 1, 1, 2)))
+                except expected:
+                    pass
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    pool = [threading.Thread(target=worker, args=(seed,)) for seed in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert errors == []

@@ -10,9 +10,7 @@ calls do not grow memory, and that a circuit nothing refers to is freed with its
 from __future__ import annotations
 
 import gc
-import random
 import sys
-import threading
 import tracemalloc
 import weakref
 from collections.abc import Iterator
@@ -22,6 +20,8 @@ import circuitbreaker as real
 import pytest
 
 from fastbreaker.compat import circuitbreaker as compat
+
+from conftest import run_mixed_calls
 
 
 @pytest.fixture(autouse=True)
@@ -88,25 +88,7 @@ def hammer(c: compat.CircuitBreaker, threads: int = 8, calls: int = 1500) -> Non
         lambda kind: c.call(act, kind),
         with_block,
     ]
-    errors: list[BaseException] = []
-
-    def worker(seed: int) -> None:
-        rng = random.Random(seed)
-        try:
-            for _ in range(calls):
-                try:
-                    rng.choice(ways)(rng.choice((0, 0, 1, 1, 1, 2)))
-                except (OSError, KeyError, compat.CircuitBreakerError):
-                    pass
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    pool = [threading.Thread(target=worker, args=(seed,)) for seed in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    assert errors == []
+    run_mixed_calls(ways, threads, calls, (OSError, KeyError, compat.CircuitBreakerError))
 
 
 @pytest.mark.parametrize("with_fallback", [False, True])

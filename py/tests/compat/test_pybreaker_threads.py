@@ -14,7 +14,6 @@ tests hold a thread at a chosen point by wrapping ``_apply`` or the native break
 from __future__ import annotations
 
 import gc
-import random
 import sys
 import threading
 import tracemalloc
@@ -24,6 +23,8 @@ from typing import Any, Callable, Optional
 import pytest
 
 import fastbreaker.compat.pybreaker as compat
+
+from conftest import run_mixed_calls
 
 NEVER = 1000.0
 NATIVE = {"closed": "closed", "open": "open", "half_open": "half-open"}
@@ -107,25 +108,7 @@ def hammer(b: compat.CircuitBreaker, threads: int = 8, calls: int = 1500) -> Non
         lambda kind: list(generated(kind)),
         calling,
     ]
-    errors: list[BaseException] = []
-
-    def worker(seed: int) -> None:
-        rng = random.Random(seed)
-        try:
-            for _ in range(calls):
-                try:
-                    rng.choice(ways)(rng.choice((0, 0, 1, 1, 1, 2)))
-                except (ValueError, KeyError, compat.CircuitBreakerError):
-                    pass
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    pool = [threading.Thread(target=worker, args=(seed,)) for seed in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    assert errors == []
+    run_mixed_calls(ways, threads, calls, (ValueError, KeyError, compat.CircuitBreakerError))
 
 
 def still_works(b: compat.CircuitBreaker, fail_max: int) -> None:
