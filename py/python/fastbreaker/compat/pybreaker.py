@@ -247,43 +247,38 @@ class CircuitBreakerState:
         return f"<{type(self).__name__} {self._name!r}>"
 
 
-class CircuitClosedState(CircuitBreakerState):
+class _FixedState(CircuitBreakerState):
+    """pybreaker's concrete states: the name is the class's ``_state``; the constructor takes
+    pybreaker's ``(cb, prev_state=None, notify=False)`` (the last two accepted, unused)."""
+
+    _state: str
+
+    def __init__(
+        self,
+        cb: CircuitBreaker,
+        prev_state: Optional[CircuitBreakerState] = None,
+        notify: bool = False,
+    ) -> None:
+        """The state ``_state`` of ``cb``."""
+        super().__init__(cb, self._state)
+
+
+class CircuitClosedState(_FixedState):
     """Closed: calls go through and failures are counted."""
 
-    def __init__(
-        self,
-        cb: CircuitBreaker,
-        prev_state: Optional[CircuitBreakerState] = None,
-        notify: bool = False,
-    ) -> None:
-        """The closed state of ``cb`` (``prev_state`` and ``notify`` are accepted, unused)."""
-        super().__init__(cb, STATE_CLOSED)
+    _state = STATE_CLOSED
 
 
-class CircuitOpenState(CircuitBreakerState):
+class CircuitOpenState(_FixedState):
     """Open: calls are refused until ``reset_timeout`` has passed."""
 
-    def __init__(
-        self,
-        cb: CircuitBreaker,
-        prev_state: Optional[CircuitBreakerState] = None,
-        notify: bool = False,
-    ) -> None:
-        """The open state of ``cb`` (``prev_state`` and ``notify`` are accepted, unused)."""
-        super().__init__(cb, STATE_OPEN)
+    _state = STATE_OPEN
 
 
-class CircuitHalfOpenState(CircuitBreakerState):
+class CircuitHalfOpenState(_FixedState):
     """Half-open: a trial call decides between closing and reopening."""
 
-    def __init__(
-        self,
-        cb: CircuitBreaker,
-        prev_state: Optional[CircuitBreakerState] = None,
-        notify: bool = False,
-    ) -> None:
-        """The half-open state of ``cb`` (``prev_state`` and ``notify`` are accepted, unused)."""
-        super().__init__(cb, STATE_HALF_OPEN)
+    _state = STATE_HALF_OPEN
 
 
 _STATE_CLASSES: dict[
