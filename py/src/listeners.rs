@@ -48,6 +48,11 @@ impl Entry {
     }
 }
 
+/// Whether some entry has hook number `i`.
+fn has_hook(entries: &[Entry], i: usize) -> bool {
+    entries.iter().any(|e| e.hooks[i].is_some())
+}
+
 /// The listener list, replaced whole on each change (copy on write).
 pub(crate) struct Listeners {
     entries: Mutex<Arc<Vec<Entry>>>,
@@ -58,24 +63,19 @@ pub(crate) struct Listeners {
 impl Listeners {
     /// The listeners in `items`, in order.
     pub(crate) fn new(items: &[Bound<'_, PyAny>]) -> Self {
-        let l = Listeners {
-            entries: Mutex::new(Arc::new(Vec::new())),
-            has: std::array::from_fn(|_| AtomicBool::new(false)),
-        };
-        l.replace(items.iter().map(Entry::new).collect());
-        l
+        let entries: Vec<Entry> = items.iter().map(Entry::new).collect();
+        Listeners {
+            has: std::array::from_fn(|i| AtomicBool::new(has_hook(&entries, i))),
+            entries: Mutex::new(Arc::new(entries)),
+        }
     }
 
-    fn replace(&self, entries: Vec<Entry>) {
+    /// Installs `entries` in place of `cur` (the locked list) and updates the hook flags.
+    fn install(&self, cur: &mut Arc<Vec<Entry>>, entries: Vec<Entry>) {
         for (i, has) in self.has.iter().enumerate() {
-            has.store(
-                entries.iter().any(|e| e.hooks[i].is_some()),
-                Ordering::Relaxed,
-            );
+            has.store(has_hook(&entries, i), Ordering::Relaxed);
         }
-        if let Ok(mut cur) = self.entries.lock() {
-            *cur = Arc::new(entries);
-        }
+        *cur = Arc::new(entries);
     }
 
     fn snapshot(&self) -> Arc<Vec<Entry>> {
@@ -93,13 +93,7 @@ impl Listeners {
         };
         let mut entries: Vec<Entry> = cur.iter().map(|e| e.clone_ref(py)).collect();
         entries.push(Entry::new(listener));
-        for (i, has) in self.has.iter().enumerate() {
-            has.store(
-                entries.iter().any(|e| e.hooks[i].is_some()),
-                Ordering::Relaxed,
-            );
-        }
-        *cur = Arc::new(entries);
+        self.install(&mut cur, entries);
     }
 
     /// Removes every entry that is `listener`; whether there was one.
@@ -114,13 +108,7 @@ impl Listeners {
             .map(|e| e.clone_ref(py))
             .collect();
         let removed = entries.len() != cur.len();
-        for (i, has) in self.has.iter().enumerate() {
-            has.store(
-                entries.iter().any(|e| e.hooks[i].is_some()),
-                Ordering::Relaxed,
-            );
-        }
-        *cur = Arc::new(entries);
+        self.install(&mut cur, entries);
         removed
     }
 

@@ -882,11 +882,11 @@ impl PyBreaker {
             row.set_item(to.as_str(), n)?;
         }
         d.set_item("transitions", transitions)?;
-        let empty = HistogramSnapshot {
-            counts: [0; BOUNDS_NS.len() + 1],
-            sum_ns: 0,
-        };
-        let durations = self.durations.as_ref().map_or(empty, Histogram::snapshot);
+        let durations = self
+            .durations
+            .as_ref()
+            .map(Histogram::snapshot)
+            .unwrap_or_default();
         d.set_item("durations", histogram_dict(py, &durations)?)?;
         Ok(d)
     }

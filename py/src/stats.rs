@@ -33,7 +33,7 @@ pub struct Histogram {
 }
 
 /// A consistent-enough copy of a [`Histogram`]: per-bucket (not cumulative) counts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HistogramSnapshot {
     /// Observations per bucket; the last entry is above the largest bound.
     pub counts: [u64; BOUNDS_NS.len() + 1],
