@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -269,3 +269,30 @@ def test_error_args_round_trip() -> None:
     err = AllTiersFailedError(errors, "n")
     copy = AllTiersFailedError(*err.args)
     assert (copy.errors, copy.name, str(copy)) == (err.errors, err.name, str(err))
+
+
+def test_a_breaker_under_other_decorators_is_found_through_wrapped() -> None:
+    import functools
+
+    breaker = CircuitBreaker("wrapped", rejection_error=lambda *a: AssertionError("called"))
+    calls = 0
+
+    def logged(func: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return func(*args, **kwargs)
+
+        return wrapper
+
+    @logged
+    @breaker
+    def primary() -> str:
+        nonlocal calls
+        calls += 1
+        return "p"
+
+    chain = fallback_chain(primary, lambda: "s")
+    assert chain() == "p"
+    breaker.force_open()
+    assert chain() == "s"  # skipped, not refused: the refusal would raise AssertionError
+    assert calls == 1 and breaker.metrics()["rejected"] == 0

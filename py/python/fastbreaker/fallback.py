@@ -4,7 +4,7 @@
 
 - a plain callable (sync or async),
 - a callable decorated by a fastbreaker ``CircuitBreaker`` (found through its ``breaker``
-  attribute), or
+  attribute, also under other decorators that set ``__wrapped__``, such as ``retry``), or
 - a ``(breaker, callable)`` pair, called as ``breaker.call(f, ...)`` /
   ``breaker.call_async(f, ...)``.
 
@@ -101,11 +101,24 @@ def _tier(index: int, tier: object) -> _Tier:
             f"{label} must be a callable or a (CircuitBreaker, callable) pair, got {tier!r}"
         )
     _reject_generators(label, tier)
-    breaker = getattr(tier, "breaker", None)
+    breaker = _breaker_of(tier)
     is_async = inspect.iscoroutinefunction(tier)
-    if isinstance(breaker, _native.CircuitBreaker):
+    if breaker is not None:
         return _Tier(breaker.name, tier, breaker, is_async)
     return _Tier(_callable_name(tier), tier, None, is_async)
+
+
+def _breaker_of(func: object) -> Optional[_native.CircuitBreaker]:
+    """The breaker ``func`` goes through: its own ``breaker`` attribute, or that of a function
+    it wraps (following ``__wrapped__``, as ``functools.wraps`` sets it), or None."""
+    seen: set[int] = set()
+    while func is not None and id(func) not in seen:
+        seen.add(id(func))
+        breaker = getattr(func, "breaker", None)
+        if isinstance(breaker, _native.CircuitBreaker):
+            return breaker
+        func = getattr(func, "__wrapped__", None)
+    return None
 
 
 def _reject_generators(label: str, func: object) -> None:

@@ -202,11 +202,6 @@ def retry(
             wrapper = _async_wrapper(func, policy, async_sleep)
         else:
             wrapper = _sync_wrapper(func, policy, sleep)
-        # A retried breaker-protected function still shows its breaker (fallback_chain skips
-        # a tier whose breaker is open without calling it).
-        breaker = getattr(func, "breaker", None)
-        if breaker is not None:
-            wrapper.breaker = breaker
         return wrapper  # type: ignore[no-any-return]
 
     return decorate
