@@ -1,6 +1,6 @@
 //! Exponential backoff arithmetic shared by the breaker's open wait and the bindings' retries.
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 /// Exponential backoff: `base * factor^step`, capped, with optional deterministic jitter.
 ///
@@ -74,6 +74,41 @@ impl Backoff {
         })
     }
 
+    /// One growth step of `d`: `d * factor / 1000`, exactly, saturating at `max_ns`.
+    const fn grow(&self, d: u64) -> u64 {
+        // d * f / 1000 exactly, as (d / 1000) * f + (d % 1000) * f / 1000.
+        let f = self.factor_milli as u64;
+        let d = match (d / 1000).checked_mul(f) {
+            Some(q) => match q.checked_add(d % 1000 * f / 1000) {
+                Some(v) => v,
+                None => u64::MAX,
+            },
+            None => u64::MAX,
+        };
+        if d > self.max_ns {
+            self.max_ns
+        } else {
+            d
+        }
+    }
+
+    /// How many growth steps the delay takes to reach `max_ns` (0 if it never grows).
+    /// Counting stops past 1024: a result above
+    /// [`MAX_BACKOFF_STEPS`](crate::limits::MAX_BACKOFF_STEPS) means "too many" (a factor so
+    /// small that the delay grows too slowly, or not at all once rounded).
+    pub const fn steps_to_cap(&self) -> u32 {
+        if self.factor_milli <= 1000 || self.base_ns >= self.max_ns {
+            return 0;
+        }
+        let mut d = self.base_ns;
+        let mut steps = 0;
+        while d < self.max_ns && steps <= 1024 {
+            d = self.grow(d);
+            steps += 1;
+        }
+        steps
+    }
+
     /// The delay before attempt `step` (0-based), jittered by `nonce`.
     pub const fn delay(&self, step: u32, nonce: u64) -> u64 {
         let mut d = if self.base_ns > self.max_ns {
@@ -84,18 +119,11 @@ impl Backoff {
         if self.factor_milli > 1000 {
             let mut i = 0;
             while i < step && d < self.max_ns {
-                // d * f / 1000 exactly, as (d / 1000) * f + (d % 1000) * f / 1000.
-                let f = self.factor_milli as u64;
-                d = match (d / 1000).checked_mul(f) {
-                    Some(q) => match q.checked_add(d % 1000 * f / 1000) {
-                        Some(v) => v,
-                        None => u64::MAX,
-                    },
-                    None => u64::MAX,
-                };
-                if d > self.max_ns {
-                    d = self.max_ns;
+                let next = self.grow(d);
+                if next == d {
+                    break; // rounding keeps it here for good
                 }
+                d = next;
                 i += 1;
             }
         }
@@ -192,6 +220,28 @@ mod tests {
         assert!(
             (0..1000).all(|n| full.delay(0, n) <= S) && (0..1000).any(|n| full.delay(0, n) < S / 2)
         );
+    }
+
+    #[test]
+    fn steps_to_cap_counts_growth() {
+        assert_eq!(b(1000, 10 * S, 0).steps_to_cap(), 0);
+        assert_eq!(b(2000, 8 * S, 0).steps_to_cap(), 3);
+        assert_eq!(b(2000, 9 * S, 0).steps_to_cap(), 4);
+        // 1.1x up to 100x: 49 steps (the old 5-bit step stopped at 31, 19.2x).
+        let slow = b(1100, 100 * S, 0);
+        assert_eq!(slow.steps_to_cap(), 49);
+        assert_eq!(slow.delay(49, 0), 100 * S);
+        assert!(slow.delay(48, 0) < 100 * S);
+        // 1 ns times 1.001 rounds back to 1 ns: it never grows.
+        let stuck = Backoff {
+            base_ns: 1,
+            factor_milli: 1001,
+            max_ns: 10,
+            jitter_permille: 0,
+            seed: 0,
+        };
+        assert!(stuck.steps_to_cap() > 1023);
+        assert_eq!(stuck.delay(u32::MAX, 0), 1);
     }
 
     #[test]

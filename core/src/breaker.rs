@@ -2,17 +2,22 @@
 
 use crate::backoff::Backoff;
 use crate::clock::{Clock, LazyNow, Now};
-use crate::config::{BreakerConfig, ConfigError};
+use crate::config::BreakerConfig;
+use crate::error::ConfigError;
 use crate::count_window::CountWindow;
-use crate::state::{self, Decision, Event, Limits, Outcome, Refusal, State, Word};
-use crate::sync::{maybe_const_fn, AtomicU32, AtomicU64, Ordering};
+use crate::state::{
+    self, generation_after, Decision, Event, Limits, Outcome, Refusal, State, Word,
+};
+use crate::limits::{MAX_BACKOFF_STEPS, MAX_WAIT_DURATION_NS};
+use crate::sync::{maybe_const_fn, AtomicU64, Ordering};
 use crate::time_window::TimeWindow;
-use crate::window::{Window, WindowStats};
+use crate::window::{Window, WindowShape, WindowStats};
 
 pub use crate::state::PermitKind;
 
-/// Why a call was not let through. Rejection is data, not an error type to unwrap.
+/// Why a breaker refused a call. Rejection is data, not an error type to unwrap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Rejected {
     /// The breaker is open; it admits a probe in `retry_after` nanoseconds.
     Open {
@@ -23,36 +28,14 @@ pub enum Rejected {
     HalfOpenFull,
     /// Forced open by hand.
     ForcedOpen,
-    /// A rate limit: tokens are available again in `retry_after` nanoseconds.
-    RateLimited {
-        /// Nanoseconds until the request could succeed.
-        retry_after: u64,
-    },
-    /// More tokens asked of a bucket at once than it can ever hold: no wait helps.
-    ExceedsCapacity {
-        /// Tokens asked for.
-        requested: u64,
-        /// The bucket's burst.
-        capacity: u64,
-    },
-    /// A bulkhead has all its permits out.
-    BulkheadFull {
-        /// The bulkhead's limit.
-        max_concurrent: u32,
-    },
 }
 
 impl Rejected {
     /// The time until a retry could succeed, when known.
     pub const fn retry_after(&self) -> Option<u64> {
         match *self {
-            Rejected::Open { retry_after } | Rejected::RateLimited { retry_after } => {
-                Some(retry_after)
-            }
-            Rejected::HalfOpenFull
-            | Rejected::ForcedOpen
-            | Rejected::ExceedsCapacity { .. }
-            | Rejected::BulkheadFull { .. } => None,
+            Rejected::Open { retry_after } => Some(retry_after),
+            Rejected::HalfOpenFull | Rejected::ForcedOpen => None,
         }
     }
 }
@@ -67,19 +50,6 @@ impl core::fmt::Display for Rejected {
                 f.write_str("circuit half-open and all probe slots are taken")
             }
             Rejected::ForcedOpen => f.write_str("circuit forced open"),
-            Rejected::RateLimited { retry_after } => {
-                write!(f, "rate limited, retry after {retry_after} ns")
-            }
-            Rejected::ExceedsCapacity {
-                requested,
-                capacity,
-            } => write!(
-                f,
-                "{requested} tokens requested, more than the bucket's capacity of {capacity}"
-            ),
-            Rejected::BulkheadFull { max_concurrent } => {
-                write!(f, "bulkhead full: {max_concurrent} calls in flight")
-            }
         }
     }
 }
@@ -100,11 +70,18 @@ pub struct Transition {
 
 /// Leave to make one call, returned by [`CircuitBreaker::acquire`].
 ///
-/// Hand it back with its outcome to [`CircuitBreaker::record`]. It carries the generation of
-/// the state that issued it: an outcome recorded after the state changed moves nothing.
-/// A probe permit that is never recorded keeps its half-open slot until the wait has passed.
+/// Hand it back with its outcome to [`CircuitBreaker::record`], which consumes it: a permit
+/// counts once. It is neither `Copy` nor `Clone`, so one call cannot be recorded twice.
+///
+/// It carries the generation of the state that issued it: an outcome recorded after the
+/// state changed moves nothing.
+///
+/// A permit that is dropped without being recorded counts nowhere. A dropped half-open
+/// probe keeps its probe slot until the wait has passed since the latest probe was
+/// admitted; then the probes out are presumed hung and a new probe is admitted, so a lost
+/// permit never wedges the breaker. Record [`Outcome::Ignored`] to hand a slot back at once.
 #[must_use = "record the permit's outcome with CircuitBreaker::record"]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Permit {
     generation: u64,
     kind: PermitKind,
@@ -133,14 +110,14 @@ impl Permit {
         self.transition
     }
 
-    /// The permit's parts, for bindings that carry permits across a language boundary.
-    pub const fn into_parts(self) -> (u64, PermitKind, u64) {
+    /// The permit's parts, for bindings that carry permits across a language boundary
+    /// (see [`binding`](crate::binding)).
+    pub(crate) const fn into_parts(self) -> (u64, PermitKind, u64) {
         (self.generation, self.kind, self.started_at)
     }
 
-    /// Rebuilds a permit from [`into_parts`](Self::into_parts). A forged permit can only
-    /// misreport an outcome; it cannot break the breaker's invariants beyond that.
-    pub const fn from_parts(generation: u64, kind: PermitKind, started_at: u64) -> Self {
+    /// Rebuilds a permit from its parts (see [`binding`](crate::binding)).
+    pub(crate) const fn from_parts(generation: u64, kind: PermitKind, started_at: u64) -> Self {
         Permit {
             generation,
             kind,
@@ -155,7 +132,7 @@ impl Permit {
 pub struct Metrics {
     /// Current state.
     pub state: State,
-    /// Current generation (bumped by every state change; 36 bits, wrapping).
+    /// Current generation (bumped by every state change; 31 bits, wrapping).
     pub generation: u64,
     /// Calls let through (not counting the Disabled state). A closed-state call is counted
     /// when its outcome is recorded, so that a healthy breaker's call makes one shared write,
@@ -200,13 +177,15 @@ struct Counters {
     trips: AtomicU64,
 }
 
-/// The configuration, compacted: what the hot path reads, in 56 bytes.
+/// The configuration, compacted: what the hot path reads.
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
 struct Settings {
     wait_ns: u64,
+    /// The cap of the grown wait, at most `MAX_WAIT_DURATION_NS`.
     max_wait_ns: u64,
     slow_call_ns: u64,
+    /// The given seed (0 when it is drawn at random: see `random_seed`).
     jitter_seed: u64,
     backoff_factor_milli: u32,
     /// 0 = rule off.
@@ -216,21 +195,25 @@ struct Settings {
     failure_rate: u8,
     /// 0 = rule off.
     slow_rate: u8,
+    /// The seed is drawn from the OS on first use (config `jitter_seed: None`).
+    random_seed: bool,
     half_open_max_calls: u16,
     success_threshold: u16,
     jitter_permille: u16,
+    /// The backoff step at which the wait reaches its cap.
+    max_step: u16,
 }
 
 impl Settings {
+    /// From a validated configuration.
     const fn from_config(c: &BreakerConfig) -> Self {
+        let backoff = c.backoff();
+        let steps = backoff.steps_to_cap();
         Settings {
             wait_ns: c.wait_duration_ns,
-            max_wait_ns: match c.max_wait_duration_ns {
-                Some(m) => m,
-                None => u64::MAX,
-            },
+            max_wait_ns: backoff.max_ns,
             slow_call_ns: c.slow_call_duration_ns,
-            jitter_seed: c.jitter_seed,
+            jitter_seed: backoff.seed,
             backoff_factor_milli: c.backoff_factor_milli,
             failure_threshold: match c.failure_threshold {
                 Some(n) => n,
@@ -245,19 +228,30 @@ impl Settings {
                 Some(p) => p,
                 None => 0,
             },
+            random_seed: c.jitter_seed.is_none(),
             half_open_max_calls: c.half_open_max_calls,
             success_threshold: c.success_threshold,
             jitter_permille: c.jitter_permille,
+            max_step: if steps > MAX_BACKOFF_STEPS as u32 {
+                MAX_BACKOFF_STEPS
+            } else {
+                steps as u16
+            },
         }
     }
 
-    const fn backoff(&self) -> Backoff {
+    /// The backoff, with `seed` as the jitter's seed.
+    const fn backoff(&self, seed: u64) -> Backoff {
         Backoff {
             base_ns: self.wait_ns,
             factor_milli: self.backoff_factor_milli,
-            max_ns: self.max_wait_ns,
+            max_ns: if self.max_wait_ns > MAX_WAIT_DURATION_NS {
+                MAX_WAIT_DURATION_NS // a corrupt setting never makes a wait endless
+            } else {
+                self.max_wait_ns
+            },
             jitter_permille: self.jitter_permille,
-            seed: self.jitter_seed,
+            seed,
         }
     }
 
@@ -265,6 +259,11 @@ impl Settings {
         Limits {
             half_open_max_calls: self.half_open_max_calls,
             success_threshold: self.success_threshold,
+            max_step: if self.max_step > MAX_BACKOFF_STEPS {
+                MAX_BACKOFF_STEPS
+            } else {
+                self.max_step
+            },
         }
     }
 
@@ -276,9 +275,14 @@ impl Settings {
 /// Bits of the transition-time word that hold the time; the top 8 hold the generation's
 /// low byte as a tag.
 const TIME_MASK: u64 = (1 << 56) - 1;
-/// The consecutive-failure word: the generation's low byte above a 24-bit count.
+/// A stored time at most this far ahead of a caller's `now` is another caller's later clock
+/// read, and counts as `now`; anything else is in the past. So a state up to
+/// 2^56 - 2^53 ns (about 2 years) old reads its true age, well beyond the longest wait
+/// (`MAX_WAIT_DURATION_NS`, 2^54 ns).
+const AHEAD: u64 = 1 << 53;
+/// The consecutive-failure word: the full generation above a 24-bit count.
 const COUNT_BITS: u32 = 24;
-const COUNT_MASK: u32 = (1 << COUNT_BITS) - 1;
+const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
 
 /// A lock-free circuit breaker over the sliding window `W`
 /// ([`CountWindow`] or [`TimeWindow`]).
@@ -304,7 +308,10 @@ pub struct CircuitBreaker<W> {
     state: AtomicU64,
     time: AtomicU64,
     settings: Settings,
-    consecutive_failures: AtomicU32,
+    consecutive_failures: AtomicU64,
+    /// The jitter's seed: the configured one, or drawn at random on first use (0 = not
+    /// drawn yet).
+    seed: AtomicU64,
     window: W,
     counters: Counters,
 }
@@ -338,12 +345,13 @@ impl<const WORDS: usize> CircuitBreaker<CountWindow<WORDS>> {
 
 impl<const B: usize> CircuitBreaker<TimeWindow<B>> {
     maybe_const_fn! {
-        /// A breaker on a time window of `B` buckets of `config.bucket_duration_ns` each.
+        /// A breaker on a time window of `config.window_buckets` buckets (at most `B`) of
+        /// `config.bucket_duration_ns` each.
         pub fn new(config: BreakerConfig) -> Result<Self, ConfigError> {
             if let Err(e) = config.validate() {
                 return Err(e);
             }
-            match TimeWindow::new(config.bucket_duration_ns) {
+            match TimeWindow::new(config.bucket_duration_ns, config.window_buckets) {
                 Ok(window) => Ok(Self::assemble(&config, window)),
                 Err(e) => Err(e),
             }
@@ -358,7 +366,11 @@ impl<W> CircuitBreaker<W> {
                 state: AtomicU64::new(Word::INITIAL.pack()),
                 time: AtomicU64::new(0),
                 settings: Settings::from_config(config),
-                consecutive_failures: AtomicU32::new(0),
+                consecutive_failures: AtomicU64::new(0),
+                seed: AtomicU64::new(match config.jitter_seed {
+                    Some(s) => s,
+                    None => 0,
+                }),
                 window,
                 counters: Counters {
                     unrecorded: AtomicU64::new(0),
@@ -387,14 +399,17 @@ impl<W: Window> CircuitBreaker<W> {
         Word::unpack(self.state.load(Ordering::Relaxed)).generation
     }
 
-    /// The window this breaker records into.
-    pub fn window(&self) -> &W {
+    /// The window this breaker records into: for tests and bindings only, through
+    /// [`binding::window`](crate::binding::window) (clearing it by hand would break the
+    /// breaker's counts).
+    pub(crate) fn window(&self) -> &W {
         &self.window
     }
 
-    /// The backoff of the open wait.
-    pub const fn backoff(&self) -> Backoff {
-        self.settings.backoff()
+    /// The backoff of the open wait, with the jitter seed in use (0 while a random seed is
+    /// yet to be drawn).
+    pub fn backoff(&self) -> Backoff {
+        self.settings.backoff(self.seed.load(Ordering::Relaxed))
     }
 
     /// Asks to make a call at time `now` (ns).
@@ -548,31 +563,50 @@ impl<W: Window> CircuitBreaker<W> {
         self.metrics(clock.now_ns())
     }
 
-    /// The configuration the breaker was built from (window fields as given by the window).
+    /// The configuration the breaker was built from, read back (defaults resolved: the
+    /// window's size or bucket count as built; `jitter_seed` is the seed in use, `None`
+    /// while a random one is yet to be drawn).
     pub fn config(&self) -> BreakerConfig {
         let s = &self.settings;
         let nonzero32 = |v: u32| if v == 0 { None } else { Some(v) };
         let nonzero8 = |v: u8| if v == 0 { None } else { Some(v) };
-        BreakerConfig {
+        let seed = self.seed.load(Ordering::Relaxed);
+        let mut c = BreakerConfig {
             failure_threshold: nonzero32(s.failure_threshold),
             failure_rate_threshold: nonzero8(s.failure_rate),
             slow_call_rate_threshold: nonzero8(s.slow_rate),
             slow_call_duration_ns: s.slow_call_ns,
             minimum_calls: s.minimum_calls,
             window_size: None,
+            window_buckets: None,
             bucket_duration_ns: BreakerConfig::new().bucket_duration_ns,
             wait_duration_ns: s.wait_ns,
             backoff_factor_milli: s.backoff_factor_milli,
-            max_wait_duration_ns: if s.max_wait_ns == u64::MAX {
+            max_wait_duration_ns: if s.max_wait_ns == MAX_WAIT_DURATION_NS {
                 None
             } else {
                 Some(s.max_wait_ns)
             },
             jitter_permille: s.jitter_permille,
-            jitter_seed: s.jitter_seed,
+            jitter_seed: if s.random_seed && seed == 0 {
+                None
+            } else {
+                Some(seed)
+            },
             half_open_max_calls: s.half_open_max_calls,
             success_threshold: s.success_threshold,
+        };
+        match self.window.shape() {
+            WindowShape::Count { size } => c.window_size = Some(size as u16),
+            WindowShape::Time {
+                buckets,
+                bucket_duration_ns,
+            } => {
+                c.window_buckets = Some(buckets as u16);
+                c.bucket_duration_ns = bucket_duration_ns;
+            }
         }
+        c
     }
 
     // ----- internals -----
@@ -606,6 +640,16 @@ impl<W: Window> CircuitBreaker<W> {
             ) {
                 Decision::Permit { kind, next } => {
                     let mut transition = None;
+                    if let Some(n) = next {
+                        if n.generation == w.generation {
+                            // Another probe of the same half-open period: restart the probe
+                            // clock first, so that the probes out are presumed hung only
+                            // once the youngest of them has been out longer than the wait.
+                            // (Before the CAS: a caller that then sees the slot taken also
+                            // finds the newer time, or its own CAS fails.)
+                            self.bump_time(w.generation, now.get());
+                        }
+                    }
                     let generation = match next {
                         None => w.generation,
                         Some(n) => {
@@ -784,10 +828,16 @@ impl<W: Window> CircuitBreaker<W> {
         if tripped {
             self.counters.trips.fetch_add(1, Ordering::Relaxed);
         }
-        // The consecutive counter needs no reset: it is tagged with its generation. The
-        // window is cleared only while the new generation is still current, so a delayed
-        // clear does not wipe a later period (up to the few instructions between the check
-        // and the clear: see the README's notes on concurrency).
+        // The consecutive counter is tagged with its full generation, so an earlier
+        // generation's count reads as 0. A period that counts failures also starts it at 0,
+        // so that no count can outlive its generation however many generations pass (the
+        // tag wraps after 2^31). The window is cleared only while the new generation is
+        // still current, so a delayed clear does not wipe a later period (up to the few
+        // instructions between the check and the clear: see the README's notes on
+        // concurrency).
+        if matches!(to.state, State::Closed | State::MetricsOnly) {
+            self.start_count(to.generation);
+        }
         if (tripped || to.state == State::Closed)
             && Word::unpack(self.state.load(Ordering::Relaxed)).generation == to.generation
         {
@@ -805,7 +855,8 @@ impl<W: Window> CircuitBreaker<W> {
     /// `None` if `w` is no longer the current state.
     fn wait_left(&self, w: Word, now: u64) -> Option<u64> {
         let since = self.transition_time(w.generation, now)?;
-        let wait = self.settings.backoff().delay(w.step as u32, w.generation);
+        let step = w.step.min(self.settings.limits().max_step);
+        let wait = self.settings.backoff(self.jitter_seed()).delay(step as u32, w.generation);
         Some(wait.saturating_sub(now.saturating_sub(since)))
     }
 
@@ -818,29 +869,74 @@ impl<W: Window> CircuitBreaker<W> {
         }
     }
 
-    /// Adds a failure of generation `gen` to the consecutive counter (tagged with the
-    /// generation's low byte: a counter of an earlier generation counts as 0). Returns the
-    /// new count, or `None` if a later generation owns the counter.
-    fn count_failure(&self, gen: u64) -> Option<u32> {
-        let tag = gen as u8;
+    /// The seed of the jitter: the configured one, or one drawn from the OS on first use.
+    fn jitter_seed(&self) -> u64 {
+        let seed = self.seed.load(Ordering::Relaxed);
+        if seed != 0 || !self.settings.random_seed || self.settings.jitter_permille == 0 {
+            return seed;
+        }
+        #[cfg(feature = "std")]
+        {
+            let drawn = random_seed();
+            // Relaxed: the seed is a self-contained value; the first draw stored wins.
+            match self
+                .seed
+                .compare_exchange(0, drawn, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => drawn,
+                Err(actual) => actual,
+            }
+        }
+        #[cfg(not(feature = "std"))]
+        {
+            0 // unreachable with a validated config: without std, jitter needs a seed
+        }
+    }
+
+    /// Starts generation `gen`'s run of consecutive failures at 0, unless a later
+    /// generation already owns the counter.
+    fn start_count(&self, gen: u64) {
+        let fresh = gen << COUNT_BITS;
         let mut cur = self.consecutive_failures.load(Ordering::Relaxed);
         loop {
-            let (ctag, count) = ((cur >> COUNT_BITS) as u8, cur & COUNT_MASK);
-            let n = if ctag == tag {
+            let ctag = cur >> COUNT_BITS;
+            if ctag == gen || generation_after(ctag, gen) {
+                return;
+            }
+            match self.consecutive_failures.compare_exchange_weak(
+                cur,
+                fresh,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Adds a failure of generation `gen` to the consecutive counter (tagged with the full
+    /// generation: a counter of an earlier generation counts as 0). Returns the new count,
+    /// or `None` if a later generation owns the counter.
+    fn count_failure(&self, gen: u64) -> Option<u32> {
+        let mut cur = self.consecutive_failures.load(Ordering::Relaxed);
+        loop {
+            let (ctag, count) = (cur >> COUNT_BITS, cur & COUNT_MASK);
+            let n = if ctag == gen {
                 (count + 1).min(COUNT_MASK)
-            } else if (tag.wrapping_sub(ctag) as i8) > 0 {
-                1
-            } else {
+            } else if generation_after(ctag, gen) {
                 return None;
+            } else {
+                1
             };
-            let next = ((tag as u32) << COUNT_BITS) | n;
+            let next = (gen << COUNT_BITS) | n;
             match self.consecutive_failures.compare_exchange_weak(
                 cur,
                 next,
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return Some(n),
+                Ok(_) => return Some(n as u32),
                 Err(actual) => cur = actual,
             }
         }
@@ -849,12 +945,11 @@ impl<W: Window> CircuitBreaker<W> {
     /// A success of generation `gen` ends the run of failures. Reads only, unless there is
     /// a run of this generation to end.
     fn count_success(&self, gen: u64) {
-        let tag = gen as u8;
         let mut cur = self.consecutive_failures.load(Ordering::Relaxed);
-        while (cur >> COUNT_BITS) as u8 == tag && cur & COUNT_MASK != 0 {
+        while cur >> COUNT_BITS == gen && cur & COUNT_MASK != 0 {
             match self.consecutive_failures.compare_exchange_weak(
                 cur,
-                (tag as u32) << COUNT_BITS,
+                gen << COUNT_BITS,
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
@@ -867,10 +962,39 @@ impl<W: Window> CircuitBreaker<W> {
     /// The consecutive failures of generation `gen`.
     fn consecutive(&self, gen: u64) -> u32 {
         let cur = self.consecutive_failures.load(Ordering::Relaxed);
-        if (cur >> COUNT_BITS) as u8 == gen as u8 {
-            cur & COUNT_MASK
+        if cur >> COUNT_BITS == gen {
+            (cur & COUNT_MASK) as u32
         } else {
             0
+        }
+    }
+
+    /// Moves generation `gen`'s start forward to `now` (a new probe of the same half-open
+    /// period), or publishes it if it is not stored yet.
+    fn bump_time(&self, gen: u64, now: u64) {
+        let tag = gen as u8;
+        let new = ((tag as u64) << 56) | (now & TIME_MASK);
+        // Acquire: pairs with the Release CASes of the time word (`publish_time`, below).
+        let mut cur = self.time.load(Ordering::Acquire);
+        loop {
+            if (cur >> 56) as u8 != tag {
+                self.publish_time(gen, now);
+                return;
+            }
+            match self.read_time(gen, now) {
+                Some(t) if t < now => {}
+                _ => return, // already at now or later
+            }
+            match self.time.compare_exchange_weak(
+                cur,
+                new,
+                // Release: pairs with the Acquire loads in `read_time`.
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(actual) => cur = actual,
+            }
         }
     }
 
@@ -885,11 +1009,12 @@ impl<W: Window> CircuitBreaker<W> {
             return None;
         }
         let elapsed = (now & TIME_MASK).wrapping_sub(t & TIME_MASK) & TIME_MASK;
-        // A stored time "ahead" of now (another caller's later clock) counts as now.
-        Some(if elapsed > TIME_MASK / 2 {
+        // A stored time a little "ahead" of now (another caller's later clock) counts as
+        // now; anything else lies in the past (see `AHEAD`).
+        Some(if elapsed > TIME_MASK - AHEAD {
             now
         } else {
-            now - elapsed
+            now.saturating_sub(elapsed)
         })
     }
 
@@ -924,5 +1049,18 @@ impl<W: Window> CircuitBreaker<W> {
                 Err(actual) => cur = actual,
             }
         }
+    }
+}
+
+/// A random seed from the operating system: std's `RandomState` keys are drawn from the
+/// OS's entropy once per thread and differ for every instance.
+#[cfg(feature = "std")]
+fn random_seed() -> u64 {
+    use core::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x5eed);
+    match h.finish() {
+        0 => 0x9E37_79B9_7F4A_7C15,
+        s => s,
     }
 }

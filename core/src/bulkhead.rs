@@ -1,8 +1,29 @@
 //! Bulkhead: a lock-free limit on calls in flight.
 
-use crate::breaker::Rejected;
-use crate::config::ConfigError;
+use crate::error::ConfigError;
+use crate::limits::MIN_MAX_CONCURRENT;
 use crate::sync::{maybe_const_fn, AtomicU32, AtomicU64, Ordering};
+
+/// Why a [`Bulkhead`] refused a call. Rejection is data, not an error type to unwrap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BulkheadRejected {
+    /// Every slot is taken.
+    Full {
+        /// The bulkhead's limit.
+        max_concurrent: u32,
+    },
+}
+
+impl core::fmt::Display for BulkheadRejected {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BulkheadRejected::Full { max_concurrent } => {
+                write!(f, "bulkhead full: {max_concurrent} calls in flight")
+            }
+        }
+    }
+}
 
 /// At most `max_concurrent` permits out at once.
 ///
@@ -10,11 +31,11 @@ use crate::sync::{maybe_const_fn, AtomicU32, AtomicU64, Ordering};
 /// release is a decrement. Orderings are `Relaxed`: the count publishes no other memory.
 ///
 /// ```
-/// use fastbreaker::{Bulkhead, Rejected};
+/// use fastbreaker::{Bulkhead, BulkheadRejected};
 /// let bulkhead = Bulkhead::new(2).unwrap();
 /// let a = bulkhead.try_acquire().unwrap();
 /// let _b = bulkhead.try_acquire().unwrap();
-/// assert_eq!(bulkhead.try_acquire().unwrap_err(), Rejected::BulkheadFull { max_concurrent: 2 });
+/// assert_eq!(bulkhead.try_acquire().unwrap_err(), BulkheadRejected::Full { max_concurrent: 2 });
 /// drop(a);
 /// assert!(bulkhead.try_acquire().is_ok());
 /// assert_eq!(bulkhead.metrics().peak, 2);
@@ -61,7 +82,7 @@ impl Bulkhead {
     maybe_const_fn! {
         /// A bulkhead of `max_concurrent` slots (at least 1).
         pub fn new(max_concurrent: u32) -> Result<Self, ConfigError> {
-            if max_concurrent == 0 {
+            if max_concurrent < MIN_MAX_CONCURRENT {
                 return Err(ConfigError::new("max_concurrent", 0, "must be at least 1"));
             }
             Ok(Bulkhead {
@@ -76,20 +97,21 @@ impl Bulkhead {
 
     /// Takes a slot, released when the permit is dropped.
     #[inline]
-    pub fn try_acquire(&self) -> Result<BulkheadPermit<'_>, Rejected> {
+    pub fn try_acquire(&self) -> Result<BulkheadPermit<'_>, BulkheadRejected> {
         if self.try_acquire_raw() {
             Ok(BulkheadPermit { bulkhead: self })
         } else {
-            Err(Rejected::BulkheadFull {
+            Err(BulkheadRejected::Full {
                 max_concurrent: self.max,
             })
         }
     }
 
     /// Takes a slot without a guard; the caller must call [`release`](Self::release) once.
-    /// For bindings that hold slots across a language boundary.
+    /// For bindings that hold slots across a language boundary (through
+    /// [`binding`](crate::binding)).
     #[inline]
-    pub fn try_acquire_raw(&self) -> bool {
+    pub(crate) fn try_acquire_raw(&self) -> bool {
         let mut cur = self.in_flight.load(Ordering::Relaxed);
         loop {
             if cur >= self.max {
@@ -114,9 +136,10 @@ impl Bulkhead {
     }
 
     /// Gives back a slot taken with [`try_acquire_raw`](Self::try_acquire_raw). A release
-    /// with no slot out is ignored rather than wrapping the count.
+    /// with no slot out changes nothing (the count never wraps) and returns `false`, so a
+    /// binding can report the extra release.
     #[inline]
-    pub fn release(&self) {
+    pub(crate) fn release(&self) -> bool {
         let mut cur = self.in_flight.load(Ordering::Relaxed);
         while cur > 0 {
             match self.in_flight.compare_exchange_weak(
@@ -125,10 +148,11 @@ impl Bulkhead {
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return,
+                Ok(_) => return true,
                 Err(actual) => cur = actual,
             }
         }
+        false
     }
 
     /// The limit.
@@ -162,8 +186,8 @@ mod tests {
         let b = Bulkhead::new(1).unwrap();
         assert!(b.try_acquire_raw());
         assert!(!b.try_acquire_raw());
-        b.release();
-        b.release(); // extra release is ignored
+        assert!(b.release());
+        assert!(!b.release(), "an extra release is refused");
         assert_eq!(b.in_flight(), 0);
         assert!(b.try_acquire_raw());
         assert_eq!(

@@ -1,58 +1,14 @@
 //! Breaker configuration and its validation.
 
-use core::fmt;
-
 use crate::backoff::Backoff;
-
-/// A configuration value that cannot work, with the field it came from.
-///
-/// ```
-/// use fastbreaker::{BreakerConfig, CircuitBreaker, CountWindow64};
-/// let bad = BreakerConfig { failure_rate_threshold: Some(120), ..BreakerConfig::new() };
-/// let err = CircuitBreaker::<CountWindow64>::new(bad).unwrap_err();
-/// assert_eq!(err.field, "failure_rate_threshold");
-/// assert_eq!(err.to_string(), "invalid failure_rate_threshold = 120: must be a percentage in 1..=100");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The configuration field, spelled as in the struct.
-    pub field: &'static str,
-    /// The rejected value.
-    pub value: u64,
-    /// What the field accepts.
-    pub reason: &'static str,
-}
-
-impl ConfigError {
-    pub(crate) const fn new(field: &'static str, value: u64, reason: &'static str) -> Self {
-        Self {
-            field,
-            value,
-            reason,
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid {} = {}: {}",
-            self.field, self.value, self.reason
-        )
-    }
-}
-
-#[cfg(feature = "std")]
-impl std::error::Error for ConfigError {}
+use crate::error::ConfigError;
+use crate::limits::*;
 
 /// How a [`CircuitBreaker`](crate::CircuitBreaker) decides to open and when it tries again.
 ///
-/// The largest `failure_threshold`: the consecutive-failure counter has 24 bits.
-pub const MAX_FAILURE_THRESHOLD: u32 = (1 << 24) - 1;
-
 /// Every trip rule is switchable: `None` turns it off. The defaults (from [`BreakerConfig::new`])
-/// are given on each field. Times are nanoseconds.
+/// come from the table in [`limits`](crate::limits) and are given on each field. Times are
+/// nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BreakerConfig {
     /// Open after this many failures in a row (1..=[`MAX_FAILURE_THRESHOLD`]). Default `Some(5)`.
@@ -67,26 +23,36 @@ pub struct BreakerConfig {
     /// `slow_call_rate_threshold` is set. Default 60 s. Must be non-zero.
     pub slow_call_duration_ns: u64,
     /// Outcomes the window must hold before the rate rules apply. Default 10; at least 1,
-    /// and on a count window with a rate rule set, at most `window_size`.
+    /// and, with a rate rule set, at most what the window can hold (`window_size` of a count
+    /// window).
     pub minimum_calls: u32,
-    /// Count windows: how many of the last outcomes count, at most the window's capacity.
-    /// `None` uses the whole capacity. Default `None`. Ignored by time windows.
+    /// Count windows: how many of the last outcomes count (1..= the window type's capacity).
+    /// `None`: [`DEFAULT_WINDOW_SIZE`] (100), or the capacity if that is smaller. Ignored by
+    /// time windows.
     pub window_size: Option<u16>,
-    /// Time windows: the span of one bucket; the window covers `B` buckets.
-    /// Default 1 s. Ignored by count windows.
+    /// Time windows: how many buckets of `bucket_duration_ns` the window covers (1..= the
+    /// window type's capacity). `None`: [`DEFAULT_WINDOW_BUCKETS`] (10), or the capacity if
+    /// that is smaller. Ignored by count windows.
+    pub window_buckets: Option<u16>,
+    /// Time windows: the span of one bucket. Default 1 s; non-zero. Ignored by count windows.
     pub bucket_duration_ns: u64,
-    /// How long the breaker stays open before admitting a probe. Default 60 s; non-zero.
+    /// How long the breaker stays open before admitting a probe, and how long a probe may
+    /// stay out before it is presumed hung. Default 60 s; 1..=[`MAX_WAIT_DURATION_NS`].
     pub wait_duration_ns: u64,
     /// Growth of the wait per repeated trip without recovery, in thousandths (1000 = none,
-    /// 2000 = doubling). Default 1000. At least 1000.
+    /// 2000 = doubling). Default 1000. At least 1000, and the wait must reach its cap within
+    /// [`MAX_BACKOFF_STEPS`] reopenings.
     pub backoff_factor_milli: u32,
-    /// Cap of the grown wait. `None` = no cap beyond `u64::MAX`. Default `None`.
-    /// Must be at least `wait_duration_ns`.
+    /// Cap of the grown wait. `None`: [`MAX_WAIT_DURATION_NS`]. Default `None`. Must be in
+    /// `wait_duration_ns..=MAX_WAIT_DURATION_NS`.
     pub max_wait_duration_ns: Option<u64>,
     /// Part of the wait, in thousandths (0..=1000), that jitter may take away. Default 0.
     pub jitter_permille: u16,
-    /// Seed of the jitter: the same seed gives the same waits. Default 0.
-    pub jitter_seed: u64,
+    /// Seed of the jitter: the same seed gives the same waits. `None` (the default): each
+    /// breaker draws a random seed from the operating system the first time it jitters
+    /// (feature `std`), so that processes and instances do not jitter alike. Without `std`
+    /// there is no entropy source: a configuration with jitter on must give a seed.
+    pub jitter_seed: Option<u64>,
     /// Probes admitted at once in half-open (1..=1023). Default 1.
     pub half_open_max_calls: u16,
     /// Probe successes that close the breaker (1..=1023). Default 1.
@@ -97,34 +63,39 @@ impl BreakerConfig {
     /// The default configuration (see each field).
     pub const fn new() -> Self {
         Self {
-            failure_threshold: Some(5),
+            failure_threshold: Some(DEFAULT_FAILURE_THRESHOLD),
             failure_rate_threshold: None,
             slow_call_rate_threshold: None,
-            slow_call_duration_ns: 60 * crate::SECOND,
-            minimum_calls: 10,
+            slow_call_duration_ns: DEFAULT_SLOW_CALL_DURATION_NS,
+            minimum_calls: DEFAULT_MINIMUM_CALLS,
             window_size: None,
-            bucket_duration_ns: crate::SECOND,
-            wait_duration_ns: 60 * crate::SECOND,
-            backoff_factor_milli: 1000,
+            window_buckets: None,
+            bucket_duration_ns: DEFAULT_BUCKET_DURATION_NS,
+            wait_duration_ns: DEFAULT_WAIT_DURATION_NS,
+            backoff_factor_milli: DEFAULT_BACKOFF_FACTOR_MILLI,
             max_wait_duration_ns: None,
             jitter_permille: 0,
-            jitter_seed: 0,
-            half_open_max_calls: 1,
-            success_threshold: 1,
+            jitter_seed: None,
+            half_open_max_calls: DEFAULT_HALF_OPEN_MAX_CALLS,
+            success_threshold: DEFAULT_SUCCESS_THRESHOLD,
         }
     }
 
-    /// The backoff of the open wait described by this configuration.
+    /// The backoff of the open wait described by this configuration (seed 0 when the
+    /// configuration leaves it random).
     pub const fn backoff(&self) -> Backoff {
         Backoff {
             base_ns: self.wait_duration_ns,
             factor_milli: self.backoff_factor_milli,
             max_ns: match self.max_wait_duration_ns {
                 Some(m) => m,
-                None => u64::MAX,
+                None => MAX_WAIT_DURATION_NS,
             },
             jitter_permille: self.jitter_permille,
-            seed: self.jitter_seed,
+            seed: match self.jitter_seed {
+                Some(s) => s,
+                None => 0,
+            },
         }
     }
 
@@ -147,7 +118,7 @@ impl BreakerConfig {
             }
         }
         if let Some(p) = self.failure_rate_threshold {
-            if p == 0 || p > 100 {
+            if p == 0 || p > MAX_RATE_THRESHOLD {
                 return Err(ConfigError::new(
                     "failure_rate_threshold",
                     p as u64,
@@ -156,7 +127,7 @@ impl BreakerConfig {
             }
         }
         if let Some(p) = self.slow_call_rate_threshold {
-            if p == 0 || p > 100 {
+            if p == 0 || p > MAX_RATE_THRESHOLD {
                 return Err(ConfigError::new(
                     "slow_call_rate_threshold",
                     p as u64,
@@ -174,14 +145,14 @@ impl BreakerConfig {
         if self.minimum_calls == 0 {
             return Err(ConfigError::new("minimum_calls", 0, "must be at least 1"));
         }
-        if self.wait_duration_ns == 0 {
+        if self.wait_duration_ns == 0 || self.wait_duration_ns > MAX_WAIT_DURATION_NS {
             return Err(ConfigError::new(
                 "wait_duration_ns",
-                0,
-                "must be greater than 0",
+                self.wait_duration_ns,
+                "must be in 1..=2^54 (about 208 days)",
             ));
         }
-        if self.backoff_factor_milli < 1000 {
+        if self.backoff_factor_milli < MIN_BACKOFF_FACTOR_MILLI {
             return Err(ConfigError::new(
                 "backoff_factor_milli",
                 self.backoff_factor_milli as u64,
@@ -189,29 +160,45 @@ impl BreakerConfig {
             ));
         }
         if let Some(m) = self.max_wait_duration_ns {
-            if m < self.wait_duration_ns {
+            if m < self.wait_duration_ns || m > MAX_WAIT_DURATION_NS {
                 return Err(ConfigError::new(
                     "max_wait_duration_ns",
                     m,
-                    "must be at least wait_duration_ns",
+                    "must be in wait_duration_ns..=2^54 (about 208 days)",
                 ));
             }
         }
-        if self.jitter_permille > 1000 {
+        if self.backoff().steps_to_cap() > MAX_BACKOFF_STEPS as u32 {
+            return Err(ConfigError::new(
+                "backoff_factor_milli",
+                self.backoff_factor_milli as u64,
+                "too small to grow wait_duration_ns to its cap within 1023 reopenings: \
+                 raise the factor or lower max_wait_duration_ns",
+            ));
+        }
+        if self.jitter_permille > MAX_JITTER_PERMILLE {
             return Err(ConfigError::new(
                 "jitter_permille",
                 self.jitter_permille as u64,
                 "must be in 0..=1000",
             ));
         }
-        if self.half_open_max_calls == 0 || self.half_open_max_calls > crate::state::MAX_PROBES {
+        #[cfg(not(feature = "std"))]
+        if self.jitter_permille > 0 && self.jitter_seed.is_none() {
+            return Err(ConfigError::new(
+                "jitter_seed",
+                0,
+                "must be given when jitter_permille > 0 without the std feature (no entropy source)",
+            ));
+        }
+        if self.half_open_max_calls == 0 || self.half_open_max_calls > MAX_HALF_OPEN_MAX_CALLS {
             return Err(ConfigError::new(
                 "half_open_max_calls",
                 self.half_open_max_calls as u64,
                 "must be in 1..=1023",
             ));
         }
-        if self.success_threshold == 0 || self.success_threshold > crate::state::MAX_PROBES {
+        if self.success_threshold == 0 || self.success_threshold > MAX_SUCCESS_THRESHOLD {
             return Err(ConfigError::new(
                 "success_threshold",
                 self.success_threshold as u64,

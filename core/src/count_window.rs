@@ -1,8 +1,9 @@
 //! Count-based sliding window: the last N outcomes as two bit rings.
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
+use crate::limits::DEFAULT_WINDOW_SIZE;
 use crate::sync::{maybe_const_fn, zeroed_u32s, AtomicU32, Ordering};
-use crate::window::{Window, WindowStats};
+use crate::window::{Window, WindowShape, WindowStats};
 
 /// The last `size` outcomes (at most `32 * WORDS`), kept as a failure bit ring and a slow-call
 /// bit ring, with their population counts.
@@ -42,10 +43,11 @@ impl<const WORDS: usize> CountWindow<WORDS> {
     pub const CAPACITY: u32 = 32 * WORDS as u32;
 
     maybe_const_fn! {
-        /// A window of the last `size` outcomes; `None` = the whole capacity.
+        /// A window of the last `size` outcomes; `None`: 100, or the capacity if smaller.
         pub fn new(size: Option<u16>) -> Result<Self, ConfigError> {
             let size = match size {
                 Some(s) => s as u32,
+                None if (DEFAULT_WINDOW_SIZE as u32) < Self::CAPACITY => DEFAULT_WINDOW_SIZE as u32,
                 None => Self::CAPACITY,
             };
             if size == 0 || size > Self::CAPACITY {
@@ -68,12 +70,22 @@ impl<const WORDS: usize> CountWindow<WORDS> {
         self.size
     }
 
+    /// The size, clamped into 1..=capacity: a corrupt size (shared memory) is never trusted.
+    #[inline]
+    fn span(&self) -> u32 {
+        if self.size == 0 || self.size > Self::CAPACITY {
+            Self::CAPACITY
+        } else {
+            self.size
+        }
+    }
+
     /// Counts that may be transiently off by the records in progress, clamped to the size.
     fn clamp(&self, c: u32) -> u64 {
         if (c as i32) < 0 {
             0
         } else {
-            c.min(self.size) as u64
+            c.min(self.span()) as u64
         }
     }
 }
@@ -116,11 +128,12 @@ impl<const WORDS: usize> Window for CountWindow<WORDS> {
         {
             return; // all fast successes already: one more changes nothing
         }
-        let slot = self.head.fetch_add(1, Ordering::Relaxed) % self.size;
+        let size = self.span();
+        let slot = self.head.fetch_add(1, Ordering::Relaxed) % size;
         put(&self.failures, &self.failure_count, slot, failure);
         put(&self.slow, &self.slow_count, slot, slow);
         let mut n = self.samples.load(Ordering::Relaxed);
-        while n < self.size {
+        while n < size {
             match self
                 .samples
                 .compare_exchange_weak(n, n + 1, Ordering::Relaxed, Ordering::Relaxed)
@@ -138,6 +151,10 @@ impl<const WORDS: usize> Window for CountWindow<WORDS> {
             failures: self.clamp(self.failure_count.load(Ordering::Relaxed)),
             slow: self.clamp(self.slow_count.load(Ordering::Relaxed)),
         }
+    }
+
+    fn shape(&self) -> WindowShape {
+        WindowShape::Count { size: self.span() }
     }
 
     fn clear(&self) {
@@ -202,6 +219,7 @@ mod tests {
         );
         assert_eq!(CountWindow64::new(Some(65)).unwrap_err().value, 65);
         assert_eq!(CountWindow64::new(None).unwrap().size(), 64);
+        assert_eq!(CountWindow1024::new(None).unwrap().size(), 100);
         assert_eq!(CountWindow1024::new(Some(1024)).unwrap().size(), 1024);
     }
 }

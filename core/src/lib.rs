@@ -57,11 +57,15 @@
 extern crate std;
 
 mod backoff;
+#[doc(hidden)]
+pub mod binding;
 mod breaker;
 mod bulkhead;
 mod clock;
 mod config;
 mod count_window;
+mod error;
+pub mod limits;
 mod state;
 mod sync;
 mod time_window;
@@ -70,20 +74,22 @@ mod window;
 
 pub use backoff::Backoff;
 pub use breaker::{CircuitBreaker, Metrics, Permit, PermitKind, Rejected, Transition};
-pub use bulkhead::{Bulkhead, BulkheadMetrics, BulkheadPermit};
+pub use bulkhead::{Bulkhead, BulkheadMetrics, BulkheadPermit, BulkheadRejected};
 #[cfg(feature = "embassy-time")]
 pub use clock::EmbassyClock;
 #[cfg(feature = "std")]
 pub use clock::MonotonicClock;
 pub use clock::{Clock, ManualClock};
-pub use config::{BreakerConfig, ConfigError, MAX_FAILURE_THRESHOLD};
+pub use config::BreakerConfig;
 pub use count_window::{
     CountWindow, CountWindow1024, CountWindow128, CountWindow256, CountWindow64,
 };
+pub use error::ConfigError;
+pub use limits::MAX_FAILURE_THRESHOLD;
 pub use state::{Outcome, State};
-pub use time_window::TimeWindow;
-pub use token_bucket::{BucketConfig, BucketState, TokenBucket};
-pub use window::{Window, WindowStats};
+pub use time_window::{TimeWindow, TimeWindow64};
+pub use token_bucket::{BucketConfig, BucketRejected, BucketState, TokenBucket};
+pub use window::{Window, WindowShape, WindowStats};
 
 /// One microsecond in the core's unit of time (nanoseconds).
 pub const MICROSECOND: u64 = 1_000;

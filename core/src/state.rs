@@ -83,19 +83,43 @@ pub enum Outcome {
 /// Largest `half_open_max_calls` and `success_threshold`: the width of their fields.
 pub(crate) const MAX_PROBES: u16 = (1 << 10) - 1;
 /// Largest backoff step kept in the word.
-pub(crate) const MAX_STEP: u8 = (1 << 5) - 1;
-/// Generations are 36 bits wide and wrap.
-pub(crate) const GENERATION_MASK: u64 = (1 << 36) - 1;
+pub(crate) const MAX_STEP: u16 = (1 << 10) - 1;
+/// Generations are 31 bits wide and wrap.
+pub(crate) const GENERATION_BITS: u32 = 31;
+/// The generation bits of a word.
+pub(crate) const GENERATION_MASK: u64 = (1 << GENERATION_BITS) - 1;
+const STEP_SHIFT: u32 = 3;
+const IN_FLIGHT_SHIFT: u32 = 13;
+const SUCCESSES_SHIFT: u32 = 23;
+const GENERATION_SHIFT: u32 = 33;
+const FIELD_MASK: u64 = (1 << 10) - 1;
+
+// The limits table fits the word's fields.
+const _: () = assert!(
+    crate::limits::MAX_HALF_OPEN_MAX_CALLS <= MAX_PROBES
+        && crate::limits::MAX_SUCCESS_THRESHOLD <= MAX_PROBES
+        && crate::limits::MAX_BACKOFF_STEPS <= MAX_STEP
+);
+
+/// Whether generation `a` is later than `b`, on the wrapping 31-bit circle (a later
+/// generation is less than half the circle ahead).
+#[inline]
+pub(crate) const fn generation_after(a: u64, b: u64) -> bool {
+    let d = a.wrapping_sub(b) & GENERATION_MASK;
+    d != 0 && d < (1 << (GENERATION_BITS - 1))
+}
 
 /// The unpacked state word.
 ///
-/// Layout of the packed `u64`: bits 0..3 state, 3..8 backoff step, 8..18 probes in flight,
-/// 18..28 probe successes, 28..64 generation.
+/// Layout of the packed `u64`: bits 0..3 state, 3..13 backoff step, 13..23 probes in
+/// flight, 23..33 probe successes, 33..64 generation. Every bit pattern unpacks to a word
+/// the machine can act on: an unknown state reads as Closed, and counts above the
+/// configured limits saturate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Word {
     pub state: State,
     /// How many times the breaker reopened from half-open since it last closed.
-    pub step: u8,
+    pub step: u16,
     pub in_flight: u16,
     pub successes: u16,
     pub generation: u64,
@@ -113,30 +137,30 @@ impl Word {
     #[inline]
     pub(crate) const fn pack(self) -> u64 {
         (self.state as u64)
-            | ((self.step as u64) << 3)
-            | ((self.in_flight as u64) << 8)
-            | ((self.successes as u64) << 18)
-            | ((self.generation & GENERATION_MASK) << 28)
+            | (((self.step as u64) & FIELD_MASK) << STEP_SHIFT)
+            | (((self.in_flight as u64) & FIELD_MASK) << IN_FLIGHT_SHIFT)
+            | (((self.successes as u64) & FIELD_MASK) << SUCCESSES_SHIFT)
+            | ((self.generation & GENERATION_MASK) << GENERATION_SHIFT)
     }
 
     #[inline]
     pub(crate) const fn unpack(w: u64) -> Word {
         let state = match State::from_u8((w & 0b111) as u8) {
             Some(s) => s,
-            None => State::Closed, // never produced by pack()
+            None => State::Closed, // never produced by pack(): a corrupt word
         };
         Word {
             state,
-            step: ((w >> 3) & 0x1F) as u8,
-            in_flight: ((w >> 8) & 0x3FF) as u16,
-            successes: ((w >> 18) & 0x3FF) as u16,
-            generation: w >> 28,
+            step: ((w >> STEP_SHIFT) & FIELD_MASK) as u16,
+            in_flight: ((w >> IN_FLIGHT_SHIFT) & FIELD_MASK) as u16,
+            successes: ((w >> SUCCESSES_SHIFT) & FIELD_MASK) as u16,
+            generation: w >> GENERATION_SHIFT,
         }
     }
 
     /// The word of a fresh period in `state`, one generation later.
     #[inline]
-    const fn enter(self, state: State, step: u8, in_flight: u16) -> Word {
+    const fn enter(self, state: State, step: u16, in_flight: u16) -> Word {
         Word {
             state,
             step,
@@ -207,6 +231,8 @@ pub(crate) enum Decision {
 pub(crate) struct Limits {
     pub half_open_max_calls: u16,
     pub success_threshold: u16,
+    /// The step at which the open wait reaches its cap: reopening does not grow it further.
+    pub max_step: u16,
 }
 
 /// The transition function: pure, total, and the only place that builds new state words.
@@ -247,11 +273,15 @@ pub(crate) const fn next(w: Word, event: Event, limits: Limits) -> Decision {
                         next: Some(n),
                     }
                 } else if wait_elapsed {
-                    // The probes out are presumed hung: start a new probing period whose
-                    // generation makes their outcomes stale.
+                    // Every probe out was admitted longer than the wait ago: they are presumed
+                    // hung. A new probing period, whose generation makes their outcomes
+                    // stale, frees their slots; the successes of probes that did finish
+                    // still count toward closing.
+                    let mut n = w.enter(State::HalfOpen, w.step, 1);
+                    n.successes = w.successes;
                     Decision::Permit {
                         kind: PermitKind::Probe,
-                        next: Some(w.enter(State::HalfOpen, w.step, 1)),
+                        next: Some(n),
                     }
                 } else {
                     Decision::Refuse(Refusal::HalfOpenFull)
@@ -288,10 +318,11 @@ pub(crate) const fn next(w: Word, event: Event, limits: Limits) -> Decision {
                     let next = match outcome {
                         Outcome::Ignored => Word { in_flight, ..w },
                         Outcome::Failure => {
-                            let step = if w.step < MAX_STEP {
+                            // The wait grows until it reaches its cap (`max_step`), then stays.
+                            let step = if w.step < limits.max_step {
                                 w.step + 1
                             } else {
-                                MAX_STEP
+                                limits.max_step
                             };
                             w.enter(State::Open, step, 0)
                         }
@@ -333,11 +364,12 @@ mod tests {
     const LIMITS: Limits = Limits {
         half_open_max_calls: 2,
         success_threshold: 2,
+        max_step: 4,
     };
 
     fn words() -> impl Iterator<Item = Word> {
         State::ALL.into_iter().flat_map(|state| {
-            [(0u8, 0u16, 0u16), (0, 1, 0), (3, 2, 1), (MAX_STEP, 2, 0)]
+            [(0u16, 0u16, 0u16), (0, 1, 0), (3, 2, 1), (4, 2, 1), (MAX_STEP, 2, 0)]
                 .into_iter()
                 .map(move |(step, in_flight, successes)| Word {
                     state,
@@ -438,7 +470,10 @@ mod tests {
                 } else if wait_elapsed {
                     D::Permit {
                         kind: PermitKind::Probe,
-                        next: Some(fresh(State::HalfOpen, w.step, 1)),
+                        next: Some(Word {
+                            successes: w.successes,
+                            ..fresh(State::HalfOpen, w.step, 1)
+                        }),
                     }
                 } else {
                     D::Refuse(Refusal::HalfOpenFull)
@@ -459,7 +494,7 @@ mod tests {
                     ..
                 },
             ) => D::Record {
-                next: Some(fresh(State::Open, (w.step + 1).min(MAX_STEP), 0)),
+                next: Some(fresh(State::Open, (w.step + 1).min(4), 0)),
                 stale: false,
             },
             (
@@ -521,8 +556,8 @@ mod tests {
                 pairs += 1;
             }
         }
-        // 6 states x 4 word shapes x (2 acquires + 12 records + 6 manual)
-        assert_eq!(pairs, 6 * 4 * 20);
+        // 6 states x 5 word shapes x (2 acquires + 12 records + 6 manual)
+        assert_eq!(pairs, 6 * 5 * 20);
     }
 
     #[test]
@@ -545,6 +580,34 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn any_bit_pattern_unpacks_to_a_word_that_repacks() {
+        // Corrupt words (shared memory, a stray write) never panic: they unpack to a word
+        // whose fields are in range, and the machine decides on it.
+        let mut x: u64 = 0x243F_6A88_85A3_08D3;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let w = Word::unpack(x);
+            assert!(w.step <= MAX_STEP && w.in_flight <= MAX_PROBES && w.successes <= MAX_PROBES);
+            assert!(w.generation <= GENERATION_MASK);
+            assert_eq!(Word::unpack(w.pack()), w);
+            for e in events() {
+                let _ = next(w, e, LIMITS);
+            }
+        }
+    }
+
+    #[test]
+    fn generations_compare_on_the_circle() {
+        assert!(generation_after(1, 0));
+        assert!(!generation_after(0, 0));
+        assert!(!generation_after(0, 1));
+        assert!(generation_after(0, GENERATION_MASK), "wraps");
+        assert!(generation_after(5, GENERATION_MASK - 3));
     }
 
     #[test]

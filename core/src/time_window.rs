@@ -1,8 +1,9 @@
 //! Time-based sliding window: `B` buckets of a fixed duration, reset lazily.
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
+use crate::limits::DEFAULT_WINDOW_BUCKETS;
 use crate::sync::{maybe_const_fn, AtomicU64, Ordering};
-use crate::window::{Window, WindowStats};
+use crate::window::{Window, WindowShape, WindowStats};
 
 /// One counter tagged with the 32-bit epoch (bucket number) it counts for:
 /// `epoch << 32 | count`. A counter whose tag is not a current epoch counts as empty and is
@@ -68,7 +69,8 @@ impl Bucket {
     }
 }
 
-/// The outcomes of the last `B` buckets of `bucket_duration_ns` each.
+/// The outcomes of the last `buckets` buckets of `bucket_duration_ns` each, where `buckets`
+/// is chosen at run time up to the capacity `B`.
 ///
 /// Each bucket keeps three epoch-tagged 32-bit counters (total, failures, slow), each in one
 /// atomic word changed by compare-and-swap. Epochs are compared on 32 bits: a bucket left
@@ -77,24 +79,36 @@ impl Bucket {
 #[repr(C)]
 pub struct TimeWindow<const B: usize> {
     bucket_ns: u64,
+    /// Buckets in use, 1..=B.
+    count: u32,
     buckets: [Bucket; B],
 }
 
+/// A time window of up to 64 buckets: the one the C and Python bindings use.
+pub type TimeWindow64 = TimeWindow<64>;
+
 impl<const B: usize> TimeWindow<B> {
     maybe_const_fn! {
-        /// A window of `B` buckets of `bucket_duration_ns` each.
-        pub fn new(bucket_duration_ns: u64) -> Result<Self, ConfigError> {
+        /// A window of `buckets` buckets (`None`: 10, or `B` if smaller) of
+        /// `bucket_duration_ns` each.
+        pub fn new(bucket_duration_ns: u64, buckets: Option<u16>) -> Result<Self, ConfigError> {
             if bucket_duration_ns == 0 {
                 return Err(ConfigError::new("bucket_duration_ns", 0, "must be greater than 0"));
             }
-            if B == 0 || B > 1 << 16 {
-                return Err(ConfigError::new("buckets", B as u64, "must be in 1..=65536"));
+            let count = match buckets {
+                Some(n) => n as u64,
+                None if (DEFAULT_WINDOW_BUCKETS as usize) < B => DEFAULT_WINDOW_BUCKETS as u64,
+                None => B as u64,
+            };
+            if count == 0 || count > B as u64 || count > u32::MAX as u64 {
+                return Err(ConfigError::new("window_buckets", count, "must be between 1 and the window's capacity"));
             }
+            let count = count as u32;
             #[cfg(not(loom))]
             let buckets = [const { Bucket::new() }; B];
             #[cfg(loom)]
             let buckets = core::array::from_fn(|_| Bucket::new());
-            Ok(Self { bucket_ns: bucket_duration_ns, buckets })
+            Ok(Self { bucket_ns: bucket_duration_ns, count, buckets })
         }
     }
 
@@ -103,10 +117,29 @@ impl<const B: usize> TimeWindow<B> {
         self.bucket_ns
     }
 
+    /// How many buckets the window covers.
+    pub const fn buckets(&self) -> u32 {
+        self.count
+    }
+
+    /// The buckets in use. A corrupt count (shared memory) is clamped, never trusted.
     #[inline]
-    fn locate(&self, now: u64) -> (&Bucket, u32) {
-        let epoch = now / self.bucket_ns;
-        (&self.buckets[(epoch % B as u64) as usize], epoch as u32)
+    fn used(&self) -> &[Bucket] {
+        let n = if self.count == 0 || self.count as usize > B {
+            B
+        } else {
+            self.count as usize
+        };
+        &self.buckets[..n]
+    }
+
+    #[inline]
+    fn locate(&self, now: u64) -> (&Bucket, u32, u32) {
+        let used = self.used();
+        let bucket_ns = if self.bucket_ns == 0 { 1 } else { self.bucket_ns };
+        let epoch = now / bucket_ns;
+        let span = used.len() as u32;
+        (&used[(epoch % span as u64) as usize], epoch as u32, span)
     }
 }
 
@@ -115,8 +148,7 @@ impl<const B: usize> Window for TimeWindow<B> {
 
     #[inline]
     fn record(&self, failure: bool, slow: bool, now: u64) {
-        let (bucket, epoch) = self.locate(now);
-        let span = B as u32;
+        let (bucket, epoch, span) = self.locate(now);
         bucket.total.add(epoch, span);
         if failure {
             bucket.failures.add(epoch, span);
@@ -127,10 +159,9 @@ impl<const B: usize> Window for TimeWindow<B> {
     }
 
     fn stats(&self, now: u64) -> WindowStats {
-        let epoch = (now / self.bucket_ns) as u32;
-        let span = B as u32;
+        let (_, epoch, span) = self.locate(now);
         let mut s = WindowStats::default();
-        for b in &self.buckets {
+        for b in self.used() {
             s.samples += b.total.count(epoch, span);
             s.failures += b.failures.count(epoch, span);
             s.slow += b.slow.count(epoch, span);
@@ -141,8 +172,15 @@ impl<const B: usize> Window for TimeWindow<B> {
         s
     }
 
+    fn shape(&self) -> WindowShape {
+        WindowShape::Time {
+            buckets: self.used().len() as u32,
+            bucket_duration_ns: self.bucket_ns,
+        }
+    }
+
     fn clear(&self) {
-        for b in &self.buckets {
+        for b in self.used() {
             b.total.0.store(0, Ordering::Relaxed);
             b.failures.0.store(0, Ordering::Relaxed);
             b.slow.0.store(0, Ordering::Relaxed);
@@ -157,7 +195,7 @@ mod tests {
 
     #[test]
     fn buckets_expire() {
-        let w = TimeWindow::<4>::new(S).unwrap();
+        let w = TimeWindow::<4>::new(S, Some(4)).unwrap();
         w.record(true, false, 0);
         w.record(false, true, S / 2);
         w.record(false, false, S);
@@ -195,7 +233,7 @@ mod tests {
 
     #[test]
     fn epochs_past_2_pow_31_count() {
-        let w = TimeWindow::<4>::new(1).unwrap();
+        let w = TimeWindow::<4>::new(1, Some(4)).unwrap();
         w.record(true, false, 0);
         let late = (1 << 31) + 4;
         w.record(true, false, late);
@@ -214,7 +252,21 @@ mod tests {
 
     #[test]
     fn zero_duration_is_an_error() {
-        let e = TimeWindow::<4>::new(0).unwrap_err();
+        let e = TimeWindow::<4>::new(0, None).unwrap_err();
         assert_eq!((e.field, e.value), ("bucket_duration_ns", 0));
+    }
+
+    #[test]
+    fn bucket_count_is_chosen_at_run_time() {
+        assert_eq!(TimeWindow::<64>::new(S, None).unwrap().buckets(), 10);
+        assert_eq!(TimeWindow::<4>::new(S, None).unwrap().buckets(), 4);
+        let e = TimeWindow::<64>::new(S, Some(65)).unwrap_err();
+        assert_eq!((e.field, e.value), ("window_buckets", 65));
+        assert_eq!(TimeWindow::<64>::new(S, Some(0)).unwrap_err().value, 0);
+        // 7 buckets of 1 s: an outcome leaves after 7 s, whatever the capacity.
+        let w = TimeWindow::<64>::new(S, Some(7)).unwrap();
+        w.record(true, false, 0);
+        assert_eq!(w.stats(6 * S).failures, 1);
+        assert_eq!(w.stats(7 * S).failures, 0);
     }
 }

@@ -1,8 +1,54 @@
 //! Token bucket as GCRA: one atomic word holding the theoretical arrival time.
 
-use crate::breaker::Rejected;
 use crate::clock::Clock;
-use crate::config::ConfigError;
+use crate::error::ConfigError;
+use crate::limits::{DEFAULT_PERIOD_NS, MAX_BURST};
+
+/// Why a [`TokenBucket`] refused tokens. Rejection is data, not an error type to unwrap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BucketRejected {
+    /// Not enough tokens now: they are available again in `retry_after` nanoseconds.
+    RateLimited {
+        /// Nanoseconds until the request could succeed.
+        retry_after: u64,
+    },
+    /// More tokens asked at once than the bucket can ever hold (its burst): no wait helps.
+    /// Every binding reports this as its own error, never as a plain "no".
+    ExceedsCapacity {
+        /// Tokens asked for.
+        requested: u64,
+        /// The bucket's burst.
+        capacity: u64,
+    },
+}
+
+impl BucketRejected {
+    /// The time until a retry could succeed, when a wait helps.
+    pub const fn retry_after(&self) -> Option<u64> {
+        match *self {
+            BucketRejected::RateLimited { retry_after } => Some(retry_after),
+            BucketRejected::ExceedsCapacity { .. } => None,
+        }
+    }
+}
+
+impl core::fmt::Display for BucketRejected {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BucketRejected::RateLimited { retry_after } => {
+                write!(f, "rate limited, retry after {retry_after} ns")
+            }
+            BucketRejected::ExceedsCapacity {
+                requested,
+                capacity,
+            } => write!(
+                f,
+                "{requested} tokens requested, more than the bucket's capacity of {capacity}"
+            ),
+        }
+    }
+}
 use crate::sync::{maybe_const_fn, AtomicU64, Ordering};
 
 /// How a [`TokenBucket`] refills: `rate` tokens every `period_ns`, holding at most `burst`.
@@ -21,7 +67,7 @@ impl BucketConfig {
     pub const fn per_second(rate: u64, burst: u64) -> Self {
         BucketConfig {
             rate,
-            period_ns: crate::SECOND,
+            period_ns: DEFAULT_PERIOD_NS,
             burst,
         }
     }
@@ -57,12 +103,12 @@ pub struct BucketState {
 /// The one ordering is `Relaxed`: the TAT is the entire state and every grant is a CAS on it.
 ///
 /// ```
-/// use fastbreaker::{BucketConfig, Rejected, TokenBucket, MILLISECOND};
+/// use fastbreaker::{BucketConfig, BucketRejected, TokenBucket, MILLISECOND};
 /// let bucket = TokenBucket::new(BucketConfig::per_second(100, 10)).unwrap();
 /// for _ in 0..10 {
 ///     bucket.try_acquire(1, 0).unwrap();          // the burst
 /// }
-/// assert_eq!(bucket.try_acquire(1, 0), Err(Rejected::RateLimited { retry_after: 10 * MILLISECOND }));
+/// assert_eq!(bucket.try_acquire(1, 0), Err(BucketRejected::RateLimited { retry_after: 10 * MILLISECOND }));
 /// assert!(bucket.try_acquire(1, 10 * MILLISECOND).is_ok());
 /// ```
 #[derive(Debug)]
@@ -80,7 +126,7 @@ pub struct TokenBucket {
 
 impl TokenBucket {
     /// The largest supported burst.
-    pub const MAX_BURST: u64 = 1 << 32;
+    pub const MAX_BURST: u64 = MAX_BURST;
     /// The largest budget, in the bucket's units.
     const HORIZON: u64 = 1 << 62;
 
@@ -125,9 +171,9 @@ impl TokenBucket {
     }
 
     #[inline]
-    fn cost(&self, n: u64) -> Result<u64, Rejected> {
+    fn cost(&self, n: u64) -> Result<u64, BucketRejected> {
         if n > self.burst {
-            Err(Rejected::ExceedsCapacity {
+            Err(BucketRejected::ExceedsCapacity {
                 requested: n,
                 capacity: self.burst,
             })
@@ -159,10 +205,10 @@ impl TokenBucket {
 
     /// Takes `n` tokens at `now` if they are all there; otherwise takes nothing and says how
     /// long until they would be. `n` above the burst can never succeed:
-    /// [`Rejected::ExceedsCapacity`]. `n = 0` always succeeds and takes nothing (as do
+    /// [`BucketRejected::ExceedsCapacity`]. `n = 0` always succeeds and takes nothing (as do
     /// `reserve(0)` and `retry_after(0)`, which answer 0).
     #[inline]
-    pub fn try_acquire(&self, n: u64, now: u64) -> Result<(), Rejected> {
+    pub fn try_acquire(&self, n: u64, now: u64) -> Result<(), BucketRejected> {
         let cost = self.cost(n)?;
         if n == 0 {
             return Ok(());
@@ -174,7 +220,7 @@ impl TokenBucket {
             // Saturating: queued reservations may have pushed the TAT to the end of time.
             let next = tat.max(t).saturating_add(cost);
             if next > limit {
-                return Err(Rejected::RateLimited {
+                return Err(BucketRejected::RateLimited {
                     retry_after: self.wait_ns(now, next - limit),
                 });
             }
@@ -190,20 +236,20 @@ impl TokenBucket {
 
     /// [`try_acquire`](Self::try_acquire) at the clock's time.
     #[inline]
-    pub fn try_acquire_with<C: Clock + ?Sized>(&self, n: u64, clock: &C) -> Result<(), Rejected> {
+    pub fn try_acquire_with<C: Clock + ?Sized>(&self, n: u64, clock: &C) -> Result<(), BucketRejected> {
         self.try_acquire(n, clock.now_ns())
     }
 
     /// Takes `n` tokens now, in the queue's order, and returns how long the caller must wait
     /// before using them (0: use them now). This is what fair blocking and async waiters are
     /// built on: each waiter sleeps for its own reservation.
-    pub fn reserve(&self, n: u64, now: u64) -> Result<u64, Rejected> {
+    pub fn reserve(&self, n: u64, now: u64) -> Result<u64, BucketRejected> {
         self.reserve_within(n, now, u64::MAX)
     }
 
     /// [`reserve`](Self::reserve), but only if the wait would be at most `max_wait_ns`;
-    /// otherwise takes nothing and returns [`Rejected::RateLimited`] with the wait.
-    pub fn reserve_within(&self, n: u64, now: u64, max_wait_ns: u64) -> Result<u64, Rejected> {
+    /// otherwise takes nothing and returns [`BucketRejected::RateLimited`] with the wait.
+    pub fn reserve_within(&self, n: u64, now: u64, max_wait_ns: u64) -> Result<u64, BucketRejected> {
         let cost = self.cost(n)?;
         if n == 0 {
             return Ok(0);
@@ -216,7 +262,7 @@ impl TokenBucket {
             let next = tat.max(t).saturating_add(cost);
             let wait = self.wait_ns(now, next.saturating_sub(limit));
             if wait > max_wait_ns {
-                return Err(Rejected::RateLimited { retry_after: wait });
+                return Err(BucketRejected::RateLimited { retry_after: wait });
             }
             match self
                 .tat
@@ -255,7 +301,7 @@ impl TokenBucket {
     }
 
     /// Nanoseconds until `n` tokens could be taken (0 if now).
-    pub fn retry_after(&self, n: u64, now: u64) -> Result<u64, Rejected> {
+    pub fn retry_after(&self, n: u64, now: u64) -> Result<u64, BucketRejected> {
         let cost = self.cost(n)?;
         if n == 0 {
             return Ok(0);
@@ -297,14 +343,14 @@ mod tests {
         assert!(b.try_acquire(5, 0).is_ok());
         assert_eq!(
             b.try_acquire(1, 0),
-            Err(Rejected::RateLimited {
+            Err(BucketRejected::RateLimited {
                 retry_after: S / 10
             })
         );
         assert_eq!(b.available(S / 10), 1);
         assert_eq!(
             b.try_acquire(2, S / 10),
-            Err(Rejected::RateLimited {
+            Err(BucketRejected::RateLimited {
                 retry_after: S / 10
             })
         );
@@ -312,7 +358,7 @@ mod tests {
         assert_eq!(b.available(10 * S), 5, "never more than the burst");
         assert_eq!(
             b.try_acquire(6, 10 * S),
-            Err(Rejected::ExceedsCapacity {
+            Err(BucketRejected::ExceedsCapacity {
                 requested: 6,
                 capacity: 5
             })
@@ -327,7 +373,7 @@ mod tests {
         assert_eq!(b.reserve(1, 0), Ok(2 * S));
         assert_eq!(
             b.reserve_within(1, 0, 2 * S),
-            Err(Rejected::RateLimited { retry_after: 3 * S })
+            Err(BucketRejected::RateLimited { retry_after: 3 * S })
         );
         assert_eq!(
             b.retry_after(1, 0),
@@ -375,7 +421,7 @@ mod tests {
         assert!(slow.try_acquire(1, 0).is_ok());
         assert_eq!(
             slow.try_acquire(1, 1),
-            Err(Rejected::RateLimited {
+            Err(BucketRejected::RateLimited {
                 retry_after: day - 1
             })
         );
@@ -403,7 +449,7 @@ mod tests {
         assert_eq!(fast.available(late), 0);
         assert_eq!(
             fast.try_acquire(1, late),
-            Err(Rejected::RateLimited { retry_after: 1 })
+            Err(BucketRejected::RateLimited { retry_after: 1 })
         );
         assert_eq!(fast.available(late + 1000), 1000);
     }

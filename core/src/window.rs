@@ -39,6 +39,24 @@ fn percent(part: u64, whole: u64) -> f32 {
     }
 }
 
+/// What a window covers: the last outcomes, or the last buckets of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WindowShape {
+    /// The last `size` outcomes.
+    Count {
+        /// Outcomes covered.
+        size: u32,
+    },
+    /// The last `buckets` buckets of `bucket_duration_ns` each.
+    Time {
+        /// Buckets covered.
+        buckets: u32,
+        /// The span of one bucket.
+        bucket_duration_ns: u64,
+    },
+}
+
 /// A fixed-size, lock-free sliding window of call outcomes.
 ///
 /// Implemented by [`CountWindow`](crate::CountWindow) and [`TimeWindow`](crate::TimeWindow);
@@ -53,4 +71,6 @@ pub trait Window {
     fn stats(&self, now: u64) -> WindowStats;
     /// Empties the window.
     fn clear(&self);
+    /// What the window covers.
+    fn shape(&self) -> WindowShape;
 }
