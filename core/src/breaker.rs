@@ -3,12 +3,12 @@
 use crate::backoff::Backoff;
 use crate::clock::{Clock, LazyNow, Now};
 use crate::config::BreakerConfig;
-use crate::error::ConfigError;
 use crate::count_window::CountWindow;
+use crate::error::ConfigError;
+use crate::limits::{MAX_BACKOFF_STEPS, MAX_WAIT_DURATION_NS};
 use crate::state::{
     self, generation_after, Decision, Event, Limits, Outcome, Refusal, State, Word,
 };
-use crate::limits::{MAX_BACKOFF_STEPS, MAX_WAIT_DURATION_NS};
 use crate::sync::{maybe_const_fn, AtomicU64, Ordering};
 use crate::time_window::TimeWindow;
 use crate::window::{Window, WindowShape, WindowStats};
@@ -80,6 +80,22 @@ pub struct Transition {
 /// probe keeps its probe slot until the wait has passed since the latest probe was
 /// admitted; then the probes out are presumed hung and a new probe is admitted, so a lost
 /// permit never wedges the breaker. Record [`Outcome::Ignored`] to hand a slot back at once.
+///
+/// Recording one permit twice does not compile:
+/// ```compile_fail,E0382
+/// use fastbreaker::{BreakerConfig, CircuitBreaker, CountWindow64, Outcome};
+/// let breaker = CircuitBreaker::<CountWindow64>::new(BreakerConfig::new()).unwrap();
+/// let permit = breaker.acquire(0).unwrap();
+/// breaker.record(permit, Outcome::Failure, 0);
+/// breaker.record(permit, Outcome::Failure, 0); // error[E0382]: use of moved value
+/// ```
+/// and neither does copying it:
+/// ```compile_fail,E0599
+/// use fastbreaker::{BreakerConfig, CircuitBreaker, CountWindow64};
+/// let breaker = CircuitBreaker::<CountWindow64>::new(BreakerConfig::new()).unwrap();
+/// let permit = breaker.acquire(0).unwrap();
+/// let copy = permit.clone(); // error[E0599]: no method named `clone`
+/// ```
 #[must_use = "record the permit's outcome with CircuitBreaker::record"]
 #[derive(Debug, PartialEq, Eq)]
 pub struct Permit {
@@ -275,11 +291,12 @@ impl Settings {
 /// Bits of the transition-time word that hold the time; the top 8 hold the generation's
 /// low byte as a tag.
 const TIME_MASK: u64 = (1 << 56) - 1;
-/// A stored time at most this far ahead of a caller's `now` is another caller's later clock
-/// read, and counts as `now`; anything else is in the past. So a state up to
-/// 2^56 - 2^53 ns (about 2 years) old reads its true age, well beyond the longest wait
-/// (`MAX_WAIT_DURATION_NS`, 2^54 ns).
-const AHEAD: u64 = 1 << 53;
+/// A stored time at most this far ahead of a caller's `now` (2^40 ns, about 18 minutes) is
+/// another caller's later clock read, and counts as `now`; anything else is in the past. So
+/// a state up to 2^56 - 2^40 ns (about 2.28 years) old reads its true age, far beyond the
+/// longest wait (`MAX_WAIT_DURATION_NS`, 2^54 ns). An open breaker that nobody calls for
+/// longer than that reads its age modulo 2^56 ns, and waits at most one more wait.
+const AHEAD: u64 = 1 << 40;
 /// The consecutive-failure word: the full generation above a 24-bit count.
 const COUNT_BITS: u32 = 24;
 const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
@@ -856,7 +873,10 @@ impl<W: Window> CircuitBreaker<W> {
     fn wait_left(&self, w: Word, now: u64) -> Option<u64> {
         let since = self.transition_time(w.generation, now)?;
         let step = w.step.min(self.settings.limits().max_step);
-        let wait = self.settings.backoff(self.jitter_seed()).delay(step as u32, w.generation);
+        let wait = self
+            .settings
+            .backoff(self.jitter_seed())
+            .delay(step as u32, w.generation);
         Some(wait.saturating_sub(now.saturating_sub(since)))
     }
 
@@ -1064,3 +1084,7 @@ fn random_seed() -> u64 {
         s => s,
     }
 }
+
+#[cfg(test)]
+#[path = "breaker_tests.rs"]
+mod tests;

@@ -74,4 +74,3 @@ pub const MAX_BURST: u64 = 1 << 32;
 
 /// Smallest bulkhead `max_concurrent`.
 pub const MIN_MAX_CONCURRENT: u32 = 1;
-

@@ -369,15 +369,21 @@ mod tests {
 
     fn words() -> impl Iterator<Item = Word> {
         State::ALL.into_iter().flat_map(|state| {
-            [(0u16, 0u16, 0u16), (0, 1, 0), (3, 2, 1), (4, 2, 1), (MAX_STEP, 2, 0)]
-                .into_iter()
-                .map(move |(step, in_flight, successes)| Word {
-                    state,
-                    step,
-                    in_flight,
-                    successes,
-                    generation: 41,
-                })
+            [
+                (0u16, 0u16, 0u16),
+                (0, 1, 0),
+                (3, 2, 1),
+                (4, 2, 1),
+                (MAX_STEP, 2, 0),
+            ]
+            .into_iter()
+            .map(move |(step, in_flight, successes)| Word {
+                state,
+                step,
+                in_flight,
+                successes,
+                generation: 41,
+            })
         })
     }
 

@@ -136,7 +136,11 @@ impl<const B: usize> TimeWindow<B> {
     #[inline]
     fn locate(&self, now: u64) -> (&Bucket, u32, u32) {
         let used = self.used();
-        let bucket_ns = if self.bucket_ns == 0 { 1 } else { self.bucket_ns };
+        let bucket_ns = if self.bucket_ns == 0 {
+            1
+        } else {
+            self.bucket_ns
+        };
         let epoch = now / bucket_ns;
         let span = used.len() as u32;
         (&used[(epoch % span as u64) as usize], epoch as u32, span)

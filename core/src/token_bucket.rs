@@ -236,7 +236,11 @@ impl TokenBucket {
 
     /// [`try_acquire`](Self::try_acquire) at the clock's time.
     #[inline]
-    pub fn try_acquire_with<C: Clock + ?Sized>(&self, n: u64, clock: &C) -> Result<(), BucketRejected> {
+    pub fn try_acquire_with<C: Clock + ?Sized>(
+        &self,
+        n: u64,
+        clock: &C,
+    ) -> Result<(), BucketRejected> {
         self.try_acquire(n, clock.now_ns())
     }
 
@@ -249,7 +253,12 @@ impl TokenBucket {
 
     /// [`reserve`](Self::reserve), but only if the wait would be at most `max_wait_ns`;
     /// otherwise takes nothing and returns [`BucketRejected::RateLimited`] with the wait.
-    pub fn reserve_within(&self, n: u64, now: u64, max_wait_ns: u64) -> Result<u64, BucketRejected> {
+    pub fn reserve_within(
+        &self,
+        n: u64,
+        now: u64,
+        max_wait_ns: u64,
+    ) -> Result<u64, BucketRejected> {
         let cost = self.cost(n)?;
         if n == 0 {
             return Ok(0);
