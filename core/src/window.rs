@@ -20,22 +20,23 @@ impl WindowStats {
             && (part as u128) * 100 >= (percent as u128) * (self.samples as u128)
     }
 
-    /// Failures as a percentage of the samples (0 when empty).
-    pub fn failure_rate(&self) -> f32 {
-        percent(self.failures, self.samples)
+    /// Failures as a fraction of the samples, 0.0..=1.0 (0 when empty). The one unit of
+    /// rates in every binding: the Python metrics and the Prometheus gauges report it as is.
+    pub fn failure_rate(&self) -> f64 {
+        ratio(self.failures, self.samples)
     }
 
-    /// Slow calls as a percentage of the samples (0 when empty).
-    pub fn slow_rate(&self) -> f32 {
-        percent(self.slow, self.samples)
+    /// Slow calls as a fraction of the samples, 0.0..=1.0 (0 when empty).
+    pub fn slow_rate(&self) -> f64 {
+        ratio(self.slow, self.samples)
     }
 }
 
-fn percent(part: u64, whole: u64) -> f32 {
+fn ratio(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
     } else {
-        (part as f64 * 100.0 / whole as f64) as f32
+        part as f64 / whole as f64
     }
 }
 
