@@ -75,3 +75,21 @@ pub trait Window {
     /// What the window covers.
     fn shape(&self) -> WindowShape;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_exact_fractions() {
+        let s = WindowStats {
+            samples: 3,
+            failures: 1,
+            slow: 3,
+        };
+        assert_eq!(s.failure_rate(), 1.0 / 3.0);
+        assert_eq!(s.slow_rate(), 1.0);
+        assert_eq!(WindowStats::default().failure_rate(), 0.0);
+        assert!(s.reaches(1, 33, 3) && !s.reaches(1, 34, 3) && !s.reaches(1, 1, 4));
+    }
+}
