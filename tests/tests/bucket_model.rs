@@ -25,7 +25,7 @@
 // Loom atomics only work inside a loom model.
 #![cfg(not(loom))]
 
-use fastbreaker::{BucketConfig, BucketState, Rejected, TokenBucket, SECOND};
+use fastbreaker::{BucketConfig, BucketState, BucketRejected, TokenBucket, SECOND};
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, RngAlgorithm};
 
@@ -106,8 +106,8 @@ impl Reference {
         self.burst * self.interval
     }
 
-    fn too_many(&self, n: u64) -> Option<Rejected> {
-        (u128::from(n) > self.burst).then_some(Rejected::ExceedsCapacity {
+    fn too_many(&self, n: u64) -> Option<BucketRejected> {
+        (u128::from(n) > self.burst).then_some(BucketRejected::ExceedsCapacity {
             requested: n,
             capacity: to_u64(self.burst),
         })
@@ -121,7 +121,7 @@ impl Reference {
         (end, end.saturating_sub(now + self.tolerance()))
     }
 
-    fn try_acquire(&mut self, n: u64, now: u64) -> Result<(), Rejected> {
+    fn try_acquire(&mut self, n: u64, now: u64) -> Result<(), BucketRejected> {
         if let Some(e) = self.too_many(n) {
             return Err(e);
         }
@@ -130,7 +130,7 @@ impl Reference {
         }
         let (end, late) = self.probe(n, now);
         if late > 0 {
-            return Err(Rejected::RateLimited {
+            return Err(BucketRejected::RateLimited {
                 retry_after: to_u64(late),
             });
         }
@@ -138,7 +138,7 @@ impl Reference {
         Ok(())
     }
 
-    fn reserve_within(&mut self, n: u64, now: u64, max_wait: u64) -> Result<u64, Rejected> {
+    fn reserve_within(&mut self, n: u64, now: u64, max_wait: u64) -> Result<u64, BucketRejected> {
         if let Some(e) = self.too_many(n) {
             return Err(e);
         }
@@ -148,7 +148,7 @@ impl Reference {
         let (end, wait) = self.probe(n, now);
         let wait = to_u64(wait);
         if wait > max_wait {
-            return Err(Rejected::RateLimited { retry_after: wait });
+            return Err(BucketRejected::RateLimited { retry_after: wait });
         }
         self.tat = end;
         Ok(wait)
@@ -168,7 +168,7 @@ impl Reference {
         to_u64((slack / self.interval).min(self.burst))
     }
 
-    fn retry_after(&self, n: u64, now: u64) -> Result<u64, Rejected> {
+    fn retry_after(&self, n: u64, now: u64) -> Result<u64, BucketRejected> {
         if let Some(e) = self.too_many(n) {
             return Err(e);
         }
@@ -624,14 +624,14 @@ fn run_extreme(
                 }
                 match bucket.try_acquire(n, now) {
                     Ok(()) => prop_assert_eq!(before, Ok(0), "step {}", step),
-                    Err(Rejected::ExceedsCapacity {
+                    Err(BucketRejected::ExceedsCapacity {
                         requested,
                         capacity,
                     }) => {
                         prop_assert!(n > burst);
                         prop_assert_eq!((requested, capacity), (n, burst));
                     }
-                    Err(Rejected::RateLimited { retry_after: wait }) => {
+                    Err(BucketRejected::RateLimited { retry_after: wait }) => {
                         prop_assert!(wait > 0, "step {}: refused with no wait", step);
                         prop_assert_eq!(before, Ok(wait), "step {}: try_acquire({})", step, n);
                         if representable {
@@ -654,7 +654,7 @@ fn run_extreme(
                 let expected = bucket.retry_after(n, now);
                 match bucket.reserve_within(n, now, bound) {
                     Ok(wait) => prop_assert_eq!(expected, Ok(wait), "step {}", step),
-                    Err(Rejected::RateLimited { retry_after }) => {
+                    Err(BucketRejected::RateLimited { retry_after }) => {
                         prop_assert!(retry_after > bound);
                         prop_assert_eq!(expected, Ok(retry_after), "step {}", step);
                     }
@@ -690,7 +690,7 @@ fn drain_and_refill(
     );
     prop_assert_eq!(bucket.available(now), 0);
     let wait = match bucket.try_acquire(1, now) {
-        Err(Rejected::RateLimited { retry_after }) => retry_after,
+        Err(BucketRejected::RateLimited { retry_after }) => retry_after,
         other => return Err(TestCaseError::fail(format!("drained, yet {other:?}"))),
     };
     prop_assert!(wait > 0);
@@ -777,7 +777,7 @@ fn try_acquire_after_deep_reservations() {
     assert_eq!(bucket.state(now).retry_after, wait);
     assert_eq!(
         bucket.try_acquire(1, now),
-        Err(Rejected::RateLimited { retry_after: wait })
+        Err(BucketRejected::RateLimited { retry_after: wait })
     );
     assert!(bucket.try_acquire(1, now).is_err(), "burst 1, two reserved");
 }

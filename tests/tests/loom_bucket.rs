@@ -27,7 +27,7 @@
 //!   and `acquired + rejected == attempts`.
 #![cfg(loom)]
 
-use fastbreaker::{BucketConfig, Bulkhead, Rejected, TokenBucket};
+use fastbreaker::{BucketConfig, BucketRejected, Bulkhead, TokenBucket};
 use loom::sync::atomic::{fence, AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
@@ -102,7 +102,7 @@ impl Op {
             }
         };
         result.map_err(|e| match e {
-            Rejected::RateLimited { retry_after } => retry_after,
+            BucketRejected::RateLimited { retry_after } => retry_after,
             e => panic!("{self:?}: {e:?}"),
         })
     }

@@ -1,19 +1,34 @@
 //! Model-based property tests of the circuit breaker.
 //!
 //! The lock-free [`CircuitBreaker`] is driven single-threaded, with explicit times, by random
-//! sequences of operations (acquire, record, advance the clock, manual control). Every
-//! operation is replayed on [`Model`], a plain sequential reference written from the rules
-//! (a `VecDeque` for the count window, a list of timestamped outcomes for the time window,
-//! an explicit state and explicit counters), and the two must agree after every step on the
-//! results, the state, the generation and the full metrics.
+//! sequences of operations (acquire, record, drop a permit, advance the clock, manual
+//! control). Every operation is replayed on [`Model`] (`model/breaker.rs`, shared with the
+//! fuzz targets in `tests/fuzz/`), a plain sequential reference written from the rules, and
+//! the two must agree after every step on the results, the state, the generation, the full
+//! metrics, the window, the backoff and the configuration read back. Configurations are
+//! checked against the model's own validation first: the breaker is built iff the model
+//! says the configuration is valid, and a refusal names the same field and value.
+//!
+//! Runs: random operations on short waits (both windows), deep backoff (failing probes
+//! until the wait saturates at its cap), long waits (up to 2^54 ns, clocks running past
+//! 2^56 ns), and many generations (hundreds of manual changes with a pending failure run).
+//! The scripted tests at the end replay the four defects of issue 13 through the same
+//! comparison and also assert the documented outcome of each step.
 //!
 //! Failing cases are persisted in `tests/proptest-regressions/proptest_model.txt` and replayed
 //! first on every run.
+#![cfg(not(loom))]
 
-use std::collections::VecDeque;
+#[path = "model/breaker.rs"]
+mod breaker_model;
 
+use breaker_model::{
+    observed_since, plain_delay, steps_to_cap, validate, Model, ModelPermit, WindowSpec,
+};
+use fastbreaker::binding;
+use fastbreaker::limits::MAX_WAIT_DURATION_NS;
 use fastbreaker::{
-    Backoff, BreakerConfig, CircuitBreaker, CountWindow64, ManualClock, Metrics, Outcome, Permit,
+    Backoff, BreakerConfig, CircuitBreaker, CountWindow64, ManualClock, Outcome, Permit,
     PermitKind, Rejected, State, TimeWindow, Transition, Window, WindowStats, MILLISECOND, SECOND,
 };
 use proptest::prelude::*;
@@ -26,14 +41,14 @@ const REGRESSIONS: &str = concat!(
     "/proptest-regressions/proptest_model.txt"
 );
 
-/// Buckets of the time window under test.
+/// Bucket capacity of the time window under test.
 const BUCKETS: usize = 4;
 /// Capacity of the count window under test (`CountWindow64`).
 const COUNT_CAPACITY: u16 = 64;
-/// The largest backoff step the breaker keeps.
-const MAX_STEP: u32 = 31;
-/// How far one run may move the clock past its origin. Advances are clamped to it.
-const RUN_SPAN: u64 = 1 << 30;
+/// How far a run of short waits may move the clock past its origin.
+const SHORT_SPAN: u64 = 1 << 30;
+/// How far a run of long waits may move the clock: past the 2^56 ns the breaker keeps.
+const LONG_SPAN: u64 = 1 << 60;
 
 fn persisted(cases: u32) -> ProptestConfig {
     ProptestConfig {
@@ -42,397 +57,6 @@ fn persisted(cases: u32) -> ProptestConfig {
         // ChaCha, the default, dominates the run time of unoptimised builds.
         rng_algorithm: RngAlgorithm::XorShift,
         ..ProptestConfig::default()
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// The reference model
-// ---------------------------------------------------------------------------------------
-
-/// `base * factor^step` (factor in thousandths), capped, rounded down at each step: written
-/// independently of `Backoff::delay`, in 128-bit arithmetic.
-fn plain_delay(config: &BreakerConfig, step: u32) -> u64 {
-    let cap = u128::from(config.max_wait_duration_ns.unwrap_or(u64::MAX));
-    let factor = u128::from(config.backoff_factor_milli);
-    let mut d = u128::from(config.wait_duration_ns).min(cap);
-    for _ in 0..step {
-        if d >= cap {
-            break;
-        }
-        d = (d * factor / 1000).min(cap);
-    }
-    u64::try_from(d).expect("capped at u64::MAX")
-}
-
-/// Whether `part` of the window's samples reaches `percent` %, once `minimum` are in.
-fn reaches(stats: WindowStats, part: u64, percent: u8, minimum: u32) -> bool {
-    stats.samples > 0
-        && stats.samples >= u64::from(minimum)
-        && part * 100 >= u64::from(percent) * stats.samples
-}
-
-#[derive(Debug, Clone)]
-enum ModelWindow {
-    /// The last `size` outcomes, oldest first: (failure, slow).
-    Count {
-        size: usize,
-        outcomes: VecDeque<(bool, bool)>,
-    },
-    /// Outcomes with their bucket number: (epoch, failure, slow).
-    Time {
-        bucket_ns: u64,
-        outcomes: Vec<(u64, bool, bool)>,
-    },
-}
-
-impl ModelWindow {
-    fn push(&mut self, failure: bool, slow: bool, now: u64) {
-        match self {
-            ModelWindow::Count { size, outcomes } => {
-                outcomes.push_back((failure, slow));
-                while outcomes.len() > *size {
-                    outcomes.pop_front();
-                }
-            }
-            ModelWindow::Time {
-                bucket_ns,
-                outcomes,
-            } => {
-                let epoch = now / *bucket_ns;
-                outcomes.retain(|&(e, _, _)| e + BUCKETS as u64 > epoch);
-                outcomes.push((epoch, failure, slow));
-            }
-        }
-    }
-
-    fn stats(&self, now: u64) -> WindowStats {
-        let mut s = WindowStats::default();
-        let mut add = |failure: bool, slow: bool| {
-            s.samples += 1;
-            s.failures += u64::from(failure);
-            s.slow += u64::from(slow);
-        };
-        match self {
-            ModelWindow::Count { outcomes, .. } => {
-                for &(failure, slow) in outcomes {
-                    add(failure, slow);
-                }
-            }
-            ModelWindow::Time {
-                bucket_ns,
-                outcomes,
-            } => {
-                let epoch = now / *bucket_ns;
-                for &(e, failure, slow) in outcomes {
-                    assert!(e <= epoch, "time went backwards in the model");
-                    if epoch - e < BUCKETS as u64 {
-                        add(failure, slow);
-                    }
-                }
-            }
-        }
-        s
-    }
-
-    fn clear(&mut self) {
-        match self {
-            ModelWindow::Count { outcomes, .. } => outcomes.clear(),
-            ModelWindow::Time { outcomes, .. } => outcomes.clear(),
-        }
-    }
-}
-
-/// What the model remembers of a permit it handed out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ModelPermit {
-    generation: u64,
-    kind: PermitKind,
-    started_at: u64,
-}
-
-/// The sequential reference: the same rules as the breaker, written plainly.
-#[derive(Debug, Clone)]
-struct Model {
-    config: BreakerConfig,
-    window: ModelWindow,
-    state: State,
-    generation: u64,
-    /// Reopenings from half-open since the breaker last closed.
-    step: u32,
-    /// Half-open probes of the current generation not yet recorded.
-    in_flight: u16,
-    /// Half-open probe successes in the current generation.
-    successes: u16,
-    /// When the current generation began.
-    since: u64,
-    consecutive: u32,
-    permitted: u64,
-    rejected: u64,
-    succeeded: u64,
-    failed: u64,
-    ignored: u64,
-    slow: u64,
-    trips: u64,
-}
-
-impl Model {
-    fn new(config: BreakerConfig, window: ModelWindow, origin: u64) -> Self {
-        Model {
-            config,
-            window,
-            state: State::Closed,
-            generation: 0,
-            step: 0,
-            in_flight: 0,
-            successes: 0,
-            since: origin,
-            consecutive: 0,
-            permitted: 0,
-            rejected: 0,
-            succeeded: 0,
-            failed: 0,
-            ignored: 0,
-            slow: 0,
-            trips: 0,
-        }
-    }
-
-    fn detects_slow_calls(&self) -> bool {
-        self.config.slow_call_rate_threshold.is_some()
-    }
-
-    /// The wait of the current Open period, or the probe timeout of the current half-open
-    /// period: the backoff delay of (step, generation).
-    fn wait(&self) -> u64 {
-        let plain = plain_delay(&self.config, self.step);
-        let permille = self.config.jitter_permille;
-        if permille == 0 {
-            return plain;
-        }
-        // The jitter's hash is the core's; its bounds are checked against the plain delay.
-        let jittered = self.config.backoff().delay(self.step, self.generation);
-        let most = u128::from(plain) * u128::from(permille) / 1000;
-        assert!(
-            jittered <= plain && u128::from(plain - jittered) <= most,
-            "jittered delay {jittered} out of [{plain} - {most}, {plain}]"
-        );
-        jittered
-    }
-
-    /// Nanoseconds left of the current wait at `now`.
-    fn remaining(&self, now: u64) -> u64 {
-        self.wait().saturating_sub(now - self.since)
-    }
-
-    /// The time left before the next acquire can move on: the open wait, or the probe
-    /// timeout of a full half-open breaker.
-    fn deadline(&self, now: u64) -> Option<u64> {
-        match self.state {
-            State::Open => Some(self.remaining(now)),
-            State::HalfOpen if self.in_flight >= self.config.half_open_max_calls => {
-                Some(self.remaining(now))
-            }
-            _ => None,
-        }
-    }
-
-    /// Starts a new period in `to`, one generation later.
-    fn enter(&mut self, to: State, step: u32, now: u64) -> Option<Transition> {
-        let from = self.state;
-        self.generation += 1;
-        self.state = to;
-        self.step = step;
-        self.in_flight = 0;
-        self.successes = 0;
-        self.since = now;
-        if to == State::Open {
-            self.trips += 1;
-        }
-        // Every period starts its own run of consecutive failures; the window is emptied
-        // when the breaker trips or closes.
-        self.consecutive = 0;
-        if matches!(to, State::Open | State::Closed) {
-            self.window.clear();
-        }
-        (from != to).then_some(Transition {
-            from,
-            to,
-            generation: self.generation,
-            at: now,
-        })
-    }
-
-    fn acquire(&mut self, now: u64) -> Result<(ModelPermit, Option<Transition>), Rejected> {
-        let (kind, transition) = match self.state {
-            State::Closed => (PermitKind::Normal, None),
-            State::MetricsOnly => (PermitKind::Observe, None),
-            State::Disabled => (PermitKind::Passive, None),
-            State::ForcedOpen => {
-                self.rejected += 1;
-                return Err(Rejected::ForcedOpen);
-            }
-            State::Open => {
-                let left = self.remaining(now);
-                if left > 0 {
-                    self.rejected += 1;
-                    return Err(Rejected::Open { retry_after: left });
-                }
-                let transition = self.enter(State::HalfOpen, self.step, now);
-                self.in_flight = 1;
-                (PermitKind::Probe, transition)
-            }
-            State::HalfOpen => {
-                if self.in_flight < self.config.half_open_max_calls {
-                    self.in_flight += 1;
-                    (PermitKind::Probe, None)
-                } else if self.remaining(now) == 0 {
-                    // The probes out are presumed hung: a new probing period.
-                    let transition = self.enter(State::HalfOpen, self.step, now);
-                    self.in_flight = 1;
-                    (PermitKind::Probe, transition)
-                } else {
-                    self.rejected += 1;
-                    return Err(Rejected::HalfOpenFull);
-                }
-            }
-        };
-        // Closed-state permits are counted as permitted when recorded; probes and
-        // metrics-only permits when admitted.
-        if matches!(kind, PermitKind::Probe | PermitKind::Observe) {
-            self.permitted += 1;
-        }
-        let permit = ModelPermit {
-            generation: self.generation,
-            kind,
-            started_at: if self.detects_slow_calls() { now } else { 0 },
-        };
-        Ok((permit, transition))
-    }
-
-    fn record(
-        &mut self,
-        permit: ModelPermit,
-        outcome: Outcome,
-        duration: u64,
-        now: u64,
-    ) -> Option<Transition> {
-        if permit.kind == PermitKind::Passive {
-            return None;
-        }
-        let slow = self.detects_slow_calls()
-            && outcome != Outcome::Ignored
-            && duration > self.config.slow_call_duration_ns;
-        match outcome {
-            Outcome::Success => self.succeeded += 1,
-            Outcome::Failure => self.failed += 1,
-            Outcome::Ignored => self.ignored += 1,
-        }
-        if slow {
-            self.slow += 1;
-        }
-        if permit.kind == PermitKind::Normal {
-            self.permitted += 1;
-        }
-        if permit.generation != self.generation {
-            return None; // stale
-        }
-        match permit.kind {
-            PermitKind::Normal | PermitKind::Observe => {
-                let expected_state = if permit.kind == PermitKind::Normal {
-                    State::Closed
-                } else {
-                    State::MetricsOnly
-                };
-                assert_eq!(self.state, expected_state, "model: permit of another state");
-                let failure = match outcome {
-                    Outcome::Ignored => return None,
-                    Outcome::Failure => true,
-                    Outcome::Success => false,
-                };
-                if failure {
-                    self.consecutive += 1;
-                } else {
-                    self.consecutive = 0;
-                }
-                self.window.push(failure, slow, now);
-                let stats = self.window.stats(now);
-                let c = &self.config;
-                let by_count =
-                    failure && c.failure_threshold.is_some_and(|n| self.consecutive >= n);
-                let by_rate = failure
-                    && c.failure_rate_threshold
-                        .is_some_and(|p| reaches(stats, stats.failures, p, c.minimum_calls));
-                let by_slow = slow
-                    && c.slow_call_rate_threshold
-                        .is_some_and(|p| reaches(stats, stats.slow, p, c.minimum_calls));
-                if permit.kind == PermitKind::Normal && (by_count || by_rate || by_slow) {
-                    self.enter(State::Open, self.step, now)
-                } else {
-                    None
-                }
-            }
-            PermitKind::Probe => {
-                assert_eq!(
-                    self.state,
-                    State::HalfOpen,
-                    "model: probe outside half-open"
-                );
-                // A slow probe is a failed probe when slow calls are a trip rule.
-                let outcome = if slow { Outcome::Failure } else { outcome };
-                match outcome {
-                    Outcome::Ignored => {
-                        self.in_flight -= 1;
-                        None
-                    }
-                    Outcome::Failure => self.enter(State::Open, (self.step + 1).min(MAX_STEP), now),
-                    Outcome::Success => {
-                        self.successes += 1;
-                        if self.successes >= self.config.success_threshold {
-                            self.enter(State::Closed, 0, now)
-                        } else {
-                            self.in_flight -= 1;
-                            None
-                        }
-                    }
-                }
-            }
-            PermitKind::Passive => unreachable!("handled above"),
-        }
-    }
-
-    fn manual(&mut self, to: State, now: u64) -> Option<Transition> {
-        self.enter(to, 0, now)
-    }
-
-    fn retry_after(&self, now: u64) -> u64 {
-        if self.state == State::Open {
-            self.remaining(now)
-        } else {
-            0
-        }
-    }
-
-    fn metrics(&self, now: u64) -> Metrics {
-        Metrics {
-            state: self.state,
-            generation: self.generation,
-            permitted: self.permitted,
-            rejected: self.rejected,
-            succeeded: self.succeeded,
-            failed: self.failed,
-            ignored: self.ignored,
-            slow: self.slow,
-            trips: self.trips,
-            consecutive_failures: self.consecutive,
-            half_open_in_flight: if self.state == State::HalfOpen {
-                self.in_flight
-            } else {
-                0
-            },
-            window: self.window.stats(now),
-            last_transition_at: (self.generation != 0).then_some(self.since),
-            retry_after: self.retry_after(now),
-        }
     }
 }
 
@@ -456,6 +80,8 @@ enum Op {
     },
     /// Records the permit acquired last, with `record(now)`.
     RecordNewest(Outcome),
+    /// Drops one outstanding permit without recording it.
+    Drop(Index),
     /// Moves the clock forward (0 included).
     Advance(u64),
     /// Moves the clock to `offset` ns around the end of the open wait or of a full
@@ -465,6 +91,8 @@ enum Op {
     Disable,
     MetricsOnly,
     Reset,
+    Trip,
+    HalfOpen,
 }
 
 fn outcome() -> impl Strategy<Value = Outcome> {
@@ -475,13 +103,24 @@ fn outcome() -> impl Strategy<Value = Outcome> {
     ]
 }
 
-fn advance() -> impl Strategy<Value = u64> {
-    prop_oneof![Just(0u64), 1u64..=3, 1u64..=100, 100u64..=5_000]
+fn short_advance() -> BoxedStrategy<u64> {
+    prop_oneof![Just(0u64), 1u64..=3, 1u64..=100, 100u64..=5_000].boxed()
+}
+
+fn long_advance() -> BoxedStrategy<u64> {
+    prop_oneof![
+        Just(0u64),
+        1u64..=100,
+        1u64..=1 << 40,
+        1u64..=1 << 54,
+        1u64..=1 << 57
+    ]
+    .boxed()
 }
 
 /// One operation; `manual` weighs each manual operation (0: none in this run).
-fn op(manual: u32) -> impl Strategy<Value = Op> {
-    prop_oneof![
+fn op(manual: u32, advance: BoxedStrategy<u64>) -> BoxedStrategy<Op> {
+    let calls = prop_oneof![
         10 => any::<bool>().prop_map(|clock| Op::Acquire { clock }),
         8 => (
             any::<Index>(),
@@ -496,16 +135,55 @@ fn op(manual: u32) -> impl Strategy<Value = Op> {
                 clock,
             }),
         4 => outcome().prop_map(Op::RecordNewest),
-        4 => advance().prop_map(Op::Advance),
+        1 => any::<Index>().prop_map(Op::Drop),
+        4 => advance.prop_map(Op::Advance),
         5 => (-1i8..=1).prop_map(Op::ToDeadline),
-        manual => Just(Op::ForceOpen),
-        manual => Just(Op::Disable),
-        manual => Just(Op::MetricsOnly),
-        manual => Just(Op::Reset),
-    ]
+    ];
+    if manual == 0 {
+        return calls.boxed();
+    }
+    let manual_op = prop_oneof![
+        Just(Op::ForceOpen),
+        Just(Op::Disable),
+        Just(Op::MetricsOnly),
+        Just(Op::Reset),
+        Just(Op::Trip),
+        Just(Op::HalfOpen),
+    ];
+    prop_oneof![32 => calls, 6 * manual => manual_op].boxed()
 }
 
-fn config() -> impl Strategy<Value = BreakerConfig> {
+/// Waits of a few ns to 1 ms, capped at up to 20 times the wait or not at all.
+fn short_backoff() -> BoxedStrategy<(u64, u32, Option<u64>)> {
+    (
+        prop_oneof![1u64..=10, 1u64..=1_000, 1_000u64..=1_000_000],
+        prop_oneof![Just(1000u32), Just(2000u32), 1000u32..=3000],
+        prop::option::weighted(0.4, 1u64..=20),
+    )
+        .prop_map(|(wait, factor, m)| (wait, factor, m.map(|m| wait * m)))
+        .boxed()
+}
+
+/// Waits from 2^30 ns to the longest, 2^54 ns, capped anywhere up to 2^54 or not at all.
+fn long_backoff() -> BoxedStrategy<(u64, u32, Option<u64>)> {
+    (
+        prop_oneof![
+            1u64 << 30..=1 << 40,
+            1u64 << 40..=MAX_WAIT_DURATION_NS,
+            Just(MAX_WAIT_DURATION_NS),
+            Just(60 * SECOND)
+        ],
+        prop_oneof![Just(1000u32), Just(2000u32), 1000u32..=4000],
+        prop::option::weighted(0.3, any::<u64>()),
+    )
+        .prop_map(|(wait, factor, m)| {
+            let cap = m.map(|m| wait + m % (MAX_WAIT_DURATION_NS - wait + 1));
+            (wait, factor, cap)
+        })
+        .boxed()
+}
+
+fn config(backoff: BoxedStrategy<(u64, u32, Option<u64>)>) -> impl Strategy<Value = BreakerConfig> {
     let rules = (
         prop::option::weighted(0.7, 1u32..=4),
         prop::option::weighted(0.5, prop_oneof![1u8..=100, Just(50u8), Just(100u8)]),
@@ -519,21 +197,23 @@ fn config() -> impl Strategy<Value = BreakerConfig> {
             1 => (1u16..=COUNT_CAPACITY).prop_map(Some),
             1 => Just(None),
         ],
+        prop_oneof![
+            4 => (1u16..=BUCKETS as u16).prop_map(Some),
+            1 => Just(None),
+        ],
         prop_oneof![1u64..=3, 1u64..=50],
     );
-    let backoff = (
-        prop_oneof![1u64..=10, 1u64..=1_000, 1_000u64..=1_000_000],
-        prop_oneof![Just(1000u32), Just(2000u32), 1000u32..=3000],
-        prop::option::weighted(0.4, 1u64..=20),
+    let jitter = (
         prop_oneof![3 => Just(0u16), 1 => 1u16..=1000],
-        any::<u64>(),
+        prop::option::weighted(0.8, any::<u64>()),
     );
     let probes = (1u16..=3, 1u16..=3);
-    (rules, windows, backoff, probes).prop_map(
+    (rules, windows, backoff, jitter, probes).prop_map(
         |(
             (failure_threshold, failure_rate, slow_rate, slow_ns, minimum_calls),
-            (window_size, bucket_ns),
-            (wait, factor, cap_multiple, jitter, seed),
+            (window_size, window_buckets, bucket_ns),
+            (wait, factor, max_wait),
+            (jitter, seed),
             (half_open_max_calls, success_threshold),
         )| BreakerConfig {
             failure_threshold,
@@ -542,10 +222,11 @@ fn config() -> impl Strategy<Value = BreakerConfig> {
             slow_call_duration_ns: slow_ns,
             minimum_calls,
             window_size,
+            window_buckets,
             bucket_duration_ns: bucket_ns,
             wait_duration_ns: wait,
             backoff_factor_milli: factor,
-            max_wait_duration_ns: cap_multiple.map(|m| wait * m),
+            max_wait_duration_ns: max_wait,
             jitter_permille: jitter,
             jitter_seed: seed,
             half_open_max_calls,
@@ -554,38 +235,78 @@ fn config() -> impl Strategy<Value = BreakerConfig> {
     )
 }
 
+/// Makes a configuration valid where the generators easily stray: a `minimum_calls` above
+/// a count window's size with a rate rule, a cap the factor cannot reach within 1023
+/// reopenings (lowered to where the wait gets in 1023 steps).
+fn repaired(mut config: BreakerConfig, window: WindowKind) -> BreakerConfig {
+    if window == WindowKind::Count {
+        let size = WindowSpec::Count {
+            capacity: COUNT_CAPACITY,
+        }
+        .resolved(&config);
+        config.minimum_calls = config.minimum_calls.min(u32::from(size));
+    }
+    if steps_to_cap(&config).is_none() {
+        config.max_wait_duration_ns = Some(plain_delay(&config, 1023));
+    }
+    config
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum WindowKind {
     Count,
     Time,
 }
 
+impl WindowKind {
+    fn spec(self) -> WindowSpec {
+        match self {
+            WindowKind::Count => WindowSpec::Count {
+                capacity: COUNT_CAPACITY,
+            },
+            WindowKind::Time => WindowSpec::Time {
+                capacity: BUCKETS as u16,
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Case {
     config: BreakerConfig,
     window: WindowKind,
-    /// Chooses the clock's origin (see [`bounded_origin`]).
+    /// The clock's origin (taken modulo 2^62).
     origin: u64,
+    /// How far the run may move the clock past its origin.
+    span: u64,
     ops: Vec<Op>,
 }
 
-/// The clock's origin: anywhere below 2^62, for both windows (time windows then see bucket
-/// numbers past 2^31 and 2^32, where their 32-bit epoch tags wrap).
-fn bounded_origin(case: &Case) -> u64 {
-    case.origin % (1 << 62)
-}
-
-fn case(max_ops: usize) -> impl Strategy<Value = Case> {
+/// Random configurations (nine in ten repaired to be valid), random operations.
+fn case(max_ops: usize, long: bool) -> impl Strategy<Value = Case> {
+    let (backoff, advance, span) = if long {
+        (long_backoff(), long_advance(), LONG_SPAN)
+    } else {
+        (short_backoff(), short_advance(), SHORT_SPAN)
+    };
     (
-        config(),
+        config(backoff),
         prop_oneof![Just(WindowKind::Count), Just(WindowKind::Time)],
+        prop::bool::weighted(0.9),
         prop_oneof![Just(0u64), 0u64..=1_000_000, any::<u64>()],
-        (0u32..=2).prop_flat_map(move |manual| prop::collection::vec(op(manual), 1..=max_ops)),
+        (0u32..=2).prop_flat_map(move |manual| {
+            prop::collection::vec(op(manual, advance.clone()), 1..=max_ops)
+        }),
     )
-        .prop_map(|(config, window, origin, ops)| Case {
-            config,
+        .prop_map(move |(config, window, repair, origin, ops)| Case {
+            config: if repair {
+                repaired(config, window)
+            } else {
+                config
+            },
             window,
             origin,
+            span,
             ops,
         })
 }
@@ -598,84 +319,90 @@ fn permit_view(p: &Permit) -> (PermitKind, u64, u64, Option<Transition>) {
     (p.kind(), p.generation(), p.started_at(), p.transition())
 }
 
-fn compare_state<W: Window>(
-    breaker: &CircuitBreaker<W>,
-    model: &Model,
+/// A breaker and its model, driven in lockstep. Every breaker call comes before the model's
+/// (the model adopts a random jitter seed once the breaker has drawn it).
+struct Run<W> {
+    breaker: CircuitBreaker<W>,
+    model: Model,
+    clock: ManualClock,
     now: u64,
+    end: u64,
+    permits: Vec<(Permit, ModelPermit)>,
     step: usize,
-    op: &Op,
-) -> Result<(), TestCaseError> {
-    prop_assert_eq!(
-        breaker.state(),
-        model.state,
-        "state after op {} {:?}",
-        step,
-        op
-    );
-    prop_assert_eq!(
-        breaker.generation(),
-        model.generation,
-        "generation after op {} {:?}",
-        step,
-        op
-    );
-    prop_assert_eq!(
-        breaker.retry_after(now),
-        model.retry_after(now),
-        "retry_after after op {} {:?}",
-        step,
-        op
-    );
-    prop_assert_eq!(
-        breaker.metrics(now),
-        model.metrics(now),
-        "metrics after op {} {:?}",
-        step,
-        op
-    );
-    prop_assert_eq!(
-        breaker.window().stats(now),
-        model.window.stats(now),
-        "window after op {} {:?}",
-        step,
-        op
-    );
-    Ok(())
+    /// The breaker's answer to the latest acquire: (kind, generation, transition).
+    last_acquire: Option<Result<(PermitKind, u64, Option<Transition>), Rejected>>,
+    /// The breaker's answer to the latest record.
+    last_record: Option<Option<Transition>>,
 }
 
-fn run_case<W: Window>(
-    breaker: CircuitBreaker<W>,
-    mut model: Model,
-    origin: u64,
-    ops: &[Op],
-) -> Result<(), TestCaseError> {
-    let config = model.config;
-    prop_assert_eq!(breaker.backoff(), config.backoff());
-    prop_assert_eq!(
-        breaker.config(),
-        BreakerConfig {
-            window_size: None,
-            bucket_duration_ns: BreakerConfig::new().bucket_duration_ns,
-            ..config
-        }
-    );
+impl<W: Window> Run<W> {
+    fn new(
+        breaker: CircuitBreaker<W>,
+        model: Model,
+        origin: u64,
+        span: u64,
+    ) -> Result<Self, TestCaseError> {
+        let run = Run {
+            breaker,
+            model,
+            clock: ManualClock::new(origin),
+            now: origin,
+            end: origin.saturating_add(span),
+            permits: Vec::new(),
+            step: 0,
+            last_acquire: None,
+            last_record: None,
+        };
+        run.compare(&Op::Advance(0))?;
+        Ok(run)
+    }
 
-    let end = origin + RUN_SPAN;
-    let clock = ManualClock::new(origin);
-    let mut now = origin;
-    let mut permits: Vec<(Permit, ModelPermit)> = Vec::new();
-    compare_state(&breaker, &model, now, 0, &Op::Advance(0))?;
+    fn sync_seed(&mut self) {
+        self.model.adopt_seed(self.breaker.config().jitter_seed);
+    }
 
-    for (step, op) in ops.iter().enumerate() {
-        clock.set(now);
+    /// Everything observable, breaker first, then the model.
+    fn compare(&self, op: &Op) -> Result<(), TestCaseError> {
+        let (b, now, step) = (&self.breaker, self.now, self.step);
+        let state = b.state();
+        let generation = b.generation();
+        let retry_after = b.retry_after(now);
+        let metrics = b.metrics(now);
+        let window = binding::window(b).stats(now);
+        let config = b.config();
+        let backoff = b.backoff();
+        let mut model = self.model.clone();
+        model.adopt_seed(config.jitter_seed);
+        prop_assert_eq!(state, model.state, "state after op {} {:?}", step, op);
+        prop_assert_eq!(generation, model.generation, "generation after op {} {:?}", step, op);
+        prop_assert_eq!(
+            retry_after,
+            model.retry_after(now),
+            "retry_after after op {} {:?} at {}",
+            step,
+            op,
+            now
+        );
+        prop_assert_eq!(metrics, model.metrics(now), "metrics after op {} {:?}", step, op);
+        prop_assert_eq!(window, model.window.stats(now), "window after op {} {:?}", step, op);
+        prop_assert_eq!(config, model.read_back(), "config after op {} {:?}", step, op);
+        prop_assert_eq!(backoff, model.backoff(), "backoff after op {} {:?}", step, op);
+        Ok(())
+    }
+
+    fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
+        let now = self.now;
+        let step = self.step;
+        self.clock.set(now);
         match *op {
             Op::Acquire { clock: with_clock } => {
                 let got = if with_clock {
-                    breaker.acquire_with(&clock)
+                    self.breaker.acquire_with(&self.clock)
                 } else {
-                    breaker.acquire(now)
+                    self.breaker.acquire(now)
                 };
-                let want = model.acquire(now);
+                self.sync_seed();
+                let want = self.model.acquire(now);
                 prop_assert_eq!(
                     got.as_ref().map(permit_view).map_err(|r| *r),
                     want.map(|(m, t)| (m.kind, m.generation, m.started_at, t)),
@@ -683,8 +410,13 @@ fn run_case<W: Window>(
                     step,
                     now
                 );
+                self.last_acquire = Some(
+                    got.as_ref()
+                        .map(|p| (p.kind(), p.generation(), p.transition()))
+                        .map_err(|r| *r),
+                );
                 if let (Ok(p), Ok((m, _))) = (got, want) {
-                    permits.push((p, m));
+                    self.permits.push((p, m));
                 }
             }
             Op::Record {
@@ -693,121 +425,160 @@ fn run_case<W: Window>(
                 duration,
                 clock: with_clock,
             } => {
-                if permits.is_empty() {
-                    continue;
+                if !self.permits.is_empty() {
+                    let (p, m) = self.permits.swap_remove(which.index(self.permits.len()));
+                    let got = match duration {
+                        Some(d) => self.breaker.record_with_duration(p, outcome, d, now),
+                        None if with_clock => self.breaker.record_with(&self.clock, p, outcome),
+                        None => self.breaker.record(p, outcome, now),
+                    };
+                    self.sync_seed();
+                    let d = duration.unwrap_or(now - m.started_at);
+                    let want = self.model.record(m, outcome, d, now);
+                    prop_assert_eq!(got, want, "record {:?}, op {} at {}", outcome, step, now);
+                    self.last_record = Some(got);
                 }
-                let (p, m) = permits.swap_remove(which.index(permits.len()));
-                let got = match duration {
-                    Some(d) => breaker.record_with_duration(p, outcome, d, now),
-                    None if with_clock => breaker.record_with(&clock, p, outcome),
-                    None => breaker.record(p, outcome, now),
-                };
-                let d = duration.unwrap_or(now - m.started_at);
-                let want = model.record(m, outcome, d, now);
-                prop_assert_eq!(got, want, "record {:?}, op {} at {}", outcome, step, now);
             }
             Op::RecordNewest(outcome) => {
-                let Some((p, m)) = permits.pop() else {
-                    continue;
-                };
-                let got = breaker.record(p, outcome, now);
-                let want = model.record(m, outcome, now - m.started_at, now);
-                prop_assert_eq!(got, want, "record {:?}, op {} at {}", outcome, step, now);
-            }
-            Op::Advance(d) => now = now.saturating_add(d).min(end),
-            Op::ToDeadline(offset) => {
-                if let Some(left) = model.deadline(now) {
-                    let target = left.saturating_add_signed(i64::from(offset));
-                    now = now.saturating_add(target).min(end);
+                if let Some((p, m)) = self.permits.pop() {
+                    let got = self.breaker.record(p, outcome, now);
+                    self.sync_seed();
+                    let want = self.model.record(m, outcome, now - m.started_at, now);
+                    prop_assert_eq!(got, want, "record {:?}, op {} at {}", outcome, step, now);
+                    self.last_record = Some(got);
                 }
             }
-            Op::ForceOpen => {
-                let want = model.manual(State::ForcedOpen, now);
-                prop_assert_eq!(breaker.force_open(now), want, "force_open, op {}", step);
+            Op::Drop(which) => {
+                if !self.permits.is_empty() {
+                    let (p, m) = self.permits.swap_remove(which.index(self.permits.len()));
+                    drop(p);
+                    self.model.drop_permit(m);
+                }
             }
-            Op::Disable => {
-                let want = model.manual(State::Disabled, now);
-                prop_assert_eq!(breaker.disable(now), want, "disable, op {}", step);
+            Op::Advance(d) => self.now = now.saturating_add(d).min(self.end),
+            Op::ToDeadline(offset) => {
+                // An open breaker computes its deadline here too (and draws a random seed).
+                let _ = self.breaker.retry_after(now);
+                self.sync_seed();
+                let m = &self.model;
+                if m.needs_wait() {
+                    // A full half-open breaker may not have drawn its seed yet: aim at the
+                    // plain deadline then (it is only where the clock goes).
+                    let left = if m.config.jitter_permille > 0 && m.seed.is_none() {
+                        plain_delay(&m.config, m.step)
+                            .saturating_sub(now - observed_since(m.since, now))
+                    } else {
+                        m.remaining(now)
+                    };
+                    let target = left.saturating_add_signed(i64::from(offset));
+                    self.now = now.saturating_add(target).min(self.end);
+                }
             }
-            Op::MetricsOnly => {
-                let want = model.manual(State::MetricsOnly, now);
-                prop_assert_eq!(breaker.metrics_only(now), want, "metrics_only, op {}", step);
-            }
-            Op::Reset => {
-                let want = model.manual(State::Closed, now);
-                prop_assert_eq!(breaker.reset(now), want, "reset, op {}", step);
-            }
+            Op::ForceOpen => self.manual(State::ForcedOpen)?,
+            Op::Disable => self.manual(State::Disabled)?,
+            Op::MetricsOnly => self.manual(State::MetricsOnly)?,
+            Op::Reset => self.manual(State::Closed)?,
+            Op::Trip => self.manual(State::Open)?,
+            Op::HalfOpen => self.manual(State::HalfOpen)?,
         }
-        compare_state(&breaker, &model, now, step, op)?;
+        self.compare(op)?;
+        self.step += 1;
+        Ok(())
     }
 
-    // Drain: every outstanding permit is recorded, a success each, then a last look.
-    while let Some((p, m)) = permits.pop() {
-        let got = breaker.record(p, Outcome::Success, now);
-        let want = model.record(m, Outcome::Success, now - m.started_at, now);
-        prop_assert_eq!(got, want, "final record at {}", now);
-        compare_state(
-            &breaker,
-            &model,
-            now,
-            ops.len(),
-            &Op::RecordNewest(Outcome::Success),
-        )?;
+    fn manual(&mut self, to: State) -> Result<(), TestCaseError> {
+        let now = self.now;
+        let b = &self.breaker;
+        let got = match to {
+            State::Closed => b.reset(now),
+            State::Open => b.trip(now),
+            State::HalfOpen => b.half_open(now),
+            State::ForcedOpen => b.force_open(now),
+            State::Disabled => b.disable(now),
+            State::MetricsOnly => b.metrics_only(now),
+        };
+        let want = self.model.manual(to, now);
+        prop_assert_eq!(got, want, "manual {:?}, op {} at {}", to, self.step, now);
+        Ok(())
     }
-    Ok(())
+
+    /// Every outstanding permit is recorded, a success each, with a look after each.
+    fn drain(&mut self) -> Result<(), TestCaseError> {
+        while let Some((p, m)) = self.permits.pop() {
+            let now = self.now;
+            let got = self.breaker.record(p, Outcome::Success, now);
+            self.sync_seed();
+            let want = self.model.record(m, Outcome::Success, now - m.started_at, now);
+            prop_assert_eq!(got, want, "final record at {}", now);
+            self.compare(&Op::RecordNewest(Outcome::Success))?;
+        }
+        Ok(())
+    }
 }
 
-fn check(case: &Case, origin: u64) -> Result<(), TestCaseError> {
+/// Builds the breaker iff the model says the configuration is valid (a refusal must name
+/// the same field and value), then runs the operations.
+fn check(case: &Case) -> Result<(), TestCaseError> {
+    let origin = case.origin % (1 << 62);
     match case.window {
         WindowKind::Count => {
-            let size = case.config.window_size.unwrap_or(COUNT_CAPACITY);
-            // A count window rejects a minimum_calls above its size when a rate rule is set
-            // (such a rule could never fire): clamp it here, for the breaker and the model.
-            let config = BreakerConfig {
-                minimum_calls: case.config.minimum_calls.min(u32::from(size)),
-                ..case.config
-            };
-            let breaker = CircuitBreaker::<CountWindow64>::new(config)
-                .map_err(|e| TestCaseError::fail(format!("config rejected: {e}")))?;
-            let window = ModelWindow::Count {
-                size: usize::from(size),
-                outcomes: VecDeque::new(),
-            };
-            run_case(
-                breaker,
-                Model::new(config, window, origin),
-                origin,
-                &case.ops,
-            )
+            check_on(CircuitBreaker::<CountWindow64>::new(case.config), case, origin)
         }
         WindowKind::Time => {
-            let breaker = CircuitBreaker::<TimeWindow<BUCKETS>>::new(case.config)
-                .map_err(|e| TestCaseError::fail(format!("config rejected: {e}")))?;
-            let window = ModelWindow::Time {
-                bucket_ns: case.config.bucket_duration_ns,
-                outcomes: Vec::new(),
-            };
-            run_case(
-                breaker,
-                Model::new(case.config, window, origin),
-                origin,
-                &case.ops,
-            )
+            check_on(CircuitBreaker::<TimeWindow<BUCKETS>>::new(case.config), case, origin)
         }
+    }
+}
+
+fn check_on<W: Window>(
+    built: Result<CircuitBreaker<W>, fastbreaker::ConfigError>,
+    case: &Case,
+    origin: u64,
+) -> Result<(), TestCaseError> {
+    let spec = case.window.spec();
+    match (validate(&case.config, spec), built) {
+        (Ok(()), Ok(breaker)) => {
+            let model = Model::new(case.config, spec, origin);
+            let mut run = Run::new(breaker, model, origin, case.span)?;
+            for op in &case.ops {
+                run.apply(op)?;
+            }
+            run.drain()
+        }
+        (Err((field, value)), Err(e)) => {
+            prop_assert_eq!((e.field, e.value), (field, value), "{}", e);
+            Ok(())
+        }
+        (Ok(()), Err(e)) => Err(TestCaseError::fail(format!("valid config refused: {e}"))),
+        (Err(why), Ok(_)) => Err(TestCaseError::fail(format!("invalid config built: {why:?}"))),
     }
 }
 
 proptest! {
     #![proptest_config(persisted(10_000))]
 
-    /// The main property: random configurations, both windows, random operations.
+    /// The main property: random configurations, both windows, random operations, waits of
+    /// a few ns to 20 ms.
     #[test]
-    fn breaker_matches_model(case in case(120)) {
-        check(&case, bounded_origin(&case))?;
+    fn breaker_matches_model(case in case(120, false)) {
+        check(&case)?;
     }
 }
 
-/// Probe cycles that mostly fail: the backoff step climbs to its maximum (31) and stays.
+proptest! {
+    #![proptest_config(persisted(1_000))]
+
+    /// Long waits: up to 2^54 ns, growing or not, and the clock moved by up to 2^57 ns at a
+    /// time, so that the stored times wrap their 2^56 ns: every wait must still end when the
+    /// model says.
+    #[test]
+    fn breaker_matches_model_with_long_waits(case in case(80, true)) {
+        check(&case)?;
+    }
+}
+
+/// Probe cycles that mostly fail: the wait grows at each reopening up to its cap and stays
+/// there.
 fn reopening_case() -> impl Strategy<Value = Case> {
     let probe = prop_oneof![
         6 => Just(Outcome::Failure),
@@ -823,32 +594,35 @@ fn reopening_case() -> impl Strategy<Value = Case> {
         ]
     });
     let groups = prop::collection::vec(
-        prop_oneof![12 => cycle, 1 => op(1).prop_map(|op| vec![op])],
+        prop_oneof![12 => cycle, 1 => op(1, short_advance()).prop_map(|op| vec![op])],
         40..=80,
     );
     (
-        config(),
+        config(short_backoff()),
         1u64..=200,
-        1001u32..=1100,
+        prop_oneof![1001u32..=1100, 1100u32..=3000],
+        prop::option::weighted(0.7, 2u64..=300),
         prop_oneof![Just(0u64), any::<u64>()],
         groups,
     )
-        .prop_map(|(config, wait, factor, origin, groups)| {
+        .prop_map(|(config, wait, factor, cap, origin, groups)| {
             let mut ops = vec![
                 Op::Acquire { clock: false },
                 Op::RecordNewest(Outcome::Failure),
             ];
             ops.extend(groups.into_iter().flatten());
+            let config = BreakerConfig {
+                failure_threshold: Some(1),
+                wait_duration_ns: wait,
+                backoff_factor_milli: factor,
+                max_wait_duration_ns: cap.map(|m| wait * m),
+                ..config
+            };
             Case {
-                config: BreakerConfig {
-                    failure_threshold: Some(1),
-                    wait_duration_ns: wait,
-                    backoff_factor_milli: factor,
-                    max_wait_duration_ns: None,
-                    ..config
-                },
+                config: repaired(config, WindowKind::Count),
                 window: WindowKind::Count,
                 origin,
+                span: LONG_SPAN,
                 ops,
             }
         })
@@ -857,10 +631,108 @@ fn reopening_case() -> impl Strategy<Value = Case> {
 proptest! {
     #![proptest_config(persisted(500))]
 
-    /// Deep backoff: long runs of failing probes reach and keep the maximum step.
+    /// Deep backoff: long runs of failing probes reach the cap and keep it.
     #[test]
     fn breaker_matches_model_through_deep_backoff(case in reopening_case()) {
-        check(&case, bounded_origin(&case))?;
+        check(&case)?;
+    }
+}
+
+/// Hundreds of generations with a failure run pending: manual changes (mostly resets)
+/// between closed-state failures, and probe cycles, so that generations pass every multiple
+/// of 256 (where an 8-bit tag of the failure count used to wrap).
+fn many_generations_case() -> impl Strategy<Value = Case> {
+    let manual = prop_oneof![
+        8 => Just(Op::Reset),
+        1 => Just(Op::Trip),
+        1 => Just(Op::HalfOpen),
+        1 => Just(Op::MetricsOnly),
+        1 => Just(Op::ForceOpen),
+        1 => Just(Op::Disable),
+    ];
+    let run_of = move |n| prop::collection::vec(manual.clone(), n);
+    let group = prop_oneof![
+        3 => (1usize..=300).prop_flat_map(run_of),
+        2 => (outcome(), 1usize..=3).prop_map(|(o, n)| {
+            let mut ops = Vec::new();
+            for _ in 0..n {
+                ops.push(Op::Acquire { clock: false });
+                ops.push(Op::RecordNewest(o));
+            }
+            ops
+        }),
+        1 => Just(vec![Op::ToDeadline(0), Op::Acquire { clock: false }]),
+        1 => op(0, short_advance()).prop_map(|op| vec![op]),
+    ];
+    (
+        config(short_backoff()),
+        prop::collection::vec(group, 4..=16),
+        any::<u64>(),
+    )
+        .prop_map(|(config, groups, origin)| Case {
+            config: repaired(
+                BreakerConfig {
+                    failure_threshold: Some(3),
+                    ..config
+                },
+                WindowKind::Count,
+            ),
+            window: WindowKind::Count,
+            origin,
+            span: SHORT_SPAN,
+            ops: groups.into_iter().flatten().collect(),
+        })
+}
+
+proptest! {
+    #![proptest_config(persisted(200))]
+
+    /// No failure count outlives its generation, however many generations pass.
+    #[test]
+    fn breaker_matches_model_over_many_generations(case in many_generations_case()) {
+        check(&case)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(persisted(3_000))]
+
+    /// Validation against the model's: any field in or near its range, and the read-back of
+    /// a built breaker.
+    #[test]
+    fn config_validation_matches_model(
+        failure_threshold in prop::option::of(prop_oneof![0u32..=5, Just((1 << 24) - 1), Just(1 << 24)]),
+        rates in (prop::option::of(0u8..=101), prop::option::of(prop_oneof![0u8..=101, Just(255u8)])),
+        slow_ns in prop_oneof![Just(0u64), 1u64..=100],
+        minimum_calls in prop_oneof![Just(0u32), 1u32..=70, Just(u32::MAX)],
+        window in (prop::option::of(0u16..=70), prop::option::of(0u16..=6), prop_oneof![Just(0u64), 1u64..=10]),
+        wait in prop_oneof![Just(0u64), 1u64..=1000, Just(MAX_WAIT_DURATION_NS), Just(MAX_WAIT_DURATION_NS + 1), any::<u64>()],
+        factor in prop_oneof![0u32..=2000, 1000u32..=1010, Just(u32::MAX)],
+        max_wait in prop::option::of(prop_oneof![0u64..=100_000, Just(MAX_WAIT_DURATION_NS), Just(MAX_WAIT_DURATION_NS + 1), any::<u64>()]),
+        jitter in prop_oneof![0u16..=1001, Just(u16::MAX)],
+        seed in prop::option::of(any::<u64>()),
+        probes in (prop_oneof![0u16..=3, 1022u16..=1025], prop_oneof![0u16..=3, 1022u16..=1025]),
+        kind in prop_oneof![Just(WindowKind::Count), Just(WindowKind::Time)],
+    ) {
+        let config = BreakerConfig {
+            failure_threshold,
+            failure_rate_threshold: rates.0,
+            slow_call_rate_threshold: rates.1,
+            slow_call_duration_ns: slow_ns,
+            minimum_calls,
+            window_size: window.0,
+            window_buckets: window.1,
+            bucket_duration_ns: window.2,
+            wait_duration_ns: wait,
+            backoff_factor_milli: factor,
+            max_wait_duration_ns: max_wait,
+            jitter_permille: jitter,
+            jitter_seed: seed,
+            half_open_max_calls: probes.0,
+            success_threshold: probes.1,
+        };
+        let case = Case { config, window: kind, origin: 0, span: 0, ops: Vec::new() };
+        check(&case)?;
     }
 }
 
@@ -884,14 +756,14 @@ proptest! {
             backoff_factor_milli: factor,
             max_wait_duration_ns: cap.map(|m| base.saturating_mul(m)),
             jitter_permille: jitter,
-            jitter_seed: seed,
+            jitter_seed: Some(seed),
             ..BreakerConfig::new()
         };
         let backoff = config.backoff();
         prop_assert_eq!(backoff, Backoff {
             base_ns: base,
             factor_milli: factor,
-            max_ns: config.max_wait_duration_ns.unwrap_or(u64::MAX),
+            max_ns: config.max_wait_duration_ns.unwrap_or(MAX_WAIT_DURATION_NS),
             jitter_permille: jitter,
             seed,
         });
@@ -977,16 +849,332 @@ fn time_window_records_past_2_pow_31_buckets() {
 
 /// Once an imprecision: `Backoff::delay` saturated to `u64::MAX` as soon as
 /// `d * factor_milli` overflowed 64 bits, though `d * factor_milli / 1000` fit: 1 s tripled
-/// at each step gave u64::MAX from step 16 (exact: 43 046 721 s).
+/// at each step gave u64::MAX from step 16 (exact: 43 046 721 s). Today the cap is 2^54 ns
+/// (about 208 days), reached at step 16.
 #[test]
 fn backoff_without_cap_is_exact_below_u64_max() {
+    let uncapped = Backoff {
+        base_ns: SECOND,
+        factor_milli: 3000,
+        max_ns: u64::MAX,
+        jitter_permille: 0,
+        seed: 0,
+    };
+    for step in 0..=45u32 {
+        let exact = (u128::from(SECOND) * 3u128.pow(step)).min(u128::from(u64::MAX));
+        assert_eq!(u128::from(uncapped.delay(step, 0)), exact, "step {step}");
+    }
     let config = BreakerConfig {
         wait_duration_ns: SECOND,
         backoff_factor_milli: 3000,
         ..BreakerConfig::new()
     };
-    for step in 0..=MAX_STEP {
+    for step in 0..=40 {
         let exact = plain_delay(&config, step);
         assert_eq!(config.backoff().delay(step, 0), exact, "step {step}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// The defects of issue 13, step by step through the model, with the documented outcomes
+// ---------------------------------------------------------------------------------------
+
+type Scripted = Run<CountWindow64>;
+
+/// A count-window breaker and its model at `origin`, with no limit on the clock.
+fn scripted(config: BreakerConfig, origin: u64) -> Scripted {
+    let spec = WindowKind::Count.spec();
+    validate(&config, spec).expect("a valid config for the model");
+    let breaker = CircuitBreaker::<CountWindow64>::new(config).expect("a valid config");
+    Run::new(breaker, Model::new(config, spec, origin), origin, u64::MAX - origin)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+impl Scripted {
+    fn op(&mut self, op: Op) -> &mut Self {
+        self.apply(&op).unwrap_or_else(|e| panic!("{e}"));
+        self
+    }
+
+    /// Moves the clock to `t`.
+    fn at(&mut self, t: u64) -> &mut Self {
+        assert!(t >= self.now, "the clock only moves forward");
+        self.op(Op::Advance(t - self.now))
+    }
+
+    /// Acquires a permit (kept outstanding); the breaker's answer.
+    fn acquire(&mut self) -> Result<(PermitKind, u64, Option<Transition>), Rejected> {
+        self.op(Op::Acquire { clock: false });
+        self.last_acquire.expect("acquired")
+    }
+
+    /// Records the newest outstanding permit; the transition it made.
+    fn record(&mut self, outcome: Outcome) -> Option<Transition> {
+        self.last_record = None;
+        self.op(Op::RecordNewest(outcome));
+        self.last_record.expect("a permit was outstanding")
+    }
+
+    /// One call: acquire (must be let through) and record.
+    fn call(&mut self, outcome: Outcome) -> Option<Transition> {
+        self.acquire().expect("let through");
+        self.record(outcome)
+    }
+
+    fn consecutive(&self) -> u32 {
+        self.breaker.metrics(self.now).consecutive_failures
+    }
+}
+
+/// Defect 1: the failure count was tagged with 8 bits of the generation. Threshold 3, two
+/// failures, then 256 resets (and 255, 257, 512, 1000): the count must read 0, and one more
+/// failure must not trip.
+#[test]
+fn failure_count_does_not_survive_256_resets() {
+    for resets in [255, 256, 257, 512, 1000] {
+        let mut r = scripted(
+            BreakerConfig {
+                failure_threshold: Some(3),
+                ..BreakerConfig::new()
+            },
+            1_000,
+        );
+        r.call(Outcome::Failure);
+        r.call(Outcome::Failure);
+        assert_eq!(r.consecutive(), 2);
+        for _ in 0..resets {
+            r.op(Op::Reset);
+        }
+        assert_eq!(r.breaker.generation(), resets);
+        assert_eq!(r.consecutive(), 0, "{resets} resets");
+        assert_eq!(r.call(Outcome::Failure), None, "{resets} resets: tripped");
+        assert_eq!(r.consecutive(), 1);
+        assert_eq!(r.call(Outcome::Failure), None);
+        let trip = r.call(Outcome::Failure).expect("the third failure trips");
+        assert_eq!((trip.from, trip.to), (State::Closed, State::Open));
+    }
+}
+
+/// Defect 1 without manual calls: trip (3 failures), one hung probe, 126 failed probes
+/// (252 generations), then a successful probe: the breaker closes in generation 256, where
+/// the 8-bit tag met the first period's count of 3 again and the first failure tripped.
+#[test]
+fn failure_count_does_not_survive_126_failed_probes() {
+    const WAIT: u64 = 100;
+    let mut r = scripted(
+        BreakerConfig {
+            failure_threshold: Some(3),
+            wait_duration_ns: WAIT,
+            ..BreakerConfig::new()
+        },
+        0,
+    );
+    for _ in 0..3 {
+        r.call(Outcome::Failure);
+    }
+    assert_eq!(r.breaker.state(), State::Open);
+    r.at(WAIT);
+    let (kind, generation, _) = r.acquire().expect("the first probe");
+    assert_eq!((kind, generation), (PermitKind::Probe, 2));
+    let hung = r.permits.pop().expect("the hung probe");
+    let mut t = 2 * WAIT;
+    r.at(t);
+    // The hung probe has been out for the wait: a new probe (generation 3) fails.
+    assert_eq!(r.call(Outcome::Failure).map(|t| t.to), Some(State::Open));
+    for _ in 1..126 {
+        t += WAIT;
+        r.at(t);
+        assert_eq!(r.call(Outcome::Failure).map(|t| t.to), Some(State::Open));
+    }
+    assert_eq!(r.breaker.generation(), 254);
+    t += WAIT;
+    r.at(t);
+    let close = r.call(Outcome::Success).expect("the probe closes");
+    assert_eq!((close.to, close.generation), (State::Closed, 256));
+    assert_eq!(r.consecutive(), 0);
+    assert_eq!(r.call(Outcome::Failure), None, "the first failure tripped");
+    assert_eq!(r.call(Outcome::Failure), None);
+    assert_eq!(r.call(Outcome::Failure).map(|t| t.to), Some(State::Open));
+    // The hung probe's late outcome is stale.
+    let (p, m) = hung;
+    assert_eq!(r.breaker.record(p, Outcome::Success, t), None);
+    r.model.record(m, Outcome::Success, 0, t);
+    r.compare(&Op::RecordNewest(Outcome::Success))
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Defect 2: probes are timed from their own admission. Wait 100, success threshold 2:
+/// probe A succeeds at 100, probe B is admitted at 199; an acquire at 200 is refused
+/// (B has been out 1 ns, not 100) and B's success at 250 closes the breaker.
+#[test]
+fn each_probe_is_timed_from_its_admission() {
+    let config = BreakerConfig {
+        failure_threshold: Some(1),
+        wait_duration_ns: 100,
+        success_threshold: 2,
+        ..BreakerConfig::new()
+    };
+    let mut r = scripted(config, 0);
+    r.call(Outcome::Failure);
+    r.at(100);
+    let (_, a, t) = r.acquire().expect("probe A");
+    assert_eq!(t.map(|t| (t.from, t.to)), Some((State::Open, State::HalfOpen)));
+    assert_eq!(r.record(Outcome::Success), None);
+    r.at(199);
+    let (_, b, _) = r.acquire().expect("probe B");
+    assert_eq!(a, b, "the same probing period");
+    r.at(200);
+    assert_eq!(r.acquire(), Err(Rejected::HalfOpenFull));
+    r.at(250);
+    let close = r.record(Outcome::Success).expect("B's success closes");
+    assert_eq!((close.from, close.to), (State::HalfOpen, State::Closed));
+
+    // The same, but B hangs: at 299 (B out for the wait) a new probe is admitted in a new
+    // generation that keeps A's success, and its success closes.
+    let mut r = scripted(config, 0);
+    r.call(Outcome::Failure);
+    r.at(100);
+    r.call(Outcome::Success);
+    r.at(199);
+    r.acquire().expect("probe B");
+    r.at(298);
+    assert_eq!(r.acquire(), Err(Rejected::HalfOpenFull));
+    r.at(299);
+    let (_, c, t) = r.acquire().expect("B presumed hung: probe C");
+    assert_eq!((c, t), (b + 1, None), "a new generation, still half-open");
+    let close = r.record(Outcome::Success).expect("A's and C's successes close");
+    assert_eq!(close.to, State::Closed);
+}
+
+/// Defect 3: a factor of 1.1 with a cap of 100 times the wait stopped at 19.2 times (the
+/// step stopped at 31). The wait must grow at every reopening until it is exactly the cap
+/// (after 49), then stay there.
+#[test]
+fn backoff_of_1_1_reaches_its_100x_cap() {
+    let config = BreakerConfig {
+        failure_threshold: Some(1),
+        wait_duration_ns: SECOND,
+        backoff_factor_milli: 1100,
+        max_wait_duration_ns: Some(100 * SECOND),
+        ..BreakerConfig::new()
+    };
+    assert_eq!(steps_to_cap(&config), Some(49));
+    let mut r = scripted(config, 7);
+    r.call(Outcome::Failure);
+    let mut waits = vec![r.breaker.retry_after(r.now)];
+    for _ in 0..60 {
+        let t = r.now + waits[waits.len() - 1];
+        r.at(t);
+        assert_eq!(r.call(Outcome::Failure).map(|t| t.to), Some(State::Open));
+        waits.push(r.breaker.retry_after(r.now));
+    }
+    assert_eq!(waits[0], SECOND);
+    assert!(waits[..50].windows(2).all(|w| w[0] < w[1]), "{waits:?}");
+    assert!(waits[48] < 100 * SECOND);
+    assert!(waits[49..].iter().all(|&w| w == 100 * SECOND), "{waits:?}");
+}
+
+/// Defect 4: long waits never ended (times kept modulo 2^56 ns, a state older than 2^55 ns
+/// read as new). A 60 s wait doubling with no cap: from the 19th reopening the wait is the
+/// longest, 2^54 ns; after 25 a probe is still admitted exactly when it ends.
+#[test]
+fn long_waits_end() {
+    for origin in [0, 1_790_000_000 * SECOND, (1 << 62) - 12_345] {
+        let config = BreakerConfig {
+            failure_threshold: Some(1),
+            wait_duration_ns: 60 * SECOND,
+            backoff_factor_milli: 2000,
+            ..BreakerConfig::new()
+        };
+        let mut r = scripted(config, origin);
+        r.call(Outcome::Failure);
+        for reopening in 1..=25u32 {
+            let wait = r.breaker.retry_after(r.now);
+            let t = r.now + wait;
+            r.at(t);
+            assert_eq!(r.call(Outcome::Failure).map(|t| t.to), Some(State::Open));
+            let expected = (60 * SECOND)
+                .saturating_mul(1 << reopening.min(40))
+                .min(MAX_WAIT_DURATION_NS);
+            assert_eq!(r.breaker.retry_after(r.now), expected, "reopening {reopening}");
+        }
+        let start = r.now;
+        assert_eq!(r.breaker.retry_after(start), MAX_WAIT_DURATION_NS);
+        r.at(start + MAX_WAIT_DURATION_NS - 1);
+        assert_eq!(r.acquire(), Err(Rejected::Open { retry_after: 1 }));
+        r.at(start + MAX_WAIT_DURATION_NS);
+        let (kind, _, t) = r.acquire().expect("the longest wait ends");
+        assert_eq!((kind, t.map(|t| t.to)), (PermitKind::Probe, Some(State::HalfOpen)));
+        assert!(r.now - origin > 1 << 56, "the run passed the 2^56 ns the breaker keeps");
+    }
+}
+
+/// Defect 4 at the edge: a wait of exactly 2^54 ns is the longest allowed; it ends, and a
+/// probe hung for 2^54 ns is replaced. One more nanosecond is refused.
+#[test]
+fn the_longest_wait_is_allowed_and_ends() {
+    let longest = BreakerConfig {
+        failure_threshold: Some(1),
+        wait_duration_ns: MAX_WAIT_DURATION_NS,
+        ..BreakerConfig::new()
+    };
+    for (config, field) in [
+        (
+            BreakerConfig {
+                wait_duration_ns: MAX_WAIT_DURATION_NS + 1,
+                ..longest
+            },
+            "wait_duration_ns",
+        ),
+        (
+            BreakerConfig {
+                max_wait_duration_ns: Some(MAX_WAIT_DURATION_NS + 1),
+                ..longest
+            },
+            "max_wait_duration_ns",
+        ),
+    ] {
+        let e = CircuitBreaker::<CountWindow64>::new(config).unwrap_err();
+        assert_eq!(e.field, field);
+        assert_eq!(validate(&config, WindowKind::Count.spec()).unwrap_err().0, field);
+    }
+    let origin = 3 << 56;
+    let mut r = scripted(longest, origin);
+    r.call(Outcome::Failure);
+    r.at(origin + MAX_WAIT_DURATION_NS - 1);
+    assert_eq!(r.acquire(), Err(Rejected::Open { retry_after: 1 }));
+    let t = origin + MAX_WAIT_DURATION_NS;
+    r.at(t);
+    r.acquire().expect("the wait is over");
+    r.at(t + MAX_WAIT_DURATION_NS - 1);
+    assert_eq!(r.acquire(), Err(Rejected::HalfOpenFull));
+    r.at(t + MAX_WAIT_DURATION_NS);
+    r.acquire().expect("the hung probe is replaced");
+    assert_eq!(r.record(Outcome::Success).map(|t| t.to), Some(State::Closed));
+}
+
+/// A dropped half-open permit does not wedge the breaker: its slot comes back once it has
+/// been out for the wait.
+#[test]
+fn a_dropped_probe_does_not_wedge_the_breaker() {
+    let mut r = scripted(
+        BreakerConfig {
+            failure_threshold: Some(1),
+            wait_duration_ns: 50,
+            ..BreakerConfig::new()
+        },
+        0,
+    );
+    r.call(Outcome::Failure);
+    r.at(50);
+    r.acquire().expect("probe");
+    let (p, m) = r.permits.pop().expect("the probe");
+    drop(p);
+    r.model.drop_permit(m);
+    r.at(99);
+    assert_eq!(r.acquire(), Err(Rejected::HalfOpenFull));
+    r.at(100);
+    r.acquire().expect("the dropped probe's slot is back");
+    assert_eq!(r.record(Outcome::Success).map(|t| t.to), Some(State::Closed));
+}
+

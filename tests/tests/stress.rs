@@ -46,7 +46,7 @@ fn config() -> BreakerConfig {
         backoff_factor_milli: 1_500,
         max_wait_duration_ns: Some(8_000),
         jitter_permille: 200,
-        jitter_seed: 0x5eed,
+        jitter_seed: Some(0x5eed),
         half_open_max_calls: HALF_OPEN_MAX,
         success_threshold: 2,
         ..BreakerConfig::new()
