@@ -43,7 +43,7 @@ static uint64_t bench_acquire_record_at(fb_breaker *b, uint64_t iters) {
     for (uint64_t i = 0; i < iters; i++) {
         fb_permit p;
         acc += (uint64_t)fb_breaker_acquire_at(b, &p, i);
-        acc += (uint64_t)fb_breaker_record_at(b, p, FB_OUTCOME_SUCCESS, FB_DURATION_AUTO, i);
+        acc += (uint64_t)fb_breaker_record_at(b, &p, FB_OUTCOME_SUCCESS, FB_DURATION_AUTO, i);
     }
     sink = acc;
     return now_ns() - t0;
@@ -54,7 +54,7 @@ static uint64_t bench_acquire_record_clock(fb_breaker *b, uint64_t iters) {
     for (uint64_t i = 0; i < iters; i++) {
         fb_permit p;
         acc += (uint64_t)fb_breaker_acquire(b, &p);
-        acc += (uint64_t)fb_breaker_record(b, p, FB_OUTCOME_SUCCESS, FB_DURATION_AUTO);
+        acc += (uint64_t)fb_breaker_record(b, &p, FB_OUTCOME_SUCCESS, FB_DURATION_AUTO);
     }
     sink = acc;
     return now_ns() - t0;

@@ -23,7 +23,7 @@ int main(void) {
             continue;
         }
         int ok = call_service(i);
-        fb_breaker_record(breaker, permit, ok ? FB_OUTCOME_SUCCESS : FB_OUTCOME_FAILURE,
+        fb_breaker_record(breaker, &permit, ok ? FB_OUTCOME_SUCCESS : FB_OUTCOME_FAILURE,
                           FB_DURATION_AUTO);
         fb_state state;
         fb_breaker_state(breaker, &state);

@@ -43,22 +43,35 @@
 #define FB_VERSION_PATCH 0
 
 /**
- * One microsecond in the library's unit of time (nanoseconds).
+ * One microsecond in the library's unit of time (nanoseconds). A `uint64_t` constant
+ * (`UINT64_C`), so `x / FB_SECOND` prints with `PRIu64`.
  */
-#define FB_MICROSECOND 1000ull
+#define FB_MICROSECOND UINT64_C(1000)
 
 /**
- * One millisecond in nanoseconds.
+ * One millisecond in nanoseconds (`uint64_t`).
  */
-#define FB_MILLISECOND 1000000ull
+#define FB_MILLISECOND UINT64_C(1000000)
 
 /**
- * One second in nanoseconds.
+ * One second in nanoseconds (`uint64_t`).
  */
-#define FB_SECOND 1000000000ull
+#define FB_SECOND UINT64_C(1000000000)
 
 /**
- * Largest `window_size` of a count window.
+ * Largest `failure_threshold` (the consecutive-failure counter has 24 bits).
+ */
+#define FB_MAX_FAILURE_THRESHOLD 16777215
+
+/**
+ * Largest `failure_rate_threshold` and `slow_call_rate_threshold`: they are percentages,
+ * 1..=100 (0 turns the rule off).
+ */
+#define FB_MAX_RATE_THRESHOLD 100
+
+/**
+ * Largest `window_size` of a count window. With a rate rule on, `minimum_calls` must also
+ * be at most `window_size`.
  */
 #define FB_MAX_WINDOW_SIZE 1024
 
@@ -68,15 +81,58 @@
 #define FB_MAX_WINDOW_BUCKETS 64
 
 /**
+ * Longest open wait, about 208 days (2^54 ns): `wait_duration_ns` and `max_wait_duration_ns`
+ * must not exceed it, and a growing wait with no cap stops there. Every wait ends.
+ */
+#define FB_MAX_WAIT_DURATION_NS UINT64_C(18014398509481984)
+
+/**
+ * Smallest `backoff_factor_milli` (a factor of 1.0: the wait does not grow).
+ */
+#define FB_MIN_BACKOFF_FACTOR_MILLI 1000
+
+/**
+ * Most growth steps of the open wait: a configuration whose wait cannot reach its cap
+ * (`max_wait_duration_ns`, or `FB_MAX_WAIT_DURATION_NS`) within this many reopenings is
+ * refused; raise `backoff_factor_milli` or lower the cap.
+ */
+#define FB_MAX_BACKOFF_STEPS 1023
+
+/**
+ * Largest `jitter_permille` (jitter may take away the whole wait).
+ */
+#define FB_MAX_JITTER_PERMILLE 1000
+
+/**
+ * Largest `half_open_max_calls`.
+ */
+#define FB_MAX_HALF_OPEN_MAX_CALLS 1023
+
+/**
+ * Largest `success_threshold`.
+ */
+#define FB_MAX_SUCCESS_THRESHOLD 1023
+
+/**
+ * Largest `burst` of a bucket (2^32 tokens).
+ */
+#define FB_MAX_BURST UINT64_C(4294967296)
+
+/**
+ * Smallest `max_concurrent` of a bulkhead.
+ */
+#define FB_MIN_MAX_CONCURRENT 1
+
+/**
  * `duration_ns` for `fb_breaker_record`: measure the call from its acquire instead.
  */
-#define FB_DURATION_AUTO 18446744073709551615ull
+#define FB_DURATION_AUTO UINT64_C(18446744073709551615)
 
 /**
  * Bytes of storage that hold any breaker (`fb_breaker_init`); `fb_breaker_storage_size`
- * gives the exact, often much smaller, need of one configuration.
+ * gives the exact, smaller, need of a count window.
  */
-#define FB_BREAKER_STORAGE_SIZE 1688
+#define FB_BREAKER_STORAGE_SIZE 1736
 
 /**
  * Alignment of breaker storage.
@@ -131,27 +187,32 @@ typedef uint32_t fb_window_kind;
 
 /**
  * How a breaker decides to open and when it tries again. Start from
- * `fb_breaker_config_default()` and change fields. Times are nanoseconds.
+ * `fb_breaker_config_default()` (the core's defaults) and change fields. Times are
+ * nanoseconds. The core checks every field when the breaker is made: a value it refuses
+ * gives `FB_ERR_INVALID_CONFIG` with its message in `fb_last_error()`.
  *
- * A rule or limit that is off is 0 (the Rust core's `None`).
+ * A rule that is off is 0 (the Rust core's `None`): `failure_threshold`,
+ * `failure_rate_threshold`, `slow_call_rate_threshold`, `max_wait_duration_ns`.
  */
 typedef struct fb_breaker_config {
     /**
-     * Open after this many failures in a row; 0 = rule off. Default 5.
+     * Open after this many failures in a row, 1..=`FB_MAX_FAILURE_THRESHOLD`; 0 = rule off.
+     * Default 5.
      */
     uint32_t failure_threshold;
     /**
-     * Open when at least this percentage (1..=100) of the window's outcomes are failures,
-     * once it holds `minimum_calls`; 0 = rule off. Default 0.
+     * Open when at least this percentage (1..=`FB_MAX_RATE_THRESHOLD`) of the window's
+     * outcomes are failures, once it holds `minimum_calls`; 0 = rule off. Default 0.
      */
     uint32_t failure_rate_threshold;
     /**
-     * Open when at least this percentage (1..=100) of the window's outcomes were slow,
-     * once it holds `minimum_calls`; 0 = rule off. Default 0.
+     * Open when at least this percentage (1..=`FB_MAX_RATE_THRESHOLD`) of the window's
+     * outcomes were slow, once it holds `minimum_calls`; 0 = rule off. Default 0.
      */
     uint32_t slow_call_rate_threshold;
     /**
-     * Outcomes the window must hold before the rate rules apply. At least 1. Default 10.
+     * Outcomes the window must hold before the rate rules apply. At least 1; with a rate
+     * rule on and a count window, at most `window_size`. Default 10.
      */
     uint32_t minimum_calls;
     /**
@@ -164,9 +225,8 @@ typedef struct fb_breaker_config {
      */
     fb_window_kind window_kind;
     /**
-     * Count window: how many of the last outcomes count, 1..=`FB_MAX_WINDOW_SIZE`;
-     * 0 = `FB_MAX_WINDOW_SIZE`. Default 0. Windows of up to 64 and 256 outcomes take less
-     * storage.
+     * Count window: how many of the last outcomes count, 1..=`FB_MAX_WINDOW_SIZE`.
+     * Default 100.
      */
     uint32_t window_size;
     /**
@@ -178,32 +238,43 @@ typedef struct fb_breaker_config {
      */
     uint64_t bucket_duration_ns;
     /**
-     * How long the breaker stays open before admitting a probe. Non-zero. Default 60 s.
+     * How long the breaker stays open before admitting a probe, and how long probes may be
+     * out before they are presumed hung. 1..=`FB_MAX_WAIT_DURATION_NS`. Default 60 s.
      */
     uint64_t wait_duration_ns;
     /**
      * Growth of the wait per repeated trip, in thousandths (1000 = none, 2000 = doubling).
-     * At least 1000. Default 1000.
+     * At least `FB_MIN_BACKOFF_FACTOR_MILLI`, and large enough that the wait reaches its cap
+     * within `FB_MAX_BACKOFF_STEPS` reopenings. Default 1000.
      */
     uint32_t backoff_factor_milli;
     /**
-     * Part of the wait, in thousandths (0..=1000), that jitter may take away. Default 0.
+     * Part of the wait, in thousandths (0..=`FB_MAX_JITTER_PERMILLE`), that jitter may take
+     * away. Default 0.
      */
     uint32_t jitter_permille;
     /**
-     * Cap of the grown wait, at least `wait_duration_ns`; 0 = no cap. Default 0.
+     * Cap of the grown wait, `wait_duration_ns..=FB_MAX_WAIT_DURATION_NS`; 0 = no cap of
+     * its own (`FB_MAX_WAIT_DURATION_NS`). Default 0.
      */
     uint64_t max_wait_duration_ns;
     /**
-     * Seed of the jitter: the same seed gives the same waits. Default 0.
+     * Whether `jitter_seed` is used. false (the default): each breaker draws a random seed
+     * from the operating system the first time it jitters, so processes and instances do
+     * not jitter alike.
+     */
+    bool has_jitter_seed;
+    /**
+     * Seed of the jitter when `has_jitter_seed`: the same seed gives the same waits.
+     * Default 0 (unused).
      */
     uint64_t jitter_seed;
     /**
-     * Probes admitted at once in half-open, 1..=1023. Default 1.
+     * Probes admitted at once in half-open, 1..=`FB_MAX_HALF_OPEN_MAX_CALLS`. Default 1.
      */
     uint32_t half_open_max_calls;
     /**
-     * Probe successes that close the breaker, 1..=1023. Default 1.
+     * Probe successes that close the breaker, 1..=`FB_MAX_SUCCESS_THRESHOLD`. Default 1.
      */
     uint32_t success_threshold;
 } fb_breaker_config;
@@ -214,11 +285,27 @@ typedef struct fb_breaker_config {
 typedef uint32_t fb_reject_reason;
 
 /**
+ * The kind of call a permit admits (`fb_permit.kind`, `FB_PERMIT_*`): read it, never set it.
+ */
+typedef uint8_t fb_permit_kind;
+
+/**
  * Leave to make one call (from `fb_breaker_acquire`), or why there is none.
  *
- * After `FB_OK`, hand it back to `fb_breaker_record` with the call's outcome; do not change
- * `kind`, `generation` or `started_at`. An outcome recorded after the breaker changed state
- * moves nothing. After `FB_REJECTED`, `reason` and `retry_after_ns` say why.
+ * After `FB_OK`, make the call, then hand a pointer to this very struct to
+ * `fb_breaker_record` with the call's outcome. A permit counts once: the record sets
+ * `used`, and a second record of it returns `FB_ERR_PERMIT_USED` and changes nothing. Do
+ * not change `kind`, `generation` or `started_at`, and do not record copies of one permit
+ * (each copy has its own `used` flag). A permit belongs to one thread at a time.
+ *
+ * A permit that is never recorded (the call was abandoned and the struct dropped) needs no
+ * clean-up and counts nowhere. A dropped half-open probe keeps its probe slot until the
+ * wait (`wait_duration_ns`) has passed since the latest probe was admitted; then the probes
+ * out are presumed hung and a new probe is admitted, so a lost permit never wedges the
+ * breaker. Record `FB_OUTCOME_IGNORED` to hand a slot back at once.
+ *
+ * An outcome recorded after the breaker changed state (a stale permit) is counted but moves
+ * nothing. After `FB_REJECTED`, `reason` and `retry_after_ns` say why.
  */
 typedef struct fb_permit {
     /**
@@ -226,9 +313,13 @@ typedef struct fb_permit {
      */
     fb_reject_reason reason;
     /**
-     * Private: the kind of call admitted.
+     * The kind of call admitted (`FB_PERMIT_*`); read-only.
      */
-    uint32_t kind;
+    fb_permit_kind kind;
+    /**
+     * Set by the first `fb_breaker_record*` of this permit; false after an acquire.
+     */
+    bool used;
     /**
      * `FB_REJECT_OPEN`: nanoseconds until a probe is admitted; otherwise 0.
      */
@@ -296,7 +387,7 @@ typedef struct fb_breaker_stats {
      */
     uint64_t slow;
     /**
-     * Times the breaker opened on its own.
+     * Times the breaker opened on its own or by `fb_breaker_trip`.
      */
     uint64_t trips;
     /**
@@ -330,6 +421,23 @@ typedef struct fb_breaker_stats {
 } fb_breaker_stats;
 
 /**
+ * A state-change listener: called with the breaker, the state it left, the state it
+ * entered and the `user_data` given to `fb_breaker_set_listener`.
+ *
+ * It runs on the thread whose call made the change (an acquire, a record or a manual
+ * change), after the change is committed and outside any critical section: the breaker
+ * holds no lock while it runs. It may call any `fb_*` function, including on the same
+ * breaker (a change it makes there notifies it again, nested, before it returns) and
+ * `fb_breaker_set_listener`. It must return normally: no C++ exception or `longjmp` may
+ * leave it. Changes made on several threads at once notify on those threads at once, in no
+ * guaranteed order.
+ */
+typedef void (*fb_breaker_listener)(const struct fb_breaker *breaker,
+                                    fb_state from,
+                                    fb_state to,
+                                    void *user_data);
+
+/**
  * How a bucket refills: `rate` tokens every `period_ns`, holding at most `burst`.
  */
 typedef struct fb_bucket_config {
@@ -343,7 +451,7 @@ typedef struct fb_bucket_config {
      */
     uint64_t period_ns;
     /**
-     * Capacity: the most tokens that can be taken at once, 1..=2^32. Default 1.
+     * Capacity: the most tokens that can be taken at once, 1..=`FB_MAX_BURST`. Default 1.
      */
     uint64_t burst;
 } fb_bucket_config;
@@ -375,7 +483,7 @@ typedef struct fb_bucket_stats {
  */
 typedef struct fb_bulkhead_config {
     /**
-     * Calls allowed in flight at once, at least 1. Default 10.
+     * Calls allowed in flight at once, at least `FB_MIN_MAX_CONCURRENT`. Default 10.
      */
     uint32_t max_concurrent;
 } fb_bulkhead_config;
@@ -422,7 +530,8 @@ typedef struct fb_bulkhead_stats {
 #define FB_ERR_NULL -1
 
 /**
- * A configuration value cannot work; `fb_last_error()` names the field and the value.
+ * A configuration value cannot work; `fb_last_error()` gives the core's message, naming
+ * the field, the value and the legal range.
  */
 #define FB_ERR_INVALID_CONFIG -2
 
@@ -432,7 +541,8 @@ typedef struct fb_bulkhead_stats {
 #define FB_ERR_PANIC -3
 
 /**
- * More tokens asked of a bucket at once than its burst: no wait can help.
+ * More tokens asked of a bucket at once than its burst: no wait can help. Never reported as
+ * a plain `FB_REJECTED`.
  */
 #define FB_ERR_EXCEEDS_CAPACITY -4
 
@@ -446,6 +556,16 @@ typedef struct fb_bulkhead_stats {
  * pointer that is not a live handle of the expected kind.
  */
 #define FB_ERR_INVALID_ARGUMENT -6
+
+/**
+ * The permit was already recorded: a permit counts once. Nothing changed.
+ */
+#define FB_ERR_PERMIT_USED -7
+
+/**
+ * `fb_bulkhead_release` with no slot out: an extra release. Nothing changed.
+ */
+#define FB_ERR_NOT_HELD -8
 
 /**
  * Calls go through; outcomes are recorded and may trip the breaker.
@@ -523,6 +643,26 @@ typedef struct fb_bulkhead_stats {
  */
 #define FB_WINDOW_TIME 1
 
+/**
+ * A call in the closed state: its outcome enters the window and may trip the breaker.
+ */
+#define FB_PERMIT_NORMAL 0
+
+/**
+ * A half-open probe: its outcome may close or reopen the breaker.
+ */
+#define FB_PERMIT_PROBE 1
+
+/**
+ * A call in the metrics-only state: its outcome is counted, never trips.
+ */
+#define FB_PERMIT_OBSERVE 2
+
+/**
+ * A call in the disabled state: its outcome is not recorded at all.
+ */
+#define FB_PERMIT_PASSIVE 3
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -536,14 +676,6 @@ extern "C" {
 const char *fb_version(void);
 
 /**
- * A static description of a result code, e.g. `"FB_ERR_NULL: a required pointer argument
- * was NULL"`; unknown codes give `"unknown fb_result code"`. Never NULL.
- *
- * Thread safety: safe from any thread.
- */
-const char *fb_result_str(fb_result code);
-
-/**
  * Nanoseconds on the clock the functions without `_at` read: `CLOCK_MONOTONIC`, which is
  * the same in every process of the machine. Pass it (or your own monotonic time) to the
  * `_at` variants.
@@ -553,18 +685,41 @@ const char *fb_result_str(fb_result code);
 uint64_t fb_now_ns(void);
 
 /**
- * The default configuration (see each field of `fb_breaker_config`).
+ * A static description of a result code, e.g. `"FB_ERR_NULL: a required pointer argument
+ * was NULL"`; unknown codes give `"unknown fb_result code"`. Never NULL.
+ *
+ * Thread safety: safe from any thread.
+ */
+const char *fb_result_str(fb_result code);
+
+/**
+ * The message of the last call that returned an error code on this thread, naming the
+ * function and what was wrong, e.g. `"fb_breaker_new: invalid failure_rate_threshold =
+ * 120: must be a percentage in 1..=100"`; `""` if there was none.
+ *
+ * Successful calls (and `FB_REJECTED`) leave it unchanged: read it right after the failing
+ * call. The pointer stays valid until the next failing call on this thread or the thread's
+ * end. Never NULL.
+ *
+ * Thread safety: safe from any thread; each thread has its own message.
+ */
+const char *fb_last_error(void);
+
+/**
+ * The default configuration: the core's defaults (`BreakerConfig::new()`) on a count
+ * window. Rules off are 0; `has_jitter_seed` is false (a random seed per breaker).
  *
  * Thread safety: safe from any thread.
  */
 struct fb_breaker_config fb_breaker_config_default(void);
 
 /**
- * Checks `*config` and stores in `*size` the bytes of storage `fb_breaker_init` needs for
- * it (at most `FB_BREAKER_STORAGE_SIZE`; a count window of up to 64 outcomes needs about a
- * tenth of that).
+ * Checks `*config` with the core and stores in `*size` the bytes of storage
+ * `fb_breaker_init` needs for it (at most `FB_BREAKER_STORAGE_SIZE`; a count window needs
+ * about a quarter of that).
  *
- * Returns `FB_OK`, `FB_ERR_INVALID_CONFIG` (see `fb_last_error()`), `FB_ERR_NULL`.
+ * Returns `FB_OK`, `FB_ERR_INVALID_CONFIG` (see `fb_last_error()`; `*size` is left
+ * unchanged), `FB_ERR_NULL` (`config` or `size` NULL).
  *
  * Thread safety: safe from any thread.
  *
@@ -578,8 +733,9 @@ fb_result fb_breaker_storage_size(const struct fb_breaker_config *config,
  * Creates a breaker on the heap and stores its handle in `*out`; free it with
  * `fb_breaker_free`.
  *
- * Returns `FB_OK`, `FB_ERR_INVALID_CONFIG` (`fb_last_error()` names the field and the
- * value, and `*out` is left unchanged), `FB_ERR_NULL`.
+ * Returns `FB_OK`, `FB_ERR_INVALID_CONFIG` (`fb_last_error()` gives the core's message,
+ * naming the field, the value and the legal range; `*out` is left unchanged),
+ * `FB_ERR_NULL` (`config` or `out` NULL).
  *
  * Thread safety: safe from any thread.
  *
@@ -598,7 +754,7 @@ fb_result fb_breaker_new(const struct fb_breaker_config *config,
  * and do not free the handle (`fb_breaker_free` ignores it); there is nothing to tear down.
  *
  * Returns `FB_OK`, `FB_ERR_BUFFER` (too small or misaligned), `FB_ERR_INVALID_CONFIG`,
- * `FB_ERR_NULL`.
+ * `FB_ERR_NULL` (`storage`, `config` or `out` NULL). On an error `*out` is left unchanged.
  *
  * Thread safety: safe from any thread, on distinct storage.
  *
@@ -629,7 +785,9 @@ void fb_breaker_free(struct fb_breaker *breaker);
  *
  * Returns `FB_OK` with the permit in `*permit` (make the call, then `fb_breaker_record`
  * it), or `FB_REJECTED` with `permit->reason` and `permit->retry_after_ns` set. Errors:
- * `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT` (not a breaker handle).
+ * `FB_ERR_NULL` (`breaker` or `permit` NULL), `FB_ERR_INVALID_ARGUMENT` (not a breaker
+ * handle). An acquire that admits the first probe moves the breaker from open to half-open
+ * and notifies the listener.
  *
  * Thread safety: safe from many threads at once on one breaker (lock-free).
  *
@@ -653,21 +811,28 @@ fb_result fb_breaker_acquire_at(const struct fb_breaker *breaker,
                                 uint64_t now_ns);
 
 /**
- * Records the outcome of a call permitted by `fb_breaker_acquire`, now.
+ * Records the outcome of a call permitted by `fb_breaker_acquire`, now, and marks the
+ * permit used.
  *
- * `duration_ns` is the call's duration, for slow-call detection; `FB_DURATION_AUTO`
- * measures it from the acquire. The clock is read only if the breaker needs the time.
+ * `permit` points to the struct the acquire filled. A permit counts once: recording it
+ * again returns `FB_ERR_PERMIT_USED` and changes nothing. `duration_ns` is the call's
+ * duration, for slow-call detection; `FB_DURATION_AUTO` measures it from the acquire. The
+ * clock is read only if the breaker needs the time. A record that changes the state (a
+ * trip, a close, a reopen) notifies the listener before it returns.
  *
- * Returns `FB_OK`; errors: `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT` (an unknown outcome,
- * a permit that was rejected or altered).
+ * Returns `FB_OK`; errors: `FB_ERR_NULL` (`breaker` or `permit` NULL),
+ * `FB_ERR_PERMIT_USED`, `FB_ERR_INVALID_ARGUMENT` (an unknown outcome, a permit that was
+ * rejected or altered, not a breaker handle). On an error nothing changes.
  *
- * Thread safety: safe from many threads at once on one breaker (lock-free).
+ * Thread safety: safe from many threads at once on one breaker (lock-free), each with its
+ * own permit.
  *
  * # Safety
- * `breaker` is NULL or a live handle.
+ * `breaker` is NULL or a live handle; `permit` is NULL or points to an `fb_permit` that no
+ * other thread accesses during the call.
  */
 fb_result fb_breaker_record(const struct fb_breaker *breaker,
-                            struct fb_permit permit,
+                            struct fb_permit *permit,
                             fb_outcome outcome,
                             uint64_t duration_ns);
 
@@ -675,13 +840,14 @@ fb_result fb_breaker_record(const struct fb_breaker *breaker,
  * `fb_breaker_record` at time `now_ns`; with `FB_DURATION_AUTO` the duration is `now_ns`
  * minus the acquire's `now_ns`.
  *
- * Thread safety: safe from many threads at once on one breaker (lock-free).
+ * Thread safety: safe from many threads at once on one breaker (lock-free), each with its
+ * own permit.
  *
  * # Safety
  * As `fb_breaker_record`.
  */
 fb_result fb_breaker_record_at(const struct fb_breaker *breaker,
-                               struct fb_permit permit,
+                               struct fb_permit *permit,
                                fb_outcome outcome,
                                uint64_t duration_ns,
                                uint64_t now_ns);
@@ -689,7 +855,7 @@ fb_result fb_breaker_record_at(const struct fb_breaker *breaker,
 /**
  * Stores the current state (`FB_STATE_*`) in `*state`.
  *
- * Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+ * Returns `FB_OK`, `FB_ERR_NULL` (`breaker` or `state` NULL), `FB_ERR_INVALID_ARGUMENT`.
  *
  * Thread safety: safe from many threads at once on one breaker.
  *
@@ -702,7 +868,7 @@ fb_result fb_breaker_state(const struct fb_breaker *breaker,
 /**
  * Stores a snapshot of the state and counters, now, in `*metrics`.
  *
- * Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+ * Returns `FB_OK`, `FB_ERR_NULL` (`breaker` or `metrics` NULL), `FB_ERR_INVALID_ARGUMENT`.
  *
  * Thread safety: safe from many threads at once on one breaker (loads only).
  *
@@ -725,10 +891,48 @@ fb_result fb_breaker_metrics_at(const struct fb_breaker *breaker,
                                 uint64_t now_ns);
 
 /**
+ * Stores the breaker's configuration, read back from the breaker, in `*config`: every
+ * field as the core resolved it (the window's size or bucket count as built, the window
+ * fields of the other kind at their defaults). `has_jitter_seed` is true once a seed is in
+ * use: a given one, or the random one drawn the first time the breaker jittered. Passing it
+ * to `fb_breaker_new` builds a breaker with the same rules.
+ *
+ * Returns `FB_OK`, `FB_ERR_NULL` (`breaker` or `config` NULL), `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once on one breaker (loads only).
+ *
+ * # Safety
+ * `breaker` is NULL or a live handle; `config` is NULL or writable.
+ */
+fb_result fb_breaker_get_config(const struct fb_breaker *breaker,
+                                struct fb_breaker_config *config);
+
+/**
+ * Installs `listener`, called with `user_data` after each state change of this breaker
+ * (see `fb_breaker_listener` for where it runs and what it may call); NULL removes it. One
+ * listener per breaker: this replaces the previous one.
+ *
+ * A change being notified on another thread while this runs may still call the previous
+ * listener with the previous `user_data`: keep that data valid until such calls are over.
+ *
+ * Returns `FB_OK`, `FB_ERR_NULL` (`breaker` NULL), `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once on one breaker, and from inside a listener.
+ *
+ * # Safety
+ * `breaker` is NULL or a live handle; `listener` is NULL or a function that may be called
+ * with `user_data` from any thread that uses the breaker, until it is replaced.
+ */
+fb_result fb_breaker_set_listener(const struct fb_breaker *breaker,
+                                  fb_breaker_listener listener,
+                                  void *user_data);
+
+/**
  * Forces the breaker open: every call is rejected (`FB_REJECT_FORCED_OPEN`) until
  * `fb_breaker_reset`.
  *
- * Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+ * Notifies the listener if the state changed. Returns `FB_OK`, `FB_ERR_NULL` (`breaker`
+ * NULL), `FB_ERR_INVALID_ARGUMENT`.
  *
  * Thread safety: safe from many threads at once on one breaker.
  *
@@ -752,7 +956,8 @@ fb_result fb_breaker_force_open_at(const struct fb_breaker *breaker,
  * Disables the breaker: every call goes through and nothing is recorded, until
  * `fb_breaker_reset`.
  *
- * Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+ * Notifies the listener if the state changed. Returns `FB_OK`, `FB_ERR_NULL` (`breaker`
+ * NULL), `FB_ERR_INVALID_ARGUMENT`.
  *
  * Thread safety: safe from many threads at once on one breaker.
  *
@@ -776,7 +981,8 @@ fb_result fb_breaker_disable_at(const struct fb_breaker *breaker,
  * Metrics-only: every call goes through, outcomes are recorded, nothing trips, until
  * `fb_breaker_reset`.
  *
- * Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+ * Notifies the listener if the state changed. Returns `FB_OK`, `FB_ERR_NULL` (`breaker`
+ * NULL), `FB_ERR_INVALID_ARGUMENT`.
  *
  * Thread safety: safe from many threads at once on one breaker.
  *
@@ -797,10 +1003,12 @@ fb_result fb_breaker_metrics_only_at(const struct fb_breaker *breaker,
                                      uint64_t now_ns);
 
 /**
- * Back to closed with an empty window and a new generation (outstanding permits become
- * stale); lifetime counters are kept. Also ends the manual states.
+ * Back to closed with an empty window, a zero backoff step and a new generation
+ * (outstanding permits become stale); lifetime counters are kept. Also ends the manual
+ * states.
  *
- * Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+ * Notifies the listener if the state changed. Returns `FB_OK`, `FB_ERR_NULL` (`breaker`
+ * NULL), `FB_ERR_INVALID_ARGUMENT`.
  *
  * Thread safety: safe from many threads at once on one breaker.
  *
@@ -821,6 +1029,58 @@ fb_result fb_breaker_reset_at(const struct fb_breaker *breaker,
                               uint64_t now_ns);
 
 /**
+ * Opens the breaker now, as if a rule had fired: calls are refused until the first open
+ * wait (`wait_duration_ns`, no backoff) has passed, then probes are admitted. Starts a new
+ * generation (outstanding permits become stale) and counts as a trip.
+ *
+ * Notifies the listener if the state changed. Returns `FB_OK`, `FB_ERR_NULL` (`breaker`
+ * NULL), `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once on one breaker.
+ *
+ * # Safety
+ * `breaker` is NULL or a live handle.
+ */
+fb_result fb_breaker_trip(const struct fb_breaker *breaker);
+
+/**
+ * `fb_breaker_trip` at time `now_ns`.
+ *
+ * Thread safety: safe from many threads at once on one breaker.
+ *
+ * # Safety
+ * `breaker` is NULL or a live handle.
+ */
+fb_result fb_breaker_trip_at(const struct fb_breaker *breaker,
+                             uint64_t now_ns);
+
+/**
+ * Moves the breaker to half-open now: the next calls are probes (up to
+ * `half_open_max_calls` at once), and `success_threshold` successes close it. Starts a new
+ * generation (outstanding permits become stale).
+ *
+ * Notifies the listener if the state changed. Returns `FB_OK`, `FB_ERR_NULL` (`breaker`
+ * NULL), `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once on one breaker.
+ *
+ * # Safety
+ * `breaker` is NULL or a live handle.
+ */
+fb_result fb_breaker_half_open(const struct fb_breaker *breaker);
+
+/**
+ * `fb_breaker_half_open` at time `now_ns`.
+ *
+ * Thread safety: safe from many threads at once on one breaker.
+ *
+ * # Safety
+ * `breaker` is NULL or a live handle.
+ */
+fb_result fb_breaker_half_open_at(const struct fb_breaker *breaker,
+                                  uint64_t now_ns);
+
+/**
  * The name of a state: `"closed"`, `"open"`, `"half_open"`, `"forced_open"`,
  * `"disabled"`, `"metrics_only"`, or `"unknown"`. Static storage; never NULL.
  *
@@ -836,7 +1096,8 @@ const char *fb_state_str(fb_state state);
 struct fb_bucket_config fb_bucket_config_default(void);
 
 /**
- * `rate` tokens per second, holding at most `burst`.
+ * `rate` tokens per second (the core's `BucketConfig::per_second`), holding at most
+ * `burst`. Checked when the bucket is made.
  *
  * Thread safety: safe from any thread.
  */
@@ -1066,6 +1327,50 @@ fb_result fb_bucket_state_at(const struct fb_bucket *bucket,
 fb_result fb_bucket_reset(const struct fb_bucket *bucket);
 
 /**
+ * `fb_bucket_reset` at time `now_ns`, for symmetry with the other `_at` functions: a reset
+ * bucket is full at every time, so `now_ns` changes nothing.
+ *
+ * Returns `FB_OK`, `FB_ERR_NULL` (`bucket` NULL), `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once on one bucket.
+ *
+ * # Safety
+ * `bucket` is NULL or a live handle.
+ */
+fb_result fb_bucket_reset_at(const struct fb_bucket *bucket,
+                             uint64_t now_ns);
+
+/**
+ * Stores in `*wait_ns` the nanoseconds until `n` tokens could be taken (0: now), taking
+ * nothing.
+ *
+ * Returns `FB_OK`, `FB_ERR_EXCEEDS_CAPACITY` (`n` above the burst: no wait helps;
+ * `*wait_ns` is left unchanged), `FB_ERR_NULL` (`bucket` or `wait_ns` NULL),
+ * `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once on one bucket (one load).
+ *
+ * # Safety
+ * `bucket` is NULL or a live handle; `wait_ns` is NULL or writable.
+ */
+fb_result fb_bucket_retry_after(const struct fb_bucket *bucket,
+                                uint64_t n,
+                                uint64_t *wait_ns);
+
+/**
+ * `fb_bucket_retry_after` at time `now_ns`.
+ *
+ * Thread safety: safe from many threads at once on one bucket (one load).
+ *
+ * # Safety
+ * As `fb_bucket_retry_after`.
+ */
+fb_result fb_bucket_retry_after_at(const struct fb_bucket *bucket,
+                                   uint64_t n,
+                                   uint64_t *wait_ns,
+                                   uint64_t now_ns);
+
+/**
  * The default configuration: 10 calls in flight.
  *
  * Thread safety: safe from any thread.
@@ -1132,10 +1437,10 @@ void fb_bulkhead_free(struct fb_bulkhead *bulkhead);
 fb_result fb_bulkhead_try_acquire(const struct fb_bulkhead *bulkhead);
 
 /**
- * Gives back a slot taken by `fb_bulkhead_try_acquire`. A release with no slot out is
- * ignored.
+ * Gives back a slot taken by `fb_bulkhead_try_acquire`.
  *
- * Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+ * Returns `FB_OK`, `FB_ERR_NOT_HELD` (no slot was out: an extra release, which changes
+ * nothing), `FB_ERR_NULL` (`bulkhead` NULL), `FB_ERR_INVALID_ARGUMENT`.
  *
  * Thread safety: safe from many threads at once on one bulkhead.
  *
@@ -1156,19 +1461,6 @@ fb_result fb_bulkhead_release(const struct fb_bulkhead *bulkhead);
  */
 fb_result fb_bulkhead_metrics(const struct fb_bulkhead *bulkhead,
                               struct fb_bulkhead_stats *stats);
-
-/**
- * The message of the last call that returned an error code on this thread, naming the
- * function and what was wrong, e.g. `"fb_breaker_new: invalid failure_rate_threshold =
- * 120: must be a percentage in 1..=100"`; `""` if there was none.
- *
- * Successful calls (and `FB_REJECTED`) leave it unchanged: read it right after the failing
- * call. The pointer stays valid until the next failing call on this thread or the thread's
- * end. Never NULL.
- *
- * Thread safety: safe from any thread; each thread has its own message.
- */
-const char *fb_last_error(void);
 
 #ifdef __cplusplus
 }  // extern "C"

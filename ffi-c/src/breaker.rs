@@ -3,91 +3,30 @@
 use core::ffi::{c_char, c_void};
 
 use core_fb::{
-    CircuitBreaker, Clock, Metrics, MonotonicClock, Outcome, Permit, Rejected, State, Window,
+    CircuitBreaker, Clock, MonotonicClock, Outcome, Permit, Rejected, State, Transition, Window,
 };
 
 use crate::breaker_types::*;
 use crate::error::{guard, guard_value, Error};
-use crate::handle::{self, fb_breaker, BreakerRef};
-use crate::{fb_result, FB_OK, FB_REJECTED};
+use crate::handle::{self, with_breaker, BreakerCell, BreakerRef};
+use crate::listener::fb_breaker_listener;
+use crate::{fb_breaker, fb_result, FB_OK, FB_REJECTED};
 
 /// Manual state changes.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Manual {
+enum Manual {
     ForceOpen,
     Disable,
     MetricsOnly,
     Reset,
+    Trip,
+    HalfOpen,
 }
 
-/// A clock that reads the `now_ns` a caller of an `_at` function passed.
-struct At(u64);
-
-impl Clock for At {
-    #[inline(always)]
-    fn now_ns(&self) -> u64 {
-        self.0
-    }
-}
-
-/// The operations of the C API on a breaker of any window type, for the breakers reached
-/// through a vtable (time windows: 64 types). Taking the clock as `&dyn Clock` keeps the
-/// core's generic code instantiated once per window type; the clock is called only when
-/// the breaker needs the time.
-pub(crate) trait AnyBreaker {
-    fn ffi_acquire(&self, clock: &dyn Clock) -> Result<Permit, Rejected>;
-    fn ffi_record(&self, permit: Permit, outcome: Outcome, duration_ns: u64, clock: &dyn Clock);
-    fn ffi_state(&self) -> State;
-    fn ffi_metrics(&self, now: u64) -> Metrics;
-    fn ffi_manual(&self, op: Manual, now: u64);
-}
-
-impl<W: Window> AnyBreaker for CircuitBreaker<W> {
-    #[inline(always)]
-    fn ffi_acquire(&self, clock: &dyn Clock) -> Result<Permit, Rejected> {
-        self.acquire_with(clock)
-    }
-
-    #[inline(always)]
-    fn ffi_record(&self, permit: Permit, outcome: Outcome, duration_ns: u64, clock: &dyn Clock) {
-        // A given duration matters only with slow-call detection, which reads the clock
-        // anyway; otherwise the core reads it only if it needs to.
-        if duration_ns == FB_DURATION_AUTO || !detects_slow_calls(self) {
-            self.record_with(clock, permit, outcome);
-        } else {
-            self.record_with_duration(permit, outcome, duration_ns, clock.now_ns());
-        }
-    }
-
-    #[inline(always)]
-    fn ffi_state(&self) -> State {
-        self.state()
-    }
-
-    fn ffi_metrics(&self, now: u64) -> Metrics {
-        self.metrics(now)
-    }
-
-    fn ffi_manual(&self, op: Manual, now: u64) {
-        match op {
-            Manual::ForceOpen => self.force_open(now),
-            Manual::Disable => self.disable(now),
-            Manual::MetricsOnly => self.metrics_only(now),
-            Manual::Reset => self.reset(now),
-        };
-    }
-}
-
-/// Whether a breaker detects slow calls (then a record reads the clock anyway).
+/// Acquire on a breaker matched by type: at the caller's `now` if `AT`, else on the
+/// monotonic clock, read only if needed.
 #[inline(always)]
-fn detects_slow_calls<W: Window>(b: &CircuitBreaker<W>) -> bool {
-    b.config().slow_call_rate_threshold.is_some()
-}
-
-/// Acquire on a breaker matched by type (count windows: the hot path, fully inlined):
-/// at the caller's `now` if `AT`, else on the monotonic clock, read only if needed.
-#[inline(always)]
-fn acquire_direct<W: Window, const AT: bool>(
+fn acquire_on<W: Window, const AT: bool>(
     b: &CircuitBreaker<W>,
     now: u64,
 ) -> Result<Permit, Rejected> {
@@ -98,55 +37,48 @@ fn acquire_direct<W: Window, const AT: bool>(
     }
 }
 
-/// Record on a breaker matched by type; see [`acquire_direct`].
+/// Record on a breaker matched by type; see [`acquire_on`].
 #[inline(always)]
-fn record_direct<W: Window, const AT: bool>(
-    b: &CircuitBreaker<W>,
+fn record_on<W: Window, const AT: bool>(
+    cell: &BreakerCell<W>,
     permit: Permit,
     outcome: Outcome,
     duration_ns: u64,
     now: u64,
-) {
+) -> Option<Transition> {
+    let b = &cell.breaker;
     if AT {
         if duration_ns == FB_DURATION_AUTO {
             b.record(permit, outcome, now)
         } else {
             b.record_with_duration(permit, outcome, duration_ns, now)
         }
-    } else if duration_ns == FB_DURATION_AUTO || !detects_slow_calls(b) {
-        // A given duration matters only with slow-call detection.
+    } else if duration_ns == FB_DURATION_AUTO || !cell.detects_slow_calls {
+        // A given duration matters only with slow-call detection; otherwise the clock is
+        // read only if the breaker needs the time.
         b.record_with(&MonotonicClock, permit, outcome)
     } else {
         b.record_with_duration(permit, outcome, duration_ns, MonotonicClock.now_ns())
-    };
+    }
 }
 
-/// Runs `$body` with `$b` bound to the breaker, whatever its window type.
-macro_rules! with_breaker {
-    ($r:expr, $b:ident => $body:expr) => {
-        match $r {
-            BreakerRef::Count64($b) => $body,
-            BreakerRef::Count256($b) => $body,
-            BreakerRef::Count1024($b) => $body,
-            BreakerRef::Time($b) => $body,
-        }
-    };
-}
-
-/// The default configuration (see each field of `fb_breaker_config`).
+/// The default configuration: the core's defaults (`BreakerConfig::new()`) on a count
+/// window. Rules off are 0; `has_jitter_seed` is false (a random seed per breaker).
 ///
 /// Thread safety: safe from any thread.
 #[no_mangle]
 pub extern "C" fn fb_breaker_config_default() -> fb_breaker_config {
-    // `default_config` cannot panic; the fallback only completes the boundary.
-    guard_value("fb_breaker_config_default", FALLBACK_CONFIG, default_config)
+    guard_value("fb_breaker_config_default", DEFAULT_CONFIG, || {
+        DEFAULT_CONFIG
+    })
 }
 
-/// Checks `*config` and stores in `*size` the bytes of storage `fb_breaker_init` needs for
-/// it (at most `FB_BREAKER_STORAGE_SIZE`; a count window of up to 64 outcomes needs about a
-/// tenth of that).
+/// Checks `*config` with the core and stores in `*size` the bytes of storage
+/// `fb_breaker_init` needs for it (at most `FB_BREAKER_STORAGE_SIZE`; a count window needs
+/// about a quarter of that).
 ///
-/// Returns `FB_OK`, `FB_ERR_INVALID_CONFIG` (see `fb_last_error()`), `FB_ERR_NULL`.
+/// Returns `FB_OK`, `FB_ERR_INVALID_CONFIG` (see `fb_last_error()`; `*size` is left
+/// unchanged), `FB_ERR_NULL` (`config` or `size` NULL).
 ///
 /// Thread safety: safe from any thread.
 ///
@@ -161,9 +93,9 @@ pub unsafe extern "C" fn fb_breaker_storage_size(
         // SAFETY: the pointers obey this function's contract.
         let (config, size) =
             unsafe { (handle::input(config, "config")?, handle::out(size, "size")?) };
-        let (kind, core) = config.to_core()?;
-        kind.check(core)?;
-        size.write(kind.storage_size());
+        let core = config.to_core()?;
+        handle::check_breaker(&core)?;
+        size.write(handle::breaker_storage_size(core.window));
         Ok(FB_OK)
     })
 }
@@ -171,8 +103,9 @@ pub unsafe extern "C" fn fb_breaker_storage_size(
 /// Creates a breaker on the heap and stores its handle in `*out`; free it with
 /// `fb_breaker_free`.
 ///
-/// Returns `FB_OK`, `FB_ERR_INVALID_CONFIG` (`fb_last_error()` names the field and the
-/// value, and `*out` is left unchanged), `FB_ERR_NULL`.
+/// Returns `FB_OK`, `FB_ERR_INVALID_CONFIG` (`fb_last_error()` gives the core's message,
+/// naming the field, the value and the legal range; `*out` is left unchanged),
+/// `FB_ERR_NULL` (`config` or `out` NULL).
 ///
 /// Thread safety: safe from any thread.
 ///
@@ -186,8 +119,8 @@ pub unsafe extern "C" fn fb_breaker_new(
     guard("fb_breaker_new", || {
         // SAFETY: the pointers obey this function's contract.
         let (config, out) = unsafe { (handle::input(config, "config")?, handle::out(out, "out")?) };
-        let (kind, core) = config.to_core()?;
-        out.write(handle::new_breaker(kind, core)?);
+        let core = config.to_core()?;
+        out.write(handle::new_breaker(&core)?);
         Ok(FB_OK)
     })
 }
@@ -200,7 +133,7 @@ pub unsafe extern "C" fn fb_breaker_new(
 /// and do not free the handle (`fb_breaker_free` ignores it); there is nothing to tear down.
 ///
 /// Returns `FB_OK`, `FB_ERR_BUFFER` (too small or misaligned), `FB_ERR_INVALID_CONFIG`,
-/// `FB_ERR_NULL`.
+/// `FB_ERR_NULL` (`storage`, `config` or `out` NULL). On an error `*out` is left unchanged.
 ///
 /// Thread safety: safe from any thread, on distinct storage.
 ///
@@ -221,9 +154,9 @@ pub unsafe extern "C" fn fb_breaker_init(
         }
         // SAFETY: the pointers obey this function's contract.
         let (config, out) = unsafe { (handle::input(config, "config")?, handle::out(out, "out")?) };
-        let (kind, core) = config.to_core()?;
+        let core = config.to_core()?;
         // SAFETY: `storage` obeys this function's contract.
-        out.write(unsafe { handle::init_breaker(storage, size, kind, core) }?);
+        out.write(unsafe { handle::init_breaker(storage, size, &core) }?);
         Ok(FB_OK)
     })
 }
@@ -248,7 +181,9 @@ pub unsafe extern "C" fn fb_breaker_free(breaker: *mut fb_breaker) {
 ///
 /// Returns `FB_OK` with the permit in `*permit` (make the call, then `fb_breaker_record`
 /// it), or `FB_REJECTED` with `permit->reason` and `permit->retry_after_ns` set. Errors:
-/// `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT` (not a breaker handle).
+/// `FB_ERR_NULL` (`breaker` or `permit` NULL), `FB_ERR_INVALID_ARGUMENT` (not a breaker
+/// handle). An acquire that admits the first probe moves the breaker from open to half-open
+/// and notifies the listener.
 ///
 /// Thread safety: safe from many threads at once on one breaker (lock-free).
 ///
@@ -295,42 +230,53 @@ unsafe fn acquire<const AT: bool>(
     guard(func, move || {
         // SAFETY: the pointers obey the calling function's contract.
         let (b, out) = unsafe { (handle::breaker(breaker)?, handle::out(permit, "permit")?) };
-        let result = match b {
-            BreakerRef::Count64(b) => acquire_direct::<_, AT>(b, now),
-            BreakerRef::Count256(b) => acquire_direct::<_, AT>(b, now),
-            BreakerRef::Count1024(b) => acquire_direct::<_, AT>(b, now),
-            BreakerRef::Time(b) if AT => b.ffi_acquire(&At(now)),
-            BreakerRef::Time(b) => b.ffi_acquire(&MonotonicClock),
-        };
-        let (code, p) = match result {
-            Ok(p) => (FB_OK, permit_to_c(p)),
-            Err(r) => (FB_REJECTED, rejection_to_c(r)),
-        };
-        out.write(p);
+        let (code, transition) = with_breaker!(b, cell => {
+            match acquire_on::<_, AT>(&cell.breaker, now) {
+                Ok(p) => {
+                    let (p, transition) = permit_to_c(p);
+                    out.write(p);
+                    (FB_OK, transition.map(|t| (&cell.listener, t)))
+                }
+                Err(r) => {
+                    out.write(rejection_to_c(r));
+                    (FB_REJECTED, None)
+                }
+            }
+        });
+        if let Some((listener, t)) = transition {
+            listener.notify(breaker, Some(t));
+        }
         Ok(code)
     })
 }
 
-/// Records the outcome of a call permitted by `fb_breaker_acquire`, now.
+/// Records the outcome of a call permitted by `fb_breaker_acquire`, now, and marks the
+/// permit used.
 ///
-/// `duration_ns` is the call's duration, for slow-call detection; `FB_DURATION_AUTO`
-/// measures it from the acquire. The clock is read only if the breaker needs the time.
+/// `permit` points to the struct the acquire filled. A permit counts once: recording it
+/// again returns `FB_ERR_PERMIT_USED` and changes nothing. `duration_ns` is the call's
+/// duration, for slow-call detection; `FB_DURATION_AUTO` measures it from the acquire. The
+/// clock is read only if the breaker needs the time. A record that changes the state (a
+/// trip, a close, a reopen) notifies the listener before it returns.
 ///
-/// Returns `FB_OK`; errors: `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT` (an unknown outcome,
-/// a permit that was rejected or altered).
+/// Returns `FB_OK`; errors: `FB_ERR_NULL` (`breaker` or `permit` NULL),
+/// `FB_ERR_PERMIT_USED`, `FB_ERR_INVALID_ARGUMENT` (an unknown outcome, a permit that was
+/// rejected or altered, not a breaker handle). On an error nothing changes.
 ///
-/// Thread safety: safe from many threads at once on one breaker (lock-free).
+/// Thread safety: safe from many threads at once on one breaker (lock-free), each with its
+/// own permit.
 ///
 /// # Safety
-/// `breaker` is NULL or a live handle.
+/// `breaker` is NULL or a live handle; `permit` is NULL or points to an `fb_permit` that no
+/// other thread accesses during the call.
 #[no_mangle]
 pub unsafe extern "C" fn fb_breaker_record(
     breaker: *const fb_breaker,
-    permit: fb_permit,
+    permit: *mut fb_permit,
     outcome: fb_outcome,
     duration_ns: u64,
 ) -> fb_result {
-    // SAFETY: `breaker` obeys this function's contract.
+    // SAFETY: the pointers obey this function's contract.
     unsafe {
         record::<false>(
             "fb_breaker_record",
@@ -346,19 +292,20 @@ pub unsafe extern "C" fn fb_breaker_record(
 /// `fb_breaker_record` at time `now_ns`; with `FB_DURATION_AUTO` the duration is `now_ns`
 /// minus the acquire's `now_ns`.
 ///
-/// Thread safety: safe from many threads at once on one breaker (lock-free).
+/// Thread safety: safe from many threads at once on one breaker (lock-free), each with its
+/// own permit.
 ///
 /// # Safety
 /// As `fb_breaker_record`.
 #[no_mangle]
 pub unsafe extern "C" fn fb_breaker_record_at(
     breaker: *const fb_breaker,
-    permit: fb_permit,
+    permit: *mut fb_permit,
     outcome: fb_outcome,
     duration_ns: u64,
     now_ns: u64,
 ) -> fb_result {
-    // SAFETY: `breaker` obeys this function's contract.
+    // SAFETY: the pointers obey this function's contract.
     unsafe {
         record::<true>(
             "fb_breaker_record_at",
@@ -379,29 +326,27 @@ pub unsafe extern "C" fn fb_breaker_record_at(
 unsafe fn record<const AT: bool>(
     func: &'static str,
     breaker: *const fb_breaker,
-    permit: fb_permit,
+    permit: *mut fb_permit,
     outcome: fb_outcome,
     duration_ns: u64,
     now: u64,
 ) -> fb_result {
     guard(func, move || {
-        // SAFETY: `breaker` obeys the calling function's contract.
-        let b = unsafe { handle::breaker(breaker)? };
-        let (p, o) = (permit_from_c(&permit)?, outcome_from_c(outcome)?);
-        match b {
-            BreakerRef::Count64(b) => record_direct::<_, AT>(b, p, o, duration_ns, now),
-            BreakerRef::Count256(b) => record_direct::<_, AT>(b, p, o, duration_ns, now),
-            BreakerRef::Count1024(b) => record_direct::<_, AT>(b, p, o, duration_ns, now),
-            BreakerRef::Time(b) if AT => b.ffi_record(p, o, duration_ns, &At(now)),
-            BreakerRef::Time(b) => b.ffi_record(p, o, duration_ns, &MonotonicClock),
-        }
+        // SAFETY: the pointers obey the calling function's contract.
+        let (b, permit) = unsafe { (handle::breaker(breaker)?, handle::inout(permit, "permit")?) };
+        let (p, o) = (permit_from_c(permit)?, outcome_from_c(outcome)?);
+        permit.used = true;
+        with_breaker!(b, cell => {
+            let t = record_on::<_, AT>(cell, p, o, duration_ns, now);
+            cell.listener.notify(breaker, t);
+        });
         Ok(FB_OK)
     })
 }
 
 /// Stores the current state (`FB_STATE_*`) in `*state`.
 ///
-/// Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+/// Returns `FB_OK`, `FB_ERR_NULL` (`breaker` or `state` NULL), `FB_ERR_INVALID_ARGUMENT`.
 ///
 /// Thread safety: safe from many threads at once on one breaker.
 ///
@@ -415,14 +360,14 @@ pub unsafe extern "C" fn fb_breaker_state(
     guard("fb_breaker_state", || {
         // SAFETY: the pointers obey this function's contract.
         let (b, out) = unsafe { (handle::breaker(breaker)?, handle::out(state, "state")?) };
-        out.write(with_breaker!(b, b => b.ffi_state()) as u32);
+        out.write(with_breaker!(b, cell => cell.breaker.state()) as u32);
         Ok(FB_OK)
     })
 }
 
 /// Stores a snapshot of the state and counters, now, in `*metrics`.
 ///
-/// Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+/// Returns `FB_OK`, `FB_ERR_NULL` (`breaker` or `metrics` NULL), `FB_ERR_INVALID_ARGUMENT`.
 ///
 /// Thread safety: safe from many threads at once on one breaker (loads only).
 ///
@@ -465,7 +410,70 @@ unsafe fn snapshot(
         // SAFETY: the pointers obey the calling function's contract.
         let (b, out) = unsafe { (handle::breaker(breaker)?, handle::out(metrics, "metrics")?) };
         let now = now.unwrap_or_else(|| MonotonicClock.now_ns());
-        out.write(metrics_to_c(with_breaker!(b, b => b.ffi_metrics(now))));
+        out.write(metrics_to_c(
+            with_breaker!(b, cell => cell.breaker.metrics(now)),
+        ));
+        Ok(FB_OK)
+    })
+}
+
+/// Stores the breaker's configuration, read back from the breaker, in `*config`: every
+/// field as the core resolved it (the window's size or bucket count as built, the window
+/// fields of the other kind at their defaults). `has_jitter_seed` is true once a seed is in
+/// use: a given one, or the random one drawn the first time the breaker jittered. Passing it
+/// to `fb_breaker_new` builds a breaker with the same rules.
+///
+/// Returns `FB_OK`, `FB_ERR_NULL` (`breaker` or `config` NULL), `FB_ERR_INVALID_ARGUMENT`.
+///
+/// Thread safety: safe from many threads at once on one breaker (loads only).
+///
+/// # Safety
+/// `breaker` is NULL or a live handle; `config` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn fb_breaker_get_config(
+    breaker: *const fb_breaker,
+    config: *mut fb_breaker_config,
+) -> fb_result {
+    guard("fb_breaker_get_config", || {
+        // SAFETY: the pointers obey this function's contract.
+        let (b, out) = unsafe { (handle::breaker(breaker)?, handle::out(config, "config")?) };
+        let c = match b {
+            BreakerRef::Count(cell) => {
+                fb_breaker_config::from_core(&cell.breaker.config(), WindowKind::Count)
+            }
+            BreakerRef::Time(cell) => {
+                fb_breaker_config::from_core(&cell.breaker.config(), WindowKind::Time)
+            }
+        };
+        out.write(c);
+        Ok(FB_OK)
+    })
+}
+
+/// Installs `listener`, called with `user_data` after each state change of this breaker
+/// (see `fb_breaker_listener` for where it runs and what it may call); NULL removes it. One
+/// listener per breaker: this replaces the previous one.
+///
+/// A change being notified on another thread while this runs may still call the previous
+/// listener with the previous `user_data`: keep that data valid until such calls are over.
+///
+/// Returns `FB_OK`, `FB_ERR_NULL` (`breaker` NULL), `FB_ERR_INVALID_ARGUMENT`.
+///
+/// Thread safety: safe from many threads at once on one breaker, and from inside a listener.
+///
+/// # Safety
+/// `breaker` is NULL or a live handle; `listener` is NULL or a function that may be called
+/// with `user_data` from any thread that uses the breaker, until it is replaced.
+#[no_mangle]
+pub unsafe extern "C" fn fb_breaker_set_listener(
+    breaker: *const fb_breaker,
+    listener: fb_breaker_listener,
+    user_data: *mut c_void,
+) -> fb_result {
+    guard("fb_breaker_set_listener", || {
+        // SAFETY: `breaker` obeys this function's contract.
+        let b = unsafe { handle::breaker(breaker)? };
+        with_breaker!(b, cell => cell.listener.set(listener, user_data));
         Ok(FB_OK)
     })
 }
@@ -482,7 +490,18 @@ unsafe fn manual(
         // SAFETY: `breaker` obeys the calling function's contract.
         let b = unsafe { handle::breaker(breaker)? };
         let now = now.unwrap_or_else(|| MonotonicClock.now_ns());
-        with_breaker!(b, b => b.ffi_manual(op, now));
+        with_breaker!(b, cell => {
+            let b = &cell.breaker;
+            let t = match op {
+                Manual::ForceOpen => b.force_open(now),
+                Manual::Disable => b.disable(now),
+                Manual::MetricsOnly => b.metrics_only(now),
+                Manual::Reset => b.reset(now),
+                Manual::Trip => b.trip(now),
+                Manual::HalfOpen => b.half_open(now),
+            };
+            cell.listener.notify(breaker, t);
+        });
         Ok(FB_OK)
     })
 }
@@ -490,7 +509,8 @@ unsafe fn manual(
 /// Forces the breaker open: every call is rejected (`FB_REJECT_FORCED_OPEN`) until
 /// `fb_breaker_reset`.
 ///
-/// Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+/// Notifies the listener if the state changed. Returns `FB_OK`, `FB_ERR_NULL` (`breaker`
+/// NULL), `FB_ERR_INVALID_ARGUMENT`.
 ///
 /// Thread safety: safe from many threads at once on one breaker.
 ///
@@ -527,7 +547,8 @@ pub unsafe extern "C" fn fb_breaker_force_open_at(
 /// Disables the breaker: every call goes through and nothing is recorded, until
 /// `fb_breaker_reset`.
 ///
-/// Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+/// Notifies the listener if the state changed. Returns `FB_OK`, `FB_ERR_NULL` (`breaker`
+/// NULL), `FB_ERR_INVALID_ARGUMENT`.
 ///
 /// Thread safety: safe from many threads at once on one breaker.
 ///
@@ -564,7 +585,8 @@ pub unsafe extern "C" fn fb_breaker_disable_at(
 /// Metrics-only: every call goes through, outcomes are recorded, nothing trips, until
 /// `fb_breaker_reset`.
 ///
-/// Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+/// Notifies the listener if the state changed. Returns `FB_OK`, `FB_ERR_NULL` (`breaker`
+/// NULL), `FB_ERR_INVALID_ARGUMENT`.
 ///
 /// Thread safety: safe from many threads at once on one breaker.
 ///
@@ -605,10 +627,12 @@ pub unsafe extern "C" fn fb_breaker_metrics_only_at(
     }
 }
 
-/// Back to closed with an empty window and a new generation (outstanding permits become
-/// stale); lifetime counters are kept. Also ends the manual states.
+/// Back to closed with an empty window, a zero backoff step and a new generation
+/// (outstanding permits become stale); lifetime counters are kept. Also ends the manual
+/// states.
 ///
-/// Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+/// Notifies the listener if the state changed. Returns `FB_OK`, `FB_ERR_NULL` (`breaker`
+/// NULL), `FB_ERR_INVALID_ARGUMENT`.
 ///
 /// Thread safety: safe from many threads at once on one breaker.
 ///
@@ -630,6 +654,74 @@ pub unsafe extern "C" fn fb_breaker_reset(breaker: *const fb_breaker) -> fb_resu
 pub unsafe extern "C" fn fb_breaker_reset_at(breaker: *const fb_breaker, now_ns: u64) -> fb_result {
     // SAFETY: `breaker` obeys this function's contract.
     unsafe { manual("fb_breaker_reset_at", breaker, Manual::Reset, Some(now_ns)) }
+}
+
+/// Opens the breaker now, as if a rule had fired: calls are refused until the first open
+/// wait (`wait_duration_ns`, no backoff) has passed, then probes are admitted. Starts a new
+/// generation (outstanding permits become stale) and counts as a trip.
+///
+/// Notifies the listener if the state changed. Returns `FB_OK`, `FB_ERR_NULL` (`breaker`
+/// NULL), `FB_ERR_INVALID_ARGUMENT`.
+///
+/// Thread safety: safe from many threads at once on one breaker.
+///
+/// # Safety
+/// `breaker` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn fb_breaker_trip(breaker: *const fb_breaker) -> fb_result {
+    // SAFETY: `breaker` obeys this function's contract.
+    unsafe { manual("fb_breaker_trip", breaker, Manual::Trip, None) }
+}
+
+/// `fb_breaker_trip` at time `now_ns`.
+///
+/// Thread safety: safe from many threads at once on one breaker.
+///
+/// # Safety
+/// `breaker` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn fb_breaker_trip_at(breaker: *const fb_breaker, now_ns: u64) -> fb_result {
+    // SAFETY: `breaker` obeys this function's contract.
+    unsafe { manual("fb_breaker_trip_at", breaker, Manual::Trip, Some(now_ns)) }
+}
+
+/// Moves the breaker to half-open now: the next calls are probes (up to
+/// `half_open_max_calls` at once), and `success_threshold` successes close it. Starts a new
+/// generation (outstanding permits become stale).
+///
+/// Notifies the listener if the state changed. Returns `FB_OK`, `FB_ERR_NULL` (`breaker`
+/// NULL), `FB_ERR_INVALID_ARGUMENT`.
+///
+/// Thread safety: safe from many threads at once on one breaker.
+///
+/// # Safety
+/// `breaker` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn fb_breaker_half_open(breaker: *const fb_breaker) -> fb_result {
+    // SAFETY: `breaker` obeys this function's contract.
+    unsafe { manual("fb_breaker_half_open", breaker, Manual::HalfOpen, None) }
+}
+
+/// `fb_breaker_half_open` at time `now_ns`.
+///
+/// Thread safety: safe from many threads at once on one breaker.
+///
+/// # Safety
+/// `breaker` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn fb_breaker_half_open_at(
+    breaker: *const fb_breaker,
+    now_ns: u64,
+) -> fb_result {
+    // SAFETY: `breaker` obeys this function's contract.
+    unsafe {
+        manual(
+            "fb_breaker_half_open_at",
+            breaker,
+            Manual::HalfOpen,
+            Some(now_ns),
+        )
+    }
 }
 
 /// The name of a state: `"closed"`, `"open"`, `"half_open"`, `"forced_open"`,

@@ -2,11 +2,11 @@
 
 use core::ffi::c_void;
 
-use core_fb::{BucketConfig, BucketState, Clock, MonotonicClock, Rejected, TokenBucket};
+use core_fb::{BucketConfig, BucketRejected, BucketState, Clock, MonotonicClock, TokenBucket};
 
 use crate::error::{guard, guard_value, Error};
-use crate::handle::{self, fb_bucket};
-use crate::{fb_result, FB_OK, FB_REJECTED};
+use crate::handle;
+use crate::{fb_bucket, fb_result, FB_OK, FB_REJECTED};
 
 /// Bytes of storage that hold a bucket (`fb_bucket_init`).
 pub const FB_BUCKET_STORAGE_SIZE: usize = 48;
@@ -22,7 +22,7 @@ pub struct fb_bucket_config {
     pub rate: u64,
     /// The period, non-zero. Default 1 s.
     pub period_ns: u64,
-    /// Capacity: the most tokens that can be taken at once, 1..=2^32. Default 1.
+    /// Capacity: the most tokens that can be taken at once, 1..=`FB_MAX_BURST`. Default 1.
     pub burst: u64,
 }
 
@@ -62,15 +62,17 @@ pub extern "C" fn fb_bucket_config_default() -> fb_bucket_config {
     fb_bucket_config_per_second(1, 1)
 }
 
-/// `rate` tokens per second, holding at most `burst`.
+/// `rate` tokens per second (the core's `BucketConfig::per_second`), holding at most
+/// `burst`. Checked when the bucket is made.
 ///
 /// Thread safety: safe from any thread.
 #[no_mangle]
 pub extern "C" fn fb_bucket_config_per_second(rate: u64, burst: u64) -> fb_bucket_config {
+    let c = BucketConfig::per_second(rate, burst);
     let config = fb_bucket_config {
-        rate,
-        period_ns: crate::FB_SECOND,
-        burst,
+        rate: c.rate,
+        period_ns: c.period_ns,
+        burst: c.burst,
     };
     guard_value("fb_bucket_config_per_second", config, || config)
 }
@@ -207,7 +209,7 @@ unsafe fn try_acquire(
         let (b, out) = unsafe { (handle::bucket(bucket)?, handle::out_opt(retry_after_ns)) };
         let (code, wait) = match b.try_acquire(n, now_or_clock(now)) {
             Ok(()) => (FB_OK, 0),
-            Err(Rejected::RateLimited { retry_after }) => (FB_REJECTED, retry_after),
+            Err(BucketRejected::RateLimited { retry_after }) => (FB_REJECTED, retry_after),
             Err(r) => return Err(Error::Capacity(r)),
         };
         if let Some(out) = out {
@@ -333,7 +335,7 @@ unsafe fn reserve(
         let (b, out) = unsafe { (handle::bucket(bucket)?, handle::out(wait_ns, "wait_ns")?) };
         let (code, wait) = match b.reserve_within(n, now_or_clock(now), max_wait_ns) {
             Ok(wait) => (FB_OK, wait),
-            Err(Rejected::RateLimited { retry_after }) => (FB_REJECTED, retry_after),
+            Err(BucketRejected::RateLimited { retry_after }) => (FB_REJECTED, retry_after),
             Err(r) => return Err(Error::Capacity(r)),
         };
         out.write(wait);
@@ -508,10 +510,91 @@ unsafe fn state(
 /// `bucket` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn fb_bucket_reset(bucket: *const fb_bucket) -> fb_result {
-    guard("fb_bucket_reset", || {
-        // SAFETY: `bucket` obeys this function's contract.
+    // SAFETY: `bucket` obeys this function's contract.
+    unsafe { reset("fb_bucket_reset", bucket) }
+}
+
+/// `fb_bucket_reset` at time `now_ns`, for symmetry with the other `_at` functions: a reset
+/// bucket is full at every time, so `now_ns` changes nothing.
+///
+/// Returns `FB_OK`, `FB_ERR_NULL` (`bucket` NULL), `FB_ERR_INVALID_ARGUMENT`.
+///
+/// Thread safety: safe from many threads at once on one bucket.
+///
+/// # Safety
+/// `bucket` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn fb_bucket_reset_at(bucket: *const fb_bucket, now_ns: u64) -> fb_result {
+    let _ = now_ns;
+    // SAFETY: `bucket` obeys this function's contract.
+    unsafe { reset("fb_bucket_reset_at", bucket) }
+}
+
+/// # Safety
+/// `bucket` is NULL or a live handle.
+unsafe fn reset(func: &'static str, bucket: *const fb_bucket) -> fb_result {
+    guard(func, || {
+        // SAFETY: `bucket` obeys the calling function's contract.
         let b = unsafe { handle::bucket(bucket)? };
         b.reset();
+        Ok(FB_OK)
+    })
+}
+
+/// Stores in `*wait_ns` the nanoseconds until `n` tokens could be taken (0: now), taking
+/// nothing.
+///
+/// Returns `FB_OK`, `FB_ERR_EXCEEDS_CAPACITY` (`n` above the burst: no wait helps;
+/// `*wait_ns` is left unchanged), `FB_ERR_NULL` (`bucket` or `wait_ns` NULL),
+/// `FB_ERR_INVALID_ARGUMENT`.
+///
+/// Thread safety: safe from many threads at once on one bucket (one load).
+///
+/// # Safety
+/// `bucket` is NULL or a live handle; `wait_ns` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn fb_bucket_retry_after(
+    bucket: *const fb_bucket,
+    n: u64,
+    wait_ns: *mut u64,
+) -> fb_result {
+    // SAFETY: the pointers obey this function's contract.
+    unsafe { retry_after("fb_bucket_retry_after", bucket, n, wait_ns, None) }
+}
+
+/// `fb_bucket_retry_after` at time `now_ns`.
+///
+/// Thread safety: safe from many threads at once on one bucket (one load).
+///
+/// # Safety
+/// As `fb_bucket_retry_after`.
+#[no_mangle]
+pub unsafe extern "C" fn fb_bucket_retry_after_at(
+    bucket: *const fb_bucket,
+    n: u64,
+    wait_ns: *mut u64,
+    now_ns: u64,
+) -> fb_result {
+    // SAFETY: the pointers obey this function's contract.
+    unsafe { retry_after("fb_bucket_retry_after_at", bucket, n, wait_ns, Some(now_ns)) }
+}
+
+/// # Safety
+/// As `fb_bucket_retry_after`.
+unsafe fn retry_after(
+    func: &'static str,
+    bucket: *const fb_bucket,
+    n: u64,
+    wait_ns: *mut u64,
+    now: Option<u64>,
+) -> fb_result {
+    guard(func, || {
+        // SAFETY: the pointers obey the calling function's contract.
+        let (b, out) = unsafe { (handle::bucket(bucket)?, handle::out(wait_ns, "wait_ns")?) };
+        out.write(
+            b.retry_after(n, now_or_clock(now))
+                .map_err(Error::Capacity)?,
+        );
         Ok(FB_OK)
     })
 }

@@ -2,11 +2,12 @@
 
 use core::ffi::c_void;
 
+use core_fb::binding::{bulkhead_release, bulkhead_try_acquire};
 use core_fb::Bulkhead;
 
 use crate::error::{guard, guard_value, Error};
-use crate::handle::{self, fb_bulkhead};
-use crate::{fb_result, FB_OK, FB_REJECTED};
+use crate::handle;
+use crate::{fb_bulkhead, fb_result, FB_OK, FB_REJECTED};
 
 /// Bytes of storage that hold a bulkhead (`fb_bulkhead_init`).
 pub const FB_BULKHEAD_STORAGE_SIZE: usize = 40;
@@ -17,7 +18,7 @@ pub const FB_BULKHEAD_STORAGE_ALIGN: usize = 8;
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct fb_bulkhead_config {
-    /// Calls allowed in flight at once, at least 1. Default 10.
+    /// Calls allowed in flight at once, at least `FB_MIN_MAX_CONCURRENT`. Default 10.
     pub max_concurrent: u32,
 }
 
@@ -132,7 +133,7 @@ pub unsafe extern "C" fn fb_bulkhead_try_acquire(bulkhead: *const fb_bulkhead) -
     guard("fb_bulkhead_try_acquire", || {
         // SAFETY: `bulkhead` obeys this function's contract.
         let b = unsafe { handle::bulkhead(bulkhead)? };
-        Ok(if b.try_acquire_raw() {
+        Ok(if bulkhead_try_acquire(b) {
             FB_OK
         } else {
             FB_REJECTED
@@ -140,10 +141,10 @@ pub unsafe extern "C" fn fb_bulkhead_try_acquire(bulkhead: *const fb_bulkhead) -
     })
 }
 
-/// Gives back a slot taken by `fb_bulkhead_try_acquire`. A release with no slot out is
-/// ignored.
+/// Gives back a slot taken by `fb_bulkhead_try_acquire`.
 ///
-/// Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+/// Returns `FB_OK`, `FB_ERR_NOT_HELD` (no slot was out: an extra release, which changes
+/// nothing), `FB_ERR_NULL` (`bulkhead` NULL), `FB_ERR_INVALID_ARGUMENT`.
 ///
 /// Thread safety: safe from many threads at once on one bulkhead.
 ///
@@ -154,8 +155,11 @@ pub unsafe extern "C" fn fb_bulkhead_release(bulkhead: *const fb_bulkhead) -> fb
     guard("fb_bulkhead_release", || {
         // SAFETY: `bulkhead` obeys this function's contract.
         let b = unsafe { handle::bulkhead(bulkhead)? };
-        b.release();
-        Ok(FB_OK)
+        if bulkhead_release(b) {
+            Ok(FB_OK)
+        } else {
+            Err(Error::NotHeld)
+        }
     })
 }
 

@@ -1,16 +1,68 @@
-//! The panic boundary around every function and the thread-local last-error message.
+//! Result codes, the panic boundary around every function and the thread-local last-error
+//! message.
 
 use core::ffi::c_char;
 use std::cell::RefCell;
 use std::ffi::CString;
 use std::panic::{self, AssertUnwindSafe};
 
-use core_fb::{ConfigError, Rejected};
+use core_fb::{BucketRejected, ConfigError};
 
-use crate::{
-    fb_result, FB_ERR_BUFFER, FB_ERR_EXCEEDS_CAPACITY, FB_ERR_INVALID_ARGUMENT,
-    FB_ERR_INVALID_CONFIG, FB_ERR_NULL, FB_ERR_PANIC,
-};
+/// Result of an `fb_*` call: `FB_OK` (0), `FB_REJECTED` (1), or a negative `FB_ERR_*`.
+pub type fb_result = i32;
+
+/// Success.
+pub const FB_OK: fb_result = 0;
+/// Not an error: the breaker, bucket or bulkhead refused the call (see the function).
+pub const FB_REJECTED: fb_result = 1;
+/// A required pointer argument was NULL.
+pub const FB_ERR_NULL: fb_result = -1;
+/// A configuration value cannot work; `fb_last_error()` gives the core's message, naming
+/// the field, the value and the legal range.
+pub const FB_ERR_INVALID_CONFIG: fb_result = -2;
+/// A Rust panic was caught at the boundary (a bug in fastbreaker); see `fb_last_error()`.
+pub const FB_ERR_PANIC: fb_result = -3;
+/// More tokens asked of a bucket at once than its burst: no wait can help. Never reported as
+/// a plain `FB_REJECTED`.
+pub const FB_ERR_EXCEEDS_CAPACITY: fb_result = -4;
+/// The storage given to an `_init` function is too small or misaligned.
+pub const FB_ERR_BUFFER: fb_result = -5;
+/// An argument is out of range: an unknown outcome, a permit that was not granted, a
+/// pointer that is not a live handle of the expected kind.
+pub const FB_ERR_INVALID_ARGUMENT: fb_result = -6;
+/// The permit was already recorded: a permit counts once. Nothing changed.
+pub const FB_ERR_PERMIT_USED: fb_result = -7;
+/// `fb_bulkhead_release` with no slot out: an extra release. Nothing changed.
+pub const FB_ERR_NOT_HELD: fb_result = -8;
+
+/// A static description of a result code, e.g. `"FB_ERR_NULL: a required pointer argument
+/// was NULL"`; unknown codes give `"unknown fb_result code"`. Never NULL.
+///
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub extern "C" fn fb_result_str(code: fb_result) -> *const c_char {
+    guard_value("fb_result_str", c"unknown fb_result code".as_ptr(), || {
+        result_name(code).as_ptr()
+    })
+}
+
+fn result_name(code: fb_result) -> &'static core::ffi::CStr {
+    match code {
+        FB_OK => c"FB_OK: success",
+        FB_REJECTED => c"FB_REJECTED: the call was refused",
+        FB_ERR_NULL => c"FB_ERR_NULL: a required pointer argument was NULL",
+        FB_ERR_INVALID_CONFIG => c"FB_ERR_INVALID_CONFIG: a configuration value cannot work",
+        FB_ERR_PANIC => c"FB_ERR_PANIC: internal error (a panic was caught)",
+        FB_ERR_EXCEEDS_CAPACITY => {
+            c"FB_ERR_EXCEEDS_CAPACITY: more tokens requested than the bucket's burst"
+        }
+        FB_ERR_BUFFER => c"FB_ERR_BUFFER: storage too small or misaligned",
+        FB_ERR_INVALID_ARGUMENT => c"FB_ERR_INVALID_ARGUMENT: an argument is out of range",
+        FB_ERR_PERMIT_USED => c"FB_ERR_PERMIT_USED: the permit was already recorded",
+        FB_ERR_NOT_HELD => c"FB_ERR_NOT_HELD: no bulkhead slot was out to release",
+        _ => c"unknown fb_result code",
+    }
+}
 
 /// Why a call failed; turned into a result code and a message at the boundary.
 #[derive(Debug)]
@@ -20,7 +72,11 @@ pub(crate) enum Error {
     /// A configuration value cannot work.
     Config(ConfigError),
     /// More tokens asked of a bucket than its burst.
-    Capacity(Rejected),
+    Capacity(BucketRejected),
+    /// A permit recorded a second time.
+    PermitUsed,
+    /// A bulkhead released with no slot out.
+    NotHeld,
     /// An `_init` storage buffer is too small or misaligned.
     Buffer {
         /// Bytes given.
@@ -42,6 +98,8 @@ impl Error {
             Error::Null(_) => FB_ERR_NULL,
             Error::Config(_) => FB_ERR_INVALID_CONFIG,
             Error::Capacity(_) => FB_ERR_EXCEEDS_CAPACITY,
+            Error::PermitUsed => FB_ERR_PERMIT_USED,
+            Error::NotHeld => FB_ERR_NOT_HELD,
             Error::Buffer { .. } => FB_ERR_BUFFER,
             Error::Invalid(..) => FB_ERR_INVALID_ARGUMENT,
         }
@@ -52,6 +110,10 @@ impl Error {
             Error::Null(arg) => format!("{func}: argument `{arg}` is NULL"),
             Error::Config(e) => format!("{func}: {e}"),
             Error::Capacity(r) => format!("{func}: {r}"),
+            Error::PermitUsed => {
+                format!("{func}: the permit was already recorded (a permit counts once)")
+            }
+            Error::NotHeld => format!("{func}: no slot is out: nothing to release"),
             Error::Buffer {
                 size,
                 need,

@@ -3,43 +3,28 @@
 //! A handle points to a `Slot<T>`: a `#[repr(C)]` header of two `u32` (a tag naming the
 //! concrete type `T`, and who owns the memory) followed by the object. The tag is written
 //! once, before the handle is given out, and only read afterwards, so reading it from many
-//! threads is fine. Breakers come in several concrete types (the window is a type
-//! parameter of the core's `CircuitBreaker`), so the tag also selects the type to cast to.
+//! threads is fine. A breaker is one of two concrete types (the window is a type parameter
+//! of the core's `CircuitBreaker`: `CountWindow1024` or `TimeWindow64`), which the tag also
+//! selects, and carries its listener beside it.
 //!
 //! The rest of the crate sees only references: [`breaker`], [`bucket`], [`bulkhead`],
-//! [`input`] and [`out`] check for NULL and turn the pointers into `&T`.
+//! [`input`], [`out`] and [`inout`] check for NULL and turn the pointers into `&T`.
+//! Uses `error`, `breaker_types` and `listener` of this crate.
 
 use core::ffi::c_void;
 use core::mem::{align_of, size_of, MaybeUninit};
 
-use core_fb::{
-    BreakerConfig, Bulkhead, CircuitBreaker, ConfigError, CountWindow, TimeWindow, TokenBucket,
-};
+use core_fb::{Bulkhead, CircuitBreaker, CountWindow1024, TimeWindow64, TokenBucket};
 
-use crate::breaker::AnyBreaker;
-use crate::breaker_types::{FB_MAX_WINDOW_BUCKETS, FB_MAX_WINDOW_SIZE};
+use crate::breaker_types::{CoreConfig, WindowKind};
 use crate::error::Error;
-
-/// A circuit breaker (opaque). Create it with `fb_breaker_new` or `fb_breaker_init`.
-pub struct fb_breaker {
-    _opaque: [u8; 0],
-}
-
-/// A GCRA token bucket (opaque). Create it with `fb_bucket_new` or `fb_bucket_init`.
-pub struct fb_bucket {
-    _opaque: [u8; 0],
-}
-
-/// A bulkhead, a limit on calls in flight (opaque). Create it with `fb_bulkhead_new` or
-/// `fb_bulkhead_init`.
-pub struct fb_bulkhead {
-    _opaque: [u8; 0],
-}
+use crate::listener::Listener;
+use crate::{fb_breaker, fb_bucket, fb_bulkhead};
 
 /// What a handle points to.
 #[repr(C)]
 pub(crate) struct Slot<T> {
-    /// Which concrete `T` follows (`TAG_*`, or a bucket count for time-window breakers).
+    /// Which concrete `T` follows (`TAG_*`).
     tag: u32,
     /// `HEAP` (made by `_new`, freed by `_free`) or `CALLER` (made by `_init` in storage the
     /// caller owns; `_free` leaves it alone).
@@ -47,106 +32,60 @@ pub(crate) struct Slot<T> {
     value: T,
 }
 
+/// A breaker and its state-change listener.
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct BreakerCell<W> {
+    pub(crate) breaker: CircuitBreaker<W>,
+    pub(crate) listener: Listener,
+    /// Whether the breaker detects slow calls (then a record needs the call's duration).
+    pub(crate) detects_slow_calls: bool,
+}
+
 const HEAP: u32 = 0x4642_4850; // "FBHP"
 const CALLER: u32 = 0x4642_4353; // "FBCS"
 
-// Breakers on a time window of B buckets are tagged B (1..=FB_MAX_WINDOW_BUCKETS).
-const TAG_COUNT64: u32 = 0x1002;
-const TAG_COUNT256: u32 = 0x1008;
-const TAG_COUNT1024: u32 = 0x1020;
+const TAG_COUNT: u32 = 0x1020;
+const TAG_TIME: u32 = 0x1040;
 const TAG_BUCKET: u32 = 0x2001;
 const TAG_BULKHEAD: u32 = 0x3001;
 
-// The literal list in `match_time_window!` and `breaker_storage_max` are written for these.
-const _: () = assert!(FB_MAX_WINDOW_BUCKETS == 64 && FB_MAX_WINDOW_SIZE == 1024);
+type CountCell = BreakerCell<CountWindow1024>;
+type TimeCell = BreakerCell<TimeWindow64>;
 
-/// Runs `$body` with `$W` standing for `TimeWindow<B>` where `B == $buckets`, for every
-/// `B` in 1..=64 (the core's time window has its bucket count as a const parameter).
-macro_rules! match_time_window {
-    ($buckets:expr, $W:ident => $body:expr, _ => $fallback:expr) => {
-        match_time_window!(@arms $buckets, $W, $body, $fallback;
-            1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30
-            31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57
-            58 59 60 61 62 63 64)
-    };
-    (@arms $buckets:expr, $W:ident, $body:expr, $fallback:expr; $($b:literal)*) => {
-        match $buckets {
-            $( $b => {
-                type $W = TimeWindow<$b>;
-                $body
-            } )*
-            _ => $fallback,
+/// A breaker behind a handle, by window type (each matched directly: the hot path is
+/// monomorphized for both).
+pub(crate) enum BreakerRef<'a> {
+    Count(&'a CountCell),
+    Time(&'a TimeCell),
+}
+
+/// Runs `$body` with `$b` bound to the `BreakerCell` behind a [`BreakerRef`], whatever its
+/// window type.
+macro_rules! with_breaker {
+    ($r:expr, $b:ident => $body:expr) => {
+        match $r {
+            $crate::handle::BreakerRef::Count($b) => $body,
+            $crate::handle::BreakerRef::Time($b) => $body,
         }
     };
 }
+pub(crate) use with_breaker;
 
-/// Runs `$body` with `$W` standing for the window type of the breaker tagged `$tag`.
-macro_rules! match_breaker_window {
-    ($tag:expr, $W:ident => $body:expr, _ => $fallback:expr) => {
-        match $tag {
-            TAG_COUNT64 => {
-                type $W = CountWindow<2>;
-                $body
-            }
-            TAG_COUNT256 => {
-                type $W = CountWindow<8>;
-                $body
-            }
-            TAG_COUNT1024 => {
-                type $W = CountWindow<32>;
-                $body
-            }
-            tag => match_time_window!(tag, $W => $body, _ => $fallback),
-        }
-    };
-}
-
-/// The concrete breaker type a configuration asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct BreakerKind(u32);
-
-impl BreakerKind {
-    /// A count window of `size` outcomes (1..=1024), in the smallest type that holds it.
-    pub(crate) fn count(size: u32) -> Option<Self> {
-        match size {
-            1..=64 => Some(BreakerKind(TAG_COUNT64)),
-            65..=256 => Some(BreakerKind(TAG_COUNT256)),
-            257..=FB_MAX_WINDOW_SIZE => Some(BreakerKind(TAG_COUNT1024)),
-            _ => None,
-        }
-    }
-
-    /// A time window of `buckets` buckets (1..=64).
-    pub(crate) fn time(buckets: u32) -> Option<Self> {
-        (1..=FB_MAX_WINDOW_BUCKETS)
-            .contains(&buckets)
-            .then_some(BreakerKind(buckets))
-    }
-
-    /// Whether a breaker of this kind can be built from `config` (builds one and drops it).
-    pub(crate) fn check(self, config: BreakerConfig) -> Result<(), ConfigError> {
-        match_breaker_window!(self.0, W => CircuitBreaker::<W>::new(config).map(drop),
-            _ => unreachable!("BreakerKind holds a valid tag"))
-    }
-
-    /// Bytes of storage a breaker of this kind needs.
-    pub(crate) fn storage_size(self) -> usize {
-        match_breaker_window!(self.0, W => size_of::<Slot<CircuitBreaker<W>>>(), _ => 0)
-    }
-
-    #[cfg(test)]
-    /// Alignment of storage a breaker of this kind needs.
-    pub(crate) fn storage_align(self) -> usize {
-        match_breaker_window!(self.0, W => align_of::<Slot<CircuitBreaker<W>>>(), _ => 0)
+/// Bytes of storage a breaker of `window` needs.
+pub(crate) const fn breaker_storage_size(window: WindowKind) -> usize {
+    match window {
+        WindowKind::Count => size_of::<Slot<CountCell>>(),
+        WindowKind::Time => size_of::<Slot<TimeCell>>(),
     }
 }
 
 #[cfg(test)]
-/// The breaker type with the most storage, and the largest alignment of any breaker type.
+/// The most storage and the largest alignment of any breaker type.
 pub(crate) const fn breaker_storage_max() -> (usize, usize) {
-    let size = size_of::<Slot<CircuitBreaker<TimeWindow<64>>>>();
-    let align = align_of::<Slot<CircuitBreaker<TimeWindow<64>>>>();
-    (size, align)
+    let (c, t) = (size_of::<Slot<CountCell>>(), size_of::<Slot<TimeCell>>());
+    let (ca, ta) = (align_of::<Slot<CountCell>>(), align_of::<Slot<TimeCell>>());
+    (if c > t { c } else { t }, if ca > ta { ca } else { ta })
 }
 
 #[cfg(test)]
@@ -164,41 +103,58 @@ pub(crate) const fn bulkhead_storage() -> (usize, usize) {
     (size_of::<Slot<Bulkhead>>(), align_of::<Slot<Bulkhead>>())
 }
 
-/// A breaker behind a handle. Count windows are matched directly (the hot path is
-/// monomorphized); time windows, of which there are 64 types, go through a vtable.
-pub(crate) enum BreakerRef<'a> {
-    Count64(&'a CircuitBreaker<CountWindow<2>>),
-    Count256(&'a CircuitBreaker<CountWindow<8>>),
-    Count1024(&'a CircuitBreaker<CountWindow<32>>),
-    Time(&'a dyn AnyBreaker),
+/// Builds the breaker `c` asks for, checked by the core.
+fn build<W>(
+    c: &CoreConfig,
+    new: fn(core_fb::BreakerConfig) -> Result<CircuitBreaker<W>, core_fb::ConfigError>,
+) -> Result<BreakerCell<W>, Error> {
+    let breaker = new(c.config).map_err(|e| Error::Config(c.explain(e)))?;
+    Ok(BreakerCell {
+        breaker,
+        listener: Listener::new(),
+        detects_slow_calls: c.config.slow_call_rate_threshold.is_some(),
+    })
 }
 
-/// Builds the breaker of `kind` on the heap.
-pub(crate) fn new_breaker(
-    kind: BreakerKind,
-    config: BreakerConfig,
-) -> Result<*mut fb_breaker, Error> {
-    match_breaker_window!(kind.0, W => {
-        let value = CircuitBreaker::<W>::new(config)?;
-        Ok(boxed(kind.0, value).cast())
-    }, _ => unreachable!("BreakerKind holds a valid tag"))
+/// Checks `c` with the core (builds the breaker and drops it).
+pub(crate) fn check_breaker(c: &CoreConfig) -> Result<(), Error> {
+    match c.window {
+        WindowKind::Count => build(c, CircuitBreaker::<CountWindow1024>::new).map(drop),
+        WindowKind::Time => build(c, CircuitBreaker::<TimeWindow64>::new).map(drop),
+    }
 }
 
-/// Builds the breaker of `kind` in the caller's `storage` of `size` bytes.
+/// Builds the breaker `c` asks for on the heap.
+pub(crate) fn new_breaker(c: &CoreConfig) -> Result<*mut fb_breaker, Error> {
+    Ok(match c.window {
+        WindowKind::Count => {
+            boxed(TAG_COUNT, build(c, CircuitBreaker::<CountWindow1024>::new)?).cast()
+        }
+        WindowKind::Time => boxed(TAG_TIME, build(c, CircuitBreaker::<TimeWindow64>::new)?).cast(),
+    })
+}
+
+/// Builds the breaker `c` asks for in the caller's `storage` of `size` bytes.
 ///
 /// # Safety
 /// `storage` is NULL or valid for writes of `size` bytes, and not in use as another object.
 pub(crate) unsafe fn init_breaker(
     storage: *mut c_void,
     size: usize,
-    kind: BreakerKind,
-    config: BreakerConfig,
+    c: &CoreConfig,
 ) -> Result<*mut fb_breaker, Error> {
-    match_breaker_window!(kind.0, W => {
-        let value = CircuitBreaker::<W>::new(config)?;
-        // SAFETY: forwarded from this function's contract.
-        unsafe { place(storage, size, kind.0, value) }.map(|p| p.cast())
-    }, _ => unreachable!("BreakerKind holds a valid tag"))
+    Ok(match c.window {
+        WindowKind::Count => {
+            let cell = build(c, CircuitBreaker::<CountWindow1024>::new)?;
+            // SAFETY: forwarded from this function's contract.
+            unsafe { place(storage, size, TAG_COUNT, cell) }?.cast()
+        }
+        WindowKind::Time => {
+            let cell = build(c, CircuitBreaker::<TimeWindow64>::new)?;
+            // SAFETY: forwarded from this function's contract.
+            unsafe { place(storage, size, TAG_TIME, cell) }?.cast()
+        }
+    })
 }
 
 /// The breaker behind `p`.
@@ -215,17 +171,11 @@ pub(crate) unsafe fn breaker<'a>(p: *const fb_breaker) -> Result<BreakerRef<'a>,
     let tag = unsafe { p.cast::<u32>().read() };
     Ok(match tag {
         // SAFETY: the tag was written with a Slot of exactly this type (here and in the next
-        // two arms), which is alive for 'a (contract) and only accessed through shared refs.
-        TAG_COUNT64 => BreakerRef::Count64(unsafe { value(p.cast()) }),
+        // arm), which is alive for 'a (contract) and only accessed through shared refs.
+        TAG_COUNT => BreakerRef::Count(unsafe { value(p.cast()) }),
         // SAFETY: as above.
-        TAG_COUNT256 => BreakerRef::Count256(unsafe { value(p.cast()) }),
-        // SAFETY: as above.
-        TAG_COUNT1024 => BreakerRef::Count1024(unsafe { value(p.cast()) }),
-        tag => BreakerRef::Time(match_time_window!(tag, W => {
-            // SAFETY: as above, for the time-window type the tag names.
-            let b: &CircuitBreaker<W> = unsafe { value(p.cast()) };
-            b as &dyn AnyBreaker
-        }, _ => return Err(not_a_handle("breaker", tag)))),
+        TAG_TIME => BreakerRef::Time(unsafe { value(p.cast()) }),
+        tag => return Err(not_a_handle("breaker", tag)),
     })
 }
 
@@ -238,11 +188,13 @@ pub(crate) unsafe fn free_breaker(p: *mut fb_breaker) {
         return;
     }
     // SAFETY: `p` is a live handle (contract), which begins with the u32 tag of its Slot.
-    let tag = unsafe { p.cast::<u32>().read() };
-    match_breaker_window!(tag, W => {
+    match unsafe { p.cast::<u32>().read() } {
         // SAFETY: the tag names the Slot's type; the handle is unused elsewhere (contract).
-        unsafe { release::<CircuitBreaker<W>>(p.cast()) }
-    }, _ => ())
+        TAG_COUNT => unsafe { release::<CountCell>(p.cast()) },
+        // SAFETY: as above.
+        TAG_TIME => unsafe { release::<TimeCell>(p.cast()) },
+        _ => {}
+    }
 }
 
 /// Moves a bucket to the heap.
@@ -342,6 +294,17 @@ pub(crate) unsafe fn out<'a, T>(
     // SAFETY: forwarded from this function's contract (MaybeUninit: the target may hold
     // garbage); NULL becomes None.
     unsafe { p.cast::<MaybeUninit<T>>().as_mut() }.ok_or(Error::Null(name))
+}
+
+/// A C in-out pointer as a mutable reference.
+///
+/// # Safety
+/// `p` is NULL or points to a valid, initialized `T`, aligned, and not accessed by anyone
+/// else until the call returns.
+#[inline(always)]
+pub(crate) unsafe fn inout<'a, T>(p: *mut T, name: &'static str) -> Result<&'a mut T, Error> {
+    // SAFETY: forwarded from this function's contract; NULL becomes None.
+    unsafe { p.as_mut() }.ok_or(Error::Null(name))
 }
 
 /// An optional C out-parameter (NULL: the caller does not want the value).

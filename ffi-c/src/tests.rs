@@ -3,80 +3,64 @@
 //! `ffi-c/tests/c/` test the ABI from C (`make ffi-test`).
 
 use std::ffi::CStr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::ptr;
 
 use crate::error::{guard, last_error};
-use crate::handle::{self, BreakerKind};
+use crate::handle;
 use crate::*;
 
 fn ffi_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `FFI_CBINDGEN_VERSION := x.y.z` from ffi-c/ffi.mk: the one place the pin is written.
-fn pinned_cbindgen_version() -> String {
-    let mk = std::fs::read_to_string(ffi_dir().join("ffi.mk")).expect("read ffi-c/ffi.mk");
-    mk.lines()
-        .find_map(|l| l.strip_prefix("FFI_CBINDGEN_VERSION := "))
-        .expect("ffi.mk pins FFI_CBINDGEN_VERSION")
-        .trim()
-        .to_string()
-}
-
-/// The pinned cbindgen: `$FASTBREAKER_CBINDGEN`, else `<repo>/target/tools/bin/cbindgen`
-/// (where `make ffi-header` / `make ffi-test` install it).
-fn cbindgen() -> Result<PathBuf, String> {
-    let bin = std::env::var_os("FASTBREAKER_CBINDGEN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| ffi_dir().join("../target/tools/bin/cbindgen"));
-    let out = Command::new(&bin)
-        .arg("--version")
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
-    let found = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let want = format!("cbindgen {}", pinned_cbindgen_version());
-    if found != want {
-        return Err(format!(
-            "{} is `{found}`, not the pinned `{want}`",
-            bin.display()
-        ));
+/// The header as the pinned cbindgen (a dev-dependency, `=` its version) writes it from
+/// `src/lib.rs` and `cbindgen.toml`, with each `uint64_t` constant written `UINT64_C(...)`
+/// (cbindgen writes `...ull`, an `unsigned long long` that `PRIu64` does not print under
+/// `-Wformat` where `uint64_t` is `unsigned long`).
+pub(crate) fn generate_header() -> String {
+    let config = cbindgen::Config::from_file(ffi_dir().join("cbindgen.toml"))
+        .expect("read ffi-c/cbindgen.toml");
+    let mut out = Vec::new();
+    cbindgen::Builder::new()
+        .with_config(config)
+        .with_src(ffi_dir().join("src/lib.rs"))
+        .generate()
+        .expect("cbindgen generates the header")
+        .write(&mut out);
+    let text = String::from_utf8(out).expect("the header is UTF-8");
+    let mut header = String::with_capacity(text.len() + 256);
+    for line in text.lines() {
+        header.push_str(&uint64_c(line));
+        header.push('\n');
     }
-    Ok(bin)
+    header
 }
 
-/// Regenerates the header into a temporary file and compares it with the committed one;
-/// with FASTBREAKER_BLESS=1 it rewrites the committed header instead.
-///
-/// Without the pinned cbindgen installed, the test is skipped (plain `cargo test`), unless
-/// FASTBREAKER_REQUIRE_CBINDGEN=1 (set by `make ffi-test`, which installs it first).
+/// `#define FB_X 123ull` -> `#define FB_X UINT64_C(123)`; other lines unchanged.
+fn uint64_c(line: &str) -> String {
+    let Some(rest) = line.strip_prefix("#define FB_") else {
+        return line.to_string();
+    };
+    let Some((name, value)) = rest.split_once(' ') else {
+        return line.to_string();
+    };
+    match value.strip_suffix("ull") {
+        Some(digits) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("#define FB_{name} UINT64_C({digits})")
+        }
+        _ => line.to_string(),
+    }
+}
+
+/// Regenerates the header with the pinned cbindgen and compares it with the committed one;
+/// with FASTBREAKER_BLESS=1 it rewrites the committed header instead (`make ffi-header`).
+/// Runs under plain `cargo test`: a stale header always fails.
 #[test]
 fn header_is_fresh() {
     let bless = std::env::var("FASTBREAKER_BLESS").is_ok_and(|v| v == "1");
-    let required = bless || std::env::var_os("FASTBREAKER_REQUIRE_CBINDGEN").is_some();
-    let bin = match cbindgen() {
-        Ok(bin) => bin,
-        Err(e) if required => panic!("{e}; run `make ffi-header`, which installs it"),
-        Err(e) => {
-            eprintln!("header_is_fresh skipped: {e} (make ffi-test installs it)");
-            return;
-        }
-    };
     let committed = ffi_dir().join("include/fastbreaker.h");
-    let fresh = std::env::temp_dir().join(format!("fastbreaker-{}.h", std::process::id()));
-    let status = Command::new(bin)
-        .arg("--quiet")
-        .arg("--config")
-        .arg(ffi_dir().join("cbindgen.toml"))
-        .arg("--output")
-        .arg(&fresh)
-        .arg(ffi_dir().join("src/lib.rs"))
-        .status()
-        .expect("run cbindgen");
-    assert!(status.success(), "cbindgen failed: {status}");
-    let new = std::fs::read_to_string(&fresh).expect("read the regenerated header");
-    let _ = std::fs::remove_file(&fresh);
+    let new = generate_header();
     let old = std::fs::read_to_string(&committed).unwrap_or_default();
     if new == old {
         return;
@@ -93,9 +77,22 @@ fn header_is_fresh() {
         .unwrap_or_else(|| old.lines().count().min(new.lines().count()));
     panic!(
         "ffi-c/include/fastbreaker.h is stale (first difference at line {}): run `make \
-         ffi-header` (or FASTBREAKER_BLESS=1 cargo test -p fastbreaker-ffi) and commit it",
+         ffi-header` (or FASTBREAKER_BLESS=1 cargo test -p fastbreaker-ffi header) and commit it",
         line + 1
     );
+}
+
+/// The generated header has what `header_is_fresh` compares: UINT64_C time constants and
+/// the core's limits, so a stale committed header (say, an old limit) cannot match it.
+#[test]
+fn the_generated_header_has_the_core_limits() {
+    let fresh = generate_header();
+    assert!(fresh.contains("#define FB_SECOND UINT64_C(1000000000)\n"));
+    assert!(fresh.contains("#define FB_MAX_WAIT_DURATION_NS UINT64_C(18014398509481984)\n"));
+    assert!(fresh.contains("#define FB_MAX_FAILURE_THRESHOLD 16777215\n"));
+    assert!(fresh.contains("#define FB_ERR_PERMIT_USED -7\n"));
+    assert_eq!(uint64_c("#define FB_X 12ull"), "#define FB_X UINT64_C(12)");
+    assert_eq!(uint64_c("#define FB_OK 0"), "#define FB_OK 0");
 }
 
 /// The header's version macros are the crate's version (Cargo.toml).
@@ -143,16 +140,6 @@ fn storage_constants_match_the_types() {
         (FB_BULKHEAD_STORAGE_SIZE, FB_BULKHEAD_STORAGE_ALIGN),
         handle::bulkhead_storage()
     );
-    // Every breaker type fits the advertised storage.
-    let kinds = (1..=FB_MAX_WINDOW_SIZE)
-        .filter_map(BreakerKind::count)
-        .chain((1..=FB_MAX_WINDOW_BUCKETS).filter_map(BreakerKind::time));
-    for kind in kinds {
-        assert!(kind.storage_size() <= FB_BREAKER_STORAGE_SIZE, "{kind:?}");
-        assert!(kind.storage_align() <= FB_BREAKER_STORAGE_ALIGN, "{kind:?}");
-    }
-    assert_eq!(BreakerKind::count(FB_MAX_WINDOW_SIZE + 1), None);
-    assert_eq!(BreakerKind::time(FB_MAX_WINDOW_BUCKETS + 1), None);
 }
 
 #[test]
@@ -183,60 +170,172 @@ fn bad_config_names_field_and_value() {
     assert!(last_error().contains("failure_rate_threshold = 300"));
 }
 
+fn new_breaker(config: &fb_breaker_config) -> *mut fb_breaker {
+    let mut b = ptr::null_mut();
+    // SAFETY: valid pointers to locals.
+    let code = unsafe { fb_breaker_new(config, &mut b) };
+    assert_eq!(code, FB_OK, "{}", last_error());
+    b
+}
+
+fn blank_permit() -> fb_permit {
+    fb_permit {
+        reason: 9,
+        kind: 9,
+        used: true,
+        retry_after_ns: 9,
+        generation: 9,
+        started_at: 9,
+    }
+}
+
 #[test]
 fn breaker_round_trip_in_each_window_type() {
     for (kind, size, buckets) in [
         (FB_WINDOW_COUNT, 10, 0),
-        (FB_WINDOW_COUNT, 200, 0),
-        (FB_WINDOW_COUNT, 0, 0),
+        (FB_WINDOW_COUNT, 1024, 0),
         (FB_WINDOW_TIME, 0, 1),
         (FB_WINDOW_TIME, 0, 64),
     ] {
-        let config = fb_breaker_config {
+        let mut config = fb_breaker_config {
             window_kind: kind,
-            window_size: size,
-            window_buckets: buckets,
             failure_threshold: 2,
             wait_duration_ns: FB_SECOND,
             ..fb_breaker_config_default()
         };
-        let mut b = ptr::null_mut();
-        let mut p = fb_permit {
-            reason: 9,
-            kind: 9,
-            retry_after_ns: 9,
-            generation: 9,
-            started_at: 9,
-        };
+        if size != 0 {
+            config.window_size = size;
+        }
+        if buckets != 0 {
+            config.window_buckets = buckets;
+        }
+        let b = new_breaker(&config);
+        let mut p = blank_permit();
         let mut state = 99;
         // SAFETY: valid pointers to locals; `b` is a live handle until freed at the end.
         unsafe {
-            assert_eq!(fb_breaker_new(&config, &mut b), FB_OK);
             for _ in 0..2 {
                 assert_eq!(fb_breaker_acquire_at(b, &mut p, 10), FB_OK);
-                assert_eq!(p.reason, FB_REJECT_NONE);
-                assert_eq!(fb_breaker_record_at(b, p, FB_OUTCOME_FAILURE, 1, 10), FB_OK);
+                assert_eq!((p.reason, p.used), (FB_REJECT_NONE, false));
+                assert_eq!(
+                    fb_breaker_record_at(b, &mut p, FB_OUTCOME_FAILURE, 1, 10),
+                    FB_OK
+                );
             }
             assert_eq!(fb_breaker_state(b, &mut state), FB_OK);
             assert_eq!(state, FB_STATE_OPEN, "{kind} {size} {buckets}");
             assert_eq!(fb_breaker_acquire_at(b, &mut p, 10), FB_REJECTED);
             assert_eq!((p.reason, p.retry_after_ns), (FB_REJECT_OPEN, FB_SECOND));
+            let mut back = fb_breaker_config_default();
+            assert_eq!(fb_breaker_get_config(b, &mut back), FB_OK);
+            assert_eq!(back, config, "read back as given");
             fb_breaker_free(b);
         }
     }
 }
 
+/// A second record of one permit is refused and changes nothing: without the `used` flag,
+/// a half-open breaker needing two successes would close on one probe recorded twice.
 #[test]
-fn default_config_mirrors_the_core() {
+fn a_permit_counts_once() {
+    let config = fb_breaker_config {
+        failure_threshold: 1,
+        wait_duration_ns: 100,
+        success_threshold: 2,
+        half_open_max_calls: 2,
+        ..fb_breaker_config_default()
+    };
+    let b = new_breaker(&config);
+    let mut p = blank_permit();
+    let mut m = std::mem::MaybeUninit::<fb_breaker_stats>::uninit();
+    // SAFETY: valid pointers to locals; `b` is live until freed.
+    unsafe {
+        assert_eq!(fb_breaker_trip_at(b, 0), FB_OK);
+        assert_eq!(fb_breaker_acquire_at(b, &mut p, 100), FB_OK);
+        assert_eq!(p.kind, FB_PERMIT_PROBE);
+        assert_eq!(
+            fb_breaker_record_at(b, &mut p, FB_OUTCOME_SUCCESS, 0, 101),
+            FB_OK
+        );
+        assert!(p.used);
+        assert_eq!(
+            fb_breaker_record_at(b, &mut p, FB_OUTCOME_SUCCESS, 0, 102),
+            FB_ERR_PERMIT_USED
+        );
+        assert!(
+            last_error().contains("already recorded"),
+            "{}",
+            last_error()
+        );
+        assert_eq!(fb_breaker_metrics_at(b, m.as_mut_ptr(), 103), FB_OK);
+        let m = m.assume_init();
+        assert_eq!(m.state, FB_STATE_HALF_OPEN, "one success of two");
+        assert_eq!(m.succeeded, 1);
+        fb_breaker_free(b);
+    }
+}
+
+/// The C value of a field narrower in the core is the one the message names, and the
+/// message is the core's.
+#[test]
+fn bad_config_names_the_value_given() {
+    for (set, expect) in [
+        (
+            (|c: &mut fb_breaker_config| c.window_size = 70_000) as fn(&mut fb_breaker_config),
+            "window_size = 70000: must be between 1 and the window's capacity",
+        ),
+        (|c| c.window_size = 0, "window_size = 0"),
+        (
+            |c| c.success_threshold = 1 << 20,
+            "success_threshold = 1048576",
+        ),
+        (|c| c.jitter_permille = 65_536, "jitter_permille = 65536"),
+        (
+            |c| c.failure_threshold = FB_MAX_FAILURE_THRESHOLD + 1,
+            "failure_threshold = 16777216",
+        ),
+        (
+            |c| c.wait_duration_ns = FB_MAX_WAIT_DURATION_NS + 1,
+            "wait_duration_ns = 18014398509481985",
+        ),
+    ] {
+        let mut config = fb_breaker_config_default();
+        set(&mut config);
+        let mut b = ptr::null_mut();
+        // SAFETY: valid pointers to locals.
+        let code = unsafe { fb_breaker_new(&config, &mut b) };
+        assert_eq!(code, FB_ERR_INVALID_CONFIG);
+        assert!(
+            last_error().contains(expect),
+            "{} lacks {expect}",
+            last_error()
+        );
+    }
+}
+
+#[test]
+fn default_config_is_the_cores() {
     let c = fb_breaker_config_default();
-    let (kind, core) = c.to_core().unwrap();
-    assert_eq!(kind, BreakerKind::count(FB_MAX_WINDOW_SIZE).unwrap());
-    let expected = core_fb::BreakerConfig {
-        window_size: Some(1024),
+    let core = c.to_core().unwrap();
+    assert_eq!(core.window, crate::breaker_types::WindowKind::Count);
+    let resolved = core_fb::BreakerConfig {
+        window_size: Some(core_fb::limits::DEFAULT_WINDOW_SIZE),
+        window_buckets: Some(core_fb::limits::DEFAULT_WINDOW_BUCKETS),
         ..core_fb::BreakerConfig::new()
     };
-    assert_eq!(core, expected);
-    assert_eq!(c, crate::breaker_types::FALLBACK_CONFIG);
+    assert_eq!(core.config, resolved);
+    assert_eq!(c.window_size, 100);
+    assert!(!c.has_jitter_seed, "the default jitter seed is random");
+    // A breaker built from it reads back the same configuration.
+    let b = new_breaker(&c);
+    let mut back = fb_breaker_config_default();
+    back.window_size = 1;
+    // SAFETY: `b` is live until freed; `back` is a local.
+    unsafe {
+        assert_eq!(fb_breaker_get_config(b, &mut back), FB_OK);
+        fb_breaker_free(b);
+    }
+    assert_eq!(back, c);
 }
 
 /// The README's C example is the one `make ffi-test` compiles and runs.

@@ -26,7 +26,7 @@ static void call(const fb_breaker *b, fb_outcome outcome, uint64_t now) {
     fb_permit p;
     CHECK_RC(fb_breaker_acquire_at(b, &p, now), FB_OK);
     CHECK(p.reason == FB_REJECT_NONE);
-    CHECK_RC(fb_breaker_record_at(b, p, outcome, FB_DURATION_AUTO, now), FB_OK);
+    CHECK_RC(fb_breaker_record_at(b, &p, outcome, FB_DURATION_AUTO, now), FB_OK);
 }
 
 static void test_defaults(void) {
@@ -35,10 +35,11 @@ static void test_defaults(void) {
     CHECK(c.failure_rate_threshold == 0 && c.slow_call_rate_threshold == 0);
     CHECK(c.minimum_calls == 10);
     CHECK(c.slow_call_duration_ns == 60 * S);
-    CHECK(c.window_kind == FB_WINDOW_COUNT && c.window_size == 0 && c.window_buckets == 10);
+    CHECK(c.window_kind == FB_WINDOW_COUNT && c.window_size == 100 && c.window_buckets == 10);
     CHECK(c.bucket_duration_ns == S && c.wait_duration_ns == 60 * S);
     CHECK(c.backoff_factor_milli == 1000 && c.jitter_permille == 0);
-    CHECK(c.max_wait_duration_ns == 0 && c.jitter_seed == 0);
+    /* No cap of its own; a random jitter seed per breaker. */
+    CHECK(c.max_wait_duration_ns == 0 && !c.has_jitter_seed && c.jitter_seed == 0);
     CHECK(c.half_open_max_calls == 1 && c.success_threshold == 1);
 }
 
@@ -89,14 +90,14 @@ static void test_lifecycle(void) {
     CHECK(stats_at(b, 12 * S).half_open_in_flight == 2);
 
     /* An ignored probe hands its slot back. */
-    CHECK_RC(fb_breaker_record_at(b, probe2, FB_OUTCOME_IGNORED, 0, 12 * S), FB_OK);
+    CHECK_RC(fb_breaker_record_at(b, &probe2, FB_OUTCOME_IGNORED, 0, 12 * S), FB_OK);
     CHECK(stats_at(b, 12 * S).half_open_in_flight == 1);
     CHECK_RC(fb_breaker_acquire_at(b, &probe2, 12 * S), FB_OK);
 
     /* Two successes close it. */
-    CHECK_RC(fb_breaker_record_at(b, probe1, FB_OUTCOME_SUCCESS, FB_DURATION_AUTO, 13 * S), FB_OK);
+    CHECK_RC(fb_breaker_record_at(b, &probe1, FB_OUTCOME_SUCCESS, FB_DURATION_AUTO, 13 * S), FB_OK);
     CHECK(state_of(b) == FB_STATE_HALF_OPEN);
-    CHECK_RC(fb_breaker_record_at(b, probe2, FB_OUTCOME_SUCCESS, FB_DURATION_AUTO, 13 * S), FB_OK);
+    CHECK_RC(fb_breaker_record_at(b, &probe2, FB_OUTCOME_SUCCESS, FB_DURATION_AUTO, 13 * S), FB_OK);
     CHECK(state_of(b) == FB_STATE_CLOSED);
     m = stats_at(b, 14 * S);
     CHECK(m.state == FB_STATE_CLOSED && m.trips == 1 && m.ignored == 1);
@@ -147,7 +148,7 @@ static void test_manual_states_and_stale_permits(void) {
     CHECK_RC(fb_breaker_acquire_at(b, &p, 2), FB_REJECTED);
     CHECK(p.reason == FB_REJECT_FORCED_OPEN && p.retry_after_ns == 0);
     /* A rejection is not a permit: recording it is an error. */
-    CHECK_RC(fb_breaker_record_at(b, p, FB_OUTCOME_SUCCESS, 0, 2), FB_ERR_INVALID_ARGUMENT);
+    CHECK_RC(fb_breaker_record_at(b, &p, FB_OUTCOME_SUCCESS, 0, 2), FB_ERR_INVALID_ARGUMENT);
     CHECK_ERROR_HAS("permit.reason");
 
     CHECK_RC(fb_breaker_disable_at(b, 3), FB_OK);
@@ -177,20 +178,20 @@ static void test_manual_states_and_stale_permits(void) {
     CHECK_RC(fb_breaker_acquire_at(b, &stale, 6), FB_OK);
     call(b, FB_OUTCOME_FAILURE, 6);
     CHECK_RC(fb_breaker_reset_at(b, 7), FB_OK);
-    CHECK_RC(fb_breaker_record_at(b, stale, FB_OUTCOME_FAILURE, 0, 7), FB_OK);
+    CHECK_RC(fb_breaker_record_at(b, &stale, FB_OUTCOME_FAILURE, 0, 7), FB_OK);
     after = stats_at(b, 7);
     CHECK(after.consecutive_failures == 0 && after.state == FB_STATE_CLOSED);
     CHECK(after.failed == before.failed + 5);
 
     /* Arguments out of range. */
     CHECK_RC(fb_breaker_acquire_at(b, &p, 8), FB_OK);
-    CHECK_RC(fb_breaker_record_at(b, p, 7, 0, 8), FB_ERR_INVALID_ARGUMENT);
+    CHECK_RC(fb_breaker_record_at(b, &p, 7, 0, 8), FB_ERR_INVALID_ARGUMENT);
     CHECK_ERROR_HAS("outcome = 7");
     fb_permit forged = p;
     forged.kind = 77;
-    CHECK_RC(fb_breaker_record_at(b, forged, FB_OUTCOME_SUCCESS, 0, 8), FB_ERR_INVALID_ARGUMENT);
+    CHECK_RC(fb_breaker_record_at(b, &forged, FB_OUTCOME_SUCCESS, 0, 8), FB_ERR_INVALID_ARGUMENT);
     CHECK_ERROR_HAS("permit.kind = 77");
-    CHECK_RC(fb_breaker_record_at(b, p, FB_OUTCOME_SUCCESS, 0, 8), FB_OK);
+    CHECK_RC(fb_breaker_record_at(b, &p, FB_OUTCOME_SUCCESS, 0, 8), FB_OK);
     fb_breaker_free(b);
 }
 
@@ -219,13 +220,15 @@ static void test_time_window(void) {
     CHECK(state_of(b) == FB_STATE_OPEN);
     fb_breaker_free(b);
 
-    /* Every bucket count builds; the storage grows with it. */
+    /* Every bucket count builds, in one window type: a count window takes less storage. */
     size_t small = 0, large = 0;
-    c.window_buckets = 1;
-    CHECK_RC(fb_breaker_storage_size(&c, &small), FB_OK);
     c.window_buckets = FB_MAX_WINDOW_BUCKETS;
     CHECK_RC(fb_breaker_storage_size(&c, &large), FB_OK);
+    c.window_kind = FB_WINDOW_COUNT;
+    c.window_size = FB_MAX_WINDOW_SIZE;
+    CHECK_RC(fb_breaker_storage_size(&c, &small), FB_OK);
     CHECK(small < large && large == FB_BREAKER_STORAGE_SIZE);
+    c.window_kind = FB_WINDOW_TIME;
     for (uint32_t n = 1; n <= FB_MAX_WINDOW_BUCKETS; n++) {
         c.window_buckets = n;
         CHECK_RC(fb_breaker_new(&c, &b), FB_OK);
@@ -247,11 +250,11 @@ static void test_slow_calls(void) {
     fb_permit p;
     /* Given by the caller: 0.5 s is not slow, whatever the clock says. */
     CHECK_RC(fb_breaker_acquire_at(b, &p, 0), FB_OK);
-    CHECK_RC(fb_breaker_record_at(b, p, FB_OUTCOME_SUCCESS, S / 2, 10 * S), FB_OK);
+    CHECK_RC(fb_breaker_record_at(b, &p, FB_OUTCOME_SUCCESS, S / 2, 10 * S), FB_OK);
     CHECK(stats_at(b, 10 * S).slow == 0);
     /* Measured from the acquire: 2 s is slow. The rule is checked on slow outcomes. */
     CHECK_RC(fb_breaker_acquire_at(b, &p, 10 * S), FB_OK);
-    CHECK_RC(fb_breaker_record_at(b, p, FB_OUTCOME_SUCCESS, FB_DURATION_AUTO, 12 * S), FB_OK);
+    CHECK_RC(fb_breaker_record_at(b, &p, FB_OUTCOME_SUCCESS, FB_DURATION_AUTO, 12 * S), FB_OK);
     fb_breaker_stats m = stats_at(b, 12 * S);
     CHECK(m.slow == 1 && m.succeeded == 2);
     CHECK(m.state == FB_STATE_OPEN && m.trips == 1); /* 1 of 2 = 50% */
@@ -262,7 +265,7 @@ static void test_slow_calls(void) {
     c.slow_call_rate_threshold = 0;
     CHECK_RC(fb_breaker_new(&c, &b), FB_OK);
     CHECK_RC(fb_breaker_acquire_at(b, &p, 0), FB_OK);
-    CHECK_RC(fb_breaker_record_at(b, p, FB_OUTCOME_SUCCESS, 100 * S, 100 * S), FB_OK);
+    CHECK_RC(fb_breaker_record_at(b, &p, FB_OUTCOME_SUCCESS, 100 * S, 100 * S), FB_OK);
     CHECK(stats_at(b, 100 * S).slow == 0);
     fb_breaker_free(b);
 }
@@ -279,11 +282,11 @@ static void test_no_heap(void) {
     fb_breaker_free(b); /* ignored: the storage is ours */
     CHECK(state_of(b) == FB_STATE_OPEN);
 
-    /* The exact size of a small window, and one byte less. */
+    /* The exact size of a count window, and one byte less. */
     c.window_size = 64;
     size_t need = 0;
     CHECK_RC(fb_breaker_storage_size(&c, &need), FB_OK);
-    CHECK(need > 0 && need < FB_BREAKER_STORAGE_SIZE / 4);
+    CHECK(need > 0 && need < FB_BREAKER_STORAGE_SIZE / 3);
     CHECK_RC(fb_breaker_init(storage, need, &c, &b), FB_OK);
     fb_breaker *unchanged = b;
     CHECK_RC(fb_breaker_init(storage, need - 1, &c, &b), FB_ERR_BUFFER);
@@ -316,7 +319,7 @@ static void test_clock_variants(void) {
     fb_permit p;
     for (int i = 0; i < 2; i++) {
         CHECK_RC(fb_breaker_acquire(b, &p), FB_OK);
-        CHECK_RC(fb_breaker_record(b, p, FB_OUTCOME_FAILURE, FB_DURATION_AUTO), FB_OK);
+        CHECK_RC(fb_breaker_record(b, &p, FB_OUTCOME_FAILURE, FB_DURATION_AUTO), FB_OK);
     }
     CHECK_RC(fb_breaker_acquire(b, &p), FB_REJECTED);
     CHECK(p.reason == FB_REJECT_OPEN && p.retry_after_ns > 0 &&
@@ -333,7 +336,7 @@ static void test_clock_variants(void) {
     CHECK_RC(fb_breaker_reset(b), FB_OK);
     CHECK(state_of(b) == FB_STATE_CLOSED);
     CHECK_RC(fb_breaker_acquire(b, &p), FB_OK);
-    CHECK_RC(fb_breaker_record(b, p, FB_OUTCOME_SUCCESS, 5), FB_OK);
+    CHECK_RC(fb_breaker_record(b, &p, FB_OUTCOME_SUCCESS, 5), FB_OK);
     fb_breaker_free(b);
 }
 
@@ -352,10 +355,11 @@ static void test_names(void) {
     CHECK(strcmp(fb_state_str(6), "unknown") == 0);
     const fb_result codes[] = {FB_OK, FB_REJECTED, FB_ERR_NULL, FB_ERR_INVALID_CONFIG,
                                FB_ERR_PANIC, FB_ERR_EXCEEDS_CAPACITY, FB_ERR_BUFFER,
-                               FB_ERR_INVALID_ARGUMENT};
+                               FB_ERR_INVALID_ARGUMENT, FB_ERR_PERMIT_USED, FB_ERR_NOT_HELD};
     const char *names[] = {"FB_OK", "FB_REJECTED", "FB_ERR_NULL", "FB_ERR_INVALID_CONFIG",
                            "FB_ERR_PANIC", "FB_ERR_EXCEEDS_CAPACITY", "FB_ERR_BUFFER",
-                           "FB_ERR_INVALID_ARGUMENT"};
+                           "FB_ERR_INVALID_ARGUMENT", "FB_ERR_PERMIT_USED",
+                           "FB_ERR_NOT_HELD"};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         const char *s = fb_result_str(codes[i]);
         CHECK(strncmp(s, names[i], strlen(names[i])) == 0 && s[strlen(names[i])] == ':');

@@ -15,9 +15,16 @@ static void test_limit(fb_bulkhead *b) {
     CHECK(st.acquired == 3 && st.rejected == 1);
     CHECK_RC(fb_bulkhead_release(b), FB_OK);
     CHECK_RC(fb_bulkhead_release(b), FB_OK);
-    CHECK_RC(fb_bulkhead_release(b), FB_OK); /* nothing out: ignored */
+    /* Nothing out: an extra release is an error and changes nothing. */
+    CHECK_RC(fb_bulkhead_release(b), FB_ERR_NOT_HELD);
+    CHECK_ERROR_HAS("fb_bulkhead_release: no slot is out");
     CHECK_RC(fb_bulkhead_metrics(b, &st), FB_OK);
     CHECK(st.in_flight == 0 && st.peak == 2);
+    CHECK_RC(fb_bulkhead_try_acquire(b), FB_OK);
+    CHECK_RC(fb_bulkhead_try_acquire(b), FB_OK);
+    CHECK_RC(fb_bulkhead_try_acquire(b), FB_REJECTED); /* the limit still holds */
+    CHECK_RC(fb_bulkhead_release(b), FB_OK);
+    CHECK_RC(fb_bulkhead_release(b), FB_OK);
 }
 
 int main(void) {

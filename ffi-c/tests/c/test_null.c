@@ -37,8 +37,15 @@ static void test_breaker_functions(void) {
     CHECK_NULL(fb_breaker_acquire(b, NULL), "permit");
     CHECK_NULL(fb_breaker_acquire_at(NULL, &p, 0), "breaker");
     CHECK_NULL(fb_breaker_acquire_at(b, NULL, 0), "permit");
-    CHECK_NULL(fb_breaker_record(NULL, p, FB_OUTCOME_SUCCESS, 0), "breaker");
-    CHECK_NULL(fb_breaker_record_at(NULL, p, FB_OUTCOME_SUCCESS, 0, 0), "breaker");
+    CHECK_NULL(fb_breaker_record(NULL, &p, FB_OUTCOME_SUCCESS, 0), "breaker");
+    CHECK_NULL(fb_breaker_record(b, NULL, FB_OUTCOME_SUCCESS, 0), "permit");
+    CHECK_NULL(fb_breaker_record_at(NULL, &p, FB_OUTCOME_SUCCESS, 0, 0), "breaker");
+    CHECK_NULL(fb_breaker_record_at(b, NULL, FB_OUTCOME_SUCCESS, 0, 0), "permit");
+    fb_breaker_config back;
+    CHECK_NULL(fb_breaker_get_config(NULL, &back), "breaker");
+    CHECK_NULL(fb_breaker_get_config(b, NULL), "config");
+    CHECK_NULL(fb_breaker_set_listener(NULL, NULL, NULL), "breaker");
+    CHECK_RC(fb_breaker_set_listener(b, NULL, NULL), FB_OK); /* NULL listener: none */
     CHECK_NULL(fb_breaker_state(NULL, &s), "breaker");
     CHECK_NULL(fb_breaker_state(b, NULL), "state");
     CHECK_NULL(fb_breaker_metrics(NULL, &m), "breaker");
@@ -54,9 +61,14 @@ static void test_breaker_functions(void) {
     CHECK_NULL(fb_breaker_reset(NULL), "breaker");
     CHECK_NULL(fb_breaker_reset_at(NULL, 0), "breaker");
     CHECK(strstr(fb_last_error(), "fb_breaker_reset_at: ") == fb_last_error());
+    CHECK_NULL(fb_breaker_trip(NULL), "breaker");
+    CHECK_NULL(fb_breaker_trip_at(NULL, 0), "breaker");
+    CHECK_NULL(fb_breaker_half_open(NULL), "breaker");
+    CHECK_NULL(fb_breaker_half_open_at(NULL, 0), "breaker");
 
-    /* Nothing above changed the breaker. */
-    CHECK_RC(fb_breaker_record_at(b, p, FB_OUTCOME_SUCCESS, 0, 0), FB_OK);
+    /* Nothing above changed the breaker, nor used the permit. */
+    CHECK(!p.used);
+    CHECK_RC(fb_breaker_record_at(b, &p, FB_OUTCOME_SUCCESS, 0, 0), FB_OK);
     CHECK_RC(fb_breaker_metrics_at(b, &m, 0), FB_OK);
     CHECK(m.state == FB_STATE_CLOSED && m.permitted == 1 && m.succeeded == 1);
     fb_breaker_free(b);
@@ -99,6 +111,11 @@ static void test_bucket_functions(void) {
     CHECK_NULL(fb_bucket_state_at(NULL, &st, 0), "bucket");
     CHECK_NULL(fb_bucket_state_at(b, NULL, 0), "stats");
     CHECK_NULL(fb_bucket_reset(NULL), "bucket");
+    CHECK_NULL(fb_bucket_reset_at(NULL, 0), "bucket");
+    CHECK_NULL(fb_bucket_retry_after(NULL, 1, &w), "bucket");
+    CHECK_NULL(fb_bucket_retry_after(b, 1, NULL), "wait_ns");
+    CHECK_NULL(fb_bucket_retry_after_at(NULL, 1, &w, 0), "bucket");
+    CHECK_NULL(fb_bucket_retry_after_at(b, 1, NULL, 0), "wait_ns");
     fb_bucket_free(b);
 }
 

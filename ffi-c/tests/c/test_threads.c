@@ -48,7 +48,7 @@ static void *hammer(void *arg) {
             uint64_t r = next_random(&rng) % 100;
             fb_outcome o = r < 8 ? FB_OUTCOME_FAILURE : r < 12 ? FB_OUTCOME_IGNORED
                                                                 : FB_OUTCOME_SUCCESS;
-            if (fb_breaker_record(breaker, p, o, FB_DURATION_AUTO) != FB_OK) {
+            if (fb_breaker_record(breaker, &p, o, FB_DURATION_AUTO) != FB_OK) {
                 atomic_fetch_add(&bad_results, 1);
             }
             if (o == FB_OUTCOME_FAILURE) {

@@ -53,7 +53,7 @@ bool protect(const Breaker &b, std::uint64_t now, F &&f) {
         return false;
     }
     const bool ok = f();
-    CHECK(fb_breaker_record_at(b.get(), permit, ok ? FB_OUTCOME_SUCCESS : FB_OUTCOME_FAILURE,
+    CHECK(fb_breaker_record_at(b.get(), &permit, ok ? FB_OUTCOME_SUCCESS : FB_OUTCOME_FAILURE,
                                FB_DURATION_AUTO, now) == FB_OK);
     return true;
 }
