@@ -709,6 +709,10 @@ fn run_breaker<W: Window>(r: &mut Report, b: &CircuitBreaker<W>, steps: &[Step])
         match &step.action {
             Action::Acquire => {
                 let exp: Vec<&str> = step.expect.as_deref().unwrap_or("").split(' ').collect();
+                if exp[0] == "permit" {
+                    // The id names this acquire's permit or, if it is refused, nothing.
+                    permits.remove(exp[1]);
+                }
                 let actual = match b.acquire(t) {
                     Ok(p) => {
                         let kind = match p.kind() {
