@@ -47,6 +47,9 @@ enum Action {
     Take(u64),
     RetryAfter(u64),
     Available,
+    /// `reserve <n> [max_wait=<ns>]`.
+    Reserve(u64, Option<u64>),
+    Refund(u64),
     BucketReset,
     Enter,
     Release,
@@ -145,6 +148,10 @@ const ALL_FEATURES: &[&str] = &[
     "retry_after => ns",
     "retry_after => exceeds",
     "available",
+    "reserve => ns",
+    "reserve => limited",
+    "reserve => exceeds",
+    "refund",
     "bucket reset",
     "enter => ok",
     "enter => full",
@@ -465,6 +472,27 @@ fn parse_action(
             }
             feat("available");
             Ok(Action::Available)
+        }
+        (Kind::Bucket, ["reserve", n, rest @ ..]) => {
+            let n = number(n)?;
+            let max_wait = match rest {
+                [] => None,
+                [m] if m.starts_with("max_wait=") => Some(number(&m["max_wait=".len()..])?),
+                _ => return Err(format!("unexpected {:?} after reserve's n", rest.join(" "))),
+            };
+            match need("reserve")? {
+                e if num_only(e) => feat("reserve => ns"),
+                ["limited", x] if number(x).is_ok() => feat("reserve => limited"),
+                e if exceeds(e) => feat("reserve => exceeds"),
+                e => return Err(format!("not a result of reserve: {:?}", e.join(" "))),
+            }
+            Ok(Action::Reserve(n, max_wait))
+        }
+        (Kind::Bucket, ["refund", n]) => {
+            let n = number(n)?;
+            none_allowed("refund")?;
+            feat("refund");
+            Ok(Action::Refund(n))
         }
         (Kind::Bucket, ["reset"]) => {
             none_allowed("reset")?;
@@ -864,6 +892,20 @@ fn run_bucket(r: &mut Report, b: &TokenBucket, steps: &[Step]) {
                 },
             },
             Action::Available => b.available(t).to_string(),
+            Action::Reserve(n, max_wait) => {
+                let r = match max_wait {
+                    None => b.reserve(*n, t),
+                    Some(m) => b.reserve_within(*n, t, *m),
+                };
+                match r {
+                    Ok(wait) => wait.to_string(),
+                    Err(e) => bucket_rejected(e),
+                }
+            }
+            Action::Refund(n) => {
+                b.refund(*n, t);
+                String::new()
+            }
             Action::BucketReset => {
                 b.reset();
                 String::new()
