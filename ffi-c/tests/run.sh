@@ -4,7 +4,11 @@
 #
 #   - every ffi-c/tests/c/test_*.c with gcc -std=c11 -Wall -Wextra -Werror -pedantic, linked
 #     statically (libfastbreaker.a) and dynamically (libfastbreaker.so), and again statically
-#     under AddressSanitizer + UndefinedBehaviorSanitizer (with LeakSanitizer);
+#     under AddressSanitizer + UndefinedBehaviorSanitizer (with LeakSanitizer); among them
+#     test_scenarios.c, which runs every tests/scenarios/*.scn through the header;
+#   - the threaded programs (test_threads.c, test_listener.c) under ThreadSanitizer (the C side
+#     is instrumented; the library's own atomics are checked by loom and the Rust stress tests);
+#   - test_limits.c with -Wformat=2 -Wformat-signedness (FB_SECOND & co. print with PRIu64);
 #   - the header as C99 and as C++17 (g++ -std=c++17 -Wall -Wextra -Werror -pedantic), and
 #     ffi-c/tests/cpp/header_test.cpp using it;
 #   - ffi-c/examples/quickstart.c (the README's C example), static and dynamic;
@@ -34,6 +38,7 @@ DYNAMIC=(-L"$FFI_LIB" -lfastbreaker -Wl,-rpath,"$LIBDIR_ABS")
 # Leaks are errors; a UB report stops the program with a stack trace.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 
 passed=0
 failed=0
@@ -80,6 +85,13 @@ for src in ffi-c/tests/c/test_*.c; do
     case_ "$t/dynamic" c_program "$BIN/$t-dynamic" "$src" "$dynamic_link"
     case_ "$t/asan+ubsan" c_program "$BIN/$t-asan" "$src" "$static_link" "${SANITIZE[@]}"
 done
+
+for t in test_threads test_listener; do
+    case_ "$t/tsan" c_program "$BIN/$t-tsan" "ffi-c/tests/c/$t.c" "$static_link" \
+        -fsanitize=thread
+done
+case_ "test_limits/wformat" c_program "$BIN/test_limits-wformat" ffi-c/tests/c/test_limits.c \
+    "$static_link" -Wformat=2 -Wformat-signedness
 
 # The dynamic programs really load the shared library, by its SONAME.
 needs_shared() {

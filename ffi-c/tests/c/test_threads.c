@@ -22,6 +22,19 @@ static atomic_int bulkhead_in_flight;
 static atomic_int bulkhead_violations;
 static atomic_int snapshot_violations;
 static atomic_int bad_results;
+static atomic_ullong opened; /* listener: transitions into open */
+static atomic_ullong notified;
+
+/* Runs on whichever thread made the change, concurrently with the others. */
+static void on_change(const fb_breaker *b, fb_state from, fb_state to, void *user_data) {
+    if (b != breaker || user_data != &notified || from == to) {
+        atomic_fetch_add(&bad_results, 1);
+    }
+    atomic_fetch_add(&notified, 1);
+    if (to == FB_STATE_OPEN) {
+        atomic_fetch_add(&opened, 1);
+    }
+}
 
 struct counts {
     uint64_t permitted, rejected, succeeded, failed, ignored;
@@ -108,6 +121,7 @@ int main(void) {
     bc.half_open_max_calls = 2;
     bc.success_threshold = 2;
     CHECK_RC(fb_breaker_new(&bc, &breaker), FB_OK);
+    CHECK_RC(fb_breaker_set_listener(breaker, on_change, &notified), FB_OK);
     fb_bulkhead_config hc = {BULKHEAD_MAX};
     CHECK_RC(fb_bulkhead_new(&hc, &bulkhead), FB_OK);
     fb_bucket_config kc = fb_bucket_config_per_second(1000, BUCKET_BURST);
@@ -149,6 +163,8 @@ int main(void) {
     CHECK(m.permitted == m.succeeded + m.failed + m.ignored);
     CHECK(m.trips > 0 && m.rejected > 0);
     CHECK(m.state <= FB_STATE_HALF_OPEN && m.half_open_in_flight <= 2);
+    /* Every trip was notified once, on the thread that made it. */
+    CHECK(atomic_load(&opened) == m.trips && atomic_load(&notified) >= m.trips);
     printf("breaker: %llu permitted, %llu rejected, %llu trips, state %s\n",
            (unsigned long long)m.permitted, (unsigned long long)m.rejected,
            (unsigned long long)m.trips, fb_state_str(m.state));
