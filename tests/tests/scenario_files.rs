@@ -12,9 +12,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use fastbreaker::{
-    binding, BreakerConfig, BucketConfig, BucketRejected, Bulkhead, BulkheadPermit,
-    CircuitBreaker, ConfigError, CountWindow1024, Outcome, Permit, PermitKind, Rejected,
-    TimeWindow64, TokenBucket, Transition, Window,
+    binding, BreakerConfig, BucketConfig, BucketRejected, Bulkhead, BulkheadPermit, CircuitBreaker,
+    ConfigError, CountWindow1024, Outcome, Permit, PermitKind, Rejected, TimeWindow64, TokenBucket,
+    Transition, Window,
 };
 
 // ----- the parsed form -----
@@ -53,7 +53,10 @@ enum Action {
     BucketReset,
     Enter,
     Release,
-    Expect { what: &'static str, value: String },
+    Expect {
+        what: &'static str,
+        value: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -234,8 +237,11 @@ fn parse_header(toks: &[&str], features: &mut BTreeSet<String>) -> Result<Header
                 }
             };
             fn fit<T: TryFrom<u64>>(k: &str, v: Option<u64>) -> Result<Option<T>, String> {
-                v.map(|x| T::try_from(x).map_err(|_| format!("{k}={x} does not fit the core's field type")))
-                    .transpose()
+                v.map(|x| {
+                    T::try_from(x)
+                        .map_err(|_| format!("{k}={x} does not fit the core's field type"))
+                })
+                .transpose()
             }
             fn req<T>(k: &str, v: Option<T>) -> Result<T, String> {
                 v.ok_or_else(|| format!("{k} cannot be none"))
@@ -366,7 +372,9 @@ fn parse_action(
         }
     };
     let num_only = |e: &[&str]| e.len() == 1 && number(e[0]).is_ok();
-    let exceeds = |e: &[&str]| e.len() == 3 && e[0] == "exceeds" && number(e[1]).is_ok() && number(e[2]).is_ok();
+    let exceeds = |e: &[&str]| {
+        e.len() == 3 && e[0] == "exceeds" && number(e[1]).is_ok() && number(e[2]).is_ok()
+    };
     match (kind, act) {
         (_, ["expect", what, value]) => {
             let what: &'static str = match kind {
@@ -526,7 +534,12 @@ fn parse(text: &str) -> Result<Scenario, (usize, String)> {
     let lines: Vec<(usize, Vec<&str>)> = text
         .lines()
         .enumerate()
-        .map(|(i, l)| (i + 1, l.split('#').next().unwrap().split_whitespace().collect()))
+        .map(|(i, l)| {
+            (
+                i + 1,
+                l.split('#').next().unwrap().split_whitespace().collect(),
+            )
+        })
         .filter(|(_, toks): &(usize, Vec<&str>)| !toks.is_empty())
         .collect();
     let mut it = lines.into_iter();
@@ -670,7 +683,8 @@ struct Report<'a> {
 
 impl Report<'_> {
     fn fail(&mut self, line: usize, msg: impl std::fmt::Display) {
-        self.failures.push(format!("{}:{}: {}", self.file, line, msg));
+        self.failures
+            .push(format!("{}:{}: {}", self.file, line, msg));
     }
 
     fn check(&mut self, step: &Step, actual: &str) {
@@ -692,11 +706,7 @@ fn transition(t: Option<Transition>) -> String {
     }
 }
 
-fn check_config_error(
-    r: &mut Report,
-    s: &Scenario,
-    result: Result<(), ConfigError>,
-) -> bool {
+fn check_config_error(r: &mut Report, s: &Scenario, result: Result<(), ConfigError>) -> bool {
     match (&s.config_error, result) {
         (None, Ok(())) => true,
         (Some((line, field, value)), Err(e)) => {
@@ -757,12 +767,7 @@ fn run_breaker<W: Window>(r: &mut Report, b: &CircuitBreaker<W>, steps: &[Step])
                         };
                         if id != "?" {
                             // Reusing an id (a loop's next iteration) drops the permit it named.
-                            permits.insert(
-                                id.to_string(),
-                                Held {
-                                    permit: Some(p),
-                                },
-                            );
+                            permits.insert(id.to_string(), Held { permit: Some(p) });
                         }
                         actual
                     }
@@ -781,7 +786,9 @@ fn run_breaker<W: Window>(r: &mut Report, b: &CircuitBreaker<W>, steps: &[Step])
                 let Some(held) = permits.get_mut(id) else {
                     r.fail(
                         step.line,
-                        format_args!("no permit {id} (never acquired, dropped, or its acquire failed)"),
+                        format_args!(
+                            "no permit {id} (never acquired, dropped, or its acquire failed)"
+                        ),
                     );
                     continue;
                 };
@@ -975,7 +982,10 @@ fn run(file: &str, s: &Scenario) -> Vec<String> {
         failures: Vec::new(),
     };
     match &s.header {
-        Header::Breaker { time: false, config } => {
+        Header::Breaker {
+            time: false,
+            config,
+        } => {
             let b = CircuitBreaker::<CountWindow1024>::new(*config);
             if check_config_error(&mut r, s, b.as_ref().map(|_| ()).map_err(|e| *e)) {
                 run_breaker(&mut r, &b.unwrap(), &s.steps);
@@ -1026,7 +1036,10 @@ fn load(path: &Path) -> (String, Result<Scenario, (usize, String)>) {
     let parsed = if first.trim_start().starts_with('#') {
         parse(&text)
     } else {
-        Err((1, "the first line must be a comment saying what the scenario checks".into()))
+        Err((
+            1,
+            "the first line must be a comment saying what the scenario checks".into(),
+        ))
     };
     (name, parsed)
 }
@@ -1043,7 +1056,11 @@ fn every_scenario_file_passes() {
             Ok(s) => run(&name, &s),
             Err((line, e)) => vec![format!("{name}:{line}: {e}")],
         };
-        let _ = writeln!(summary, "{} {name}", if f.is_empty() { "ok  " } else { "FAIL" });
+        let _ = writeln!(
+            summary,
+            "{} {name}",
+            if f.is_empty() { "ok  " } else { "FAIL" }
+        );
         failures.extend(f);
     }
     println!("{summary}");
@@ -1089,9 +1106,15 @@ fn the_parser_is_strict() {
         ("breaker\n@0 take 1 => ok\n", 2),
         ("bucket rate=1 burst=1\n@0 take x => ok\n", 2),
         ("bulkhead max_concurrent=1\n@0 enter => maybe\n", 2),
-        ("breaker failure_threshold=0\n=> config_error failure_threshold 0\n@0 reset\n", 3),
+        (
+            "breaker failure_threshold=0\n=> config_error failure_threshold 0\n@0 reset\n",
+            3,
+        ),
         ("breaker\n@0 expect colour 1\n", 2),
-        ("breaker\n@0 record p1 success duration=5 extra => none\n", 2),
+        (
+            "breaker\n@0 record p1 success duration=5 extra => none\n",
+            2,
+        ),
     ];
     for (text, line) in bad {
         match parse(text) {
@@ -1102,4 +1125,45 @@ fn the_parser_is_strict() {
     let good = parse("breaker window=time failure_threshold=none # c\n\nrepeat 3\n@+1 trip\nend\n@+2 expect trips 3\n").unwrap();
     assert_eq!(good.steps.len(), 4);
     assert_eq!(good.steps[3].t, 5);
+}
+
+/// Every number of a file (and every step's time) survives the Python runner's conversion,
+/// ns -> float seconds -> ns, unless the file is marked `# exact-ns`; FORMAT.md lists the
+/// marked files.
+#[test]
+fn nanoseconds_survive_float_seconds_unless_marked() {
+    let survives = |x: u64| ((x as f64 / 1e9) * 1e9).round() as u64 == x;
+    let format =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/FORMAT.md"))
+            .unwrap();
+    let mut bad = Vec::new();
+    for path in scenario_files() {
+        let (name, parsed) = load(&path);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let short = path.file_name().unwrap().to_string_lossy().into_owned();
+        let marked = text.starts_with("# exact-ns");
+        if marked != format.contains(&format!("- `{short}`")) {
+            bad.push(format!(
+                "{name}: marked exact-ns {marked}, but FORMAT.md's list says otherwise"
+            ));
+        }
+        if marked {
+            continue;
+        }
+        let mut values: Vec<u64> = text
+            .lines()
+            .flat_map(|l| l.split('#').next().unwrap().split_whitespace())
+            .flat_map(|tok| tok.rsplit(['=', '@', '+']).next())
+            .filter_map(|tok| number(tok).ok())
+            .collect();
+        if let Ok(s) = parsed {
+            values.extend(s.steps.iter().map(|s| s.t));
+        }
+        if let Some(x) = values.into_iter().find(|&x| !survives(x)) {
+            bad.push(format!(
+                "{name}: {x} does not survive float seconds: mark the file exact-ns"
+            ));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
