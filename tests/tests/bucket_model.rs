@@ -25,7 +25,7 @@
 // Loom atomics only work inside a loom model.
 #![cfg(not(loom))]
 
-use fastbreaker::{BucketConfig, BucketState, BucketRejected, TokenBucket, SECOND};
+use fastbreaker::{BucketConfig, BucketRejected, BucketState, TokenBucket, SECOND};
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, RngAlgorithm};
 

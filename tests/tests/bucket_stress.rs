@@ -265,7 +265,7 @@ fn bulkhead_run(max: u32, threads: usize, attempts: usize) {
                 for k in 0..attempts {
                     let raw = k % 2 == 0;
                     let permit = if raw {
-                        fastbreaker::binding::bulkhead_try_acquire(&bulkhead).then_some(None)
+                        fastbreaker::binding::bulkhead_try_acquire(bulkhead).then_some(None)
                     } else {
                         bulkhead.try_acquire().ok().map(Some)
                     };
@@ -281,7 +281,7 @@ fn bulkhead_run(max: u32, threads: usize, attempts: usize) {
                     fence(Ordering::Release);
                     match permit {
                         Some(permit) => drop(permit),
-                        None => assert!(fastbreaker::binding::bulkhead_release(&bulkhead)),
+                        None => assert!(fastbreaker::binding::bulkhead_release(bulkhead)),
                     }
                 }
             });

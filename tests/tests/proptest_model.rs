@@ -327,6 +327,9 @@ fn permit_view(p: &Permit) -> (PermitKind, u64, u64, Option<Transition>) {
     (p.kind(), p.generation(), p.started_at(), p.transition())
 }
 
+/// What an acquire let through: (kind, generation, transition).
+type Admitted = (PermitKind, u64, Option<Transition>);
+
 /// A breaker and its model, driven in lockstep. Every breaker call comes before the model's
 /// (the model adopts a random jitter seed once the breaker has drawn it).
 struct Run<W> {
@@ -338,7 +341,7 @@ struct Run<W> {
     permits: Vec<(Permit, ModelPermit)>,
     step: usize,
     /// The breaker's answer to the latest acquire: (kind, generation, transition).
-    last_acquire: Option<Result<(PermitKind, u64, Option<Transition>), Rejected>>,
+    last_acquire: Option<Result<Admitted, Rejected>>,
     /// The breaker's answer to the latest record.
     last_record: Option<Option<Transition>>,
 }
@@ -382,7 +385,13 @@ impl<W: Window> Run<W> {
         let mut model = self.model.clone();
         model.adopt_seed(config.jitter_seed);
         prop_assert_eq!(state, model.state, "state after op {} {:?}", step, op);
-        prop_assert_eq!(generation, model.generation, "generation after op {} {:?}", step, op);
+        prop_assert_eq!(
+            generation,
+            model.generation,
+            "generation after op {} {:?}",
+            step,
+            op
+        );
         prop_assert_eq!(
             retry_after,
             model.retry_after(now),
@@ -391,10 +400,34 @@ impl<W: Window> Run<W> {
             op,
             now
         );
-        prop_assert_eq!(metrics, model.metrics(now), "metrics after op {} {:?}", step, op);
-        prop_assert_eq!(window, model.window.stats(now), "window after op {} {:?}", step, op);
-        prop_assert_eq!(config, model.read_back(), "config after op {} {:?}", step, op);
-        prop_assert_eq!(backoff, model.backoff(), "backoff after op {} {:?}", step, op);
+        prop_assert_eq!(
+            metrics,
+            model.metrics(now),
+            "metrics after op {} {:?}",
+            step,
+            op
+        );
+        prop_assert_eq!(
+            window,
+            model.window.stats(now),
+            "window after op {} {:?}",
+            step,
+            op
+        );
+        prop_assert_eq!(
+            config,
+            model.read_back(),
+            "config after op {} {:?}",
+            step,
+            op
+        );
+        prop_assert_eq!(
+            backoff,
+            model.backoff(),
+            "backoff after op {} {:?}",
+            step,
+            op
+        );
         Ok(())
     }
 
@@ -516,7 +549,9 @@ impl<W: Window> Run<W> {
             let now = self.now;
             let got = self.breaker.record(p, Outcome::Success, now);
             self.sync_seed();
-            let want = self.model.record(m, Outcome::Success, now - m.started_at, now);
+            let want = self
+                .model
+                .record(m, Outcome::Success, now - m.started_at, now);
             prop_assert_eq!(got, want, "final record at {}", now);
             self.compare(&Op::RecordNewest(Outcome::Success))?;
         }
@@ -529,12 +564,16 @@ impl<W: Window> Run<W> {
 fn check(case: &Case) -> Result<(), TestCaseError> {
     let origin = case.origin % (1 << 62);
     match case.window {
-        WindowKind::Count => {
-            check_on(CircuitBreaker::<CountWindow64>::new(case.config), case, origin)
-        }
-        WindowKind::Time => {
-            check_on(CircuitBreaker::<TimeWindow<BUCKETS>>::new(case.config), case, origin)
-        }
+        WindowKind::Count => check_on(
+            CircuitBreaker::<CountWindow64>::new(case.config),
+            case,
+            origin,
+        ),
+        WindowKind::Time => check_on(
+            CircuitBreaker::<TimeWindow<BUCKETS>>::new(case.config),
+            case,
+            origin,
+        ),
     }
 }
 
@@ -558,7 +597,9 @@ fn check_on<W: Window>(
             Ok(())
         }
         (Ok(()), Err(e)) => Err(TestCaseError::fail(format!("valid config refused: {e}"))),
-        (Err(why), Ok(_)) => Err(TestCaseError::fail(format!("invalid config built: {why:?}"))),
+        (Err(why), Ok(_)) => Err(TestCaseError::fail(format!(
+            "invalid config built: {why:?}"
+        ))),
     }
 }
 
@@ -894,8 +935,13 @@ fn scripted(config: BreakerConfig, origin: u64) -> Scripted {
     let spec = WindowKind::Count.spec();
     validate(&config, spec).expect("a valid config for the model");
     let breaker = CircuitBreaker::<CountWindow64>::new(config).expect("a valid config");
-    Run::new(breaker, Model::new(config, spec, origin), origin, u64::MAX - origin)
-        .unwrap_or_else(|e| panic!("{e}"))
+    Run::new(
+        breaker,
+        Model::new(config, spec, origin),
+        origin,
+        u64::MAX - origin,
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 impl Scripted {
@@ -911,7 +957,7 @@ impl Scripted {
     }
 
     /// Acquires a permit (kept outstanding); the breaker's answer.
-    fn acquire(&mut self) -> Result<(PermitKind, u64, Option<Transition>), Rejected> {
+    fn acquire(&mut self) -> Result<Admitted, Rejected> {
         self.op(Op::Acquire { clock: false });
         self.last_acquire.expect("acquired")
     }
@@ -1026,7 +1072,10 @@ fn each_probe_is_timed_from_its_admission() {
     r.call(Outcome::Failure);
     r.at(100);
     let (_, a, t) = r.acquire().expect("probe A");
-    assert_eq!(t.map(|t| (t.from, t.to)), Some((State::Open, State::HalfOpen)));
+    assert_eq!(
+        t.map(|t| (t.from, t.to)),
+        Some((State::Open, State::HalfOpen))
+    );
     assert_eq!(r.record(Outcome::Success), None);
     r.at(199);
     let (_, b, _) = r.acquire().expect("probe B");
@@ -1050,7 +1099,9 @@ fn each_probe_is_timed_from_its_admission() {
     r.at(299);
     let (_, c, t) = r.acquire().expect("B presumed hung: probe C");
     assert_eq!((c, t), (b + 1, None), "a new generation, still half-open");
-    let close = r.record(Outcome::Success).expect("A's and C's successes close");
+    let close = r
+        .record(Outcome::Success)
+        .expect("A's and C's successes close");
     assert_eq!(close.to, State::Closed);
 }
 
@@ -1104,7 +1155,11 @@ fn long_waits_end() {
             let expected = (60 * SECOND)
                 .saturating_mul(1 << reopening.min(40))
                 .min(MAX_WAIT_DURATION_NS);
-            assert_eq!(r.breaker.retry_after(r.now), expected, "reopening {reopening}");
+            assert_eq!(
+                r.breaker.retry_after(r.now),
+                expected,
+                "reopening {reopening}"
+            );
         }
         let start = r.now;
         assert_eq!(r.breaker.retry_after(start), MAX_WAIT_DURATION_NS);
@@ -1112,8 +1167,14 @@ fn long_waits_end() {
         assert_eq!(r.acquire(), Err(Rejected::Open { retry_after: 1 }));
         r.at(start + MAX_WAIT_DURATION_NS);
         let (kind, _, t) = r.acquire().expect("the longest wait ends");
-        assert_eq!((kind, t.map(|t| t.to)), (PermitKind::Probe, Some(State::HalfOpen)));
-        assert!(r.now - origin > 1 << 56, "the run passed the 2^56 ns the breaker keeps");
+        assert_eq!(
+            (kind, t.map(|t| t.to)),
+            (PermitKind::Probe, Some(State::HalfOpen))
+        );
+        assert!(
+            r.now - origin > 1 << 56,
+            "the run passed the 2^56 ns the breaker keeps"
+        );
     }
 }
 
@@ -1144,7 +1205,10 @@ fn the_longest_wait_is_allowed_and_ends() {
     ] {
         let e = CircuitBreaker::<CountWindow64>::new(config).unwrap_err();
         assert_eq!(e.field, field);
-        assert_eq!(validate(&config, WindowKind::Count.spec()).unwrap_err().0, field);
+        assert_eq!(
+            validate(&config, WindowKind::Count.spec()).unwrap_err().0,
+            field
+        );
     }
     let origin = 3 << 56;
     let mut r = scripted(longest, origin);
@@ -1158,7 +1222,10 @@ fn the_longest_wait_is_allowed_and_ends() {
     assert_eq!(r.acquire(), Err(Rejected::HalfOpenFull));
     r.at(t + MAX_WAIT_DURATION_NS);
     r.acquire().expect("the hung probe is replaced");
-    assert_eq!(r.record(Outcome::Success).map(|t| t.to), Some(State::Closed));
+    assert_eq!(
+        r.record(Outcome::Success).map(|t| t.to),
+        Some(State::Closed)
+    );
 }
 
 /// A dropped half-open permit does not wedge the breaker: its slot comes back once it has
@@ -1183,6 +1250,8 @@ fn a_dropped_probe_does_not_wedge_the_breaker() {
     assert_eq!(r.acquire(), Err(Rejected::HalfOpenFull));
     r.at(100);
     r.acquire().expect("the dropped probe's slot is back");
-    assert_eq!(r.record(Outcome::Success).map(|t| t.to), Some(State::Closed));
+    assert_eq!(
+        r.record(Outcome::Success).map(|t| t.to),
+        Some(State::Closed)
+    );
 }
-

@@ -250,79 +250,30 @@ fn parse_header(toks: &[&str], features: &mut BTreeSet<String>) -> Result<Header
                 let o = if k == "window" { None } else { opt(k, v)? };
                 match k {
                     "window" => match v {
-                        "count" => features.insert("header breaker window=count".into()),
-                        "time" => {
-                            time = true;
-                            features.insert("header breaker window=time".into())
-                        }
+                        "count" => time = false,
+                        "time" => time = true,
                         _ => return Err(format!("window must be count or time, found {v:?}")),
                     },
-                    "failure_threshold" => {
-                        c.failure_threshold = fit(k, o)?;
-                        true
-                    }
-                    "failure_rate_threshold" => {
-                        c.failure_rate_threshold = fit(k, o)?;
-                        true
-                    }
-                    "slow_call_rate_threshold" => {
-                        c.slow_call_rate_threshold = fit(k, o)?;
-                        true
-                    }
-                    "slow_call_duration_ns" => {
-                        c.slow_call_duration_ns = req(k, o)?;
-                        true
-                    }
-                    "minimum_calls" => {
-                        c.minimum_calls = req(k, fit(k, o)?)?;
-                        true
-                    }
-                    "window_size" => {
-                        c.window_size = fit(k, o)?;
-                        true
-                    }
-                    "window_buckets" => {
-                        c.window_buckets = fit(k, o)?;
-                        true
-                    }
-                    "bucket_duration_ns" => {
-                        c.bucket_duration_ns = req(k, o)?;
-                        true
-                    }
-                    "wait_duration_ns" => {
-                        c.wait_duration_ns = req(k, o)?;
-                        true
-                    }
-                    "backoff_factor_milli" => {
-                        c.backoff_factor_milli = req(k, fit(k, o)?)?;
-                        true
-                    }
-                    "max_wait_duration_ns" => {
-                        c.max_wait_duration_ns = o;
-                        true
-                    }
-                    "jitter_permille" => {
-                        c.jitter_permille = req(k, fit(k, o)?)?;
-                        true
-                    }
-                    "jitter_seed" => {
-                        c.jitter_seed = o;
-                        true
-                    }
-                    "half_open_max_calls" => {
-                        c.half_open_max_calls = req(k, fit(k, o)?)?;
-                        true
-                    }
-                    "success_threshold" => {
-                        c.success_threshold = req(k, fit(k, o)?)?;
-                        true
-                    }
+                    "failure_threshold" => c.failure_threshold = fit(k, o)?,
+                    "failure_rate_threshold" => c.failure_rate_threshold = fit(k, o)?,
+                    "slow_call_rate_threshold" => c.slow_call_rate_threshold = fit(k, o)?,
+                    "slow_call_duration_ns" => c.slow_call_duration_ns = req(k, o)?,
+                    "minimum_calls" => c.minimum_calls = req(k, fit(k, o)?)?,
+                    "window_size" => c.window_size = fit(k, o)?,
+                    "window_buckets" => c.window_buckets = fit(k, o)?,
+                    "bucket_duration_ns" => c.bucket_duration_ns = req(k, o)?,
+                    "wait_duration_ns" => c.wait_duration_ns = req(k, o)?,
+                    "backoff_factor_milli" => c.backoff_factor_milli = req(k, fit(k, o)?)?,
+                    "max_wait_duration_ns" => c.max_wait_duration_ns = o,
+                    "jitter_permille" => c.jitter_permille = req(k, fit(k, o)?)?,
+                    "jitter_seed" => c.jitter_seed = o,
+                    "half_open_max_calls" => c.half_open_max_calls = req(k, fit(k, o)?)?,
+                    "success_threshold" => c.success_threshold = req(k, fit(k, o)?)?,
                     _ => return Err(format!("unknown breaker key {k:?}")),
-                };
+                }
             }
-            if !time {
-                features.insert("header breaker window=count".into());
-            }
+            let window = if time { "time" } else { "count" };
+            features.insert(format!("header breaker window={window}"));
             Ok(Header::Breaker { time, config: c })
         }
         "bucket" => {

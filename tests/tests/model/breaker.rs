@@ -25,8 +25,7 @@ use std::collections::VecDeque;
 
 use fastbreaker::limits::{MAX_BACKOFF_STEPS, MAX_WAIT_DURATION_NS};
 use fastbreaker::{
-    Backoff, BreakerConfig, Metrics, Outcome, PermitKind, Rejected, State, Transition,
-    WindowStats,
+    Backoff, BreakerConfig, Metrics, Outcome, PermitKind, Rejected, State, Transition, WindowStats,
 };
 
 /// The breaker keeps the start of its current state modulo 2^56 ns.
@@ -388,7 +387,10 @@ impl Model {
         if permille == 0 {
             return plain;
         }
-        assert!(self.seed.is_some(), "the jitter's seed is needed before it was drawn");
+        assert!(
+            self.seed.is_some(),
+            "the jitter's seed is needed before it was drawn"
+        );
         // The jitter's hash is the core's; its bounds are checked against the plain delay.
         let jittered = self.backoff().delay(self.step, self.generation);
         let most = u128::from(plain) * u128::from(permille) / 1000;
