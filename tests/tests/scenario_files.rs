@@ -686,13 +686,10 @@ fn check_config_error(r: &mut Report, s: &Scenario, result: Result<(), ConfigErr
     }
 }
 
-/// A permit named in the file: live until recorded (then `used`) or dropped.
-struct Held {
-    permit: Option<Permit>,
-}
-
 fn run_breaker<W: Window>(r: &mut Report, b: &CircuitBreaker<W>, steps: &[Step]) {
-    let mut permits: HashMap<String, Held> = HashMap::new();
+    // The permits the file names: `Some` until recorded, `None` once recorded (a second
+    // record is `permit_used`); a dropped permit's id names nothing.
+    let mut permits: HashMap<String, Option<Permit>> = HashMap::new();
     for step in steps {
         let t = step.t;
         match &step.action {
@@ -718,7 +715,7 @@ fn run_breaker<W: Window>(r: &mut Report, b: &CircuitBreaker<W>, steps: &[Step])
                         };
                         if id != "?" {
                             // Reusing an id (a loop's next iteration) drops the permit it named.
-                            permits.insert(id.to_string(), Held { permit: Some(p) });
+                            permits.insert(id.to_string(), Some(p));
                         }
                         actual
                     }
@@ -743,7 +740,7 @@ fn run_breaker<W: Window>(r: &mut Report, b: &CircuitBreaker<W>, steps: &[Step])
                     );
                     continue;
                 };
-                let actual = match held.permit.take() {
+                let actual = match held.take() {
                     // Recording consumes the permit: Rust cannot record it twice (checked
                     // by the compile_fail doctests of `Permit`). The bindings refuse a second
                     // record and change nothing; here the step is the check that nothing
@@ -762,9 +759,7 @@ fn run_breaker<W: Window>(r: &mut Report, b: &CircuitBreaker<W>, steps: &[Step])
                 r.check(step, &actual);
             }
             Action::Drop(id) => match permits.remove(id) {
-                Some(Held {
-                    permit: Some(p), ..
-                }) => drop(p),
+                Some(Some(p)) => drop(p),
                 Some(_) => r.fail(step.line, format_args!("permit {id} was already recorded")),
                 None => r.fail(step.line, format_args!("no permit {id}")),
             },
