@@ -8,6 +8,16 @@
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[cfg(feature = "python")]
+mod breaker;
+#[cfg(feature = "python")]
+mod clock;
+#[cfg(feature = "python")]
+mod config;
+#[cfg(feature = "python")]
+mod guard;
+#[cfg(feature = "python")]
+mod limiter;
+#[cfg(feature = "python")]
 mod listeners;
 #[cfg(feature = "python")]
 mod native;

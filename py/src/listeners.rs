@@ -7,6 +7,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 use pyo3::{PyTraverseError, PyVisit};
@@ -33,11 +34,50 @@ struct Entry {
 }
 
 impl Entry {
-    fn new(listener: &Bound<'_, PyAny>) -> Self {
-        Entry {
-            listener: listener.clone().unbind(),
-            hooks: HOOK_NAMES.map(|h| listener.getattr(h).ok().map(Bound::unbind)),
+    /// The listener's hooks. TypeError if it has none of them, if a hook is not callable,
+    /// or if it has another public `on_*` method (most likely a misspelt hook, which would
+    /// otherwise never be called).
+    fn new(listener: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let hooks = HOOK_NAMES.map(|h| listener.getattr(h).ok().filter(|v| !v.is_none()));
+        let known = HOOK_NAMES.join(", ");
+        let what = || crate::config::repr(listener);
+        for (name, hook) in HOOK_NAMES.iter().zip(&hooks) {
+            if let Some(h) = hook {
+                if !h.is_callable() {
+                    return Err(PyTypeError::new_err(format!(
+                        "listener {}: {name} must be callable, got {}",
+                        what(),
+                        crate::config::repr(h)
+                    )));
+                }
+            }
         }
+        if hooks.iter().all(Option::is_none) {
+            return Err(PyTypeError::new_err(format!(
+                "listener {} has none of the hooks {known}",
+                what()
+            )));
+        }
+        for attr in listener.dir()?.iter() {
+            let attr = attr.to_string();
+            if attr.starts_with("on_") && !HOOK_NAMES.contains(&attr.as_str()) {
+                let callable = listener
+                    .getattr(attr.as_str())
+                    .map(|v| v.is_callable())
+                    .unwrap_or(false);
+                if callable {
+                    return Err(PyTypeError::new_err(format!(
+                        "listener {} has a method {attr}, which is not a hook: the hooks \
+                         are {known}",
+                        what()
+                    )));
+                }
+            }
+        }
+        Ok(Entry {
+            listener: listener.clone().unbind(),
+            hooks: hooks.map(|h| h.map(Bound::unbind)),
+        })
     }
 
     fn clone_ref(&self, py: Python<'_>) -> Self {
@@ -62,12 +102,12 @@ pub(crate) struct Listeners {
 
 impl Listeners {
     /// The listeners in `items`, in order.
-    pub(crate) fn new(items: &[Bound<'_, PyAny>]) -> Self {
-        let entries: Vec<Entry> = items.iter().map(Entry::new).collect();
-        Listeners {
+    pub(crate) fn new(items: &[Bound<'_, PyAny>]) -> PyResult<Self> {
+        let entries: Vec<Entry> = items.iter().map(Entry::new).collect::<PyResult<_>>()?;
+        Ok(Listeners {
             has: std::array::from_fn(|i| AtomicBool::new(has_hook(&entries, i))),
             entries: Mutex::new(Arc::new(entries)),
-        }
+        })
     }
 
     /// Installs `entries` in place of `cur` (the locked list) and updates the hook flags.
@@ -85,15 +125,17 @@ impl Listeners {
         }
     }
 
-    /// Adds `listener` at the end; its hooks are looked up now.
-    pub(crate) fn add(&self, listener: &Bound<'_, PyAny>) {
+    /// Adds `listener` at the end; its hooks are looked up now (see `Entry::new`).
+    pub(crate) fn add(&self, listener: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = listener.py();
+        let entry = Entry::new(listener)?;
         let Ok(mut cur) = self.entries.lock() else {
-            return;
+            return Ok(());
         };
         let mut entries: Vec<Entry> = cur.iter().map(|e| e.clone_ref(py)).collect();
-        entries.push(Entry::new(listener));
+        entries.push(entry);
         self.install(&mut cur, entries);
+        Ok(())
     }
 
     /// Removes every entry that is `listener`; whether there was one.

@@ -132,15 +132,15 @@ def test_success_threshold_and_half_open_max_calls() -> None:
     )
     trip(b, 1)
     time.sleep(0.02)
-    p1 = b._acquire()
-    p2 = b._acquire()
+    p1 = b.acquire()
+    p2 = b.acquire()
     assert b.state == "half_open"
     with pytest.raises(CircuitOpenError) as info:
-        b._acquire()
+        b.acquire()
     assert info.value.state == "half_open"
-    b._record(p1)
+    b.record(p1)
     assert b.state == "half_open"
-    b._record(p2)
+    b.record(p2)
     assert b.state == "closed"
 
 

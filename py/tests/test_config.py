@@ -122,8 +122,8 @@ def test_consecutive_failures_model(outcomes: list[bool], threshold: int) -> Non
         if opened:
             assert b.state == "open"
             break
-        permit = b._acquire()
-        b._record(permit, None if ok else RuntimeError())
+        permit = b.acquire()
+        b.record(permit, None if ok else RuntimeError())
         run = 0 if ok else run + 1
         opened = run >= threshold
         assert (b.state == "open") == opened

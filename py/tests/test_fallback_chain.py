@@ -128,12 +128,12 @@ def test_half_open_and_manual_states_are_called() -> None:
 def test_a_rejection_raised_by_a_tier_falls_through() -> None:
     breaker = CircuitBreaker("full", half_open_max_calls=1)
     breaker.half_open()
-    permit = breaker._acquire()  # the only probe slot is taken
+    permit = breaker.acquire()  # the only probe slot is taken
     try:
         chain = fallback_chain((breaker, Tier("p")), Tier("s"))
         assert chain() == "s"
     finally:
-        breaker._record(permit)
+        breaker.record(permit)
 
 
 def test_pair_tiers_go_through_the_breaker() -> None:

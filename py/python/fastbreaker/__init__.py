@@ -9,9 +9,13 @@
 from ._breaker import CircuitBreaker, Listener
 from ._limiters import Bulkhead, RateLimiter
 from ._native import (
+    LIMITS,
     BulkheadFull,
+    BurstExceeded,
     CircuitOpenError,
     FastbreakerError,
+    ManualClock,
+    Permit,
     RateLimitExceeded,
     __version__,
     monotonic_ns,
@@ -22,15 +26,19 @@ from .health import HealthReport, HealthServer, Probe, health, liveness, readine
 from .retry import retry
 
 __all__ = [
+    "LIMITS",
     "AllTiersFailedError",
     "Bulkhead",
     "BulkheadFull",
+    "BurstExceeded",
     "CircuitBreaker",
     "CircuitOpenError",
     "FastbreakerError",
     "HealthReport",
     "HealthServer",
     "Listener",
+    "ManualClock",
+    "Permit",
     "Probe",
     "RateLimitExceeded",
     "RateLimiter",

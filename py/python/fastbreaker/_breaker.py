@@ -78,8 +78,8 @@ class CircuitBreaker(_native.CircuitBreaker):
         return wrapper  # type: ignore[no-any-return]
 
     def _wrap_coroutine(self, func: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
-        acquire = self._acquire
-        record = self._record
+        acquire = self.acquire
+        record = self.record
         fallback = self.fallback
         note_fallback = self._note_fallback
 
@@ -104,8 +104,8 @@ class CircuitBreaker(_native.CircuitBreaker):
         return wrapper
 
     def _wrap_generator(self, func: Callable[..., Generator[Any, Any, Any]]) -> Callable[..., Any]:
-        acquire = self._acquire
-        record = self._record
+        acquire = self.acquire
+        record = self.record
         fallback = self.fallback
         note_fallback = self._note_fallback
 
@@ -131,8 +131,8 @@ class CircuitBreaker(_native.CircuitBreaker):
         return wrapper
 
     def _wrap_async_generator(self, func: Callable[..., AsyncIterator[Any]]) -> Callable[..., Any]:
-        acquire = self._acquire
-        record = self._record
+        acquire = self.acquire
+        record = self.record
         fallback = self.fallback
         note_fallback = self._note_fallback
 
@@ -171,7 +171,7 @@ class CircuitBreaker(_native.CircuitBreaker):
     ) -> R:
         """Awaits ``func(*args, **kwargs)`` through the breaker."""
         try:
-            permit = self._acquire()
+            permit = self.acquire()
         except CircuitOpenError:
             fallback = self.fallback
             if fallback is None:
@@ -181,15 +181,15 @@ class CircuitBreaker(_native.CircuitBreaker):
         try:
             result = await func(*args, **kwargs)
         except BaseException as exc:
-            self._record(permit, exc)
+            self.record(permit, exc)
             raise
-        self._record(permit)
+        self.record(permit)
         return result
 
     # ----- with / async with -----
 
     def _push(self) -> None:
-        permit = self._acquire()
+        permit = self.acquire()
         _PERMITS.set((*_PERMITS.get(), (self, permit)))
 
     def _pop(self, exc: BaseException | None) -> None:
@@ -198,7 +198,7 @@ class CircuitBreaker(_native.CircuitBreaker):
             if stack[i][0] is self:
                 permit = stack[i][1]
                 _PERMITS.set(stack[:i] + stack[i + 1 :])
-                self._record(permit, exc)
+                self.record(permit, exc)
                 return
 
     def __enter__(self) -> CircuitBreaker:

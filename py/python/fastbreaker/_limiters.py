@@ -25,7 +25,10 @@ class RateLimiter(_native.RateLimiter):
     ``try_acquire`` never waits. ``acquire`` / ``acquire_async`` wait in line (fair: each
     caller reserves its tokens in arrival order, then sleeps for its own reservation); with
     ``timeout`` they raise ``RateLimitExceeded`` at once, taking nothing, when the wait would
-    be longer. ``with``, ``async with`` and the decorator wait with no timeout.
+    be longer. ``with``, ``async with`` and the decorator wait with no timeout. ``n`` above
+    the burst can never be granted: every method raises ``BurstExceeded`` (a ValueError) for
+    it. With ``clock=ManualClock(...)`` the limiter reads that clock; ``acquire`` then still
+    sleeps for real, so tests use ``try_acquire`` and ``retry_after``.
     """
 
     __slots__ = ()
@@ -84,6 +87,8 @@ class RateLimiter(_native.RateLimiter):
 
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
         """Decorates ``func``: each call first takes one token, waiting for it if needed."""
+        if not callable(func):
+            raise TypeError(f"RateLimiter decorates callables, got {func!r}")
         wrapper: Any
         if inspect.iscoroutinefunction(func):
             acquire_async = self.acquire_async
@@ -137,6 +142,8 @@ class Bulkhead(_native.Bulkhead):
 
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
         """Decorates ``func``: each call holds a slot while it runs, or raises BulkheadFull."""
+        if not callable(func):
+            raise TypeError(f"Bulkhead decorates callables, got {func!r}")
         enter = self._enter
         release = self.release
         wrapper: Any

@@ -286,7 +286,7 @@ def test_a_late_trial_success_keeps_the_count_of_the_trip_that_followed_it() -> 
 
 
 class HeldCore:
-    """Stands in for a breaker's native core: an ``_acquire`` from one of ``held`` threads
+    """Stands in for a breaker's native core: an ``acquire`` from one of ``held`` threads
     stops, once admitted, until ``go`` is set."""
 
     def __init__(self, core: Any) -> None:
@@ -298,8 +298,8 @@ class HeldCore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def _acquire(self) -> Any:
-        permit = self.inner._acquire()
+    def acquire(self) -> Any:
+        permit = self.inner.acquire()
         if threading.current_thread() in self.held:
             self.acquired.set()
             assert self.go.wait(10)

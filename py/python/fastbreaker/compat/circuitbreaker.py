@@ -405,8 +405,8 @@ class CircuitBreaker:
         return cast(_F, self._wrap_coroutine(function))
 
     def _wrap_generator(self, function: Callable[..., Generator[Any, Any, Any]]) -> Any:
-        acquire = self._native._acquire
-        record = self._native._record
+        acquire = self._native.acquire
+        record = self._native.record
 
         @functools.wraps(function)
         def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
@@ -431,8 +431,8 @@ class CircuitBreaker:
         return gen_wrapper
 
     def _wrap_coroutine(self, function: Callable[..., Awaitable[Any]]) -> Any:
-        acquire = self._native._acquire
-        record = self._native._record
+        acquire = self._native.acquire
+        record = self._native.record
 
         @functools.wraps(function)
         async def awrapper(*args: Any, **kwargs: Any) -> Any:
@@ -456,8 +456,8 @@ class CircuitBreaker:
         return awrapper
 
     def _wrap_async_generator(self, function: Callable[..., AsyncIterator[Any]]) -> Any:
-        acquire = self._native._acquire
-        record = self._native._record
+        acquire = self._native.acquire
+        record = self._native.record
 
         @functools.wraps(function)
         async def gen_awrapper(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
@@ -496,7 +496,7 @@ class CircuitBreaker:
     ) -> Literal[False]:
         """Records the block's outcome; never swallows its exception."""
         try:
-            permit = self._native._acquire()
+            permit = self._native.acquire()
         except CircuitOpenError:
             permit = None
         self._settle(permit, exc_value)
@@ -507,7 +507,7 @@ class CircuitBreaker:
         breaker admitted one, else (open) as circuitbreaker does."""
         native = self._native
         if permit is not None:
-            native._record(permit, exc_value)
+            native.record(permit, exc_value)
         elif exc_value is None or isinstance(exc_value, Exception):
             # Open: as in circuitbreaker, a failure opens it again now, a success closes it.
             if exc_value is not None and self.is_failure(type(exc_value), exc_value):
@@ -527,7 +527,7 @@ class CircuitBreaker:
             self.__exit__(type(exc), exc, None)
             raise
         try:
-            permit: Optional[Permit] = self._native._acquire()
+            permit: Optional[Permit] = self._native.acquire()
         except CircuitOpenError:
             permit = None
         self._settle(permit, None)

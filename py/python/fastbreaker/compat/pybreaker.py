@@ -538,9 +538,9 @@ def _storage(param: str, value: Any) -> Any:
 def _replay(core: _NativeBreaker, failures: int = 0, successes: int = 0) -> None:
     """Feeds outcomes to a fresh native breaker, to carry counts over to it."""
     for _ in range(failures):
-        core._record(core._acquire(), _FAILED)
+        core.record(core.acquire(), _FAILED)
     for _ in range(successes):
-        core._record(core._acquire())
+        core.record(core.acquire())
 
 
 class CircuitBreaker:
@@ -873,7 +873,7 @@ class CircuitBreaker:
                 for listener in listeners:
                     listener.before_call(self, func, *args, **kwargs)
             except BaseException:
-                core._record(permit, _IGNORED)
+                core.record(permit, _IGNORED)
                 raise
         try:
             ret = func(*args, **kwargs)
@@ -896,7 +896,7 @@ class CircuitBreaker:
         seq = self._seq
         half_open = core.state == "half_open"
         try:
-            permit = core._acquire()
+            permit = core.acquire()
         except CircuitOpenError as err:
             self._local.rejected = False
             permit = self._refused(core, err.state)
@@ -907,7 +907,7 @@ class CircuitBreaker:
             try:
                 self._apply(events)
             except BaseException:
-                core._record(permit, _IGNORED)
+                core.record(permit, _IGNORED)
                 raise
         return core, permit, STATE_HALF_OPEN if half_open else STATE_CLOSED, seq
 
@@ -936,7 +936,7 @@ class CircuitBreaker:
             core = self._core
             permit = self._try_acquire(core)
             if permit is not None:
-                core._record(permit, token)
+                core.record(permit, token)
         self._tripped(self._take_events(), exc)
         return False
 
@@ -950,7 +950,7 @@ class CircuitBreaker:
 
     def _try_acquire(self, core: _NativeBreaker) -> Optional[Permit]:
         try:
-            return core._acquire()
+            return core.acquire()
         except CircuitOpenError:
             self._local.rejected = False
             return None
@@ -973,7 +973,7 @@ class CircuitBreaker:
             # thread may trip it again before this one gets further.
             self._fails = 0
             self._successes += 1
-        core._record(permit)
+        core.record(permit)
         events = self._take_events()
         storage = self._storage
         try:
@@ -994,13 +994,13 @@ class CircuitBreaker:
         try:
             system_error = self.is_system_error(exc)
         except BaseException:
-            core._record(permit, _IGNORED)
+            core.record(permit, _IGNORED)
             raise
         if not system_error:
             self._succeeded(core, permit, state, seq)
             return
         stale = seq is not self._seq
-        core._record(permit, exc if isinstance(exc, Exception) else self._failure_token())
+        core.record(permit, exc if isinstance(exc, Exception) else self._failure_token())
         events = self._take_events()
         if self._storage is not None and not stale:
             try:
@@ -1076,7 +1076,7 @@ class CircuitBreaker:
             if value is not None:
                 raise TypeError("can't send non-None value to a just-started generator")
         except BaseException:
-            core._record(permit, _IGNORED)
+            core.record(permit, _IGNORED)
             raise
         # pybreaker's generator_call, outcome for outcome.
         try:

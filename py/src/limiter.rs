@@ -1,0 +1,429 @@
+//! `RateLimiter` (a GCRA token bucket) and `Bulkhead` (a limit on calls in flight).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use fastbreaker as fb;
+use fb::binding::{bulkhead_release, bulkhead_try_acquire};
+use fb::limits::{DEFAULT_PERIOD_NS, MAX_BURST};
+use fb::{BucketConfig, BucketRejected, Clock};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+
+use crate::breaker::Arg;
+use crate::clock::{PyManualClock, TimeSource};
+use crate::config::{real, repr, scaled, seconds, type_error, whole, Translation, Wide};
+use crate::native::{
+    histogram_dict, make_error, ns_to_s, BULKHEAD_FULL, BURST_EXCEEDED, RATE_LIMIT_EXCEEDED,
+};
+use crate::stats::Histogram;
+
+const NS: f64 = 1e9;
+
+/// A GCRA token bucket: `rate` tokens every `per` seconds, at most `burst` at once.
+#[pyclass(frozen, subclass, module = "fastbreaker._native", name = "RateLimiter")]
+pub(crate) struct PyLimiter {
+    bucket: fb::TokenBucket,
+    rate: f64,
+    per: f64,
+    name: Option<Py<PyString>>,
+    clock: TimeSource,
+    /// Granted at once.
+    allowed: AtomicU64,
+    /// Granted after a wait.
+    delayed: AtomicU64,
+    /// Refused: `try_acquire` false, or a wait longer than the timeout.
+    rejected: AtomicU64,
+    /// Waits given up (tokens refunded).
+    cancelled: AtomicU64,
+    /// Waits of delayed acquisitions.
+    waits: Histogram,
+}
+
+/// An optional `name` keyword: a str or None.
+fn optional_name(name: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Py<PyString>>> {
+    match name {
+        None => Ok(None),
+        Some(n) if n.is_none() => Ok(None),
+        Some(n) => n
+            .cast::<PyString>()
+            .map(|n| Some(n.clone().unbind()))
+            .map_err(|_| type_error("name", n, "a str or None")),
+    }
+}
+
+/// `"name" ` for a repr, or nothing.
+fn repr_name(py: Python<'_>, name: &Option<Py<PyString>>) -> String {
+    match name {
+        Some(n) => format!("{:?} ", n.bind(py).to_string()),
+        None => String::new(),
+    }
+}
+
+impl PyLimiter {
+    /// The error for `n` tokens above the burst.
+    fn burst_exceeded(&self, py: Python<'_>, n: &Bound<'_, PyAny>) -> PyErr {
+        match (n, self.bucket.burst()).into_pyobject(py) {
+            Ok(args) => make_error(py, &BURST_EXCEEDED, args),
+            Err(e) => e,
+        }
+    }
+
+    /// `n` as a token count: an int >= 0 (never an OverflowError: more tokens than a u64
+    /// holds are more than the burst).
+    fn tokens(&self, py: Python<'_>, n: &Bound<'_, PyAny>) -> PyResult<u64> {
+        match whole("n", n)? {
+            Wide::Fits(k) => Ok(k),
+            Wide::Below => Err(PyValueError::new_err(format!(
+                "n must be an int >= 0, got {}",
+                repr(n)
+            ))),
+            Wide::Above => Err(self.burst_exceeded(py, n)),
+        }
+    }
+
+    fn limit_error(&self, py: Python<'_>, r: BucketRejected, n: &Bound<'_, PyAny>) -> PyErr {
+        match r {
+            BucketRejected::RateLimited { retry_after } => {
+                match (ns_to_s(retry_after), n).into_pyobject(py) {
+                    Ok(args) => make_error(py, &RATE_LIMIT_EXCEEDED, args),
+                    Err(e) => e,
+                }
+            }
+            _ => self.burst_exceeded(py, n),
+        }
+    }
+}
+
+#[pymethods]
+impl PyLimiter {
+    #[new]
+    #[pyo3(signature = (rate, per = Arg::Absent, burst = Arg::Absent, *, name = None, clock = None))]
+    fn new<'py>(
+        rate: &Bound<'py, PyAny>,
+        per: Arg<'py>,
+        burst: Arg<'py>,
+        name: Option<&Bound<'py, PyAny>>,
+        clock: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Self> {
+        let name = optional_name(name)?;
+        let mut tr = Translation::default();
+        let r = real("rate", rate)?;
+        let period = match per.value() {
+            Some(v) => {
+                let (p, sub) = seconds("per", v)?.fit(u64::MAX);
+                tr.note("period_ns", "per", v, sub);
+                p
+            }
+            None => DEFAULT_PERIOD_NS,
+        };
+        let per_s = period as f64 / NS;
+        // Whole tokens per whole nanoseconds as given; any other rate as one token per
+        // (period / rate) nanoseconds.
+        let (tokens, period_ns) = match scaled(r, 1.0) {
+            Wide::Fits(k) if k as f64 == r => (k, period),
+            Wide::Fits(_) if r > 0.0 => (1, (period as f64 / r).round() as u64),
+            w => (w.fit(u64::MAX).0, period),
+        };
+        tr.note("rate", "rate", rate, r < 0.0 || !r.is_finite());
+        let burst = match burst.value() {
+            Some(v) => {
+                let (b, sub) = whole("burst", v)?.fit(u64::MAX);
+                tr.note("burst", "burst", v, sub);
+                b
+            }
+            None => (r.ceil().max(1.0) as u64).min(MAX_BURST),
+        };
+        let bucket = fb::TokenBucket::new(BucketConfig {
+            rate: tokens,
+            period_ns,
+            burst,
+        })
+        .map_err(|e| tr.error(e))?;
+        tr.check_substitutions()?;
+        Ok(PyLimiter {
+            bucket,
+            rate: r,
+            per: per_s,
+            name,
+            clock: TimeSource::from_arg(clock)?,
+            allowed: AtomicU64::new(0),
+            delayed: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+            waits: Histogram::default(),
+        })
+    }
+
+    /// The limiter's name, or None.
+    #[getter]
+    fn name(&self, py: Python<'_>) -> Option<Py<PyString>> {
+        self.name.as_ref().map(|n| n.clone_ref(py))
+    }
+
+    /// The ManualClock the limiter reads, or None (the system's monotonic clock).
+    #[getter]
+    fn clock(&self, py: Python<'_>) -> Option<Py<PyManualClock>> {
+        self.clock.object(py)
+    }
+
+    /// Counters for exporters: allowed (at once), delayed (after a wait), rejected,
+    /// cancelled (waits given up), the waits' histogram, and the tokens available now.
+    fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("name", self.name(py))?;
+        d.set_item("rate", self.rate)?;
+        d.set_item("per", self.per)?;
+        d.set_item("burst", self.bucket.burst())?;
+        d.set_item("available", self.available())?;
+        d.set_item("allowed", self.allowed.load(Ordering::Relaxed))?;
+        d.set_item("delayed", self.delayed.load(Ordering::Relaxed))?;
+        d.set_item("rejected", self.rejected.load(Ordering::Relaxed))?;
+        d.set_item("cancelled", self.cancelled.load(Ordering::Relaxed))?;
+        d.set_item("wait", histogram_dict(py, &self.waits.snapshot())?)?;
+        Ok(d)
+    }
+
+    /// Tokens per `per` seconds.
+    #[getter]
+    fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// The period of `rate`, in seconds.
+    #[getter]
+    fn per(&self) -> f64 {
+        self.per
+    }
+
+    /// The most tokens that can be taken at once.
+    #[getter]
+    fn burst(&self) -> u64 {
+        self.bucket.burst()
+    }
+
+    /// Takes `n` tokens if they are all there now; never waits. False when they are not
+    /// there yet; `n` above the burst can never succeed and raises BurstExceeded.
+    #[pyo3(signature = (n = None))]
+    fn try_acquire(&self, py: Python<'_>, n: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
+        let (k, r) = match n {
+            None => (1, self.bucket.try_acquire_with(1, &self.clock)),
+            Some(n) => {
+                let k = self.tokens(py, n)?;
+                (k, self.bucket.try_acquire_with(k, &self.clock))
+            }
+        };
+        match r {
+            Ok(()) => {
+                self.allowed.fetch_add(1, Ordering::Relaxed);
+                Ok(true)
+            }
+            Err(BucketRejected::RateLimited { .. }) => {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                Ok(false)
+            }
+            Err(_) => Err(match n {
+                Some(n) => self.burst_exceeded(py, n),
+                None => self.burst_exceeded(py, &k.into_pyobject(py)?.into_any()),
+            }),
+        }
+    }
+
+    /// Seconds until `n` tokens could be taken (0.0 if now); BurstExceeded above the burst.
+    #[pyo3(signature = (n = None))]
+    fn retry_after(&self, py: Python<'_>, n: Option<&Bound<'_, PyAny>>) -> PyResult<f64> {
+        let one = 1u64.into_pyobject(py)?.into_any();
+        let n = n.unwrap_or(&one);
+        let k = self.tokens(py, n)?;
+        self.bucket
+            .retry_after(k, self.clock.now_ns())
+            .map(ns_to_s)
+            .map_err(|r| self.limit_error(py, r, n))
+    }
+
+    /// Tokens that could be taken now.
+    fn available(&self) -> u64 {
+        self.bucket.available(self.clock.now_ns())
+    }
+
+    /// Refills the bucket completely.
+    fn reset(&self) {
+        self.bucket.reset()
+    }
+
+    /// Reserves `n` tokens in queue order and returns the seconds to wait before using
+    /// them; with `timeout`, raises RateLimitExceeded (taking nothing) if the wait is longer.
+    #[pyo3(signature = (n = None, timeout = None))]
+    fn _reserve(
+        &self,
+        py: Python<'_>,
+        n: Option<&Bound<'_, PyAny>>,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<f64> {
+        let one = 1u64.into_pyobject(py)?.into_any();
+        let n = n.unwrap_or(&one);
+        let k = self.tokens(py, n)?;
+        let max_wait = match timeout {
+            None => u64::MAX,
+            Some(t) if t.is_none() => u64::MAX,
+            Some(t) => match seconds("timeout", t)? {
+                Wide::Fits(w) => w,
+                Wide::Above => u64::MAX,
+                Wide::Below => {
+                    return Err(PyValueError::new_err(format!(
+                        "timeout must be a number of seconds >= 0, got {}",
+                        repr(t)
+                    )))
+                }
+            },
+        };
+        match self.bucket.reserve_within(k, self.clock.now_ns(), max_wait) {
+            Ok(0) => {
+                self.allowed.fetch_add(1, Ordering::Relaxed);
+                Ok(0.0)
+            }
+            Ok(wait) => {
+                self.delayed.fetch_add(1, Ordering::Relaxed);
+                self.waits.observe(wait);
+                Ok(ns_to_s(wait))
+            }
+            Err(r) => {
+                if matches!(r, BucketRejected::RateLimited { .. }) {
+                    self.rejected.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(self.limit_error(py, r, n))
+            }
+        }
+    }
+
+    /// Gives back `n` tokens of a reservation that will not be used.
+    #[pyo3(signature = (n = None))]
+    fn _refund(&self, py: Python<'_>, n: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let k = match n {
+            None => 1,
+            Some(n) => self.tokens(py, n)?,
+        };
+        self.bucket.refund(k, self.clock.now_ns());
+        self.cancelled.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "<RateLimiter {}rate={} per={} burst={}>",
+            repr_name(py, &self.name),
+            self.rate,
+            self.per,
+            self.bucket.burst()
+        )
+    }
+}
+
+// ----- bulkhead -----
+
+/// At most `max_concurrent` calls in flight.
+#[pyclass(frozen, subclass, module = "fastbreaker._native", name = "Bulkhead")]
+pub(crate) struct PyBulkhead {
+    inner: fb::Bulkhead,
+    name: Option<Py<PyString>>,
+    clock: TimeSource,
+}
+
+#[pymethods]
+impl PyBulkhead {
+    #[new]
+    #[pyo3(signature = (max_concurrent, *, name = None, clock = None))]
+    fn new(
+        max_concurrent: &Bound<'_, PyAny>,
+        name: Option<&Bound<'_, PyAny>>,
+        clock: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let mut tr = Translation::default();
+        let (n, sub) = whole("max_concurrent", max_concurrent)?.fit(u32::MAX as u64);
+        tr.note("max_concurrent", "max_concurrent", max_concurrent, sub);
+        let inner = fb::Bulkhead::new(n as u32).map_err(|e| tr.error(e))?;
+        tr.check_substitutions()?;
+        Ok(PyBulkhead {
+            inner,
+            name: optional_name(name)?,
+            clock: TimeSource::from_arg(clock)?,
+        })
+    }
+
+    /// The bulkhead's name, or None.
+    #[getter]
+    fn name(&self, py: Python<'_>) -> Option<Py<PyString>> {
+        self.name.as_ref().map(|n| n.clone_ref(py))
+    }
+
+    /// The ManualClock given, or None. A bulkhead reads no clock; it accepts one so that
+    /// every primitive takes the same `clock=`.
+    #[getter]
+    fn clock(&self, py: Python<'_>) -> Option<Py<PyManualClock>> {
+        self.clock.object(py)
+    }
+
+    /// The limit.
+    #[getter]
+    fn max_concurrent(&self) -> u32 {
+        self.inner.max_concurrent()
+    }
+
+    /// Calls in flight now.
+    #[getter]
+    fn in_flight(&self) -> u32 {
+        self.inner.in_flight()
+    }
+
+    /// Takes a slot if one is free; give it back with `release()`.
+    fn try_acquire(&self) -> bool {
+        bulkhead_try_acquire(&self.inner)
+    }
+
+    /// Gives back a slot taken by `try_acquire()`. A release with no slot out raises
+    /// RuntimeError and changes nothing.
+    fn release(&self) -> PyResult<()> {
+        if bulkhead_release(&self.inner) {
+            Ok(())
+        } else {
+            Err(PyRuntimeError::new_err(
+                "release() without a slot out: every release must follow a try_acquire()",
+            ))
+        }
+    }
+
+    /// Takes a slot or raises BulkheadFull.
+    fn _enter(&self, py: Python<'_>) -> PyResult<()> {
+        if bulkhead_try_acquire(&self.inner) {
+            Ok(())
+        } else {
+            Err(make_error(
+                py,
+                &BULKHEAD_FULL,
+                (self.inner.max_concurrent(),).into_pyobject(py)?,
+            ))
+        }
+    }
+
+    /// Counters: name, max_concurrent, in_flight, peak, acquired, rejected.
+    fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let m = self.inner.metrics();
+        let d = PyDict::new(py);
+        d.set_item("name", self.name(py))?;
+        d.set_item("max_concurrent", m.max_concurrent)?;
+        d.set_item("in_flight", m.in_flight)?;
+        d.set_item("peak", m.peak)?;
+        d.set_item("acquired", m.acquired)?;
+        d.set_item("rejected", m.rejected)?;
+        Ok(d)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "<Bulkhead {}max_concurrent={} in_flight={}>",
+            repr_name(py, &self.name),
+            self.inner.max_concurrent(),
+            self.inner.in_flight()
+        )
+    }
+}
