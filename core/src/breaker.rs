@@ -164,7 +164,9 @@ pub struct Metrics {
     pub ignored: u64,
     /// Slow outcomes recorded (also counted as succeeded or failed).
     pub slow: u64,
-    /// Times the breaker opened on its own (from Closed or HalfOpen).
+    /// Times the breaker opened: a trip rule fired, a probe failed, or [`trip`](CircuitBreaker::trip)
+    /// was called (even on an open breaker, which starts its wait again). Forcing it open
+    /// is not a trip.
     pub trips: u64,
     /// Consecutive failures so far in the closed state.
     pub consecutive_failures: u32,
@@ -305,11 +307,12 @@ const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
 /// ([`CountWindow`] or [`TimeWindow`]).
 ///
 /// Each state change is one compare-and-swap of one packed word (state, backoff step,
-/// half-open probes and successes, 36-bit generation) decided by a pure transition
-/// function. The time the current state began sits in a second word, tagged with the
-/// generation's low byte and written after the change by its maker or by the first caller
-/// that needs it; until then, callers take the state as having just begun. Times are kept
-/// modulo 2^56 ns (2.28 years), so a state older than 1.1 years reads as new.
+/// half-open probes and successes, 31-bit generation) decided by a pure transition
+/// function. The time the current state began (in half-open: the time the latest probe was
+/// admitted) sits in a second word, tagged with the generation's low byte and written after
+/// the change by its maker or by the first caller that needs it; until then, callers take
+/// the state as having just begun. Times are kept modulo 2^56 ns: a state's age reads true
+/// up to 2^56 - 2^40 ns (about 2.28 years), far beyond the longest wait (2^54 ns).
 ///
 /// Orderings are `Relaxed` except on the time word: each word is self-contained and every
 /// decision is committed by a CAS on the word it read. The time word is published with

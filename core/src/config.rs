@@ -36,8 +36,9 @@ pub struct BreakerConfig {
     pub window_buckets: Option<u16>,
     /// Time windows: the span of one bucket. Default 1 s; non-zero. Ignored by count windows.
     pub bucket_duration_ns: u64,
-    /// How long the breaker stays open before admitting a probe, and how long a probe may
-    /// stay out before it is presumed hung. Default 60 s; 1..=[`MAX_WAIT_DURATION_NS`].
+    /// How long the breaker stays open before admitting a probe. The current wait (grown by
+    /// backoff, less jitter) is also how long the youngest probe out may stay out before the
+    /// probes out are presumed hung. Default 60 s; 1..=[`MAX_WAIT_DURATION_NS`].
     pub wait_duration_ns: u64,
     /// Growth of the wait per repeated trip without recovery, in thousandths (1000 = none,
     /// 2000 = doubling). Default 1000. At least 1000, and the wait must reach its cap within
