@@ -6,11 +6,16 @@
  *
  * Conventions. Functions return an fb_result: FB_OK (0), FB_REJECTED (1, not an error), or a
  * negative FB_ERR_*; fb_last_error() then describes the failure on this thread. Every pointer
- * argument is checked (FB_ERR_NULL); every _free accepts NULL. Every function runs inside a
- * panic boundary (FB_ERR_PANIC). Every function may be called from many threads at once on
- * one handle, except _free, which must be the last call on its handle. Times are nanoseconds
- * on a monotonic clock: the functions without _at read CLOCK_MONOTONIC (fb_now_ns()); the _at
+ * argument is checked: a NULL handle, configuration, permit, storage or out-parameter gives
+ * FB_ERR_NULL (fb_last_error() names the argument) and the call changes and writes nothing.
+ * The one optional out-parameter is retry_after_ns of fb_bucket_try_acquire[_at]: NULL there
+ * means "do not store it". Every _free accepts NULL. Every function runs inside a panic
+ * boundary (FB_ERR_PANIC). Every function may be called from many threads at once on one
+ * handle, except _free, which must be the last call on its handle. Times are nanoseconds on a
+ * monotonic clock: the functions without _at read CLOCK_MONOTONIC (fb_now_ns()); the _at
  * variants take the caller's now_ns, which must come from one monotonic clock per handle.
+ * Limits: every limit the core enforces has an FB_MAX_* / FB_MIN_* constant below, and the
+ * core checks every configuration (FB_ERR_INVALID_CONFIG with the core's message).
  */
 
 #ifndef FASTBREAKER_H
@@ -124,6 +129,20 @@
 #define FB_MIN_MAX_CONCURRENT 1
 
 /**
+ * A rule that is off: the value of `failure_threshold`, `failure_rate_threshold` or
+ * `slow_call_rate_threshold` that turns the rule off (the Rust core's `None`). 0 is not off:
+ * the core refuses it, as it refuses `Some(0)`.
+ */
+#define FB_OFF 4294967295u
+
+/**
+ * `jitter_seed` that asks for a random seed (the Rust core's `None`, and the default): the
+ * breaker draws one from the operating system the first time it jitters, so processes and
+ * instances do not jitter alike. Every other value is used as the seed.
+ */
+#define FB_RANDOM_SEED UINT64_C(18446744073709551615)
+
+/**
  * `duration_ns` for `fb_breaker_record`: measure the call from its acquire instead.
  */
 #define FB_DURATION_AUTO UINT64_C(18446744073709551615)
@@ -191,23 +210,26 @@ typedef uint32_t fb_window_kind;
  * nanoseconds. The core checks every field when the breaker is made: a value it refuses
  * gives `FB_ERR_INVALID_CONFIG` with its message in `fb_last_error()`.
  *
- * A rule that is off is 0 (the Rust core's `None`): `failure_threshold`,
- * `failure_rate_threshold`, `slow_call_rate_threshold`, `max_wait_duration_ns`.
+ * Each field is passed to the core as it is, so every binding accepts and refuses the same
+ * values; the core's `None` is spelled `FB_OFF` for the three rules and `FB_RANDOM_SEED` for
+ * the jitter seed (and 0 is refused where Rust refuses `Some(0)`).
  */
 typedef struct fb_breaker_config {
     /**
-     * Open after this many failures in a row, 1..=`FB_MAX_FAILURE_THRESHOLD`; 0 = rule off.
-     * Default 5.
+     * Open after this many failures in a row, 1..=`FB_MAX_FAILURE_THRESHOLD`; `FB_OFF` =
+     * rule off. Default 5.
      */
     uint32_t failure_threshold;
     /**
      * Open when at least this percentage (1..=`FB_MAX_RATE_THRESHOLD`) of the window's
-     * outcomes are failures, once it holds `minimum_calls`; 0 = rule off. Default 0.
+     * outcomes are failures, once it holds `minimum_calls`; `FB_OFF` = rule off. Default
+     * `FB_OFF`.
      */
     uint32_t failure_rate_threshold;
     /**
      * Open when at least this percentage (1..=`FB_MAX_RATE_THRESHOLD`) of the window's
-     * outcomes were slow, once it holds `minimum_calls`; 0 = rule off. Default 0.
+     * outcomes were slow, once it holds `minimum_calls`; `FB_OFF` = rule off. Default
+     * `FB_OFF`.
      */
     uint32_t slow_call_rate_threshold;
     /**
@@ -254,19 +276,13 @@ typedef struct fb_breaker_config {
      */
     uint32_t jitter_permille;
     /**
-     * Cap of the grown wait, `wait_duration_ns..=FB_MAX_WAIT_DURATION_NS`; 0 = no cap of
-     * its own (`FB_MAX_WAIT_DURATION_NS`). Default 0.
+     * Cap of the grown wait, `wait_duration_ns..=FB_MAX_WAIT_DURATION_NS`. Default
+     * `FB_MAX_WAIT_DURATION_NS` (the Rust core's `None`: no cap of its own).
      */
     uint64_t max_wait_duration_ns;
     /**
-     * Whether `jitter_seed` is used. false (the default): each breaker draws a random seed
-     * from the operating system the first time it jitters, so processes and instances do
-     * not jitter alike.
-     */
-    bool has_jitter_seed;
-    /**
-     * Seed of the jitter when `has_jitter_seed`: the same seed gives the same waits.
-     * Default 0 (unused).
+     * Seed of the jitter: the same seed gives the same waits. Default `FB_RANDOM_SEED`: a
+     * random seed per breaker.
      */
     uint64_t jitter_seed;
     /**
@@ -707,7 +723,8 @@ const char *fb_last_error(void);
 
 /**
  * The default configuration: the core's defaults (`BreakerConfig::new()`) on a count
- * window. Rules off are 0; `has_jitter_seed` is false (a random seed per breaker).
+ * window. Rules off are `FB_OFF`; the jitter seed is `FB_RANDOM_SEED` (a random seed per
+ * breaker).
  *
  * Thread safety: safe from any thread.
  */
@@ -893,9 +910,9 @@ fb_result fb_breaker_metrics_at(const struct fb_breaker *breaker,
 /**
  * Stores the breaker's configuration, read back from the breaker, in `*config`: every
  * field as the core resolved it (the window's size or bucket count as built, the window
- * fields of the other kind at their defaults). `has_jitter_seed` is true once a seed is in
- * use: a given one, or the random one drawn the first time the breaker jittered. Passing it
- * to `fb_breaker_new` builds a breaker with the same rules.
+ * fields of the other kind at their defaults). `jitter_seed` is the seed in use: the given
+ * one, or the random one drawn the first time the breaker jittered (`FB_RANDOM_SEED` until
+ * then). Passing it to `fb_breaker_new` builds a breaker with the same rules.
  *
  * Returns `FB_OK`, `FB_ERR_NULL` (`breaker` or `config` NULL), `FB_ERR_INVALID_ARGUMENT`.
  *

@@ -63,7 +63,8 @@ fn record_on<W: Window, const AT: bool>(
 }
 
 /// The default configuration: the core's defaults (`BreakerConfig::new()`) on a count
-/// window. Rules off are 0; `has_jitter_seed` is false (a random seed per breaker).
+/// window. Rules off are `FB_OFF`; the jitter seed is `FB_RANDOM_SEED` (a random seed per
+/// breaker).
 ///
 /// Thread safety: safe from any thread.
 #[no_mangle]
@@ -419,9 +420,9 @@ unsafe fn snapshot(
 
 /// Stores the breaker's configuration, read back from the breaker, in `*config`: every
 /// field as the core resolved it (the window's size or bucket count as built, the window
-/// fields of the other kind at their defaults). `has_jitter_seed` is true once a seed is in
-/// use: a given one, or the random one drawn the first time the breaker jittered. Passing it
-/// to `fb_breaker_new` builds a breaker with the same rules.
+/// fields of the other kind at their defaults). `jitter_seed` is the seed in use: the given
+/// one, or the random one drawn the first time the breaker jittered (`FB_RANDOM_SEED` until
+/// then). Passing it to `fb_breaker_new` builds a breaker with the same rules.
 ///
 /// Returns `FB_OK`, `FB_ERR_NULL` (`breaker` or `config` NULL), `FB_ERR_INVALID_ARGUMENT`.
 ///

@@ -2,7 +2,7 @@
 //! conversions to and from the core's. Uses only `error` and `limits` of this crate.
 
 use core_fb::binding::{permit_from_parts, permit_into_parts};
-use core_fb::limits::DEFAULT_BUCKET_DURATION_NS;
+use core_fb::limits::{DEFAULT_BUCKET_DURATION_NS, MAX_WAIT_DURATION_NS};
 use core_fb::{
     BreakerConfig, ConfigError, CountWindow1024, Metrics, Outcome, Permit, PermitKind, Rejected,
     State, TimeWindow64, Transition,
@@ -53,6 +53,15 @@ pub const FB_WINDOW_COUNT: fb_window_kind = 0;
 /// The outcomes of the last `window_buckets` buckets of `bucket_duration_ns` each.
 pub const FB_WINDOW_TIME: fb_window_kind = 1;
 
+/// A rule that is off: the value of `failure_threshold`, `failure_rate_threshold` or
+/// `slow_call_rate_threshold` that turns the rule off (the Rust core's `None`). 0 is not off:
+/// the core refuses it, as it refuses `Some(0)`.
+pub const FB_OFF: u32 = 0xFFFF_FFFFu32;
+/// `jitter_seed` that asks for a random seed (the Rust core's `None`, and the default): the
+/// breaker draws one from the operating system the first time it jitters, so processes and
+/// instances do not jitter alike. Every other value is used as the seed.
+pub const FB_RANDOM_SEED: u64 = 0xFFFF_FFFF_FFFF_FFFFu64;
+
 /// `duration_ns` for `fb_breaker_record`: measure the call from its acquire instead.
 pub const FB_DURATION_AUTO: u64 = 0xFFFF_FFFF_FFFF_FFFFu64;
 
@@ -91,19 +100,22 @@ const _: () = {
 /// nanoseconds. The core checks every field when the breaker is made: a value it refuses
 /// gives `FB_ERR_INVALID_CONFIG` with its message in `fb_last_error()`.
 ///
-/// A rule that is off is 0 (the Rust core's `None`): `failure_threshold`,
-/// `failure_rate_threshold`, `slow_call_rate_threshold`, `max_wait_duration_ns`.
+/// Each field is passed to the core as it is, so every binding accepts and refuses the same
+/// values; the core's `None` is spelled `FB_OFF` for the three rules and `FB_RANDOM_SEED` for
+/// the jitter seed (and 0 is refused where Rust refuses `Some(0)`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct fb_breaker_config {
-    /// Open after this many failures in a row, 1..=`FB_MAX_FAILURE_THRESHOLD`; 0 = rule off.
-    /// Default 5.
+    /// Open after this many failures in a row, 1..=`FB_MAX_FAILURE_THRESHOLD`; `FB_OFF` =
+    /// rule off. Default 5.
     pub failure_threshold: u32,
     /// Open when at least this percentage (1..=`FB_MAX_RATE_THRESHOLD`) of the window's
-    /// outcomes are failures, once it holds `minimum_calls`; 0 = rule off. Default 0.
+    /// outcomes are failures, once it holds `minimum_calls`; `FB_OFF` = rule off. Default
+    /// `FB_OFF`.
     pub failure_rate_threshold: u32,
     /// Open when at least this percentage (1..=`FB_MAX_RATE_THRESHOLD`) of the window's
-    /// outcomes were slow, once it holds `minimum_calls`; 0 = rule off. Default 0.
+    /// outcomes were slow, once it holds `minimum_calls`; `FB_OFF` = rule off. Default
+    /// `FB_OFF`.
     pub slow_call_rate_threshold: u32,
     /// Outcomes the window must hold before the rate rules apply. At least 1; with a rate
     /// rule on and a count window, at most `window_size`. Default 10.
@@ -130,15 +142,11 @@ pub struct fb_breaker_config {
     /// Part of the wait, in thousandths (0..=`FB_MAX_JITTER_PERMILLE`), that jitter may take
     /// away. Default 0.
     pub jitter_permille: u32,
-    /// Cap of the grown wait, `wait_duration_ns..=FB_MAX_WAIT_DURATION_NS`; 0 = no cap of
-    /// its own (`FB_MAX_WAIT_DURATION_NS`). Default 0.
+    /// Cap of the grown wait, `wait_duration_ns..=FB_MAX_WAIT_DURATION_NS`. Default
+    /// `FB_MAX_WAIT_DURATION_NS` (the Rust core's `None`: no cap of its own).
     pub max_wait_duration_ns: u64,
-    /// Whether `jitter_seed` is used. false (the default): each breaker draws a random seed
-    /// from the operating system the first time it jitters, so processes and instances do
-    /// not jitter alike.
-    pub has_jitter_seed: bool,
-    /// Seed of the jitter when `has_jitter_seed`: the same seed gives the same waits.
-    /// Default 0 (unused).
+    /// Seed of the jitter: the same seed gives the same waits. Default `FB_RANDOM_SEED`: a
+    /// random seed per breaker.
     pub jitter_seed: u64,
     /// Probes admitted at once in half-open, 1..=`FB_MAX_HALF_OPEN_MAX_CALLS`. Default 1.
     pub half_open_max_calls: u32,
@@ -290,17 +298,13 @@ impl fb_breaker_config {
         };
         let u8_max = u32::from(u8::MAX);
         let u16_max = u32::from(u16::MAX);
-        let off_or = |v: u32| (v != 0).then_some(v);
-        let failure_rate = narrow(
-            "failure_rate_threshold",
-            self.failure_rate_threshold,
-            u8_max,
-        );
-        let slow_rate = narrow(
-            "slow_call_rate_threshold",
-            self.slow_call_rate_threshold,
-            u8_max,
-        );
+        let off_or = |v: u32| (v != FB_OFF).then_some(v);
+        let mut rate = |field, v| match v {
+            FB_OFF => None,
+            v => Some(narrow(field, v, u8_max) as u8),
+        };
+        let failure_rate = rate("failure_rate_threshold", self.failure_rate_threshold);
+        let slow_rate = rate("slow_call_rate_threshold", self.slow_call_rate_threshold);
         let window_size = narrow("window_size", self.window_size, u16_max);
         let window_buckets = narrow("window_buckets", self.window_buckets, u16_max);
         let jitter = narrow("jitter_permille", self.jitter_permille, u16_max);
@@ -309,8 +313,8 @@ impl fb_breaker_config {
         // Each value fits its type now: the `as` casts below cannot truncate.
         let config = BreakerConfig {
             failure_threshold: off_or(self.failure_threshold),
-            failure_rate_threshold: off_or(failure_rate).map(|v| v as u8),
-            slow_call_rate_threshold: off_or(slow_rate).map(|v| v as u8),
+            failure_rate_threshold: failure_rate,
+            slow_call_rate_threshold: slow_rate,
             slow_call_duration_ns: self.slow_call_duration_ns,
             minimum_calls: self.minimum_calls,
             window_size: Some(window_size as u16),
@@ -318,10 +322,9 @@ impl fb_breaker_config {
             bucket_duration_ns: self.bucket_duration_ns,
             wait_duration_ns: self.wait_duration_ns,
             backoff_factor_milli: self.backoff_factor_milli,
-            max_wait_duration_ns: (self.max_wait_duration_ns != 0)
-                .then_some(self.max_wait_duration_ns),
+            max_wait_duration_ns: Some(self.max_wait_duration_ns),
             jitter_permille: jitter as u16,
-            jitter_seed: self.has_jitter_seed.then_some(self.jitter_seed),
+            jitter_seed: (self.jitter_seed != FB_RANDOM_SEED).then_some(self.jitter_seed),
             half_open_max_calls: half_open as u16,
             success_threshold: successes as u16,
         };
@@ -332,21 +335,21 @@ impl fb_breaker_config {
         })
     }
 
-    /// The C form of a core configuration: `None` rules as 0, windows resolved (a field
-    /// of the window kind not in use gets the core's default).
+    /// The C form of a core configuration: `None` as `FB_OFF`, `FB_RANDOM_SEED` or the
+    /// resolved value (the longest wait, the window's default size or bucket count).
     pub(crate) const fn from_core(c: &BreakerConfig, window: WindowKind) -> fb_breaker_config {
         fb_breaker_config {
             failure_threshold: match c.failure_threshold {
                 Some(v) => v,
-                None => 0,
+                None => FB_OFF,
             },
             failure_rate_threshold: match c.failure_rate_threshold {
                 Some(v) => v as u32,
-                None => 0,
+                None => FB_OFF,
             },
             slow_call_rate_threshold: match c.slow_call_rate_threshold {
                 Some(v) => v as u32,
-                None => 0,
+                None => FB_OFF,
             },
             minimum_calls: c.minimum_calls,
             slow_call_duration_ns: c.slow_call_duration_ns,
@@ -368,12 +371,11 @@ impl fb_breaker_config {
             jitter_permille: c.jitter_permille as u32,
             max_wait_duration_ns: match c.max_wait_duration_ns {
                 Some(v) => v,
-                None => 0,
+                None => MAX_WAIT_DURATION_NS,
             },
-            has_jitter_seed: c.jitter_seed.is_some(),
             jitter_seed: match c.jitter_seed {
                 Some(v) => v,
-                None => 0,
+                None => FB_RANDOM_SEED,
             },
             half_open_max_calls: c.half_open_max_calls as u32,
             success_threshold: c.success_threshold as u32,

@@ -321,11 +321,16 @@ fn default_config_is_the_cores() {
     let resolved = core_fb::BreakerConfig {
         window_size: Some(core_fb::limits::DEFAULT_WINDOW_SIZE),
         window_buckets: Some(core_fb::limits::DEFAULT_WINDOW_BUCKETS),
+        max_wait_duration_ns: Some(FB_MAX_WAIT_DURATION_NS), // the same as None
         ..core_fb::BreakerConfig::new()
     };
     assert_eq!(core.config, resolved);
     assert_eq!(c.window_size, 100);
-    assert!(!c.has_jitter_seed, "the default jitter seed is random");
+    assert_eq!(
+        c.jitter_seed, FB_RANDOM_SEED,
+        "the default jitter seed is random"
+    );
+    assert_eq!(c.failure_rate_threshold, FB_OFF);
     // A breaker built from it reads back the same configuration.
     let b = new_breaker(&c);
     let mut back = fb_breaker_config_default();

@@ -32,14 +32,14 @@ static void call(const fb_breaker *b, fb_outcome outcome, uint64_t now) {
 static void test_defaults(void) {
     fb_breaker_config c = fb_breaker_config_default();
     CHECK(c.failure_threshold == 5);
-    CHECK(c.failure_rate_threshold == 0 && c.slow_call_rate_threshold == 0);
+    CHECK(c.failure_rate_threshold == FB_OFF && c.slow_call_rate_threshold == FB_OFF);
     CHECK(c.minimum_calls == 10);
     CHECK(c.slow_call_duration_ns == 60 * S);
     CHECK(c.window_kind == FB_WINDOW_COUNT && c.window_size == 100 && c.window_buckets == 10);
     CHECK(c.bucket_duration_ns == S && c.wait_duration_ns == 60 * S);
     CHECK(c.backoff_factor_milli == 1000 && c.jitter_permille == 0);
     /* No cap of its own; a random jitter seed per breaker. */
-    CHECK(c.max_wait_duration_ns == 0 && !c.has_jitter_seed && c.jitter_seed == 0);
+    CHECK(c.max_wait_duration_ns == FB_MAX_WAIT_DURATION_NS && c.jitter_seed == FB_RANDOM_SEED);
     CHECK(c.half_open_max_calls == 1 && c.success_threshold == 1);
 }
 
@@ -200,7 +200,7 @@ static void test_time_window(void) {
     c.window_kind = FB_WINDOW_TIME;
     c.window_buckets = 10;
     c.bucket_duration_ns = S;
-    c.failure_threshold = 0; /* only the rate rule */
+    c.failure_threshold = FB_OFF; /* only the rate rule */
     c.failure_rate_threshold = 50;
     c.minimum_calls = 4;
     fb_breaker *b = NULL;
@@ -240,7 +240,7 @@ static void test_time_window(void) {
 
 static void test_slow_calls(void) {
     fb_breaker_config c = fb_breaker_config_default();
-    c.failure_threshold = 0;
+    c.failure_threshold = FB_OFF;
     c.slow_call_rate_threshold = 50;
     c.slow_call_duration_ns = S;
     c.minimum_calls = 2;
@@ -262,7 +262,7 @@ static void test_slow_calls(void) {
     fb_breaker_free(b);
 
     /* Without slow-call detection, durations are ignored. */
-    c.slow_call_rate_threshold = 0;
+    c.slow_call_rate_threshold = FB_OFF;
     CHECK_RC(fb_breaker_new(&c, &b), FB_OK);
     CHECK_RC(fb_breaker_acquire_at(b, &p, 0), FB_OK);
     CHECK_RC(fb_breaker_record_at(b, &p, FB_OUTCOME_SUCCESS, 100 * S, 100 * S), FB_OK);

@@ -66,12 +66,19 @@ int main(void) {
     BAD_BREAKER(c.success_threshold = 0, "success_threshold = 0");
     BAD_BREAKER(c.success_threshold = 100000, "success_threshold = 100000");
 
-    /* Fields that do not apply are not checked; 0 turns rules off. */
+    /* 0 is refused where Rust refuses Some(0); FB_OFF turns a rule off. */
+    BAD_BREAKER(c.failure_threshold = 0, "failure_threshold = 0: must be at least 1");
+    BAD_BREAKER(c.failure_rate_threshold = 0, "failure_rate_threshold = 0");
+    BAD_BREAKER(c.slow_call_rate_threshold = 0, "slow_call_rate_threshold = 0");
+    BAD_BREAKER(c.max_wait_duration_ns = 0, "max_wait_duration_ns = 0");
+    BAD_BREAKER(c.window_size = 0, "window_size = 0");
+
+    /* Fields that do not apply are not checked. */
     fb_breaker_config ok = fb_breaker_config_default();
     ok.bucket_duration_ns = 0; /* count window */
     ok.window_buckets = 0;
-    ok.failure_threshold = 0;
-    ok.max_wait_duration_ns = 0;
+    ok.failure_threshold = FB_OFF;
+    ok.max_wait_duration_ns = FB_MAX_WAIT_DURATION_NS;
     fb_breaker *b = NULL;
     CHECK_RC(fb_breaker_new(&ok, &b), FB_OK);
     fb_breaker_free(b);

@@ -151,7 +151,7 @@ static void test_config_read_back(void) {
     c.window_kind = FB_WINDOW_TIME;
     c.window_buckets = 7;
     c.bucket_duration_ns = 3 * FB_SECOND;
-    c.failure_threshold = 0;
+    c.failure_threshold = FB_OFF;
     c.failure_rate_threshold = 40;
     c.slow_call_rate_threshold = 60;
     c.minimum_calls = 3;
@@ -159,7 +159,6 @@ static void test_config_read_back(void) {
     c.backoff_factor_milli = 1500;
     c.max_wait_duration_ns = 20 * FB_SECOND;
     c.jitter_permille = 250;
-    c.has_jitter_seed = true;
     c.jitter_seed = 42;
     c.half_open_max_calls = 3;
     c.success_threshold = 2;
@@ -170,12 +169,12 @@ static void test_config_read_back(void) {
     CHECK_RC(fb_breaker_get_config(b, &back), FB_OK);
     CHECK(back.window_kind == FB_WINDOW_TIME && back.window_buckets == 7);
     CHECK(back.bucket_duration_ns == 3 * FB_SECOND && back.window_size == 100);
-    CHECK(back.failure_threshold == 0 && back.failure_rate_threshold == 40);
+    CHECK(back.failure_threshold == FB_OFF && back.failure_rate_threshold == 40);
     CHECK(back.slow_call_rate_threshold == 60 && back.minimum_calls == 3);
     CHECK(back.slow_call_duration_ns == c.slow_call_duration_ns);
     CHECK(back.wait_duration_ns == 2 * FB_SECOND && back.backoff_factor_milli == 1500);
     CHECK(back.max_wait_duration_ns == 20 * FB_SECOND && back.jitter_permille == 250);
-    CHECK(back.has_jitter_seed && back.jitter_seed == 42);
+    CHECK(back.jitter_seed == 42);
     CHECK(back.half_open_max_calls == 3 && back.success_threshold == 2);
     fb_breaker_free(b);
 
@@ -187,7 +186,7 @@ static void test_config_read_back(void) {
     CHECK_RC(fb_breaker_new(&c, &x), FB_OK);
     CHECK_RC(fb_breaker_new(&c, &y), FB_OK);
     CHECK_RC(fb_breaker_get_config(x, &back), FB_OK);
-    CHECK(!back.has_jitter_seed && back.window_kind == FB_WINDOW_COUNT);
+    CHECK(back.jitter_seed == FB_RANDOM_SEED && back.window_kind == FB_WINDOW_COUNT);
     fb_permit p;
     CHECK_RC(fb_breaker_trip_at(x, 0), FB_OK);
     CHECK_RC(fb_breaker_trip_at(y, 0), FB_OK);
@@ -196,7 +195,8 @@ static void test_config_read_back(void) {
     fb_breaker_config bx, by;
     CHECK_RC(fb_breaker_get_config(x, &bx), FB_OK);
     CHECK_RC(fb_breaker_get_config(y, &by), FB_OK);
-    CHECK(bx.has_jitter_seed && by.has_jitter_seed && bx.jitter_seed != by.jitter_seed);
+    CHECK(bx.jitter_seed != FB_RANDOM_SEED && by.jitter_seed != FB_RANDOM_SEED);
+    CHECK(bx.jitter_seed != by.jitter_seed);
     fb_breaker_free(x);
     fb_breaker_free(y);
 }

@@ -90,7 +90,7 @@ int main() {
 
     // Threads on one breaker.
     fb_breaker_config busy = fb_breaker_config_default();
-    busy.failure_threshold = 0;
+    busy.failure_threshold = FB_OFF;
     Breaker shared = make_breaker(busy);
     std::atomic<std::uint64_t> calls{0};
     std::vector<std::thread> workers;

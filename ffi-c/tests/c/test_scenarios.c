@@ -1,0 +1,1034 @@
+/* The shared scenarios (the .scn files of tests/scenarios, format in FORMAT.md there) run
+ * through the public header only: every step must give the result the file expects, as it
+ * does in the Rust and Python runners. A failing step is printed as file:line (with the loop
+ * iteration inside `repeat`), and a line the runner does not understand fails its scenario.
+ *
+ * Usage: test_scenarios [FILE.scn | DIR]...   (default: tests/scenarios, from the repo root)
+ *
+ * How C expresses what the format says: the manual clock is the `now_ns` of the _at
+ * functions; a record's transition is what the breaker's listener (fb_breaker_set_listener)
+ * saw during the call; `permit_used` is FB_ERR_PERMIT_USED; `drop` forgets the permit struct;
+ * `exceeds` is FB_ERR_EXCEEDS_CAPACITY; `not_held` is FB_ERR_NOT_HELD; `none` (the core's
+ * None) is FB_OFF for a rule, FB_RANDOM_SEED for jitter_seed, and the value None stands for
+ * otherwise (FB_MAX_WAIT_DURATION_NS, the default window size or bucket count). */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fastbreaker.h"
+
+#define MAX_TOKENS 32
+#define MAX_PERMITS 256
+#define MAX_EVENTS 16
+
+enum kind { BREAKER, BUCKET, BULKHEAD };
+
+struct transition {
+    fb_state from, to;
+};
+
+struct permit_slot {
+    char id[32];
+    fb_permit permit;
+    int live;
+};
+
+struct scenario {
+    const char *file;
+    enum kind kind;
+    fb_breaker *breaker;
+    fb_bucket *bucket;
+    fb_bulkhead *bulkhead;
+    uint64_t burst;
+    uint64_t now;
+    int line;      /* of the statement being run */
+    int iteration; /* 1-based inside `repeat`, else 0 */
+    int failed;    /* failing steps */
+    int broken;    /* a line not understood: the scenario stops */
+    int steps;
+    struct permit_slot permits[MAX_PERMITS];
+    struct transition events[MAX_EVENTS];
+    int event_count;
+};
+
+/* ---------- reporting ---------- */
+
+static void failf(struct scenario *s, const char *fmt, ...) {
+    va_list ap;
+    if (s->iteration > 0) {
+        fprintf(stderr, "%s:%d (iteration %d): ", s->file, s->line, s->iteration);
+    } else {
+        fprintf(stderr, "%s:%d: ", s->file, s->line);
+    }
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    s->failed++;
+}
+
+/* A line the runner cannot run: fails the scenario and stops it. */
+static void brokenf(struct scenario *s, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "%s:%d: not understood: ", s->file, s->line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    s->failed++;
+    s->broken = 1;
+}
+
+/* ---------- tokens and values ---------- */
+
+/* Splits `text` (modified in place) at spaces and tabs; drops a `#` comment. */
+static int tokenize(char *text, char **tokens) {
+    char *hash = strchr(text, '#');
+    if (hash != NULL) {
+        *hash = '\0';
+    }
+    int n = 0;
+    for (char *t = strtok(text, " \t\r\n"); t != NULL; t = strtok(NULL, " \t\r\n")) {
+        if (n == MAX_TOKENS) {
+            return -1;
+        }
+        tokens[n++] = t;
+    }
+    return n;
+}
+
+/* An unsigned decimal number, `_` allowed between digits. */
+static int parse_u64(const char *text, uint64_t *out) {
+    uint64_t v = 0;
+    int digits = 0;
+    if (text == NULL || *text == '\0' || *text == '_') {
+        return 0;
+    }
+    for (const char *c = text; *c != '\0'; c++) {
+        if (*c == '_') {
+            continue;
+        }
+        if (*c < '0' || *c > '9') {
+            return 0;
+        }
+        uint64_t d = (uint64_t)(*c - '0');
+        if (v > (UINT64_MAX - d) / 10) {
+            return 0;
+        }
+        v = v * 10 + d;
+        digits++;
+    }
+    *out = v;
+    return digits > 0;
+}
+
+static int parse_state(const char *name, fb_state *out) {
+    for (fb_state st = 0; st < 16; st++) {
+        if (strcmp(fb_state_str(st), "unknown") != 0 && strcmp(fb_state_str(st), name) == 0) {
+            *out = st;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* `from->to` */
+static int parse_transition(const char *text, struct transition *out) {
+    char buf[64];
+    const char *arrow = strstr(text, "->");
+    if (arrow == NULL || (size_t)(arrow - text) >= sizeof buf) {
+        return 0;
+    }
+    memcpy(buf, text, (size_t)(arrow - text));
+    buf[arrow - text] = '\0';
+    return parse_state(buf, &out->from) && parse_state(arrow + 2, &out->to);
+}
+
+/* ---------- construction (the header line) ---------- */
+
+static void on_transition(const fb_breaker *b, fb_state from, fb_state to, void *user_data) {
+    struct scenario *s = user_data;
+    (void)b;
+    if (s->event_count < MAX_EVENTS) {
+        s->events[s->event_count].from = from;
+        s->events[s->event_count].to = to;
+    }
+    s->event_count++;
+}
+
+/* Sets one `key=value` of a breaker configuration; 0 if the key or value is not understood. */
+static int set_breaker_key(fb_breaker_config *c, const char *key, const char *value) {
+    int none = strcmp(value, "none") == 0;
+    uint64_t v = 0;
+    if (!none && !parse_u64(value, &v)) {
+        return 0;
+    }
+    struct {
+        const char *name;
+        uint32_t *field;
+        int none_ok; /* `none` is FB_OFF, the C spelling of the core's None */
+    } u32s[] = {
+        {"failure_threshold", &c->failure_threshold, 1},
+        {"failure_rate_threshold", &c->failure_rate_threshold, 1},
+        {"slow_call_rate_threshold", &c->slow_call_rate_threshold, 1},
+        {"minimum_calls", &c->minimum_calls, 0},
+        {"window_size", &c->window_size, 0},
+        {"window_buckets", &c->window_buckets, 0},
+        {"backoff_factor_milli", &c->backoff_factor_milli, 0},
+        {"jitter_permille", &c->jitter_permille, 0},
+        {"half_open_max_calls", &c->half_open_max_calls, 0},
+        {"success_threshold", &c->success_threshold, 0},
+    };
+    struct {
+        const char *name;
+        uint64_t *field;
+        int none_ok;
+    } u64s[] = {
+        {"slow_call_duration_ns", &c->slow_call_duration_ns, 0},
+        {"bucket_duration_ns", &c->bucket_duration_ns, 0},
+        {"wait_duration_ns", &c->wait_duration_ns, 0},
+        {"max_wait_duration_ns", &c->max_wait_duration_ns, 1},
+    };
+    for (size_t i = 0; i < sizeof u32s / sizeof u32s[0]; i++) {
+        if (strcmp(key, u32s[i].name) == 0) {
+            if (none) {
+                if (!u32s[i].none_ok) {
+                    /* window_size/window_buckets: None is the core's default */
+                    fb_breaker_config d = fb_breaker_config_default();
+                    if (strcmp(key, "window_size") == 0) {
+                        *u32s[i].field = d.window_size;
+                        return 1;
+                    }
+                    if (strcmp(key, "window_buckets") == 0) {
+                        *u32s[i].field = d.window_buckets;
+                        return 1;
+                    }
+                    return 0;
+                }
+                *u32s[i].field = FB_OFF;
+                return 1;
+            }
+            if (v > UINT32_MAX) {
+                return 0;
+            }
+            *u32s[i].field = (uint32_t)v;
+            return 1;
+        }
+    }
+    for (size_t i = 0; i < sizeof u64s / sizeof u64s[0]; i++) {
+        if (strcmp(key, u64s[i].name) == 0) {
+            if (none && !u64s[i].none_ok) {
+                return 0;
+            }
+            *u64s[i].field = none ? FB_MAX_WAIT_DURATION_NS : v; /* None: no cap of its own */
+            return 1;
+        }
+    }
+    if (strcmp(key, "jitter_seed") == 0) {
+        c->jitter_seed = none ? FB_RANDOM_SEED : v;
+        return 1;
+    }
+    return 0;
+}
+
+/* Builds the primitive of the header line. Returns FB_OK, FB_ERR_INVALID_CONFIG (the config
+ * is refused: the caller checks the expected config_error) or -100 (not understood). */
+static fb_result construct(struct scenario *s, char **tok, int n) {
+    if (strcmp(tok[0], "breaker") == 0) {
+        s->kind = BREAKER;
+        fb_breaker_config c = fb_breaker_config_default();
+        for (int i = 1; i < n; i++) {
+            char *eq = strchr(tok[i], '=');
+            if (eq == NULL) {
+                brokenf(s, "`%s` is not key=value", tok[i]);
+                return -100;
+            }
+            *eq = '\0';
+            const char *key = tok[i], *value = eq + 1;
+            if (strcmp(key, "window") == 0) {
+                if (strcmp(value, "count") == 0) {
+                    c.window_kind = FB_WINDOW_COUNT;
+                } else if (strcmp(value, "time") == 0) {
+                    c.window_kind = FB_WINDOW_TIME;
+                } else {
+                    brokenf(s, "window=%s", value);
+                    return -100;
+                }
+            } else if (!set_breaker_key(&c, key, value)) {
+                brokenf(s, "breaker key %s=%s", key, value);
+                return -100;
+            }
+        }
+        fb_result rc = fb_breaker_new(&c, &s->breaker);
+        if (rc == FB_OK) {
+            rc = fb_breaker_set_listener(s->breaker, on_transition, s);
+        }
+        return rc;
+    }
+    if (strcmp(tok[0], "bucket") == 0) {
+        s->kind = BUCKET;
+        fb_bucket_config c = fb_bucket_config_per_second(1, 1);
+        for (int i = 1; i < n; i++) {
+            char *eq = strchr(tok[i], '=');
+            uint64_t v = 0;
+            if (eq == NULL || !parse_u64(eq + 1, &v)) {
+                brokenf(s, "bucket key `%s`", tok[i]);
+                return -100;
+            }
+            *eq = '\0';
+            if (strcmp(tok[i], "rate") == 0) {
+                c.rate = v;
+            } else if (strcmp(tok[i], "period_ns") == 0) {
+                c.period_ns = v;
+            } else if (strcmp(tok[i], "burst") == 0) {
+                c.burst = v;
+            } else {
+                brokenf(s, "bucket key `%s`", tok[i]);
+                return -100;
+            }
+        }
+        s->burst = c.burst;
+        return fb_bucket_new(&c, &s->bucket);
+    }
+    if (strcmp(tok[0], "bulkhead") == 0) {
+        s->kind = BULKHEAD;
+        fb_bulkhead_config c = fb_bulkhead_config_default();
+        for (int i = 1; i < n; i++) {
+            char *eq = strchr(tok[i], '=');
+            uint64_t v = 0;
+            if (eq == NULL || !parse_u64(eq + 1, &v) || v > UINT32_MAX) {
+                brokenf(s, "bulkhead key `%s`", tok[i]);
+                return -100;
+            }
+            *eq = '\0';
+            if (strcmp(tok[i], "max_concurrent") != 0) {
+                brokenf(s, "bulkhead key `%s`", tok[i]);
+                return -100;
+            }
+            c.max_concurrent = (uint32_t)v;
+        }
+        return fb_bulkhead_new(&c, &s->bulkhead);
+    }
+    brokenf(s, "`%s` is not breaker, bucket or bulkhead", tok[0]);
+    return -100;
+}
+
+/* ---------- steps ---------- */
+
+static struct permit_slot *find_permit(struct scenario *s, const char *id, int create) {
+    struct permit_slot *free_slot = NULL;
+    for (int i = 0; i < MAX_PERMITS; i++) {
+        if (s->permits[i].live && strcmp(s->permits[i].id, id) == 0) {
+            return &s->permits[i];
+        }
+        if (!s->permits[i].live && free_slot == NULL) {
+            free_slot = &s->permits[i];
+        }
+    }
+    if (!create || free_slot == NULL || strlen(id) >= sizeof free_slot->id) {
+        return NULL;
+    }
+    snprintf(free_slot->id, sizeof free_slot->id, "%s", id);
+    free_slot->live = 1;
+    return free_slot;
+}
+
+/* Checks the transitions the listener saw against `none` or `from->to`. */
+static void check_transition(struct scenario *s, const char *what, char **expect, int n) {
+    if (n != 1) {
+        brokenf(s, "%s: expected `none` or `from->to`", what);
+        return;
+    }
+    if (strcmp(expect[0], "none") == 0) {
+        if (s->event_count != 0) {
+            failf(s, "%s: expected no state change, got %s->%s", what,
+                  fb_state_str(s->events[0].from), fb_state_str(s->events[0].to));
+        }
+        return;
+    }
+    struct transition t;
+    if (!parse_transition(expect[0], &t)) {
+        brokenf(s, "%s: `%s` is not `none` or `from->to`", what, expect[0]);
+        return;
+    }
+    if (s->event_count != 1 || s->events[0].from != t.from || s->events[0].to != t.to) {
+        if (s->event_count == 0) {
+            failf(s, "%s: expected %s, got no state change", what, expect[0]);
+        } else {
+            failf(s, "%s: expected %s, got %s->%s (%d change(s))", what, expect[0],
+                  fb_state_str(s->events[0].from), fb_state_str(s->events[0].to),
+                  s->event_count);
+        }
+    }
+}
+
+static int check_rc(struct scenario *s, const char *what, fb_result rc, fb_result want) {
+    if (rc != want) {
+        failf(s, "%s: returned %d (%s), expected %s; last error: %s", what, (int)rc,
+              fb_result_str(rc), fb_result_str(want), fb_last_error());
+        return 0;
+    }
+    return 1;
+}
+
+static const char *reason_str(fb_reject_reason r) {
+    switch (r) {
+    case FB_REJECT_NONE:
+        return "(not rejected)";
+    case FB_REJECT_OPEN:
+        return "open";
+    case FB_REJECT_HALF_OPEN_FULL:
+        return "half_open_full";
+    case FB_REJECT_FORCED_OPEN:
+        return "forced_open";
+    default:
+        return "(unknown reason)";
+    }
+}
+
+static void breaker_acquire(struct scenario *s, char **ex, int n) {
+    fb_permit p;
+    memset(&p, 0, sizeof p);
+    fb_result rc = fb_breaker_acquire_at(s->breaker, &p, s->now);
+    if (n == 0) {
+        if (rc != FB_OK && rc != FB_REJECTED) {
+            check_rc(s, "acquire", rc, FB_OK);
+        }
+        return;
+    }
+    if (strcmp(ex[0], "permit") == 0 && (n == 2 || (n == 3 && strcmp(ex[2], "probe") == 0))) {
+        if (!check_rc(s, "acquire", rc, FB_OK)) {
+            if (rc == FB_REJECTED) {
+                fprintf(stderr, "      rejected %s %" PRIu64 "\n", reason_str(p.reason),
+                        p.retry_after_ns);
+            }
+            return;
+        }
+        if (n == 3 && p.kind != FB_PERMIT_PROBE) {
+            failf(s, "acquire: expected a probe, got permit kind %u", (unsigned)p.kind);
+        }
+        struct permit_slot *slot = find_permit(s, ex[1], 1);
+        if (slot == NULL) {
+            brokenf(s, "too many permits or bad id `%s`", ex[1]);
+            return;
+        }
+        slot->permit = p; /* the one copy that gets recorded */
+        return;
+    }
+    if (strcmp(ex[0], "rejected") == 0 && n >= 2) {
+        fb_reject_reason want;
+        uint64_t retry = 0;
+        if (strcmp(ex[1], "open") == 0 && n == 3 && parse_u64(ex[2], &retry)) {
+            want = FB_REJECT_OPEN;
+        } else if (strcmp(ex[1], "half_open_full") == 0 && n == 2) {
+            want = FB_REJECT_HALF_OPEN_FULL;
+        } else if (strcmp(ex[1], "forced_open") == 0 && n == 2) {
+            want = FB_REJECT_FORCED_OPEN;
+        } else {
+            brokenf(s, "acquire: expectation `rejected %s`", ex[1]);
+            return;
+        }
+        if (!check_rc(s, "acquire", rc, FB_REJECTED)) {
+            return;
+        }
+        if (p.reason != want || p.retry_after_ns != retry) {
+            failf(s, "acquire: expected rejected %s %" PRIu64 ", got rejected %s %" PRIu64,
+                  reason_str(want), retry, reason_str(p.reason), p.retry_after_ns);
+        }
+        return;
+    }
+    brokenf(s, "acquire: expectation `%s`", ex[0]);
+}
+
+static void breaker_record(struct scenario *s, char **args, int nargs, char **ex, int n) {
+    if (nargs < 2 || nargs > 3) {
+        brokenf(s, "record <id> success|failure|ignored [duration=<ns>]");
+        return;
+    }
+    struct permit_slot *slot = find_permit(s, args[0], 0);
+    if (slot == NULL) {
+        brokenf(s, "record: no permit `%s`", args[0]);
+        return;
+    }
+    fb_outcome o;
+    if (strcmp(args[1], "success") == 0) {
+        o = FB_OUTCOME_SUCCESS;
+    } else if (strcmp(args[1], "failure") == 0) {
+        o = FB_OUTCOME_FAILURE;
+    } else if (strcmp(args[1], "ignored") == 0) {
+        o = FB_OUTCOME_IGNORED;
+    } else {
+        brokenf(s, "record: outcome `%s`", args[1]);
+        return;
+    }
+    uint64_t duration = FB_DURATION_AUTO;
+    if (nargs == 3 && (strncmp(args[2], "duration=", 9) != 0 || !parse_u64(args[2] + 9, &duration))) {
+        brokenf(s, "record: `%s`", args[2]);
+        return;
+    }
+    fb_result rc = fb_breaker_record_at(s->breaker, &slot->permit, o, duration, s->now);
+    if (n == 1 && strcmp(ex[0], "permit_used") == 0) {
+        check_rc(s, "record", rc, FB_ERR_PERMIT_USED);
+        if (s->event_count != 0) {
+            failf(s, "record: a used permit changed the state");
+        }
+        return;
+    }
+    if (!check_rc(s, "record", rc, FB_OK)) {
+        return;
+    }
+    if (n > 0) {
+        check_transition(s, "record", ex, n);
+    }
+}
+
+static void breaker_manual(struct scenario *s, const char *action, char **ex, int n) {
+    fb_result rc;
+    if (strcmp(action, "trip") == 0) {
+        rc = fb_breaker_trip_at(s->breaker, s->now);
+    } else if (strcmp(action, "half_open") == 0) {
+        rc = fb_breaker_half_open_at(s->breaker, s->now);
+    } else if (strcmp(action, "force_open") == 0) {
+        rc = fb_breaker_force_open_at(s->breaker, s->now);
+    } else if (strcmp(action, "disable") == 0) {
+        rc = fb_breaker_disable_at(s->breaker, s->now);
+    } else if (strcmp(action, "metrics_only") == 0) {
+        rc = fb_breaker_metrics_only_at(s->breaker, s->now);
+    } else {
+        rc = fb_breaker_reset_at(s->breaker, s->now);
+    }
+    if (check_rc(s, action, rc, FB_OK) && n > 0) {
+        check_transition(s, action, ex, n);
+    }
+}
+
+static void breaker_expect(struct scenario *s, char **args, int nargs) {
+    if (nargs != 2) {
+        brokenf(s, "expect <what> <value>");
+        return;
+    }
+    fb_breaker_stats m;
+    if (!check_rc(s, "metrics", fb_breaker_metrics_at(s->breaker, &m, s->now), FB_OK)) {
+        return;
+    }
+    if (strcmp(args[0], "state") == 0) {
+        fb_state want;
+        if (!parse_state(args[1], &want)) {
+            brokenf(s, "expect state `%s`", args[1]);
+        } else if (m.state != want) {
+            failf(s, "expect state %s, got %s", args[1], fb_state_str(m.state));
+        }
+        return;
+    }
+    uint64_t want;
+    if (!parse_u64(args[1], &want)) {
+        brokenf(s, "expect %s `%s`", args[0], args[1]);
+        return;
+    }
+    struct {
+        const char *name;
+        uint64_t value;
+    } readings[] = {
+        {"retry_after", m.retry_after_ns},
+        {"consecutive_failures", m.consecutive_failures},
+        {"trips", m.trips},
+        {"rejected", m.rejected},
+        {"permitted", m.permitted},
+        {"succeeded", m.succeeded},
+        {"failed", m.failed},
+        {"ignored", m.ignored},
+        {"slow", m.slow},
+        {"half_open_in_flight", m.half_open_in_flight},
+        {"window_samples", m.window_samples},
+        {"window_failures", m.window_failures},
+        {"window_slow", m.window_slow},
+    };
+    for (size_t i = 0; i < sizeof readings / sizeof readings[0]; i++) {
+        if (strcmp(args[0], readings[i].name) == 0) {
+            if (readings[i].value != want) {
+                failf(s, "expect %s %" PRIu64 ", got %" PRIu64, args[0], want,
+                      readings[i].value);
+            }
+            return;
+        }
+    }
+    brokenf(s, "expect `%s`", args[0]);
+}
+
+static void breaker_step(struct scenario *s, char **act, int na, char **ex, int n) {
+    const char *a = act[0];
+    if (strcmp(a, "acquire") == 0 && na == 1) {
+        breaker_acquire(s, ex, n);
+    } else if (strcmp(a, "record") == 0) {
+        breaker_record(s, act + 1, na - 1, ex, n);
+    } else if (strcmp(a, "drop") == 0 && na == 2 && n == 0) {
+        struct permit_slot *slot = find_permit(s, act[1], 0);
+        if (slot == NULL) {
+            brokenf(s, "drop: no permit `%s`", act[1]);
+        } else {
+            slot->live = 0; /* forgotten: never recorded */
+        }
+    } else if (na == 1 && (strcmp(a, "trip") == 0 || strcmp(a, "half_open") == 0 ||
+                           strcmp(a, "force_open") == 0 || strcmp(a, "disable") == 0 ||
+                           strcmp(a, "metrics_only") == 0 || strcmp(a, "reset") == 0)) {
+        breaker_manual(s, a, ex, n);
+    } else if (strcmp(a, "expect") == 0 && n == 0) {
+        breaker_expect(s, act + 1, na - 1);
+    } else {
+        brokenf(s, "breaker step `%s`", a);
+    }
+}
+
+/* `exceeds <n> <burst>`: FB_ERR_EXCEEDS_CAPACITY, the message naming both. */
+static void check_exceeds(struct scenario *s, const char *what, fb_result rc, char **ex, int n) {
+    uint64_t requested, burst;
+    if (n != 3 || !parse_u64(ex[1], &requested) || !parse_u64(ex[2], &burst)) {
+        brokenf(s, "%s: exceeds <n> <burst>", what);
+        return;
+    }
+    if (!check_rc(s, what, rc, FB_ERR_EXCEEDS_CAPACITY)) {
+        return;
+    }
+    char part[96];
+    snprintf(part, sizeof part, "%" PRIu64 " tokens requested", requested);
+    char cap[64];
+    snprintf(cap, sizeof cap, "capacity of %" PRIu64, burst);
+    if (strstr(fb_last_error(), part) == NULL || strstr(fb_last_error(), cap) == NULL ||
+        burst != s->burst) {
+        failf(s, "%s: expected exceeds %" PRIu64 " %" PRIu64 ", got \"%s\"", what, requested,
+              burst, fb_last_error());
+    }
+}
+
+/* The tokens available now, read both ways C has (fb_bucket_available_at and the remaining
+ * of fb_bucket_state_at), which must agree. */
+static void check_available(struct scenario *s, const char *what, uint64_t want) {
+    uint64_t got = 0;
+    fb_bucket_stats st;
+    if (!check_rc(s, what, fb_bucket_available_at(s->bucket, &got, s->now), FB_OK) ||
+        !check_rc(s, what, fb_bucket_state_at(s->bucket, &st, s->now), FB_OK)) {
+        return;
+    }
+    if (got != want || st.remaining != want) {
+        failf(s, "%s: expected %" PRIu64 ", got %" PRIu64 " (state: remaining %" PRIu64 ")",
+              what, want, got, st.remaining);
+    }
+}
+
+static void bucket_step(struct scenario *s, char **act, int na, char **ex, int n) {
+    const char *a = act[0];
+    uint64_t count = 0, got = 0, want = 0;
+    if (strcmp(a, "take") == 0 && na == 2 && parse_u64(act[1], &count) && n >= 1) {
+        fb_result rc = fb_bucket_try_acquire_at(s->bucket, count, &got, s->now);
+        if (strcmp(ex[0], "ok") == 0 && n == 1) {
+            check_rc(s, "take", rc, FB_OK);
+        } else if (strcmp(ex[0], "limited") == 0 && n == 2 && parse_u64(ex[1], &want)) {
+            if (check_rc(s, "take", rc, FB_REJECTED) && got != want) {
+                failf(s, "take: expected limited %" PRIu64 ", got limited %" PRIu64, want, got);
+            }
+        } else if (strcmp(ex[0], "exceeds") == 0) {
+            check_exceeds(s, "take", rc, ex, n);
+        } else {
+            brokenf(s, "take: expectation `%s`", ex[0]);
+        }
+    } else if (strcmp(a, "retry_after") == 0 && na == 2 && parse_u64(act[1], &count) &&
+               n >= 1) {
+        fb_result rc = fb_bucket_retry_after_at(s->bucket, count, &got, s->now);
+        if (strcmp(ex[0], "exceeds") == 0) {
+            check_exceeds(s, "retry_after", rc, ex, n);
+        } else if (n == 1 && parse_u64(ex[0], &want)) {
+            if (check_rc(s, "retry_after", rc, FB_OK) && got != want) {
+                failf(s, "retry_after: expected %" PRIu64 ", got %" PRIu64, want, got);
+            }
+        } else {
+            brokenf(s, "retry_after: expectation `%s`", ex[0]);
+        }
+    } else if (strcmp(a, "available") == 0 && na == 1 && n == 1 && parse_u64(ex[0], &want)) {
+        check_available(s, "available", want);
+    } else if (strcmp(a, "reserve") == 0 && (na == 2 || na == 3) && parse_u64(act[1], &count) &&
+               n >= 1) {
+        uint64_t max_wait = UINT64_MAX;
+        if (na == 3 &&
+            (strncmp(act[2], "max_wait=", 9) != 0 || !parse_u64(act[2] + 9, &max_wait))) {
+            brokenf(s, "reserve <n> [max_wait=<ns>]");
+            return;
+        }
+        fb_result rc = fb_bucket_reserve_within_at(s->bucket, count, max_wait, &got, s->now);
+        if (strcmp(ex[0], "exceeds") == 0) {
+            check_exceeds(s, "reserve", rc, ex, n);
+        } else if (strcmp(ex[0], "limited") == 0 && n == 2 && parse_u64(ex[1], &want)) {
+            if (check_rc(s, "reserve", rc, FB_REJECTED) && got != want) {
+                failf(s, "reserve: expected limited %" PRIu64 ", got limited %" PRIu64, want,
+                      got);
+            }
+        } else if (n == 1 && parse_u64(ex[0], &want)) {
+            if (check_rc(s, "reserve", rc, FB_OK) && got != want) {
+                failf(s, "reserve: expected wait %" PRIu64 ", got %" PRIu64, want, got);
+            }
+        } else {
+            brokenf(s, "reserve: expectation `%s`", ex[0]);
+        }
+    } else if (strcmp(a, "refund") == 0 && na == 2 && parse_u64(act[1], &count) && n == 0) {
+        check_rc(s, "refund", fb_bucket_refund_at(s->bucket, count, s->now), FB_OK);
+    } else if (strcmp(a, "reset") == 0 && na == 1 && n == 0) {
+        check_rc(s, "reset", fb_bucket_reset_at(s->bucket, s->now), FB_OK);
+    } else if (strcmp(a, "expect") == 0 && na == 3 && strcmp(act[1], "available") == 0 &&
+               n == 0 && parse_u64(act[2], &want)) {
+        check_available(s, "expect available", want);
+    } else {
+        brokenf(s, "bucket step `%s`", a);
+    }
+}
+
+static void bulkhead_step(struct scenario *s, char **act, int na, char **ex, int n) {
+    const char *a = act[0];
+    uint64_t want = 0;
+    if (strcmp(a, "enter") == 0 && na == 1 && n == 1) {
+        fb_result rc = fb_bulkhead_try_acquire(s->bulkhead);
+        if (strcmp(ex[0], "ok") == 0) {
+            check_rc(s, "enter", rc, FB_OK);
+        } else if (strcmp(ex[0], "full") == 0) {
+            check_rc(s, "enter", rc, FB_REJECTED);
+        } else {
+            brokenf(s, "enter: expectation `%s`", ex[0]);
+        }
+    } else if (strcmp(a, "release") == 0 && na == 1 && n == 1) {
+        fb_result rc = fb_bulkhead_release(s->bulkhead);
+        if (strcmp(ex[0], "ok") == 0) {
+            check_rc(s, "release", rc, FB_OK);
+        } else if (strcmp(ex[0], "not_held") == 0) {
+            check_rc(s, "release", rc, FB_ERR_NOT_HELD);
+        } else {
+            brokenf(s, "release: expectation `%s`", ex[0]);
+        }
+    } else if (strcmp(a, "expect") == 0 && na == 3 && strcmp(act[1], "in_flight") == 0 &&
+               n == 0 && parse_u64(act[2], &want)) {
+        fb_bulkhead_stats st;
+        if (check_rc(s, "metrics", fb_bulkhead_metrics(s->bulkhead, &st), FB_OK) &&
+            st.in_flight != want) {
+            failf(s, "expect in_flight %" PRIu64 ", got %u", want, (unsigned)st.in_flight);
+        }
+    } else {
+        brokenf(s, "bulkhead step `%s`", a);
+    }
+}
+
+/* Runs one statement `@<t> action... [=> expected...]`. */
+static void run_step(struct scenario *s, char **tok, int n) {
+    uint64_t t;
+    if (tok[0][1] == '+') {
+        uint64_t d;
+        if (!parse_u64(tok[0] + 2, &d)) {
+            brokenf(s, "time `%s`", tok[0]);
+            return;
+        }
+        t = s->now + d;
+    } else if (!parse_u64(tok[0] + 1, &t)) {
+        brokenf(s, "time `%s`", tok[0]);
+        return;
+    }
+    if (t < s->now) {
+        brokenf(s, "time goes backwards: %" PRIu64 " after %" PRIu64, t, s->now);
+        return;
+    }
+    s->now = t;
+    int arrow = n;
+    for (int i = 1; i < n; i++) {
+        if (strcmp(tok[i], "=>") == 0) {
+            arrow = i;
+            break;
+        }
+    }
+    if (arrow == 1) {
+        brokenf(s, "no action");
+        return;
+    }
+    char **act = tok + 1, **ex = tok + arrow + 1;
+    int na = arrow - 1, ne = arrow < n ? n - arrow - 1 : 0;
+    if (arrow < n && ne == 0) {
+        brokenf(s, "nothing after =>");
+        return;
+    }
+    s->event_count = 0;
+    s->steps++;
+    switch (s->kind) {
+    case BREAKER:
+        breaker_step(s, act, na, ex, ne);
+        break;
+    case BUCKET:
+        bucket_step(s, act, na, ex, ne);
+        break;
+    case BULKHEAD:
+        bulkhead_step(s, act, na, ex, ne);
+        break;
+    }
+}
+
+/* ---------- files ---------- */
+
+struct lines {
+    char **text;
+    int count;
+};
+
+static int read_lines(const char *path, struct lines *out) {
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return 0;
+    }
+    size_t cap = 64;
+    out->text = malloc(cap * sizeof *out->text);
+    out->count = 0;
+    char *line = NULL;
+    size_t len = 0;
+    while (out->text != NULL && getline(&line, &len, f) != -1) {
+        if ((size_t)out->count == cap) {
+            cap *= 2;
+            char **grown = realloc(out->text, cap * sizeof *out->text);
+            if (grown == NULL) {
+                break;
+            }
+            out->text = grown;
+        }
+        out->text[out->count++] = strdup(line);
+    }
+    free(line);
+    fclose(f);
+    return out->text != NULL;
+}
+
+static void free_lines(struct lines *l) {
+    for (int i = 0; i < l->count; i++) {
+        free(l->text[i]);
+    }
+    free(l->text);
+}
+
+/* The tokens of line `i` (0-based) in `buf`; the count, or -1 if too many. */
+static int line_tokens(const struct lines *l, int i, char *buf, size_t size, char **tok) {
+    snprintf(buf, size, "%s", l->text[i]);
+    return tokenize(buf, tok);
+}
+
+/* Runs one scenario file; returns 1 if every step passed. */
+static int run_file(const char *path) {
+    static struct scenario s; /* large (permits): not on the stack */
+    memset(&s, 0, sizeof s);
+    s.file = path;
+    struct lines l;
+    if (!read_lines(path, &l)) {
+        fprintf(stderr, "%s: cannot read: %s\n", path, strerror(errno));
+        return 0;
+    }
+    char buf[1024];
+    char *tok[MAX_TOKENS];
+    int i = 0, n = 0;
+    for (; i < l.count; i++) { /* the header: the first statement */
+        s.line = i + 1;
+        n = line_tokens(&l, i, buf, sizeof buf, tok);
+        if (n != 0) {
+            break;
+        }
+    }
+    if (i == l.count || n < 0) {
+        s.line = i;
+        brokenf(&s, "no header line");
+        free_lines(&l);
+        return 0;
+    }
+    fb_result built = construct(&s, tok, n);
+    if (built == -100) {
+        free_lines(&l);
+        return 0;
+    }
+    char last_error[512];
+    snprintf(last_error, sizeof last_error, "%s", fb_last_error());
+    int header_line = s.line;
+    int config_error_checked = 0;
+    for (i++; i < l.count && !s.broken; i++) {
+        s.line = i + 1;
+        s.iteration = 0;
+        n = line_tokens(&l, i, buf, sizeof buf, tok);
+        if (n == 0) {
+            continue;
+        }
+        if (n < 0) {
+            brokenf(&s, "too many tokens");
+            break;
+        }
+        if (strcmp(tok[0], "=>") == 0) {
+            /* => config_error <field> <value>: the one step after a refused header */
+            if (n != 4 || strcmp(tok[1], "config_error") != 0 || config_error_checked) {
+                brokenf(&s, "only `=> config_error <field> <value>` may start with =>");
+                break;
+            }
+            config_error_checked = 1;
+            s.steps++;
+            if (built != FB_ERR_INVALID_CONFIG) {
+                failf(&s, "expected config_error %s %s, but the configuration was accepted "
+                          "(result %d)",
+                      tok[2], tok[3], (int)built);
+                continue;
+            }
+            char want[160];
+            snprintf(want, sizeof want, "%s = %s", tok[2], tok[3]);
+            if (strstr(last_error, want) == NULL) {
+                failf(&s, "expected config_error naming \"%s\", got \"%s\"", want, last_error);
+            }
+            continue;
+        }
+        if (built != FB_OK) {
+            s.line = header_line;
+            failf(&s, "construction failed (%s): %s", fb_result_str(built), last_error);
+            break;
+        }
+        if (strcmp(tok[0], "repeat") == 0) {
+            uint64_t times;
+            if (n != 2 || !parse_u64(tok[1], &times)) {
+                brokenf(&s, "repeat <k>");
+                break;
+            }
+            int start = i + 1, end = start;
+            for (; end < l.count; end++) {
+                char b2[1024];
+                char *t2[MAX_TOKENS];
+                int n2 = line_tokens(&l, end, b2, sizeof b2, t2);
+                if (n2 > 0 && strcmp(t2[0], "end") == 0) {
+                    break;
+                }
+                if (n2 > 0 && strcmp(t2[0], "repeat") == 0) {
+                    s.line = end + 1;
+                    brokenf(&s, "nested repeat");
+                    break;
+                }
+            }
+            if (s.broken) {
+                break;
+            }
+            if (end == l.count) {
+                brokenf(&s, "repeat without end");
+                break;
+            }
+            for (uint64_t k = 0; k < times && !s.broken; k++) {
+                for (int j = start; j < end && !s.broken; j++) {
+                    s.line = j + 1;
+                    s.iteration = (int)k + 1;
+                    int n2 = line_tokens(&l, j, buf, sizeof buf, tok);
+                    if (n2 == 0) {
+                        continue;
+                    }
+                    if (n2 < 0 || tok[0][0] != '@') {
+                        brokenf(&s, "a step `@<t> ...` inside repeat");
+                        break;
+                    }
+                    run_step(&s, tok, n2);
+                }
+            }
+            i = end;
+            continue;
+        }
+        if (tok[0][0] != '@') {
+            brokenf(&s, "`%s`", tok[0]);
+            break;
+        }
+        run_step(&s, tok, n);
+    }
+    if (!s.broken && built == FB_ERR_INVALID_CONFIG && !config_error_checked) {
+        s.line = header_line;
+        failf(&s, "construction failed (%s): %s", fb_result_str(built), last_error);
+    }
+    if (!s.broken && built == FB_OK && s.steps == 0) {
+        s.line = header_line;
+        failf(&s, "no steps");
+    }
+    fb_breaker_free(s.breaker);
+    fb_bucket_free(s.bucket);
+    fb_bulkhead_free(s.bulkhead);
+    free_lines(&l);
+    if (s.failed == 0) {
+        printf("ok    %s (%d steps)\n", path, s.steps);
+    } else {
+        printf("FAIL  %s (%d of %d steps failed)\n", path, s.failed, s.steps);
+    }
+    return s.failed == 0;
+}
+
+static int has_suffix(const char *name, const char *suffix) {
+    size_t n = strlen(name), k = strlen(suffix);
+    return n >= k && strcmp(name + n - k, suffix) == 0;
+}
+
+static int compare_names(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Appends the *.scn files of `dir`, sorted, to `files`. */
+static int list_dir(const char *dir, char ***files, int *count) {
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        fprintf(stderr, "%s: cannot open: %s\n", dir, strerror(errno));
+        return 0;
+    }
+    int first = *count;
+    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) {
+        if (!has_suffix(e->d_name, ".scn")) {
+            continue;
+        }
+        char **grown = realloc(*files, (size_t)(*count + 1) * sizeof **files);
+        if (grown == NULL) {
+            break;
+        }
+        *files = grown;
+        size_t len = strlen(dir) + strlen(e->d_name) + 2;
+        (*files)[*count] = malloc(len);
+        snprintf((*files)[*count], len, "%s/%s", dir, e->d_name);
+        (*count)++;
+    }
+    closedir(d);
+    qsort(*files + first, (size_t)(*count - first), sizeof **files, compare_names);
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    char **files = NULL;
+    int count = 0, ok = 1;
+    const char *default_dir = "tests/scenarios";
+    int nargs = argc > 1 ? argc - 1 : 1;
+    for (int a = 0; a < nargs; a++) {
+        const char *arg = argc > 1 ? argv[a + 1] : default_dir;
+        struct stat st;
+        if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) {
+            ok &= list_dir(arg, &files, &count);
+        } else {
+            char **grown = realloc(files, (size_t)(count + 1) * sizeof *files);
+            if (grown == NULL) {
+                return 1;
+            }
+            files = grown;
+            files[count++] = strdup(arg);
+        }
+    }
+    int passed = 0, failed = 0;
+    for (int i = 0; i < count; i++) {
+        if (run_file(files[i])) {
+            passed++;
+        } else {
+            failed++;
+        }
+        free(files[i]);
+    }
+    free(files);
+    if (count == 0) {
+        fprintf(stderr, "no scenario files found: a run of no scenario is a failure\n");
+        failed++;
+    }
+    printf("test_scenarios: %d passed, %d failed\n", passed, failed);
+    return ok && failed == 0 ? 0 : 1;
+}
