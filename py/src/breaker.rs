@@ -636,6 +636,10 @@ impl PyBreaker {
                 ls.push(l?);
             }
         }
+        tr.relate("max_wait_duration_ns", "wait_duration_ns");
+        tr.relate("backoff_factor_milli", "wait_duration_ns");
+        tr.relate("backoff_factor_milli", "max_wait_duration_ns");
+        tr.relate("minimum_calls", "window_size");
         let clock = TimeSource::from_arg(clock.value())?;
         let core = build_core(c, time).map_err(|e| tr.error(e))?;
         tr.check_substitutions()?;

@@ -130,6 +130,8 @@ struct Given {
 #[derive(Default)]
 pub(crate) struct Translation {
     given: Vec<Given>,
+    /// (field, other): a rule on `field` that involves `other` (a range bounded by it).
+    related: Vec<(&'static str, &'static str)>,
 }
 
 impl Translation {
@@ -150,6 +152,12 @@ impl Translation {
         });
     }
 
+    /// Notes that the core's rule on `field` involves `other`, so that an error on `field`
+    /// also shows the value given for `other`.
+    pub(crate) fn relate(&mut self, field: &'static str, other: &'static str) {
+        self.related.push((field, other));
+    }
+
     /// The ValueError for the core's error `e`, in Python terms.
     pub(crate) fn error(&self, e: fb::ConfigError) -> PyErr {
         let mut reason = e.reason.to_string();
@@ -166,6 +174,12 @@ impl Translation {
             ),
             _ => format!("invalid {} = {}: {reason}", e.field, e.value),
         };
+        let mut msg = msg;
+        for (_, other) in self.related.iter().filter(|(f, _)| *f == e.field) {
+            if let Some(g) = self.given.iter().rev().find(|g| g.core == *other) {
+                msg.push_str(&format!(" (given {} = {})", g.py, g.repr));
+            }
+        }
         PyValueError::new_err(msg)
     }
 

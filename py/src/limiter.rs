@@ -134,6 +134,7 @@ impl PyLimiter {
             }
             None => (r.ceil().max(1.0) as u64).min(MAX_BURST),
         };
+        tr.relate("rate", "period_ns");
         let bucket = fb::TokenBucket::new(BucketConfig {
             rate: tokens,
             period_ns,

@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator, Iterator
 
 import pytest
 
-from fastbreaker import CircuitBreaker, CircuitOpenError, FastbreakerError, registry
+from fastbreaker import CircuitBreaker, CircuitOpenError, FastbreakerError, ManualClock, registry
 
 from conftest import Recorder
 
@@ -33,21 +33,25 @@ def trip(b: CircuitBreaker, n: int) -> None:
 
 
 def test_states_and_transitions(recorder: Recorder) -> None:
-    b = CircuitBreaker("t", failure_threshold=3, wait_duration=0.05, listeners=[recorder])
+    clock = ManualClock()
+    b = CircuitBreaker(
+        "t", failure_threshold=3, wait_duration=0.05, listeners=[recorder], clock=clock
+    )
     assert b.state == "closed" and b.retry_after == 0.0
     trip(b, 2)
     assert b.state == "closed"
     trip(b, 1)
     assert b.state == "open"
-    assert 0.0 < b.retry_after <= 0.05
+    assert b.retry_after == 0.05
+    clock.advance(0.01)
     with pytest.raises(CircuitOpenError) as info:
         b.call(lambda: 1)
     err = info.value
     assert isinstance(err, FastbreakerError)
     assert (err.name, err.state) == ("t", "open")
-    assert 0.0 < err.retry_after <= 0.05
+    assert err.retry_after == pytest.approx(0.04)
     assert "retry after" in str(err)
-    time.sleep(0.06)
+    clock.advance(0.04)
     assert b.call(lambda: 42) == 42
     assert b.state == "closed"
     assert ("state", "t", "closed", "open") in recorder.events
@@ -61,9 +65,10 @@ def test_states_and_transitions(recorder: Recorder) -> None:
 
 
 def test_half_open_probe_failure_reopens() -> None:
-    b = CircuitBreaker("p", failure_threshold=1, wait_duration=0.02)
+    clock = ManualClock()
+    b = CircuitBreaker("p", failure_threshold=1, wait_duration=0.02, clock=clock)
     trip(b, 1)
-    time.sleep(0.03)
+    clock.advance(0.02)
     trip(b, 1)  # the probe fails
     assert b.state == "open"
 
@@ -108,30 +113,43 @@ def test_time_window_and_slow_calls() -> None:
         minimum_calls=2,
         window_seconds=10.0,
         buckets=10,
+        clock=(clock := ManualClock()),
     )
-    b.call(time.sleep, 0.003)
-    b.call(time.sleep, 0.003)
+    b.call(clock.advance, 0.002)  # the call takes 2 ms on the breaker's clock
+    b.call(clock.advance, 0.002)
     assert b.state == "open"
     assert b.metrics()["slow"] == 2
     assert b.options()["buckets"] == 10
 
 
 def test_backoff_grows_the_wait() -> None:
+    clock = ManualClock()
     b = CircuitBreaker(
-        "bo", failure_threshold=1, wait_duration=0.02, backoff_factor=2.0, max_wait_duration=1.0
+        "bo",
+        failure_threshold=1,
+        wait_duration=0.02,
+        backoff_factor=2.0,
+        max_wait_duration=1.0,
+        clock=clock,
     )
     trip(b, 1)
-    time.sleep(0.03)
+    clock.advance(0.02)
     trip(b, 1)  # probe fails: the wait doubles
-    assert 0.02 < b.retry_after <= 0.04
+    assert b.retry_after == 0.04
 
 
 def test_success_threshold_and_half_open_max_calls() -> None:
+    clock = ManualClock()
     b = CircuitBreaker(
-        "h", failure_threshold=1, wait_duration=0.01, half_open_max_calls=2, success_threshold=2
+        "h",
+        failure_threshold=1,
+        wait_duration=0.01,
+        half_open_max_calls=2,
+        success_threshold=2,
+        clock=clock,
     )
     trip(b, 1)
-    time.sleep(0.02)
+    clock.advance(0.01)
     p1 = b.acquire()
     p2 = b.acquire()
     assert b.state == "half_open"

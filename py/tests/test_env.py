@@ -128,9 +128,9 @@ def test_unparsable_values_name_the_variable(variable: str, value: str, message:
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
-        ("FASTBREAKER_X_FAILURE_RATE_THRESHOLD", "120", "failure_rate_threshold must be"),
-        ("FASTBREAKER_FAILURE_THRESHOLD", "0", "failure_threshold must be"),
-        ("FASTBREAKER_X_JITTER", "1.5", "jitter must be"),
+        ("FASTBREAKER_X_FAILURE_RATE_THRESHOLD", "120", "invalid failure_rate_threshold = 120: "),
+        ("FASTBREAKER_FAILURE_THRESHOLD", "0", "invalid failure_threshold = 0: must be"),
+        ("FASTBREAKER_X_JITTER", "1.5", r"invalid jitter = 1.5 \(jitter_permille = 1500\): "),
     ],
 )
 def test_out_of_range_values_name_the_variable(variable: str, value: str, message: str) -> None:
@@ -144,7 +144,10 @@ def test_a_conflict_with_code_names_the_variable() -> None:
 
 
 def test_errors_that_name_no_variable_are_unchanged() -> None:
-    with pytest.raises(ValueError, match=r"^max_wait_duration must be at least wait_duration"):
+    with pytest.raises(
+        ValueError,
+        match=r"^invalid max_wait_duration = 1.0 .*must be in wait_duration_ns.*given wait_duration",
+    ):
         breaker_from_env("x", environ={}, wait_duration=10.0, max_wait_duration=1.0)
 
 
@@ -251,7 +254,7 @@ def test_limiter_needs_a_rate() -> None:
 
 
 def test_limiter_bad_values_name_the_variable() -> None:
-    with pytest.raises(ValueError, match=r"^FASTBREAKER_API_RATE='0': rate must be"):
+    with pytest.raises(ValueError, match=r"^FASTBREAKER_API_RATE='0': invalid rate = 0: must be"):
         limiter_from_env("api", environ={"FASTBREAKER_API_RATE": "0"})
     with pytest.raises(ValueError, match=r"^FASTBREAKER_API_PER must be a finite number"):
         limiter_from_env("api", environ={"FASTBREAKER_API_PER": "1s"}, rate=1)
@@ -267,18 +270,20 @@ def test_limiter_cls() -> None:
 
 
 def test_a_conflict_between_variables_names_both() -> None:
-    # rate=10 is fine alone; per=1e-12 makes it 10 tokens per picosecond.
-    environ = {"FASTBREAKER_API_RATE": "10", "FASTBREAKER_API_PER": "1e-12"}
+    # rate=10 is fine alone; per=1e-9 makes it 10 tokens per nanosecond.
+    environ = {"FASTBREAKER_API_RATE": "10", "FASTBREAKER_API_PER": "1e-9"}
     with pytest.raises(ValueError) as info:
         limiter_from_env("api", environ=environ)
     message = str(info.value)
-    assert message.startswith("FASTBREAKER_API_RATE='10', FASTBREAKER_API_PER='1e-12': rate must")
+    assert message.startswith(
+        "FASTBREAKER_API_RATE='10', FASTBREAKER_API_PER='1e-9': invalid rate = 10: must"
+    )
     environ = {"FASTBREAKER_X_WAIT_DURATION": "300", "FASTBREAKER_X_MAX_WAIT_DURATION": "120"}
     with pytest.raises(ValueError) as info:
         breaker_from_env("x", environ=environ)
     assert str(info.value).startswith(
         "FASTBREAKER_X_MAX_WAIT_DURATION='120', FASTBREAKER_X_WAIT_DURATION='300': "
-        "max_wait_duration must be at least wait_duration"
+        "invalid max_wait_duration = 120.0"
     )
 
 

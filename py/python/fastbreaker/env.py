@@ -235,7 +235,7 @@ def _build(
         # conflict, either may be the bad one.
         named = sorted(positions, key=positions.__getitem__)
         variables = ", ".join(f"{sources[o][0]}={sources[o][1]!r}" for o in named)
-        if message.startswith(named[0]):
+        if message.startswith((named[0], f"invalid {named[0]} ")):
             message = f"{variables}: {message}"
         else:
             message = f"{message} ({variables} in the environment)"

@@ -184,7 +184,8 @@ def health(
 
     ``critical`` names the breakers whose opening makes the service unhealthy (so not ready);
     with ``critical=None`` (the default) it is unhealthy when every breaker is open (and at
-    least one is registered); ``critical=()`` means no breaker ever makes it unhealthy.
+    least one is registered); ``critical=()`` means no breaker ever makes it unhealthy. A name
+    in ``critical`` that no registered breaker has (a typo) raises ValueError.
     A limiter or bulkhead degrades the service when, over the interval since the previous
     ``health()`` call on the same registry (since its creation, the first time), more than
     ``rejection_threshold`` (a fraction, default 0.5) of its requests were rejected; an
@@ -192,7 +193,18 @@ def health(
     ``readiness()`` and the HTTP ``/health`` and ``/readyz``) starts a new interval.
     """
     _check_threshold(rejection_threshold)
-    critical_names = _critical_names(critical)
+    return _report(registry, _critical_names(critical), rejection_threshold, strict=True)
+
+
+def _report(
+    registry: Optional[Registry],
+    critical_names: Optional[frozenset[str]],
+    rejection_threshold: float,
+    *,
+    strict: bool,
+) -> HealthReport:
+    """``health()``; ``strict``: a critical name that no registered breaker has raises (the
+    HTTP server is not strict: its breakers may be registered after it starts)."""
     reg = default_registry if registry is None else registry
     unhealthy: list[str] = []
     degraded: list[str] = []
@@ -215,6 +227,12 @@ def health(
             degraded.append(f"breaker {breaker.name!r} is {state}")
     if critical_names is None and breakers and all_open:
         unhealthy.append(f"every breaker is open ({len(breakers)})")
+    unknown = sorted(critical_names - breakers.keys()) if critical_names and strict else []
+    if unknown:
+        raise ValueError(
+            f"critical names no registered breaker: {', '.join(map(repr, unknown))} "
+            f"(registered: {', '.join(map(repr, sorted(breakers))) or 'none'})"
+        )
 
     parts: dict[int, tuple[str, str, object]] = {}
 
@@ -258,9 +276,19 @@ def readiness(
     Same arguments as ``health()``; a degraded service stays ready.
     """
     _check_threshold(rejection_threshold)
-    critical_names = _critical_names(critical)  # read once: ``critical`` may be an iterator
+    # read once: ``critical`` may be an iterator
+    return _readiness(registry, _critical_names(critical), rejection_threshold, strict=True)
+
+
+def _readiness(
+    registry: Optional[Registry],
+    critical_names: Optional[frozenset[str]],
+    rejection_threshold: float,
+    *,
+    strict: bool,
+) -> Probe:
     try:
-        report = health(registry, critical=critical_names, rejection_threshold=rejection_threshold)
+        report = _report(registry, critical_names, rejection_threshold, strict=strict)
     except Exception as exc:  # a registry that cannot be read is not ready
         return Probe(False, "not_ready", (f"health check failed: {exc!r}",))
     if report.ok:
@@ -309,11 +337,11 @@ class _Handler(BaseHTTPRequestHandler):
             probe = liveness(s.registry)
             code, payload = (200 if probe.ok else 503), probe.to_dict()
         elif path == "/readyz":
-            probe = readiness(s.registry, critical=s.critical, rejection_threshold=s.threshold)
+            probe = _readiness(s.registry, s.critical, s.threshold, strict=False)
             code, payload = (200 if probe.ok else 503), probe.to_dict()
         elif path == "/health":
             try:
-                report = health(s.registry, critical=s.critical, rejection_threshold=s.threshold)
+                report = _report(s.registry, s.critical, s.threshold, strict=False)
             except Exception as exc:  # answer 503 rather than drop the connection
                 report = HealthReport(UNHEALTHY, (f"health check failed: {exc!r}",))
             code, payload = (200 if report.ok else 503), report.to_dict()
