@@ -16,8 +16,9 @@ use crate::fb_breaker;
 /// change), after the change is committed and outside any critical section: the breaker
 /// holds no lock while it runs. It may call any `fb_*` function, including on the same
 /// breaker (a change it makes there notifies it again, nested, before it returns) and
-/// `fb_breaker_set_listener`. It must return normally: no C++ exception or `longjmp` may
-/// leave it. Changes made on several threads at once notify on those threads at once, in no
+/// `fb_breaker_set_listener`, but not `fb_breaker_free` on the breaker it was called for (the
+/// call that made the change is still running). It must return normally: no C++ exception or
+/// `longjmp` may leave it. Changes made on several threads at once notify on those threads at once, in no
 /// guaranteed order.
 pub type fb_breaker_listener = Option<
     unsafe extern "C" fn(

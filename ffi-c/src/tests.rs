@@ -358,3 +358,69 @@ fn readme_c_example_is_the_tested_quickstart() {
         "paste ffi-c/examples/quickstart.c into the README"
     );
 }
+
+/// A listener and its `user_data` are read together: while one thread swaps between two
+/// (function, data) pairs, notifications on other threads always get a matching pair.
+#[test]
+fn listener_and_user_data_are_never_torn() {
+    use core::ffi::c_void;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    static TORN: AtomicU64 = AtomicU64::new(0);
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    static A: u8 = 1;
+    static B: u8 = 2;
+    unsafe extern "C" fn on_a(_: *const fb_breaker, _: fb_state, _: fb_state, d: *mut c_void) {
+        CALLS.fetch_add(1, Ordering::Relaxed);
+        if d.cast_const() != (&raw const A).cast() {
+            TORN.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    unsafe extern "C" fn on_b(_: *const fb_breaker, _: fb_state, _: fb_state, d: *mut c_void) {
+        CALLS.fetch_add(1, Ordering::Relaxed);
+        if d.cast_const() != (&raw const B).cast() {
+            TORN.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    let b = new_breaker(&fb_breaker_config_default()) as usize;
+    // SAFETY: `b` is live; the listener only reads its static data.
+    unsafe { fb_breaker_set_listener(b as *const _, Some(on_a), (&raw const A).cast_mut().cast()) };
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut i = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let (f, d): (fb_breaker_listener, *const u8) = if i % 2 == 0 {
+                    (Some(on_b), &raw const B)
+                } else {
+                    (Some(on_a), &raw const A)
+                };
+                // SAFETY: `b` is live until freed after the scope; the listeners only read.
+                unsafe { fb_breaker_set_listener(b as *const _, f, d.cast_mut().cast()) };
+                i = i.wrapping_add(1);
+            }
+        });
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| {
+                    for t in 0..20_000u64 {
+                        // SAFETY: `b` is live until freed after the scope.
+                        unsafe {
+                            fb_breaker_trip_at(b as *const _, t);
+                            fb_breaker_reset_at(b as *const _, t);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    // SAFETY: no thread uses the breaker any more.
+    unsafe { fb_breaker_free(b as *mut _) };
+    assert_eq!(TORN.load(Ordering::Relaxed), 0);
+    assert!(CALLS.load(Ordering::Relaxed) > 0);
+}
