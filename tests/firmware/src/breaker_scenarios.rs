@@ -636,6 +636,23 @@ pub fn config_errors_name_the_field_and_value() -> TestResult {
             "{e}"
         );
     }
+    // Jitter needs a seed: drawn from the OS with std, given without (no entropy source).
+    let random_jitter = BreakerConfig {
+        jitter_permille: 100,
+        jitter_seed: None,
+        ..base
+    };
+    if cfg!(target_os = "none") {
+        let e = Breaker::new(random_jitter).unwrap_err();
+        check_eq!((e.field, e.value), ("jitter_seed", 0));
+    } else {
+        check!(Breaker::new(random_jitter).is_ok());
+    }
+    check!(Breaker::new(BreakerConfig {
+        jitter_seed: Some(7),
+        ..random_jitter
+    })
+    .is_ok());
     // Without a rate rule minimum_calls does nothing, so any value goes.
     check!(Breaker::new(BreakerConfig {
         minimum_calls: 11,

@@ -1,7 +1,11 @@
 //! Token bucket (GCRA) and bulkhead scenarios, explicit times; the same rules as the core's
 //! unit tests, run on the target (64-bit arithmetic and atomics on a 32-bit core).
 
-use fastbreaker::{BucketConfig, BucketState, Bulkhead, BulkheadMetrics, Rejected, TokenBucket};
+use fastbreaker::binding::{bulkhead_release, bulkhead_try_acquire};
+use fastbreaker::{
+    BucketConfig, BucketRejected, BucketState, Bulkhead, BulkheadMetrics, BulkheadRejected,
+    TokenBucket,
+};
 
 use crate::harness::TestResult;
 
@@ -13,14 +17,14 @@ pub fn burst_then_rate() -> TestResult {
     check!(b.try_acquire(5, 0).is_ok(), "the burst");
     check_eq!(
         b.try_acquire(1, 0),
-        Err(Rejected::RateLimited {
+        Err(BucketRejected::RateLimited {
             retry_after: S / 10
         })
     );
     check_eq!(b.available(S / 10), 1);
     check_eq!(
         b.try_acquire(2, S / 10),
-        Err(Rejected::RateLimited {
+        Err(BucketRejected::RateLimited {
             retry_after: S / 10
         }),
         "weighted: both tokens or none"
@@ -29,7 +33,7 @@ pub fn burst_then_rate() -> TestResult {
     check_eq!(b.available(10 * S), 5, "never more than the burst");
     check_eq!(
         b.try_acquire(6, 10 * S),
-        Err(Rejected::ExceedsCapacity {
+        Err(BucketRejected::ExceedsCapacity {
             requested: 6,
             capacity: 5
         })
@@ -45,7 +49,7 @@ pub fn reserve_queues_and_refunds() -> TestResult {
     check_eq!(b.reserve(1, 0), Ok(2 * S));
     check_eq!(
         b.reserve_within(1, 0, 2 * S),
-        Err(Rejected::RateLimited { retry_after: 3 * S })
+        Err(BucketRejected::RateLimited { retry_after: 3 * S })
     );
     check_eq!(
         b.retry_after(1, 0),
@@ -106,7 +110,7 @@ pub fn extreme_configurations() -> TestResult {
     check!(fast.try_acquire(1 << 32, late).is_ok());
     check_eq!(
         fast.try_acquire(1, late),
-        Err(Rejected::RateLimited { retry_after: 1 })
+        Err(BucketRejected::RateLimited { retry_after: 1 })
     );
     check_eq!(fast.available(late + 1000), 1000);
     check_eq!(
@@ -130,14 +134,17 @@ pub fn bulkhead_limits_and_releases() -> TestResult {
     let second = b.try_acquire().unwrap();
     check_eq!(
         b.try_acquire().err(),
-        Some(Rejected::BulkheadFull { max_concurrent: 2 })
+        Some(BulkheadRejected::Full { max_concurrent: 2 })
     );
     drop(first);
-    check!(b.try_acquire_raw(), "a dropped permit gives its slot back");
-    check!(!b.try_acquire_raw());
-    b.release();
+    check!(
+        bulkhead_try_acquire(&b),
+        "a dropped permit gives its slot back"
+    );
+    check!(!bulkhead_try_acquire(&b));
+    check!(bulkhead_release(&b));
     drop(second);
-    b.release(); // one more than taken: ignored
+    check!(!bulkhead_release(&b), "one more than taken: ignored");
     check_eq!(
         b.metrics(),
         BulkheadMetrics {

@@ -7,8 +7,8 @@ use core::task::{Context, Poll, Waker};
 
 use embassy_time::{Duration, Instant, Timer};
 use fastbreaker::{
-    BreakerConfig, BucketConfig, CircuitBreaker, Clock, CountWindow64, EmbassyClock, Outcome,
-    PermitKind, Rejected, State, TokenBucket, MILLISECOND, SECOND,
+    BreakerConfig, BucketConfig, BucketRejected, CircuitBreaker, Clock, CountWindow64,
+    EmbassyClock, Outcome, PermitKind, Rejected, State, TokenBucket, MILLISECOND, SECOND,
 };
 
 use crate::harness::TestResult;
@@ -86,14 +86,14 @@ pub fn bucket_refills_on_embassy_time() -> TestResult {
     check_eq!(bucket.try_acquire_with(5, &clock), Ok(()));
     check_eq!(
         bucket.try_acquire_with(1, &clock),
-        Err(Rejected::RateLimited {
+        Err(BucketRejected::RateLimited {
             retry_after: 100 * MILLISECOND
         })
     );
     advance(Duration::from_millis(60));
     check_eq!(
         bucket.try_acquire_with(1, &clock),
-        Err(Rejected::RateLimited {
+        Err(BucketRejected::RateLimited {
             retry_after: 40 * MILLISECOND
         })
     );
