@@ -72,5 +72,14 @@ pub const DEFAULT_PERIOD_NS: u64 = SECOND;
 /// Largest token-bucket `burst`: 2^32 tokens.
 pub const MAX_BURST: u64 = 1 << 32;
 
+/// Default token-bucket `rate` where a binding offers a default configuration (C's
+/// `fb_bucket_config_default`): one token per period.
+pub const DEFAULT_RATE: u64 = 1;
+/// Default token-bucket `burst` where a binding offers a default configuration.
+pub const DEFAULT_BURST: u64 = 1;
+
 /// Smallest bulkhead `max_concurrent`.
 pub const MIN_MAX_CONCURRENT: u32 = 1;
+/// Default bulkhead `max_concurrent` where a binding offers a default configuration (C's
+/// `fb_bulkhead_config_default`).
+pub const DEFAULT_MAX_CONCURRENT: u32 = 10;

@@ -1107,7 +1107,7 @@ fb_result fb_breaker_half_open_at(const struct fb_breaker *breaker,
 const char *fb_state_str(fb_state state);
 
 /**
- * The default configuration: 1 token per second, burst 1.
+ * The default configuration (the core's table): 1 token per second, burst 1.
  *
  * Thread safety: safe from any thread.
  */
@@ -1389,7 +1389,7 @@ fb_result fb_bucket_retry_after_at(const struct fb_bucket *bucket,
                                    uint64_t now_ns);
 
 /**
- * The default configuration: 10 calls in flight.
+ * The default configuration (the core's table): 10 calls in flight.
  *
  * Thread safety: safe from any thread.
  */

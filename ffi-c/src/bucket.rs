@@ -54,12 +54,15 @@ fn now_or_clock(now: Option<u64>) -> u64 {
     now.unwrap_or_else(|| MonotonicClock.now_ns())
 }
 
-/// The default configuration: 1 token per second, burst 1.
+/// The default configuration (the core's table): 1 token per second, burst 1.
 ///
 /// Thread safety: safe from any thread.
 #[no_mangle]
 pub extern "C" fn fb_bucket_config_default() -> fb_bucket_config {
-    fb_bucket_config_per_second(1, 1)
+    fb_bucket_config_per_second(
+        core_fb::limits::DEFAULT_RATE,
+        core_fb::limits::DEFAULT_BURST,
+    )
 }
 
 /// `rate` tokens per second (the core's `BucketConfig::per_second`), holding at most

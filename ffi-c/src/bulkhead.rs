@@ -38,12 +38,14 @@ pub struct fb_bulkhead_stats {
     pub rejected: u64,
 }
 
-/// The default configuration: 10 calls in flight.
+/// The default configuration (the core's table): 10 calls in flight.
 ///
 /// Thread safety: safe from any thread.
 #[no_mangle]
 pub extern "C" fn fb_bulkhead_config_default() -> fb_bulkhead_config {
-    let config = fb_bulkhead_config { max_concurrent: 10 };
+    let config = fb_bulkhead_config {
+        max_concurrent: core_fb::limits::DEFAULT_MAX_CONCURRENT,
+    };
     guard_value("fb_bulkhead_config_default", config, || config)
 }
 
