@@ -488,7 +488,12 @@ impl PyBreaker {
         }
         if let Some(v) = slow_call_rate_threshold.value() {
             let (n, sub) = whole_percent("slow_call_rate_threshold", v)?.fit(u8::MAX as u64);
-            tr.note("slow_call_rate_threshold", "slow_call_rate_threshold", v, sub);
+            tr.note(
+                "slow_call_rate_threshold",
+                "slow_call_rate_threshold",
+                v,
+                sub,
+            );
             c.slow_call_rate_threshold = Some(n as u8);
         }
         if let Some(v) = slow_call_duration.value() {
@@ -759,9 +764,7 @@ impl PyBreaker {
         d.set_item("failure_rate", m.window.failure_rate())?;
         d.set_item("slow_call_rate", m.window.slow_rate())?;
         d.set_item("retry_after", ns_to_s(m.retry_after))?;
-        let age = m
-            .last_transition_at
-            .map(|t| ns_to_s(now.saturating_sub(t)));
+        let age = m.last_transition_at.map(|t| ns_to_s(now.saturating_sub(t)));
         d.set_item("seconds_in_state", age)?;
         d.set_item("fallbacks", self.fallbacks.load(Ordering::Relaxed))?;
         let transitions = PyDict::new(py);

@@ -374,10 +374,7 @@ pub(crate) fn install(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // SAFETY: the thread is attached; the type is live and `def` is 'static. Returns a new
     // reference or NULL with an error set.
     let descr = unsafe {
-        Bound::from_owned_ptr_or_err(
-            py,
-            ffi::PyDescr_NewMethod(breaker_type.as_type_ptr(), def),
-        )?
+        Bound::from_owned_ptr_or_err(py, ffi::PyDescr_NewMethod(breaker_type.as_type_ptr(), def))?
     };
     breaker_type.setattr("call", descr)?;
     Ok(())

@@ -52,12 +52,6 @@ impl Entry {
                 }
             }
         }
-        if hooks.iter().all(Option::is_none) {
-            return Err(PyTypeError::new_err(format!(
-                "listener {} has none of the hooks {known}",
-                what()
-            )));
-        }
         for attr in listener.dir()?.iter() {
             let attr = attr.to_string();
             if attr.starts_with("on_") && !HOOK_NAMES.contains(&attr.as_str()) {
@@ -73,6 +67,12 @@ impl Entry {
                     )));
                 }
             }
+        }
+        if hooks.iter().all(Option::is_none) {
+            return Err(PyTypeError::new_err(format!(
+                "listener {} has none of the hooks {known}",
+                what()
+            )));
         }
         Ok(Entry {
             listener: listener.clone().unbind(),

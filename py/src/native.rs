@@ -125,7 +125,11 @@ fn error_type<'a, 'py>(
         .bind(py)
 }
 
-pub(crate) fn make_error(py: Python<'_>, cell: &PyOnceLock<Py<PyType>>, args: Bound<'_, PyTuple>) -> PyErr {
+pub(crate) fn make_error(
+    py: Python<'_>,
+    cell: &PyOnceLock<Py<PyType>>,
+    args: Bound<'_, PyTuple>,
+) -> PyErr {
     match error_type(py, cell).call1(args) {
         Ok(v) => PyErr::from_value(v),
         Err(e) => e,
@@ -361,7 +365,10 @@ fn limits(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("MAX_FAILURE_THRESHOLD", MAX_FAILURE_THRESHOLD)?;
     d.set_item("MAX_RATE_THRESHOLD", MAX_RATE_THRESHOLD)?;
     d.set_item("DEFAULT_MINIMUM_CALLS", DEFAULT_MINIMUM_CALLS)?;
-    d.set_item("DEFAULT_SLOW_CALL_DURATION_NS", DEFAULT_SLOW_CALL_DURATION_NS)?;
+    d.set_item(
+        "DEFAULT_SLOW_CALL_DURATION_NS",
+        DEFAULT_SLOW_CALL_DURATION_NS,
+    )?;
     d.set_item("DEFAULT_WINDOW_SIZE", DEFAULT_WINDOW_SIZE)?;
     d.set_item("MAX_WINDOW_SIZE", MAX_WINDOW_SIZE)?;
     d.set_item("DEFAULT_WINDOW_BUCKETS", DEFAULT_WINDOW_BUCKETS)?;

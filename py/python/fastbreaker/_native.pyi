@@ -5,6 +5,7 @@ from typing import Any, Callable, Final, Iterable, Optional, Union, final
 from typing_extensions import TypeAlias, disjoint_base
 
 __all__ = [
+    "LIMITS",
     "Backoff",
     "Bulkhead",
     "BulkheadFull",
@@ -12,7 +13,6 @@ __all__ = [
     "CircuitBreaker",
     "CircuitOpenError",
     "FastbreakerError",
-    "LIMITS",
     "Guarded",
     "ManualClock",
     "Permit",
@@ -73,7 +73,7 @@ class Permit:
     @property
     def recorded(self) -> bool: ...
 
-_Outcome: TypeAlias = Union[None, str, BaseException]
+_Outcome: TypeAlias = Union[str, BaseException, None]
 
 @final
 class Guarded:

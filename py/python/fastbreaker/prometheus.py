@@ -198,9 +198,10 @@ def _read_breaker(breaker: Any, out: dict[str, list[Series]]) -> None:
     options = breaker.options()
     if options.get("measure_durations"):
         out["breaker_call_duration_seconds"].append(((name,), _histogram(m["durations"])))
-    calls = m["window_calls"]
-    out["breaker_failure_ratio"].append(((name,), _ratio(m["window_failures"], calls)))
-    out["breaker_slow_call_ratio"].append(((name,), _ratio(m["window_slow"], calls)))
+    # metrics() reports rates as ratios from 0 to 1 (from the integer counts), as Prometheus
+    # expects: the gauges take them as they are.
+    out["breaker_failure_ratio"].append(((name,), float(m["failure_rate"])))
+    out["breaker_slow_call_ratio"].append(((name,), float(m["slow_call_rate"])))
     score = health_score(m, options.get("failure_threshold"))
     out["breaker_health_score"].append(((name,), score))
 
