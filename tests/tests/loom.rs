@@ -7,32 +7,37 @@
 //! RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p fastbreaker-tests --test loom --release
 //! ```
 //!
-//! Models run with a preemption bound of 3, or 2 for the two three-thread models (minutes
-//! at 3), unless `LOOM_MAX_PREEMPTIONS` says otherwise (`make loom` sets it to 2). Setup
-//! that needs no concurrency (tripping the breaker, taking the permits a model races with)
-//! runs on the model's main thread before any spawn.
+//! `make loom` runs every model with `LOOM_MAX_PREEMPTIONS=2`: each property below is
+//! **checked by loom within bound 2** (every interleaving with at most two preemptions, and
+//! loom's model of weak memory), not proved for all interleavings. Run by hand without that
+//! variable, a model uses its own default bound (3 for most two-thread models, 2 for the
+//! three-thread ones, which take minutes at 3). Setup that needs no concurrency (tripping the
+//! breaker, taking the permits a model races with) runs on the model's main thread before
+//! any spawn.
 //!
-//! (a) half-open probe bound, (b) one trip per trip, (c) window counts equal contents,
-//! (d) stale-generation outcomes do not move the state.
+//! (a) half-open probe bound, and probes timed from their own admission; (b) one trip per
+//! trip; (c) window counts equal contents; (d) stale-generation outcomes do not move the
+//! state; (e) half-open probes that finish at once leave a legal state.
 //!
-//! These models found four races in the core, now fixed there and checked here:
+//! These models found races in the core, now fixed there and checked here:
 //! `racing_the_half_open_change_is_not_refused` and `racing_a_rescue_is_not_refused` (a
 //! stale state word plus a newer time tag refused with a full wait; fixed by gating time
-//! publishes on the current generation, with Release/Acquire on the time word),
-//! `stale_failure_does_not_count_after_reset` (the consecutive counter is now tagged with
-//! its generation). The one `#[ignore]`d model is a known limitation, documented in the
-//! README: `late_trip_follow_up_does_not_wipe_a_later_period` — the window is not tagged
-//! with a generation, so an outcome or a clear that straddles a state change can land in
-//! (or wipe) the next period's window (`-- --ignored` shows the interleaving).
+//! publishes on the current generation, with Release/Acquire on the time word), and
+//! `stale_failure_does_not_count_after_reset` (the consecutive counter is tagged with its
+//! generation). The one `#[ignore]`d model is a known limitation, documented in the README:
+//! `late_trip_follow_up_does_not_wipe_a_later_period` — the window is not tagged with a
+//! generation, so an outcome or a clear that straddles a state change can land in (or wipe)
+//! the next period's window (`-- --ignored` shows the interleaving).
 //!
 //! For loom's own trace of a failing model, run it through `loom::model` instead of
 //! `model` (only that installs loom's log subscriber) with `LOOM_LOG=trace`.
 //!
 //! Loom models a plain `store` racing a read-modify-write on the same atomic more loosely
 //! than the memory model does (cf. tokio-rs/loom#282): it can report executions in which an
-//! RMW read a value that a store had already replaced. The window's `samples`/`head` resets
-//! and the breaker's consecutive-failure resets are plain stores, so the models assert
-//! nothing that depends on them racing an RMW; see `count_window_clear_races_a_record`.
+//! RMW read a value that a store had already replaced. The count window's `samples`/`head`
+//! resets and the time window's clear are plain stores, so the models assert nothing that
+//! depends on them racing an RMW; see `count_window_clear_races_a_record`. (The
+//! consecutive-failure counter changes by compare-and-swap only.)
 #![cfg(loom)]
 
 use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -106,8 +111,9 @@ fn is_trip(t: &Option<Transition>) -> bool {
 /// in-flight count ever exceeds 2, every probe is of generation 2, and the in-flight count
 /// ends equal to the probes let through.
 ///
-/// A thread may be refused `Open` here although a slot is free: see
-/// `racing_the_half_open_change_is_not_refused` (ignored, a known bug).
+/// A thread that loaded the word while it was still Open reloads it once it finds the
+/// half-open generation's time (see `racing_the_half_open_change_is_not_refused`): no thread
+/// is refused `Open` once the wait is over.
 #[test]
 fn half_open_probes_never_exceed_the_limit() {
     model(2, || {
@@ -132,17 +138,14 @@ fn half_open_probes_never_exceed_the_limit() {
                         1
                     }
                     Err(e) => {
-                        assert!(
-                            matches!(e, Rejected::HalfOpenFull | Rejected::Open { .. }),
-                            "{e:?}"
-                        );
+                        assert_eq!(e, Rejected::HalfOpenFull);
                         0
                     }
                 })
             })
             .collect();
         let permitted: u16 = threads.into_iter().map(|t| t.join().unwrap()).sum();
-        assert!((1..=2).contains(&permitted), "{permitted} probes");
+        assert_eq!(permitted, 2, "two slots, three callers");
         let m = b.metrics(WAIT);
         assert_eq!((m.state, m.generation), (State::HalfOpen, 2));
         assert_eq!(m.half_open_in_flight, permitted);
@@ -161,13 +164,15 @@ fn half_open_slots_handed_back_stay_bounded() {
             half_open_max_calls: 1,
             ..BreakerConfig::new()
         });
-        let first = half_open(&b);
+        // A permit is not Copy: the thread that records it takes it by value.
+        let mut first = Some(half_open(&b));
         let held = Arc::new(AtomicUsize::new(1));
         let threads: Vec<_> = (0..2)
             .map(|i| {
                 let (b, held) = (b.clone(), held.clone());
+                let first = if i == 0 { first.take() } else { None };
                 thread::spawn(move || {
-                    if i == 0 {
+                    if let Some(first) = first {
                         // The first probe's holder hands its slot back.
                         held.fetch_sub(1, SeqCst);
                         assert_eq!(b.record(first, Outcome::Ignored, WAIT), None);
@@ -202,11 +207,9 @@ fn half_open_slots_handed_back_stay_bounded() {
 }
 
 /// With every slot held by hung probes past the wait, two racing acquires start one new
-/// probing period (generation 3): every probe they get is of generation 3, the hung probes'
-/// outcomes are then stale and free no slot of the new period, and in flight stays bounded.
-///
-/// One of the two may be refused although a slot is free: see
-/// `racing_a_rescue_is_not_refused` (ignored, a known bug).
+/// probing period (generation 3): both get a probe of generation 3 (the new period has two
+/// slots), the hung probes' outcomes are then stale and free no slot of the new period, and
+/// in flight stays bounded.
 #[test]
 fn hung_probe_rescue_starts_one_generation() {
     model(3, || {
@@ -238,7 +241,7 @@ fn hung_probe_rescue_starts_one_generation() {
             })
             .collect();
         let permitted: u16 = threads.into_iter().map(|t| t.join().unwrap()).sum();
-        assert!(permitted >= 1, "nobody rescued the hung period");
+        assert_eq!(permitted, 2, "both get a probe of the new period");
         assert_eq!(b.record(hung1, Outcome::Success, late), None);
         assert_eq!(b.record(hung2, Outcome::Ignored, late), None);
         let m = b.metrics(late);
@@ -481,7 +484,7 @@ fn count_window_clear_races_a_record() {
 #[test]
 fn time_window_exact_across_buckets() {
     model(3, || {
-        let w = Arc::new(TimeWindow::<2>::new(10).unwrap());
+        let w = Arc::new(TimeWindow::<2>::new(10, Some(2)).unwrap());
         record_concurrently(
             &w,
             &[
@@ -513,7 +516,7 @@ fn time_window_exact_across_buckets() {
 #[test]
 fn time_window_lazy_reset_races() {
     model(3, || {
-        let w = Arc::new(TimeWindow::<2>::new(10).unwrap());
+        let w = Arc::new(TimeWindow::<2>::new(10, Some(2)).unwrap());
         w.record(true, true, 0);
         w.record(true, false, 5);
         record_concurrently(&w, &[&[(true, false, 20)], &[(false, true, 25)]]);
@@ -535,7 +538,7 @@ fn time_window_lazy_reset_races() {
 #[test]
 fn time_window_late_record_races_a_new_lap() {
     model(3, || {
-        let w = Arc::new(TimeWindow::<2>::new(10).unwrap());
+        let w = Arc::new(TimeWindow::<2>::new(10, Some(2)).unwrap());
         record_concurrently(&w, &[&[(true, false, 20)], &[(false, false, 0)]]);
         let s = w.stats(20);
         let counted = WindowStats {
@@ -727,10 +730,9 @@ fn late_trip_follow_up_does_not_wipe_a_later_period() {
         recorder.join().unwrap();
         let m = b.metrics(WAIT);
         assert_eq!(m.state, State::Closed);
-        // Only the window's failure count, which changes by read-modify-writes alone: the
-        // consecutive counter is zeroed by a plain store, and loom orders a plain store
-        // racing a read-modify-write more loosely than the memory model (its first
-        // counterexample for `consecutive_failures == 1` is such an impossible execution).
+        // The window's failure count: a late trip's clear can wipe the later period's
+        // failure (the window is not generation-tagged). The consecutive counter is tagged
+        // with its generation and changes by CAS only, so it is not at stake here.
         assert_eq!(m.window.failures, 1, "{m:?}");
     });
 }
@@ -780,5 +782,181 @@ fn racing_a_rescue_is_not_refused() {
         let mine = b.acquire(late);
         let other = other.join().unwrap();
         assert!(mine.is_ok() && other.is_ok(), "{mine:?} {other:?}");
+    });
+}
+
+/// Probes are timed from their own admission. One probe slot: probe A (admitted at `WAIT`)
+/// hands its slot back at 150 and its holder takes a new probe B at once; a third caller
+/// asks at 220. B has then been out 70 ns, less than the wait: the caller may take B's slot
+/// only if it came before B, or start a new probing period only if it decided before B was
+/// admitted (A was out 120 ns) — never a new period that makes B stale while B is young.
+///
+/// Ignored: loom finds the core failing it (bound 2 and 3). The late caller loads the full
+/// word (generation 2, one probe in flight: A) and the probe time (100), A hands its slot
+/// back and B takes it (the word is again generation 2 with one probe in flight, the time
+/// 150), and the late caller's compare-and-swap from its stale but identical word succeeds:
+/// an ABA on the state word, so the check of the time is not tied to the word it decided
+/// on. (The relaxed state CAS also lets the late caller see B's slot without B's time.)
+#[test]
+#[ignore = "core defect found by loom: a rescue can make a just-admitted probe stale (ABA on the state word); see the doc comment"]
+fn a_young_probe_is_not_presumed_hung() {
+    model(3, || {
+        let b = breaker(BreakerConfig {
+            failure_threshold: Some(1),
+            wait_duration_ns: WAIT,
+            half_open_max_calls: 1,
+            ..BreakerConfig::new()
+        });
+        let a = half_open(&b);
+        let holder = {
+            let b = b.clone();
+            thread::spawn(move || {
+                let _ = b.record(a, Outcome::Ignored, 150);
+                b.acquire(150).map(|p| p.generation())
+            })
+        };
+        let late = b.acquire(220).map(|p| p.generation());
+        let probe_b = holder.join().unwrap();
+        match (probe_b, late) {
+            // B admitted in A's period, then a new period: B was presumed hung at 70 ns.
+            (Ok(2), Ok(3)) => panic!("probe B (admitted at 150) presumed hung at 220"),
+            (Ok(gb), Ok(gl)) => panic!("both admitted with one slot: {gb} {gl}"),
+            (Ok(2), Err(e)) => assert_eq!(e, Rejected::HalfOpenFull),
+            // The late caller rescued the period while A was out (120 ns), or took the slot
+            // A handed back: B is refused.
+            (Err(e), Ok(g)) => {
+                assert_eq!(e, Rejected::HalfOpenFull);
+                assert!(g == 2 || g == 3, "{g}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let m = b.metrics(220);
+        assert_eq!(m.state, State::HalfOpen);
+        assert_eq!(m.half_open_in_flight, 1);
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// (e) Half-open probes that finish at once leave a legal state.
+// ---------------------------------------------------------------------------------------
+
+/// Trips a breaker with two probe slots and admits two probes at `WAIT` (generation 2),
+/// then records `outcomes[i]` for probe i on two threads at once. Returns the transitions
+/// the two records reported.
+fn two_probes_finish_at_once(
+    success_threshold: u16,
+    outcomes: [Outcome; 2],
+) -> (Arc<Breaker>, [Option<Transition>; 2]) {
+    let b = breaker(BreakerConfig {
+        failure_threshold: Some(1),
+        wait_duration_ns: WAIT,
+        half_open_max_calls: 2,
+        success_threshold,
+        ..BreakerConfig::new()
+    });
+    let first = half_open(&b);
+    let second = b.acquire(WAIT).expect("the second slot");
+    assert_eq!(second.generation(), 2);
+    let other = {
+        let b = b.clone();
+        let outcome = outcomes[1];
+        thread::spawn(move || b.record(second, outcome, WAIT))
+    };
+    let mine = b.record(first, outcomes[0], WAIT);
+    let theirs = other.join().unwrap();
+    (b, [mine, theirs])
+}
+
+/// The counters every end state must agree with: the setup's failure and both probes are
+/// recorded, nothing is in flight, and `permitted` counts the three calls.
+fn assert_counters_consistent(b: &Breaker, succeeded: u64, failed: u64) {
+    let m = b.metrics(WAIT);
+    assert_eq!(
+        (m.succeeded, m.failed, m.ignored),
+        (succeeded, failed, 0),
+        "{m:?}"
+    );
+    assert_eq!(m.permitted, 3, "{m:?}");
+    assert_eq!(m.rejected, 0, "{m:?}");
+    assert_eq!(m.half_open_in_flight, 0, "{m:?}");
+    assert_eq!(m.consecutive_failures, 0, "{m:?}");
+}
+
+/// One success and one failure, success threshold 2: whatever the order, the failure
+/// reopens the breaker (generation 3, a second trip, the wait of backoff step 1), exactly
+/// one record reports HalfOpen -> Open, and a success alone never closes it.
+#[test]
+fn probes_success_and_failure_at_once_reopen() {
+    model(3, || {
+        let (b, ts) = two_probes_finish_at_once(2, [Outcome::Success, Outcome::Failure]);
+        assert_eq!(
+            ts[0], None,
+            "a lone success with threshold 2 closes nothing"
+        );
+        let t = ts[1].expect("the failure reopens");
+        assert_eq!(
+            (t.from, t.to, t.generation),
+            (State::HalfOpen, State::Open, 3)
+        );
+        let m = b.metrics(WAIT);
+        assert_eq!((m.state, m.generation, m.trips), (State::Open, 3, 2));
+        assert_eq!(
+            m.window,
+            WindowStats::default(),
+            "a trip empties the window"
+        );
+        assert_eq!(b.retry_after(WAIT), WAIT);
+        assert_counters_consistent(&b, 1, 2);
+    });
+}
+
+/// One success and one failure, success threshold 1: whichever record commits first wins
+/// (the success closes, or the failure reopens), the other is stale, and the end state is
+/// the winner's.
+#[test]
+fn probes_success_and_failure_at_once_one_wins() {
+    model(3, || {
+        let (b, ts) = two_probes_finish_at_once(1, [Outcome::Success, Outcome::Failure]);
+        let m = b.metrics(WAIT);
+        assert_eq!(m.generation, 3, "{ts:?}");
+        match ts {
+            [Some(t), None] => {
+                assert_eq!(
+                    (t.from, t.to, t.generation),
+                    (State::HalfOpen, State::Closed, 3)
+                );
+                assert_eq!((m.state, m.trips), (State::Closed, 1));
+            }
+            [None, Some(t)] => {
+                assert_eq!(
+                    (t.from, t.to, t.generation),
+                    (State::HalfOpen, State::Open, 3)
+                );
+                assert_eq!((m.state, m.trips), (State::Open, 2));
+            }
+            _ => panic!("exactly one record moves the state: {ts:?}"),
+        }
+        assert_eq!(m.window, WindowStats::default());
+        assert_counters_consistent(&b, 1, 2);
+    });
+}
+
+/// Two successes, success threshold 2: the breaker closes exactly once (generation 3), with
+/// an empty window and a full recovery (the next trip waits the base wait).
+#[test]
+fn probes_two_successes_at_once_close_once() {
+    model(3, || {
+        let (b, ts) = two_probes_finish_at_once(2, [Outcome::Success, Outcome::Success]);
+        let closes: Vec<_> = ts.iter().flatten().collect();
+        assert_eq!(closes.len(), 1, "{ts:?}");
+        let t = closes[0];
+        assert_eq!(
+            (t.from, t.to, t.generation),
+            (State::HalfOpen, State::Closed, 3)
+        );
+        let m = b.metrics(WAIT);
+        assert_eq!((m.state, m.generation, m.trips), (State::Closed, 3, 1));
+        assert_eq!(m.window, WindowStats::default());
+        assert_counters_consistent(&b, 2, 1);
     });
 }

@@ -472,7 +472,7 @@ struct Seen {
 /// the holder count's decrement before the next holder's increment.
 fn attempt(bulkhead: &Bulkhead, holders: &AtomicUsize, raw: bool, seen: &mut Seen) {
     let permit = if raw {
-        bulkhead.try_acquire_raw().then_some(None)
+        fastbreaker::binding::bulkhead_try_acquire(bulkhead).then_some(None)
     } else {
         bulkhead.try_acquire().ok().map(Some)
     };
@@ -488,7 +488,10 @@ fn attempt(bulkhead: &Bulkhead, holders: &AtomicUsize, raw: bool, seen: &mut See
     fence(Ordering::Release);
     match permit {
         Some(permit) => drop(permit),
-        None => bulkhead.release(),
+        None => assert!(
+            fastbreaker::binding::bulkhead_release(bulkhead),
+            "a slot was out"
+        ),
     }
 }
 
