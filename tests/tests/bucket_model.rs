@@ -820,3 +820,18 @@ fn try_acquire_wait_underflows_on_unit_scaled_bucket() {
     let wait = bucket.try_acquire(373_632, now).unwrap_err().retry_after();
     assert_eq!(wait, bucket.retry_after(373_632, now).ok());
 }
+
+/// Found by the `config` fuzz target: one token per 2^64 - 1 ns (any emission interval above
+/// 2^63 ns) is kept in units of 4 ns, and `interval_ns()` shifts the interval in units
+/// (2^62) back to nanoseconds past 64 bits: it returns 0 (a binding dividing by it panics).
+#[test]
+#[ignore = "core defect: TokenBucket::interval_ns() wraps for emission intervals above 2^63 ns"]
+fn interval_ns_does_not_wrap() {
+    let bucket = TokenBucket::new(BucketConfig {
+        rate: 1,
+        period_ns: u64::MAX,
+        burst: 1,
+    })
+    .expect("a valid config");
+    assert!(bucket.interval_ns() >= u64::MAX, "{}", bucket.interval_ns());
+}

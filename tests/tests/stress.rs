@@ -421,12 +421,13 @@ fn four_threads() {
     stress(4);
 }
 
-/// An Open breaker always knows when its Open state began. Fails today: a thread that
-/// commits a state change (or reads a stale state word) and publishes its generation's start
-/// time after 129 or more newer generations overwrites the time word with its stale tag,
-/// which the 8-bit wrapping comparison takes as newer; from then on the current generation's
-/// time can never be published, and an Open breaker restarts its wait on every acquire.
-/// With 4 threads on 2 cores nearly every Open refusal is of this kind.
+/// An Open breaker always knows when its Open state began. Once failed here: a thread that
+/// committed a state change (or read a stale state word) and published its generation's
+/// start time after 129 or more newer generations overwrote the time word with its stale
+/// tag, which the 8-bit wrapping comparison took as newer; from then on the current
+/// generation's time could never be published, and an Open breaker restarted its wait on
+/// every acquire (with 4 threads on 2 cores nearly every Open refusal was of this kind).
+/// Fixed in the core: only the current generation publishes its time.
 #[test]
 fn open_breaker_keeps_its_start_time() {
     assert_eq!(stress(4), 0, "Open refusals without a start time");
