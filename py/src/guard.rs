@@ -341,10 +341,13 @@ pub(crate) fn install(m: &Bound<'_, PyModule>) -> PyResult<()> {
         flags: ffi::Py_TPFLAGS_DEFAULT as _,
         slots: slots.as_mut_ptr(),
     }));
-    // SAFETY: the thread is attached; `spec` is a valid, 'static spec and `base` a live type
-    // (the single base of the new type). Returns a new reference or NULL with an error set.
+    // A tuple of bases: Python 3.9 accepts nothing else.
+    let bases = pyo3::types::PyTuple::new(py, [base])?;
+    // SAFETY: the thread is attached; `spec` is a valid, 'static spec and `bases` a live
+    // tuple holding the single base of the new type. Returns a new reference or NULL with
+    // an error set.
     let ty = unsafe {
-        Bound::from_owned_ptr_or_err(py, ffi::PyType_FromSpecWithBases(spec, base.as_ptr()))?
+        Bound::from_owned_ptr_or_err(py, ffi::PyType_FromSpecWithBases(spec, bases.as_ptr()))?
     };
     let ty = ty.cast_into::<PyType>()?;
     let _ = GUARDED_TYPE.set(py, ty.clone().unbind());

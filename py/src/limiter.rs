@@ -252,10 +252,12 @@ impl PyLimiter {
         self.bucket.reset()
     }
 
-    /// Reserves `n` tokens in queue order and returns the seconds to wait before using
-    /// them; with `timeout`, raises RateLimitExceeded (taking nothing) if the wait is longer.
+    /// Takes `n` tokens now, in the queue's order, and returns the seconds to wait before
+    /// using them (0.0: now); what `acquire()` sleeps for. With `timeout`, raises
+    /// RateLimitExceeded (taking nothing) if the wait would be longer. Give the tokens of a
+    /// reservation that will not be used back with `refund(n)`.
     #[pyo3(signature = (n = None, timeout = None))]
-    fn _reserve(
+    fn reserve(
         &self,
         py: Python<'_>,
         n: Option<&Bound<'_, PyAny>>,
@@ -297,9 +299,10 @@ impl PyLimiter {
         }
     }
 
-    /// Gives back `n` tokens of a reservation that will not be used.
+    /// Gives back `n` tokens of a reservation that will not be used (never filling the
+    /// bucket above full).
     #[pyo3(signature = (n = None))]
-    fn _refund(&self, py: Python<'_>, n: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    fn refund(&self, py: Python<'_>, n: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let k = match n {
             None => 1,
             Some(n) => self.tokens(py, n)?,

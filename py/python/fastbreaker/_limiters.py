@@ -43,22 +43,22 @@ class RateLimiter(_native.RateLimiter):
 
     def acquire(self, n: int = 1, timeout: float | None = None) -> None:
         """Takes ``n`` tokens, sleeping until they are due."""
-        wait = self._reserve(n, timeout)
+        wait = self.reserve(n, timeout)
         if wait > 0.0:
             try:
                 time.sleep(wait)
             except BaseException:
-                self._refund(n)
+                self.refund(n)
                 raise
 
     async def acquire_async(self, n: int = 1, timeout: float | None = None) -> None:
         """Takes ``n`` tokens, awaiting until they are due; cancellation refunds them."""
-        wait = self._reserve(n, timeout)
+        wait = self.reserve(n, timeout)
         if wait > 0.0:
             try:
                 await asyncio.sleep(wait)
             except BaseException:
-                self._refund(n)
+                self.refund(n)
                 raise
 
     def __enter__(self) -> RateLimiter:

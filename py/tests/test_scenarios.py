@@ -1,0 +1,500 @@
+"""The shared scenarios (tests/scenarios/*.scn, format in tests/scenarios/FORMAT.md), run through
+the public ``fastbreaker`` package with a ManualClock: one test per file, checking every step;
+a failing step is reported as ``file:line``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+import pytest
+
+from fastbreaker import (
+    LIMITS,
+    Bulkhead,
+    BurstExceeded,
+    CircuitBreaker,
+    CircuitOpenError,
+    ManualClock,
+    Permit,
+    RateLimiter,
+    RateLimitExceeded,
+)
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "tests" / "scenarios"
+FILES = sorted(SCENARIOS.glob("*.scn"))
+
+NS = 1e9
+
+
+class ScenarioError(AssertionError):
+    """A step whose result differs, or a line the runner does not understand."""
+
+
+def number(text: str) -> int:
+    if not re.fullmatch(r"[0-9][0-9_]*", text):
+        raise ScenarioError(f"not a number: {text!r}")
+    return int(text.replace("_", ""))
+
+
+def normal(words: list[str]) -> list[str]:
+    """Expected words with numbers compared by value (`1_000` is `1000`)."""
+    return [str(number(w)) if re.fullmatch(r"[0-9][0-9_]*", w) else w for w in words]
+
+
+def seconds_to_ns(s: float) -> int:
+    return round(s * NS)
+
+
+@dataclass
+class Line:
+    number: int
+    text: str
+
+
+@dataclass
+class Step:
+    line: Line
+    relative: bool
+    time: int
+    action: list[str]
+    expected: Optional[list[str]]
+
+
+def statements(path: Path) -> list[Line]:
+    out = []
+    for i, raw in enumerate(path.read_text().splitlines(), start=1):
+        text = raw.split("#", 1)[0].strip()
+        if text:
+            out.append(Line(i, text))
+    return out
+
+
+def parse_step(line: Line) -> Step:
+    head, sep, tail = line.text.partition("=>")
+    expected = tail.split() if sep else None
+    tokens = head.split()
+    if not tokens or not tokens[0].startswith("@"):
+        raise ScenarioError(f"not a step: {line.text!r}")
+    at = tokens[0][1:]
+    relative = at.startswith("+")
+    return Step(line, relative, number(at[1:] if relative else at), tokens[1:], expected)
+
+
+def unroll(lines: list[Line]) -> list[tuple[Line, Step]]:
+    """The steps in execution order, with `repeat k` ... `end` expanded."""
+    out: list[tuple[Line, Step]] = []
+    i = 0
+    while i < len(lines):
+        words = lines[i].text.split()
+        if words[0] == "repeat":
+            if len(words) != 2:
+                raise ScenarioError(f"{lines[i].number}: bad repeat: {lines[i].text!r}")
+            count = number(words[1])
+            body = []
+            i += 1
+            while i < len(lines) and lines[i].text != "end":
+                if lines[i].text.split()[0] == "repeat":
+                    raise ScenarioError(f"{lines[i].number}: nested repeat")
+                body.append(lines[i])
+                i += 1
+            if i == len(lines):
+                raise ScenarioError(f"{lines[-1].number}: repeat without end")
+            steps = [parse_step(b) for b in body]
+            for _ in range(count):
+                out.extend((s.line, s) for s in steps)
+        elif words[0] == "end":
+            raise ScenarioError(f"{lines[i].number}: end without repeat")
+        else:
+            step = parse_step(lines[i])
+            out.append((lines[i], step))
+        i += 1
+    return out
+
+
+def config_pairs(words: list[str], line: Line) -> dict[str, str]:
+    out = {}
+    for w in words:
+        key, eq, value = w.partition("=")
+        if not eq:
+            raise ScenarioError(f"{line.number}: not key=value: {w!r}")
+        out[key] = value
+    return out
+
+
+def ns_arg(value: str) -> float:
+    return number(value) / NS
+
+
+def breaker_kwargs(cfg: dict[str, str], line: Line) -> dict[str, Any]:
+    """The Python constructor's arguments for the core's config fields."""
+    window = cfg.pop("window", "count")
+    if window not in ("count", "time"):
+        raise ScenarioError(f"{line.number}: window must be count or time, got {window!r}")
+    kwargs: dict[str, Any] = {}
+
+    def opt(value: str, convert: Callable[[str], Any]) -> Any:
+        return None if value == "none" else convert(value)
+
+    simple: dict[str, tuple[str, Callable[[str], Any]]] = {
+        "failure_threshold": ("failure_threshold", number),
+        "failure_rate_threshold": ("failure_rate_threshold", number),
+        "slow_call_rate_threshold": ("slow_call_rate_threshold", number),
+        "slow_call_duration_ns": ("slow_call_duration", ns_arg),
+        "minimum_calls": ("minimum_calls", number),
+        "wait_duration_ns": ("wait_duration", ns_arg),
+        "backoff_factor_milli": ("backoff_factor", lambda v: number(v) / 1000),
+        "max_wait_duration_ns": ("max_wait_duration", ns_arg),
+        "jitter_permille": ("jitter", lambda v: number(v) / 1000),
+        "jitter_seed": ("jitter_seed", number),
+        "half_open_max_calls": ("half_open_max_calls", number),
+        "success_threshold": ("success_threshold", number),
+    }
+    buckets = cfg.pop("window_buckets", None)
+    bucket_ns = cfg.pop("bucket_duration_ns", None)
+    size = cfg.pop("window_size", None)
+    for key, value in cfg.items():
+        if key not in simple:
+            raise ScenarioError(f"{line.number}: unknown breaker key {key!r}")
+        name, convert = simple[key]
+        kwargs[name] = opt(value, convert)
+    if window == "count":
+        if size is not None:
+            kwargs["window"] = number(size)
+    else:
+        count = number(buckets) if buckets is not None else LIMITS["DEFAULT_WINDOW_BUCKETS"]
+        span = number(bucket_ns) if bucket_ns is not None else LIMITS["DEFAULT_BUCKET_DURATION_NS"]
+        # The Python API takes the window's span and its bucket count; a bucket count of 0
+        # (refused by the core) keeps the bucket's duration as the span.
+        kwargs["window_seconds"] = max(count, 1) * span / NS
+        if buckets is not None:
+            kwargs["buckets"] = count
+    return kwargs
+
+
+Primitive = Union[CircuitBreaker, RateLimiter, Bulkhead]
+
+
+@dataclass
+class Runner:
+    path: Path
+    clock: ManualClock = field(default_factory=ManualClock)
+    kind: str = ""
+    obj: Any = None
+    permits: dict[str, Permit] = field(default_factory=dict)
+    transitions: list[tuple[str, str]] = field(default_factory=list)
+    now: int = 0
+
+    def on_state_change(self, name: str, old: str, new: str) -> None:
+        self.transitions.append((old, new))
+
+    def fail(self, line: Line, message: str) -> None:
+        raise ScenarioError(f"{self.path.name}:{line.number}: {message}\n    {line.text}")
+
+    # ----- the header -----
+
+    def build(self, line: Line) -> Callable[[], Primitive]:
+        words = line.text.split()
+        kind, cfg = words[0], config_pairs(words[1:], line)
+        self.kind = kind
+        if kind == "breaker":
+            kwargs = breaker_kwargs(cfg, line)
+            return lambda: CircuitBreaker("scenario", clock=self.clock, listeners=[self], **kwargs)
+        if kind == "bucket":
+            known = {"rate", "period_ns", "burst"}
+            if set(cfg) - known or "rate" not in cfg:
+                self.fail(line, f"bucket takes rate, period_ns and burst, got {sorted(cfg)}")
+            per = ns_arg(cfg["period_ns"]) if "period_ns" in cfg else 1.0
+            burst = number(cfg["burst"]) if "burst" in cfg else None
+            rate = number(cfg["rate"])
+            return lambda: RateLimiter(rate, per, burst, clock=self.clock)
+        if kind == "bulkhead":
+            if set(cfg) != {"max_concurrent"}:
+                self.fail(line, f"bulkhead takes max_concurrent, got {sorted(cfg)}")
+            n = number(cfg["max_concurrent"])
+            return lambda: Bulkhead(n, clock=self.clock)
+        self.fail(line, f"unknown primitive {kind!r}")
+        raise AssertionError  # unreachable
+
+    def run(self) -> None:
+        lines = statements(self.path)
+        if not lines:
+            raise ScenarioError(f"{self.path.name}: empty")
+        make = self.build(lines[0])
+        rest = lines[1:]
+        if rest and rest[0].text.startswith("=>"):
+            self.config_error(make, rest)
+            return
+        self.obj = make()
+        for line, step in unroll(rest):
+            t = self.now + step.time if step.relative else step.time
+            if t < self.now:
+                self.fail(line, f"time goes backwards: {t} < {self.now}")
+            self.now = t
+            self.clock.set_ns(t)
+            try:
+                self.step(line, step)
+            except ScenarioError:
+                raise
+            except Exception as exc:
+                self.fail(line, f"raised {exc!r}")
+
+    def config_error(self, make: Callable[[], Primitive], rest: list[Line]) -> None:
+        line = rest[0]
+        words = line.text.split()
+        if len(rest) != 1 or len(words) != 4 or words[1] != "config_error":
+            self.fail(line, "an invalid header is followed by one `=> config_error f v`")
+        field_name, value = words[2], number(words[3])
+        try:
+            make()
+        except ValueError as exc:
+            message = str(exc)
+            python_names = {
+                "wait_duration_ns": "wait_duration",
+                "max_wait_duration_ns": "max_wait_duration",
+                "slow_call_duration_ns": "slow_call_duration",
+                "window_size": "window",
+                "window_buckets": "buckets",
+                "bucket_duration_ns": "window_seconds",
+                "backoff_factor_milli": "backoff_factor",
+                "jitter_permille": "jitter",
+                "period_ns": "per",
+            }
+            named = field_name in message or python_names.get(field_name, "\0") in message
+            if not named or not re.search(rf"\b{value}\b", message):
+                self.fail(line, f"the error must name {field_name} and {value}: {message}")
+            return
+        self.fail(line, f"construction succeeded; expected config_error {field_name} {value}")
+
+    # ----- steps -----
+
+    def step(self, line: Line, step: Step) -> None:
+        if not step.action:
+            self.fail(line, "no action")
+        verb, args = step.action[0], step.action[1:]
+        if verb == "expect":
+            if step.expected is not None or len(args) != 2:
+                self.fail(line, "expect <what> <value>")
+            self.expect(line, args[0], args[1])
+            return
+        handler = {
+            "breaker": self.breaker_step,
+            "bucket": self.bucket_step,
+            "bulkhead": self.bulkhead_step,
+        }[self.kind]
+        got = handler(line, verb, args, step.expected)
+        if step.expected is not None and got is not None and got != normal(step.expected):
+            want = " ".join(step.expected)
+            self.fail(line, f"expected {want!r}, got {' '.join(got)!r}")
+
+    def changes(self) -> list[str]:
+        moves = self.transitions
+        self.transitions = []
+        return ["none"] if not moves else [",".join(f"{a}->{b}" for a, b in moves)]
+
+    def breaker_step(
+        self, line: Line, verb: str, args: list[str], expected: Optional[list[str]]
+    ) -> Optional[list[str]]:
+        b: CircuitBreaker = self.obj
+        self.transitions = []
+        if verb == "acquire":
+            if args:
+                self.fail(line, "acquire takes no argument")
+            if expected and expected[0] == "permit":
+                if len(expected) not in (2, 3) or (len(expected) == 3 and expected[2] != "probe"):
+                    self.fail(line, "permit <id> [probe]")
+                self.permits.pop(expected[1], None)  # an unrecorded one is dropped
+            try:
+                permit = b.acquire()
+            except CircuitOpenError as exc:
+                if exc.state == "open":
+                    return ["rejected", "open", str(seconds_to_ns(exc.retry_after))]
+                if exc.state == "half_open":
+                    return ["rejected", "half_open_full"]
+                return ["rejected", exc.state]
+            if not expected or expected[0] != "permit":
+                return ["permit", "?", permit.kind]
+            self.permits[expected[1]] = permit
+            got = ["permit", expected[1]]
+            if len(expected) == 3:
+                got.append("probe" if permit.kind == "probe" else permit.kind)
+            return got
+        if verb == "record":
+            if len(args) not in (2, 3) or args[1] not in ("success", "failure", "ignored"):
+                self.fail(line, "record <id> success|failure|ignored [duration=<ns>]")
+            if args[0] not in self.permits:
+                self.fail(line, f"no permit named {args[0]}")
+            duration = None
+            if len(args) == 3:
+                key, _, value = args[2].partition("=")
+                if key != "duration":
+                    self.fail(line, f"unknown record argument {args[2]!r}")
+                duration = ns_arg(value)
+            try:
+                b.record(self.permits[args[0]], args[1], duration=duration)
+            except RuntimeError:
+                return ["permit_used"]
+            return self.changes()
+        if verb == "drop":
+            if len(args) != 1 or expected is not None:
+                self.fail(line, "drop <id>")
+            if args[0] not in self.permits:
+                self.fail(line, f"no permit named {args[0]}")
+            del self.permits[args[0]]  # never recorded: nothing else refers to it
+            return None
+        manual = {
+            "trip": b.trip,
+            "half_open": b.half_open,
+            "force_open": b.force_open,
+            "disable": b.disable,
+            "metrics_only": b.metrics_only,
+            "reset": b.reset,
+        }
+        if verb in manual and not args:
+            manual[verb]()
+            return self.changes()
+        self.fail(line, f"unknown breaker action {verb!r}")
+        return None
+
+    def bucket_step(
+        self, line: Line, verb: str, args: list[str], expected: Optional[list[str]]
+    ) -> Optional[list[str]]:
+        lim: RateLimiter = self.obj
+        try:
+            if verb == "take" and len(args) == 1:
+                n = number(args[0])
+                if lim.try_acquire(n):
+                    return ["ok"]
+                return ["limited", str(seconds_to_ns(lim.retry_after(n)))]
+            if verb == "retry_after" and len(args) == 1:
+                return [str(seconds_to_ns(lim.retry_after(number(args[0]))))]
+            if verb == "available" and not args:
+                return [str(lim.available())]
+            if verb == "reserve" and len(args) in (1, 2):
+                timeout = None
+                if len(args) == 2:
+                    key, _, value = args[1].partition("=")
+                    if key != "max_wait":
+                        self.fail(line, f"unknown reserve argument {args[1]!r}")
+                    timeout = ns_arg(value)
+                try:
+                    return [str(seconds_to_ns(lim.reserve(number(args[0]), timeout)))]
+                except RateLimitExceeded as exc:
+                    return ["limited", str(seconds_to_ns(exc.retry_after))]
+            if verb == "refund" and len(args) == 1 and expected is None:
+                lim.refund(number(args[0]))
+                return None
+            if verb == "reset" and not args and expected is None:
+                lim.reset()
+                return None
+        except BurstExceeded as exc:
+            return ["exceeds", str(exc.requested), str(exc.burst)]
+        self.fail(line, f"unknown bucket action {verb!r} {args}")
+        return None
+
+    def bulkhead_step(
+        self, line: Line, verb: str, args: list[str], expected: Optional[list[str]]
+    ) -> Optional[list[str]]:
+        bh: Bulkhead = self.obj
+        if verb == "enter" and not args:
+            return ["ok" if bh.try_acquire() else "full"]
+        if verb == "release" and not args:
+            before = bh.metrics()
+            try:
+                bh.release()
+            except RuntimeError:
+                if bh.metrics() != before:
+                    self.fail(line, "a refused release changed the bulkhead")
+                return ["not_held"]
+            return ["ok"]
+        self.fail(line, f"unknown bulkhead action {verb!r}")
+        return None
+
+    # ----- checks -----
+
+    def expect(self, line: Line, what: str, value: str) -> None:
+        got: object
+        want: object
+        if self.kind == "breaker":
+            b: CircuitBreaker = self.obj
+            m = b.metrics()
+            if what == "state":
+                got, want = b.state, value
+            elif what == "retry_after":
+                got, want = seconds_to_ns(b.retry_after), number(value)
+                other = seconds_to_ns(m["retry_after"])
+                if other != got:
+                    self.fail(line, f"retry_after {got} but metrics()['retry_after'] {other}")
+            else:
+                keys = {
+                    "window_samples": "window_calls",
+                    "window_failures": "window_failures",
+                    "window_slow": "window_slow",
+                }
+                counters = {
+                    "consecutive_failures",
+                    "trips",
+                    "rejected",
+                    "permitted",
+                    "succeeded",
+                    "failed",
+                    "ignored",
+                    "slow",
+                    "half_open_in_flight",
+                }
+                key = keys.get(what, what if what in counters else "")
+                if not key:
+                    self.fail(line, f"unknown breaker reading {what!r}")
+                got, want = m[key], number(value)
+        elif self.kind == "bucket" and what == "available":
+            got, want = self.obj.available(), number(value)
+        elif self.kind == "bulkhead" and what == "in_flight":
+            got, want = self.obj.in_flight, number(value)
+        else:
+            self.fail(line, f"unknown {self.kind} reading {what!r}")
+            return
+        if got != want:
+            self.fail(line, f"expect {what} {want}, got {got}")
+
+
+def exact_ns(path: Path) -> bool:
+    first = path.read_text().splitlines()[:1]
+    return bool(first) and first[0].startswith("# exact-ns")
+
+
+def test_there_are_scenarios() -> None:
+    assert len(FILES) >= 40, f"expected the shared scenarios in {SCENARIOS}"
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
+def test_scenario(path: Path) -> None:
+    if exact_ns(path):
+        pytest.skip(
+            f"{path.name}: exact-ns values pass 2^53 ns, which the Python API's float "
+            "seconds cannot hold exactly (see tests/scenarios/FORMAT.md)"
+        )
+    try:
+        Runner(path).run()
+    except ScenarioError as exc:
+        failure = str(exc)
+    else:
+        return
+    pytest.fail(failure, pytrace=False)
+
+
+def test_the_runner_reports_the_failing_step(tmp_path: Path) -> None:
+    bad = tmp_path / "wrong.scn"
+    bad.write_text(
+        "# A wrong expectation is reported with its file and line.\n"
+        "breaker failure_threshold=1 wait_duration_ns=100\n"
+        "@0 acquire => permit p1\n"
+        "@0 record p1 failure => none\n"
+    )
+    with pytest.raises(ScenarioError, match=r"wrong\.scn:4: expected 'none', got 'closed->open'"):
+        Runner(bad).run()
+    unknown = tmp_path / "unknown.scn"
+    unknown.write_text("# An unknown action fails.\nbulkhead max_concurrent=1\n@0 juggle\n")
+    with pytest.raises(ScenarioError, match=r"unknown\.scn:3: unknown bulkhead action"):
+        Runner(unknown).run()
