@@ -449,3 +449,13 @@ def test_guarded_raises_and_counts_like_call() -> None:
     assert g(1, x=2) == ("fallback", (1,), {"x": 2})
     assert b.call(fail, 3) == ("fallback", (3,), {})
     assert b.metrics()["fallbacks"] == 2
+
+
+def test_every_metrics_key_is_documented() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "metrics.md").read_text()
+    section = doc.split("## The `metrics()` dicts", 1)[1]
+    for obj in (CircuitBreaker("m"), RateLimiter(1), Bulkhead(1)):
+        for key in obj.metrics():
+            assert f"`{key}`" in section, f"{type(obj).__name__}.metrics()[{key!r}]"
