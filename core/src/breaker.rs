@@ -148,7 +148,7 @@ impl Permit {
 pub struct Metrics {
     /// Current state.
     pub state: State,
-    /// Current generation (bumped by every state change; 31 bits, wrapping).
+    /// Current generation (bumped by every state change; 25 bits, wrapping).
     pub generation: u64,
     /// Calls let through (not counting the Disabled state). A closed-state call is counted
     /// when its outcome is recorded, so that a healthy breaker's call makes one shared write,
@@ -307,7 +307,7 @@ const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
 /// ([`CountWindow`] or [`TimeWindow`]).
 ///
 /// Each state change is one compare-and-swap of one packed word (state, backoff step,
-/// half-open probes and successes, 31-bit generation) decided by a pure transition
+/// half-open probes and successes, probe-admission sequence, 25-bit generation) decided by a pure transition
 /// function. The time the current state began (in half-open: the time the latest probe was
 /// admitted) sits in a second word, tagged with the generation's low byte and written after
 /// the change by its maker or by the first caller that needs it; until then, callers take
@@ -640,6 +640,14 @@ impl<W: Window> CircuitBreaker<W> {
             let needs_time = w.state == State::Open
                 || (w.state == State::HalfOpen && w.in_flight >= limits.half_open_max_calls);
             let left = if needs_time {
+                // Acquire: pairs with the Release CAS that took a probe slot (below). A caller
+                // that finds every slot taken then also finds the probe time that the last
+                // taker bumped before its CAS, so it never presumes a young probe hung.
+                let seen = self.state.load(Ordering::Acquire);
+                if seen != cur {
+                    cur = seen;
+                    continue;
+                }
                 match self.wait_left(w, now.get()) {
                     Some(left) => left,
                     None => {
@@ -664,20 +672,25 @@ impl<W: Window> CircuitBreaker<W> {
                         if n.generation == w.generation {
                             // Another probe of the same half-open period: restart the probe
                             // clock first, so that the probes out are presumed hung only
-                            // once the youngest of them has been out longer than the wait.
-                            // (Before the CAS: a caller that then sees the slot taken also
-                            // finds the newer time, or its own CAS fails.)
+                            // once the youngest of them has been out as long as the wait.
+                            // (Before the CAS, which publishes it: a caller that then sees
+                            // the slot taken also finds the newer time. A caller that decided
+                            // on the word before this admission fails its CAS, because every
+                            // admission changes the word's sequence.)
                             self.bump_time(w.generation, now.get());
                         }
                     }
                     let generation = match next {
                         None => w.generation,
                         Some(n) => {
-                            // Relaxed: the word is self-contained (see the type's docs).
                             if let Err(actual) = self.state.compare_exchange_weak(
                                 cur,
                                 n.pack(),
-                                Ordering::Relaxed,
+                                // Release: pairs with the Acquire load of a caller that finds
+                                // the slots full (above): it publishes the probe time bumped
+                                // before this CAS. Taken only on the way out of Closed-like
+                                // states, never on the closed hot path.
+                                Ordering::Release,
                                 Ordering::Relaxed,
                             ) {
                                 cur = actual;
@@ -851,7 +864,7 @@ impl<W: Window> CircuitBreaker<W> {
         // The consecutive counter is tagged with its full generation, so an earlier
         // generation's count reads as 0. A period that counts failures also starts it at 0,
         // so that no count can outlive its generation however many generations pass (the
-        // tag wraps after 2^31). The window is cleared only while the new generation is
+        // tag wraps after 2^25). The window is cleared only while the new generation is
         // still current, so a delayed clear does not wipe a later period (up to the few
         // instructions between the check and the clear: see the README's notes on
         // concurrency).

@@ -84,15 +84,18 @@ pub enum Outcome {
 pub(crate) const MAX_PROBES: u16 = (1 << 10) - 1;
 /// Largest backoff step kept in the word.
 pub(crate) const MAX_STEP: u16 = (1 << 10) - 1;
-/// Generations are 31 bits wide and wrap.
-pub(crate) const GENERATION_BITS: u32 = 31;
+/// Generations are 25 bits wide and wrap.
+pub(crate) const GENERATION_BITS: u32 = 25;
 /// The generation bits of a word.
 pub(crate) const GENERATION_MASK: u64 = (1 << GENERATION_BITS) - 1;
 const STEP_SHIFT: u32 = 3;
 const IN_FLIGHT_SHIFT: u32 = 13;
 const SUCCESSES_SHIFT: u32 = 23;
-const GENERATION_SHIFT: u32 = 33;
+const SEQ_SHIFT: u32 = 33;
+const GENERATION_SHIFT: u32 = 39;
 const FIELD_MASK: u64 = (1 << 10) - 1;
+/// The probe-admission sequence: 6 bits, wrapping.
+pub(crate) const SEQ_MASK: u8 = (1 << 6) - 1;
 
 // The limits table fits the word's fields.
 const _: () = assert!(
@@ -101,7 +104,7 @@ const _: () = assert!(
         && crate::limits::MAX_BACKOFF_STEPS <= MAX_STEP
 );
 
-/// Whether generation `a` is later than `b`, on the wrapping 31-bit circle (a later
+/// Whether generation `a` is later than `b`, on the wrapping 25-bit circle (a later
 /// generation is less than half the circle ahead).
 #[inline]
 pub(crate) const fn generation_after(a: u64, b: u64) -> bool {
@@ -112,7 +115,13 @@ pub(crate) const fn generation_after(a: u64, b: u64) -> bool {
 /// The unpacked state word.
 ///
 /// Layout of the packed `u64`: bits 0..3 state, 3..13 backoff step, 13..23 probes in
-/// flight, 23..33 probe successes, 33..64 generation. Every bit pattern unpacks to a word
+/// flight, 23..33 probe successes, 33..39 probe-admission sequence, 39..64 generation.
+///
+/// The sequence changes with every probe admitted within a half-open period, so a word
+/// read before a probe handed its slot back and another took it differs from the word
+/// after (no ABA): a caller that decided on the old word, for example that the probes out
+/// are hung, fails its compare-and-swap and decides again. An ABA would take 64 admissions
+/// between one caller's load and its compare-and-swap. Every bit pattern unpacks to a word
 /// the machine can act on: an unknown state reads as Closed, and counts above the
 /// configured limits saturate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +131,8 @@ pub(crate) struct Word {
     pub step: u16,
     pub in_flight: u16,
     pub successes: u16,
+    /// Probe admissions in this half-open period, modulo 64.
+    pub seq: u8,
     pub generation: u64,
 }
 
@@ -131,6 +142,7 @@ impl Word {
         step: 0,
         in_flight: 0,
         successes: 0,
+        seq: 0,
         generation: 0,
     };
 
@@ -140,6 +152,7 @@ impl Word {
             | (((self.step as u64) & FIELD_MASK) << STEP_SHIFT)
             | (((self.in_flight as u64) & FIELD_MASK) << IN_FLIGHT_SHIFT)
             | (((self.successes as u64) & FIELD_MASK) << SUCCESSES_SHIFT)
+            | (((self.seq & SEQ_MASK) as u64) << SEQ_SHIFT)
             | ((self.generation & GENERATION_MASK) << GENERATION_SHIFT)
     }
 
@@ -154,6 +167,7 @@ impl Word {
             step: ((w >> STEP_SHIFT) & FIELD_MASK) as u16,
             in_flight: ((w >> IN_FLIGHT_SHIFT) & FIELD_MASK) as u16,
             successes: ((w >> SUCCESSES_SHIFT) & FIELD_MASK) as u16,
+            seq: ((w >> SEQ_SHIFT) as u8) & SEQ_MASK,
             generation: w >> GENERATION_SHIFT,
         }
     }
@@ -166,6 +180,7 @@ impl Word {
             step,
             in_flight,
             successes: 0,
+            seq: 0,
             generation: (self.generation + 1) & GENERATION_MASK,
         }
     }
@@ -268,6 +283,7 @@ pub(crate) const fn next(w: Word, event: Event, limits: Limits) -> Decision {
                 if w.in_flight < limits.half_open_max_calls {
                     let mut n = w;
                     n.in_flight += 1;
+                    n.seq = w.seq.wrapping_add(1) & SEQ_MASK;
                     Decision::Permit {
                         kind: PermitKind::Probe,
                         next: Some(n),
@@ -382,6 +398,7 @@ mod tests {
                 step,
                 in_flight,
                 successes,
+                seq: (in_flight as u8 * 31) & SEQ_MASK,
                 generation: 41,
             })
         })
@@ -417,6 +434,7 @@ mod tests {
             step: MAX_STEP,
             in_flight: MAX_PROBES,
             successes: MAX_PROBES,
+            seq: SEQ_MASK,
             generation: GENERATION_MASK,
         };
         assert_eq!(Word::unpack(max.pack()), max);
@@ -438,6 +456,7 @@ mod tests {
             step,
             in_flight,
             successes: 0,
+            seq: 0,
             generation: g,
         };
         match (w.state, e) {
@@ -470,6 +489,7 @@ mod tests {
                         kind: PermitKind::Probe,
                         next: Some(Word {
                             in_flight: w.in_flight + 1,
+                            seq: (w.seq + 1) % 64,
                             ..w
                         }),
                     }
@@ -599,12 +619,47 @@ mod tests {
             x ^= x << 17;
             let w = Word::unpack(x);
             assert!(w.step <= MAX_STEP && w.in_flight <= MAX_PROBES && w.successes <= MAX_PROBES);
-            assert!(w.generation <= GENERATION_MASK);
+            assert!(w.generation <= GENERATION_MASK && w.seq <= SEQ_MASK);
             assert_eq!(Word::unpack(w.pack()), w);
             for e in events() {
                 let _ = next(w, e, LIMITS);
             }
         }
+    }
+
+    #[test]
+    fn every_probe_admission_changes_the_word() {
+        // A probe hands its slot back and another takes it: the word differs from the one
+        // before, so a compare-and-swap decided on the old word fails (no ABA).
+        let w = Word {
+            state: State::HalfOpen,
+            in_flight: 1,
+            ..Word::INITIAL
+        };
+        let back = match next(
+            w,
+            Event::Record {
+                generation: 0,
+                outcome: Outcome::Ignored,
+                trip: false,
+            },
+            LIMITS,
+        ) {
+            Decision::Record { next: Some(n), .. } => n,
+            d => panic!("{d:?}"),
+        };
+        let again = match next(
+            back,
+            Event::Acquire {
+                wait_elapsed: false,
+            },
+            LIMITS,
+        ) {
+            Decision::Permit { next: Some(n), .. } => n,
+            d => panic!("{d:?}"),
+        };
+        assert_eq!(again.in_flight, w.in_flight);
+        assert_ne!(again.pack(), w.pack());
     }
 
     #[test]
