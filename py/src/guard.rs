@@ -17,9 +17,9 @@
 //! to panic (no unwrap, no indexing, no arithmetic that overflows), and should one happen
 //! anyway, `AbortOnPanic` ends the process rather than unwind into CPython's C frames.
 //!
-//! What is not covered: a daemon thread ended while it runs a listener hook, an exclude
-//! predicate or a `rejection_error` factory called from these paths (those frames hold
-//! Python references, released as the thread unwinds).
+//! Listener hooks, exclude predicates and `rejection_error` factories are called from these
+//! paths through PyO3 (frames that hold Python references, released as the thread unwinds);
+//! py/tests/test_shutdown.py ends daemon threads inside listener hooks too.
 
 use std::ffi::{c_void, CStr};
 use std::ptr::null_mut;

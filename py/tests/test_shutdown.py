@@ -27,6 +27,24 @@ SCRIPT = textwrap.dedent(
     refusing = fastbreaker.CircuitBreaker("r", fallback=lambda x: x)
     refusing.force_open()
 
+    class Busy:
+        def on_failure(self, name, exc):
+            total = 0
+            for i in range(2000):
+                total += i
+
+    listened = fastbreaker.CircuitBreaker("l", failure_threshold=None, listeners=[Busy()])
+
+    @listened
+    def failing(x):
+        raise ValueError(x)
+
+    def swallow(x):
+        try:
+            failing(x)
+        except ValueError:
+            pass
+
     def work(x):
         total = 0
         for i in range(200):
@@ -40,6 +58,7 @@ SCRIPT = textwrap.dedent(
         "fallback": refusing(work),
         "limiter": limiter(work),
         "bulkhead": bulkhead(work),
+        "listener": swallow,
     }
 
     def with_breaker(x):
@@ -69,6 +88,7 @@ RUNS = {
     "with": 5,
     "limiter": 5,
     "bulkhead": 5,
+    "listener": 5,
 }
 
 
