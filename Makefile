@@ -11,7 +11,7 @@ LOOM_MAX_PREEMPTIONS ?= 2
 ## Everything CI checks: formatting, lints, unit/integration/property/stress tests, loom models,
 ## the no_std builds, the firmware tests in QEMU, the C/C++ tests of the C ABI, and the
 ## Python package's checks and tests.
-test: setup fmt-check clippy unit loom nostd firmware ffi-test py-test
+test: setup fmt-check clippy unit loom nostd firmware ffi-test py-test fuzz-smoke tsan
 	@echo "make test: all checks passed"
 
 ## Installs what the checks need (idempotent): rustfmt, clippy, embedded targets.
@@ -56,6 +56,43 @@ nostd: setup
 	$(CARGO) build -p fastbreaker --no-default-features --target thumbv7m-none-eabi
 	$(CARGO) build -p fastbreaker --no-default-features --features critical-section --target thumbv6m-none-eabi
 	$(CARGO) build -p fastbreaker --no-default-features --features critical-section --target riscv32imc-unknown-none-elf
+
+## Fuzzing with cargo-fuzz on the nightly toolchain (tests/fuzz, a workspace of its own):
+## configuration validation, breaker steps against the reference model, the token bucket
+## against exact GCRA. `fuzz-smoke` (part of `make test`) runs each target for
+## FUZZ_SMOKE_SECONDS, `fuzz` for FUZZ_SECONDS. Corpora grow in tests/fuzz/corpus/ and
+## crashes land in tests/fuzz/artifacts/ (both ignored by git).
+FUZZ_TARGETS := config breaker_steps bucket_gcra
+FUZZ_SMOKE_SECONDS ?= 20
+FUZZ_SECONDS ?= 300
+
+.PHONY: fuzz-setup fuzz-smoke fuzz tsan
+
+## Installs cargo-fuzz if `cargo +nightly fuzz` is missing (idempotent).
+fuzz-setup:
+	@$(CARGO) +nightly fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+
+fuzz-smoke: FUZZ_SECONDS = $(FUZZ_SMOKE_SECONDS)
+fuzz-smoke: fuzz
+
+fuzz: fuzz-setup
+	cd tests/fuzz && for t in $(FUZZ_TARGETS); do \
+		echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+		mkdir -p corpus/$$t; \
+		$(CARGO) +nightly fuzz run $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 \
+			| grep -vE '^#[0-9]+\s+(NEW|REDUCE|pulse)' || exit 1; \
+	done
+
+## ThreadSanitizer on the Rust stress tests (nightly; std rebuilt with the sanitizer, which
+## needs the rust-src component; separate target dir). TSAN_STRESS_OPS operations per
+## breaker stress test (the plain debug run does 8 million).
+TSAN_TARGET ?= x86_64-unknown-linux-gnu
+TSAN_STRESS_OPS ?= 2000000
+tsan:
+	@rustup +nightly component list --installed | grep -q '^rust-src' || rustup +nightly component add rust-src
+	RUSTFLAGS="-Zsanitizer=thread" RUSTDOCFLAGS="-Zsanitizer=thread" CARGO_TARGET_DIR=target/tsan \
+		FASTBREAKER_STRESS_OPS=$(TSAN_STRESS_OPS) \
+		$(CARGO) +nightly test -Zbuild-std --target $(TSAN_TARGET) -p fastbreaker-tests --test stress --test bucket_stress
 
 # Fragments owned by their parts of the tree (after `test`, which stays the default goal).
 include tests/firmware/firmware.mk

@@ -27,7 +27,17 @@ const MAX_HELD: usize = 4;
 const PHASE_NS: u64 = 200_000;
 /// Operations a hung probe is held for.
 const HUNG_OPS: u64 = 400;
-/// Operations (acquires, records and idle steps) per test, across all its threads.
+/// Operations (acquires, records and idle steps) per test, across all its threads, unless
+/// `FASTBREAKER_STRESS_OPS` says otherwise (`make tsan` runs fewer: ThreadSanitizer checks
+/// every access, so the same interleavings cost ten times as long).
+fn total_ops() -> u64 {
+    std::env::var("FASTBREAKER_STRESS_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(TOTAL_OPS)
+}
+
+/// The default of [`total_ops`].
 const TOTAL_OPS: u64 = if cfg!(debug_assertions) {
     8_000_000
 } else {
@@ -283,10 +293,11 @@ fn stress(threads: u64) -> u64 {
         probes: ProbeTracker(Mutex::new(Probes::default())),
         start: Barrier::new(threads as usize),
     });
+    let total_ops = total_ops();
     let handles: Vec<_> = (0..threads)
         .map(|i| {
             let shared = shared.clone();
-            thread::spawn(move || worker(&shared, i, TOTAL_OPS / threads))
+            thread::spawn(move || worker(&shared, i, total_ops / threads))
         })
         .collect();
     let mut tally = Tally::default();
@@ -323,7 +334,7 @@ fn stress(threads: u64) -> u64 {
         .filter(|g| !by_generation.contains_key(g))
         .count();
     println!(
-        "{threads} threads, {TOTAL_OPS} ops: permitted {} rejected {} (open {}, half-open full {}) \
+        "{threads} threads, {total_ops} ops: permitted {} rejected {} (open {}, half-open full {}) \
          succeeded {} failed {} ignored {} slow {}; trips {}, transitions {}, rescues {rescues}, \
          generations {}, max probes held at once {max_held}/{HALF_OPEN_MAX}, clock {now} ns; \
          sampled Open refusals without a start time: {} of {}",
