@@ -228,7 +228,7 @@ fuzz_target!(|input: Input| {
                     if wait > 0 && n > 0 {
                         let early = t.saturating_add(wait - 1);
                         assert!(
-                            bucket.retry_after(n, early).map_or(false, |w| w > 0),
+                            bucket.retry_after(n, early).is_ok_and(|w| w > 0),
                             "early at {early}"
                         );
                         assert_eq!(
