@@ -169,8 +169,8 @@ pub(crate) struct PyPermit {
     started_at: u64,
     /// When the call started, if the breaker measures durations.
     started: Option<u64>,
-    /// The breaker that issued it (its address), so that it is recorded there only.
-    owner: usize,
+    /// The breaker that issued it, so that it is recorded there only.
+    owner: Py<PyBreaker>,
     used: AtomicBool,
 }
 
@@ -192,6 +192,11 @@ impl PyPermit {
     #[getter]
     fn recorded(&self) -> bool {
         self.used.load(Ordering::Relaxed)
+    }
+
+    /// Lets the garbage collector see the breaker the permit holds.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.owner)
     }
 
     fn __repr__(&self) -> String {
@@ -851,22 +856,24 @@ impl PyBreaker {
 
     /// Admits one call and returns its Permit, or raises CircuitOpenError (listeners are
     /// notified either way). Hand the permit back with its outcome to `record()`.
-    fn acquire(&self, py: Python<'_>) -> PyResult<PyPermit> {
-        match self.acquire_permit(py) {
+    fn acquire(slf: &Bound<'_, Self>) -> PyResult<PyPermit> {
+        let py = slf.py();
+        let this = slf.get();
+        match this.acquire_permit(py) {
             Ok(permit) => {
-                let started = self.start();
+                let started = this.start();
                 let (generation, kind, started_at) = permit_into_parts(permit);
                 Ok(PyPermit {
                     generation,
                     kind,
                     started_at,
                     started,
-                    owner: self as *const Self as usize,
+                    owner: slf.clone().unbind(),
                     used: AtomicBool::new(false),
                 })
             }
             Err(r) => {
-                let (err, _) = self.refusal_without_fallback(py, r);
+                let (err, _) = this.refusal_without_fallback(py, r);
                 Err(err)
             }
         }
@@ -880,22 +887,23 @@ impl PyBreaker {
     /// changes nothing.
     #[pyo3(signature = (permit, outcome = None, *, duration = None))]
     fn record(
-        &self,
-        py: Python<'_>,
+        slf: &Bound<'_, Self>,
         permit: &Bound<'_, PyAny>,
         outcome: Option<Bound<'_, PyAny>>,
         duration: Option<Bound<'_, PyAny>>,
     ) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
         let permit = permit
             .cast::<PyPermit>()
             .map_err(|_| type_error("permit", permit, "a Permit from acquire()"))?
             .get();
-        if permit.owner != self as *const Self as usize {
+        if !permit.owner.is(slf) {
             return Err(PyValueError::new_err(
                 "permit was issued by another breaker: record it there",
             ));
         }
-        let told = self.told(outcome)?;
+        let told = this.told(outcome)?;
         let duration = match &duration {
             None => None,
             Some(d) if d.is_none() => None,
@@ -919,21 +927,21 @@ impl PyBreaker {
         match told {
             Told::Exception(e) => {
                 if duration.is_some() {
-                    let outcome = self.classify(py, &e);
-                    let t = self.record_outcome(core_permit, outcome, permit.started, duration);
+                    let outcome = this.classify(py, &e);
+                    let t = this.record_outcome(core_permit, outcome, permit.started, duration);
                     if outcome == Outcome::Failure {
-                        self.notify(py, Hook::Failure, |l, name| l.call1((name, &e)));
+                        this.notify(py, Hook::Failure, |l, name| l.call1((name, &e)));
                     }
                     if let Some(t) = t {
-                        self.transitioned(py, t);
+                        this.transitioned(py, t);
                     }
                 } else {
-                    self.finish(py, core_permit, Some(&e), permit.started);
+                    this.finish(py, core_permit, Some(&e), permit.started);
                 }
             }
             Told::Outcome(o) => {
-                if let Some(t) = self.record_outcome(core_permit, o, permit.started, duration) {
-                    self.transitioned(py, t);
+                if let Some(t) = this.record_outcome(core_permit, o, permit.started, duration) {
+                    this.transitioned(py, t);
                 }
             }
         }
