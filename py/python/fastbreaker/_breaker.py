@@ -53,9 +53,10 @@ async def _maybe_await(value: Any) -> Any:
 class CircuitBreaker(_native.CircuitBreaker):
     """A lock-free circuit breaker.
 
-    ``CircuitBreaker(name, failure_threshold=5, wait_duration=60.0, *, ...)``; every option
-    of the core is a keyword (see the package README), its defaults and limits are the
-    core's (``fastbreaker.LIMITS``), and ``options()`` reads them all back. Use it as a
+    ``CircuitBreaker(name, failure_threshold=..., wait_duration=..., *, ...)``; every option
+    of the core is a keyword (see the package README); an option not given takes the core's
+    default (``fastbreaker.LIMITS``, in the core's units), and ``options()`` reads them all
+    back. Use it as a
     decorator (plain functions, coroutine functions, generators, async generators), with
     ``call`` / ``call_async``, as a ``with`` / ``async with`` block, or in two steps:
     ``acquire()`` returns a ``Permit`` and ``record(permit, outcome)`` counts it, once.
