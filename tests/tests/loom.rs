@@ -24,7 +24,9 @@
 //! stale state word plus a newer time tag refused with a full wait; fixed by gating time
 //! publishes on the current generation, with Release/Acquire on the time word), and
 //! `stale_failure_does_not_count_after_reset` (the consecutive counter is tagged with its
-//! generation). The one `#[ignore]`d model is a known limitation, documented in the README:
+//! generation), and `a_young_probe_is_not_presumed_hung` (an ABA on the state word let a
+//! caller presume a just-admitted probe hung; fixed by a probe-admission sequence in the
+//! word). The one `#[ignore]`d model is a known limitation, documented in the README:
 //! `late_trip_follow_up_does_not_wipe_a_later_period` — the window is not tagged with a
 //! generation, so an outcome or a clear that straddles a state change can land in (or wipe)
 //! the next period's window (`-- --ignored` shows the interleaving).
@@ -791,14 +793,14 @@ fn racing_a_rescue_is_not_refused() {
 /// only if it came before B, or start a new probing period only if it decided before B was
 /// admitted (A was out 120 ns) — never a new period that makes B stale while B is young.
 ///
-/// Ignored: loom finds the core failing it (bound 2 and 3). The late caller loads the full
-/// word (generation 2, one probe in flight: A) and the probe time (100), A hands its slot
-/// back and B takes it (the word is again generation 2 with one probe in flight, the time
-/// 150), and the late caller's compare-and-swap from its stale but identical word succeeds:
-/// an ABA on the state word, so the check of the time is not tied to the word it decided
-/// on. (The relaxed state CAS also lets the late caller see B's slot without B's time.)
+/// Once failed here (within bound 2): the late caller loaded the full word (generation 2, one
+/// probe in flight: A) and the probe time (100), A handed its slot back and B took it (the
+/// word was again generation 2 with one probe in flight, the time 150), and the late
+/// caller's compare-and-swap from its stale but identical word succeeded: an ABA on the
+/// state word. (The relaxed slot CAS also let a caller see B's slot without B's time.)
+/// Fixed in the core: a probe-admission sequence in the word, and Release/Acquire between
+/// taking a slot and finding the slots full.
 #[test]
-#[ignore = "core defect found by loom: a rescue can make a just-admitted probe stale (ABA on the state word); see the doc comment"]
 fn a_young_probe_is_not_presumed_hung() {
     model(3, || {
         let b = breaker(BreakerConfig {
