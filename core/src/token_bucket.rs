@@ -167,7 +167,11 @@ impl TokenBucket {
 
     /// Nanoseconds per token (rounded up).
     pub const fn interval_ns(&self) -> u64 {
-        self.interval << self.shift
+        if self.shift >= 64 || self.interval > u64::MAX >> self.shift {
+            u64::MAX // saturate: one token per 2^64 - 1 ns is "never", not 0
+        } else {
+            self.interval << self.shift
+        }
     }
 
     #[inline]

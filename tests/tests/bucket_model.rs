@@ -822,11 +822,10 @@ fn try_acquire_wait_underflows_on_unit_scaled_bucket() {
 }
 
 /// Found by the `config` fuzz target: one token per 2^64 - 1 ns (any emission interval above
-/// 2^63 ns) is kept in units of 4 ns, and `interval_ns()` shifts the interval in units
-/// (2^62) back to nanoseconds past 64 bits: it returns 0 (a binding dividing by it panics).
-/// It should saturate. (Commit fbbe753 says so, but `token_bucket.rs` is unchanged there.)
+/// 2^63 ns) is kept in units of 4 ns, and `interval_ns()` shifted the interval in units
+/// (2^62) back to nanoseconds past 64 bits: it returned 0 (a binding dividing by it
+/// panicked). It saturates now.
 #[test]
-#[ignore = "core defect: TokenBucket::interval_ns() wraps to 0 for emission intervals above 2^63 ns"]
 fn interval_ns_does_not_wrap() {
     let bucket = TokenBucket::new(BucketConfig {
         rate: 1,
