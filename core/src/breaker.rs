@@ -196,7 +196,7 @@ struct Counters {
 }
 
 /// The configuration, compacted: what the hot path reads.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(C)]
 struct Settings {
     wait_ns: u64,
@@ -213,8 +213,10 @@ struct Settings {
     failure_rate: u8,
     /// 0 = rule off.
     slow_rate: u8,
-    /// The seed is drawn from the OS on first use (config `jitter_seed: None`).
-    random_seed: bool,
+    /// 1: the seed is drawn from the OS on first use (config `jitter_seed: None`); 0: given.
+    /// A `u8`, not a `bool`: every field of a breaker is an integer or an atomic, so that any
+    /// bit pattern is a valid breaker (the shared-memory region relies on it).
+    random_seed: u8,
     half_open_max_calls: u16,
     success_threshold: u16,
     jitter_permille: u16,
@@ -246,7 +248,7 @@ impl Settings {
                 Some(p) => p,
                 None => 0,
             },
-            random_seed: c.jitter_seed.is_none(),
+            random_seed: c.jitter_seed.is_none() as u8,
             half_open_max_calls: c.half_open_max_calls,
             success_threshold: c.success_threshold,
             jitter_permille: c.jitter_permille,
@@ -403,6 +405,41 @@ impl<W> CircuitBreaker<W> {
                 },
             }
         }
+    }
+}
+
+#[cfg(test)]
+impl<W> CircuitBreaker<W> {
+    /// Stores arbitrary bits in every atomic word but the window's (tests of corrupt
+    /// shared state).
+    pub(crate) fn scramble(&self, next: &mut dyn FnMut() -> u64) {
+        for a in [
+            &self.state,
+            &self.time,
+            &self.consecutive_failures,
+            &self.seed,
+        ] {
+            a.store(next(), Ordering::Relaxed);
+        }
+        let c = &self.counters;
+        for a in [
+            &c.unrecorded,
+            &c.rejected,
+            &c.succeeded,
+            &c.failed,
+            &c.ignored,
+            &c.slow,
+            &c.trips,
+        ] {
+            a.store(next(), Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(all(feature = "shm", unix))]
+impl<W: crate::window::SameSettings> crate::window::SameSettings for CircuitBreaker<W> {
+    fn same_settings(&self, other: &Self) -> bool {
+        self.settings == other.settings && self.window.same_settings(&other.window)
     }
 }
 
@@ -608,7 +645,7 @@ impl<W: Window> CircuitBreaker<W> {
                 Some(s.max_wait_ns)
             },
             jitter_permille: s.jitter_permille,
-            jitter_seed: if s.random_seed && seed == 0 {
+            jitter_seed: if s.random_seed != 0 && seed == 0 {
                 None
             } else {
                 Some(seed)
@@ -908,7 +945,7 @@ impl<W: Window> CircuitBreaker<W> {
     /// The seed of the jitter: the configured one, or one drawn from the OS on first use.
     fn jitter_seed(&self) -> u64 {
         let seed = self.seed.load(Ordering::Relaxed);
-        if seed != 0 || !self.settings.random_seed || self.settings.jitter_permille == 0 {
+        if seed != 0 || self.settings.random_seed == 0 || self.settings.jitter_permille == 0 {
             return seed;
         }
         #[cfg(feature = "std")]
@@ -1103,4 +1140,4 @@ fn random_seed() -> u64 {
 
 #[cfg(test)]
 #[path = "breaker_tests.rs"]
-mod tests;
+pub(crate) mod tests;

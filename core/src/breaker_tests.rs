@@ -344,3 +344,66 @@ fn any_bit_pattern_in_the_words_is_survivable() {
         }
     }
 }
+
+/// A xorshift generator of arbitrary words.
+pub(crate) fn arbitrary_words(mut x: u64) -> impl FnMut() -> u64 {
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
+fn exercise<W: Window>(b: &CircuitBreaker<W>, next: &mut dyn FnMut() -> u64, i: u64) {
+    let now = (next() >> 1) >> (i % 64);
+    let _ = b.metrics(now);
+    let _ = b.retry_after(now);
+    let _ = b.config();
+    if let Ok(p) = b.acquire(now) {
+        let outcome = [Outcome::Success, Outcome::Failure, Outcome::Ignored][(i % 3) as usize];
+        let _ = b.record(p, outcome, now.saturating_add(next() % 100));
+    }
+    match i % 11 {
+        0 => drop(b.trip(now)),
+        1 => drop(b.half_open(now)),
+        2 => drop(b.reset(now)),
+        _ => {}
+    }
+}
+
+/// Every atomic word of a breaker and of its window (state, time, counters, seed, bit
+/// rings, counts, tagged buckets), which a shared-memory region exposes to other
+/// processes, may hold any bits: no panic, no hang.
+#[test]
+fn any_bit_pattern_in_every_atomic_word_is_survivable() {
+    let config = BreakerConfig {
+        failure_threshold: Some(2),
+        failure_rate_threshold: Some(50),
+        slow_call_rate_threshold: Some(50),
+        slow_call_duration_ns: 10,
+        minimum_calls: 4,
+        window_size: Some(100),
+        window_buckets: Some(7),
+        bucket_duration_ns: 1000,
+        wait_duration_ns: 100,
+        backoff_factor_milli: 2000,
+        jitter_permille: 500,
+        half_open_max_calls: 3,
+        success_threshold: 2,
+        ..BreakerConfig::new()
+    };
+    let count = CircuitBreaker::<crate::CountWindow1024>::new(config).unwrap();
+    let time = CircuitBreaker::<crate::TimeWindow64>::new(config).unwrap();
+    let mut next = arbitrary_words(0x2545_F491_4F6C_DD1D);
+    for i in 0..5_000u64 {
+        count.scramble(&mut next);
+        count.window.scramble(&mut next);
+        exercise(&count, &mut next, i);
+        time.scramble(&mut next);
+        time.window.scramble(&mut next);
+        exercise(&time, &mut next, i);
+    }
+    count.reset(0);
+    assert_eq!(count.state(), State::Closed);
+}

@@ -178,6 +178,24 @@ impl Bulkhead {
 }
 
 #[cfg(test)]
+impl Bulkhead {
+    /// Stores arbitrary bits in every atomic word (tests of corrupt shared state).
+    pub(crate) fn scramble(&self, next: &mut dyn FnMut() -> u64) {
+        self.in_flight.store(next() as u32, Ordering::Relaxed);
+        self.peak.store(next() as u32, Ordering::Relaxed);
+        self.acquired.store(next(), Ordering::Relaxed);
+        self.rejected.store(next(), Ordering::Relaxed);
+    }
+}
+
+#[cfg(all(feature = "shm", unix))]
+impl crate::window::SameSettings for Bulkhead {
+    fn same_settings(&self, other: &Self) -> bool {
+        self.max == other.max
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -201,5 +219,26 @@ mod tests {
             }
         );
         assert_eq!(Bulkhead::new(0).unwrap_err().field, "max_concurrent");
+    }
+
+    /// Every atomic word (shared with other processes in a region) may hold any bits: no
+    /// panic, no hang, and a corrupt in-flight count never admits past the limit.
+    #[test]
+    fn any_bit_pattern_in_the_words_is_survivable() {
+        let mut next = crate::breaker::tests::arbitrary_words(0x2545_F491_4F6C_DD1D);
+        let b = Bulkhead::new(3).unwrap();
+        for _ in 0..5_000 {
+            b.scramble(&mut next);
+            let before = b.in_flight();
+            if let Ok(permit) = b.try_acquire() {
+                assert!(before < 3, "admitted at {before} in flight");
+                assert!(b.in_flight() <= 3);
+                drop(permit);
+            }
+            let _ = b.release();
+            let _ = b.metrics();
+        }
+        b.scramble(&mut || u32::MAX as u64);
+        assert!(b.try_acquire().is_err());
     }
 }

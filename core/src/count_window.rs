@@ -90,6 +90,31 @@ impl<const WORDS: usize> CountWindow<WORDS> {
     }
 }
 
+#[cfg(test)]
+impl<const WORDS: usize> CountWindow<WORDS> {
+    /// Stores arbitrary bits in every atomic word (tests of corrupt shared state).
+    pub(crate) fn scramble(&self, next: &mut dyn FnMut() -> u64) {
+        for a in [
+            &self.head,
+            &self.samples,
+            &self.failure_count,
+            &self.slow_count,
+        ] {
+            a.store(next() as u32, Ordering::Relaxed);
+        }
+        for a in self.failures.iter().chain(&self.slow) {
+            a.store(next() as u32, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(all(feature = "shm", unix))]
+impl<const WORDS: usize> crate::window::SameSettings for CountWindow<WORDS> {
+    fn same_settings(&self, other: &Self) -> bool {
+        self.size == other.size
+    }
+}
+
 /// Sets or clears bit `slot` of `ring`, adjusting `count` if this call flipped it.
 fn put(ring: &[AtomicU32], count: &AtomicU32, slot: u32, value: bool) {
     let word = &ring[(slot / 32) as usize];
@@ -106,12 +131,23 @@ fn put(ring: &[AtomicU32], count: &AtomicU32, slot: u32, value: bool) {
 }
 
 /// Clears `ring`, taking from `count` exactly the bits this call cleared.
-fn wipe(ring: &[AtomicU32], count: &AtomicU32) {
+///
+/// A count left far outside `-SLACK..=span + SLACK` cannot come from records in progress
+/// (each is off by at most one, transiently): it is corrupt (shared memory), and is
+/// restarted at 0. A corrupt count within range cannot be told from a true one; `stats`
+/// bounds what it can do (never more failures than samples).
+fn wipe(ring: &[AtomicU32], count: &AtomicU32, span: u32) {
+    const SLACK: u32 = 1 << 16;
     for word in ring {
         if word.load(Ordering::Relaxed) != 0 {
             let old = word.swap(0, Ordering::Relaxed);
             count.fetch_sub(old.count_ones(), Ordering::Relaxed);
         }
+    }
+    let c = count.load(Ordering::Relaxed);
+    if c.wrapping_add(SLACK) > span + 2 * SLACK {
+        // Relaxed: a lone repair of a corrupt value; racing records keep their own +-1.
+        let _ = count.compare_exchange(c, 0, Ordering::Relaxed, Ordering::Relaxed);
     }
 }
 
@@ -146,10 +182,18 @@ impl<const WORDS: usize> Window for CountWindow<WORDS> {
 
     #[inline]
     fn stats(&self, _now: u64) -> WindowStats {
+        let samples = self.clamp(self.samples.load(Ordering::Relaxed));
+        // Never more failures or slow calls than samples: a record in progress may have set
+        // its bit before counting its sample, and a corrupt count (shared memory) must not
+        // make a rate above 100 %.
         WindowStats {
-            samples: self.clamp(self.samples.load(Ordering::Relaxed)),
-            failures: self.clamp(self.failure_count.load(Ordering::Relaxed)),
-            slow: self.clamp(self.slow_count.load(Ordering::Relaxed)),
+            samples,
+            failures: self
+                .clamp(self.failure_count.load(Ordering::Relaxed))
+                .min(samples),
+            slow: self
+                .clamp(self.slow_count.load(Ordering::Relaxed))
+                .min(samples),
         }
     }
 
@@ -158,8 +202,9 @@ impl<const WORDS: usize> Window for CountWindow<WORDS> {
     }
 
     fn clear(&self) {
-        wipe(&self.failures, &self.failure_count);
-        wipe(&self.slow, &self.slow_count);
+        let span = self.span();
+        wipe(&self.failures, &self.failure_count, span);
+        wipe(&self.slow, &self.slow_count, span);
         self.samples.store(0, Ordering::Relaxed);
         self.head.store(0, Ordering::Relaxed);
     }
@@ -208,6 +253,28 @@ mod tests {
             "the failure is still among the last 8"
         );
         w.record(false, false, 0);
+        assert_eq!(w.stats(0).failures, 0);
+    }
+
+    #[test]
+    fn any_bit_pattern_in_the_words_is_survivable() {
+        let mut next = crate::breaker::tests::arbitrary_words(0x2545_F491_4F6C_DD1D);
+        let w = CountWindow1024::new(Some(1000)).unwrap();
+        for i in 0..2_000u64 {
+            w.scramble(&mut next);
+            w.record(i % 2 == 0, i % 3 == 0, 0);
+            let s = w.stats(0);
+            assert!(s.samples <= 1000 && s.failures <= s.samples && s.slow <= s.samples);
+        }
+        w.clear();
+        assert_eq!(w.stats(0), WindowStats::default());
+        // A count far out of range is repaired by the next clear.
+        w.failure_count.store(u32::MAX / 2, Ordering::Relaxed);
+        w.clear();
+        assert_eq!(w.failure_count.load(Ordering::Relaxed), 0);
+        for _ in 0..10 {
+            w.record(false, false, 0);
+        }
         assert_eq!(w.stats(0).failures, 0);
     }
 

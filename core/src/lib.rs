@@ -50,7 +50,11 @@
 //!   breaker or bucket is shared with interrupt handlers. This crate's `critical-section`
 //!   feature changes nothing there.
 #![no_std]
-#![forbid(unsafe_code)]
+// Without `shm` the crate has no unsafe code at all. With it, one module (`shm::map`: the
+// mapping, primitives placed in it, references handed out) allows unsafe code, and every
+// unsafe block there carries a `// SAFETY:` comment.
+#![cfg_attr(not(all(feature = "shm", unix)), forbid(unsafe_code))]
+#![cfg_attr(all(feature = "shm", unix), deny(unsafe_code))]
 #![warn(missing_docs)]
 
 #[cfg(feature = "std")]
@@ -66,6 +70,8 @@ mod config;
 mod count_window;
 mod error;
 pub mod limits;
+#[cfg(all(feature = "shm", unix))]
+pub mod shm;
 mod state;
 mod sync;
 mod time_window;

@@ -147,6 +147,25 @@ impl<const B: usize> TimeWindow<B> {
     }
 }
 
+#[cfg(test)]
+impl<const B: usize> TimeWindow<B> {
+    /// Stores arbitrary bits in every atomic word (tests of corrupt shared state).
+    pub(crate) fn scramble(&self, next: &mut dyn FnMut() -> u64) {
+        for b in &self.buckets {
+            for t in [&b.total, &b.failures, &b.slow] {
+                t.0.store(next(), Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+#[cfg(all(feature = "shm", unix))]
+impl<const B: usize> crate::window::SameSettings for TimeWindow<B> {
+    fn same_settings(&self, other: &Self) -> bool {
+        self.bucket_ns == other.bucket_ns && self.count == other.count
+    }
+}
+
 impl<const B: usize> Window for TimeWindow<B> {
     const NEEDS_TIME: bool = true;
 
@@ -252,6 +271,21 @@ mod tests {
         let later = (1 << 32) + 7;
         w.record(false, false, later);
         assert_eq!(w.stats(later).samples, 1);
+    }
+
+    #[test]
+    fn any_bit_pattern_in_the_buckets_is_survivable() {
+        let mut next = crate::breaker::tests::arbitrary_words(0x9E37_79B9_7F4A_7C15);
+        let w = TimeWindow::<64>::new(S, Some(64)).unwrap();
+        for i in 0..2_000u64 {
+            w.scramble(&mut next);
+            let now = next() >> (i % 64);
+            w.record(i % 2 == 0, i % 3 == 0, now);
+            let s = w.stats(now);
+            assert!(s.failures <= s.samples && s.slow <= s.samples);
+        }
+        w.clear();
+        assert_eq!(w.stats(0), WindowStats::default());
     }
 
     #[test]

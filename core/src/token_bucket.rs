@@ -345,6 +345,24 @@ impl TokenBucket {
 }
 
 #[cfg(test)]
+impl TokenBucket {
+    /// Stores arbitrary bits in every atomic word (tests of corrupt shared state).
+    pub(crate) fn scramble(&self, next: &mut dyn FnMut() -> u64) {
+        self.tat.store(next(), Ordering::Relaxed);
+    }
+}
+
+#[cfg(all(feature = "shm", unix))]
+impl crate::window::SameSettings for TokenBucket {
+    fn same_settings(&self, other: &Self) -> bool {
+        self.interval == other.interval
+            && self.tolerance == other.tolerance
+            && self.burst == other.burst
+            && self.shift == other.shift
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     const S: u64 = 1_000_000_000;
@@ -465,6 +483,36 @@ mod tests {
             Err(BucketRejected::RateLimited { retry_after: 1 })
         );
         assert_eq!(fast.available(late + 1000), 1000);
+    }
+
+    /// The TAT, the one atomic word (shared with other processes in a region), may hold any
+    /// bits: no panic, no hang, and never more than the burst available.
+    #[test]
+    fn any_bit_pattern_in_the_tat_is_survivable() {
+        let mut next = crate::breaker::tests::arbitrary_words(0x9E37_79B9_7F4A_7C15);
+        let configs = [
+            BucketConfig::per_second(10, 5),
+            BucketConfig::per_second(1_000_000_000, 1 << 32),
+            BucketConfig {
+                rate: 1,
+                period_ns: 86_400 * S,
+                burst: 1 << 32,
+            },
+        ];
+        for config in configs {
+            let b = TokenBucket::new(config).unwrap();
+            for i in 0..5_000u64 {
+                b.scramble(&mut next);
+                let now = (next() >> 1) >> (i % 64);
+                let n = next() % (config.burst + 2);
+                let _ = b.try_acquire(n, now);
+                let _ = b.reserve_within(n, now, next());
+                let _ = b.retry_after(n, now);
+                let state = b.state(now);
+                assert!(state.remaining <= config.burst && b.available(now) <= config.burst);
+                b.refund(next(), now);
+            }
+        }
     }
 
     #[test]

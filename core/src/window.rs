@@ -76,6 +76,15 @@ pub trait Window {
     fn shape(&self) -> WindowShape;
 }
 
+/// Compares the non-atomic parts (the settings) of two instances: the shared-memory region
+/// checks a primitive found in place against one rebuilt from its stored configuration
+/// before handing it out, so that corrupt settings never reach the state machines.
+#[cfg(all(feature = "shm", unix))]
+pub(crate) trait SameSettings {
+    /// Whether every non-atomic field of `self` equals `other`'s.
+    fn same_settings(&self, other: &Self) -> bool;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

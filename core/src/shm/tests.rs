@@ -1,0 +1,553 @@
+//! Unit tests of the region: layout, names, every error variant, slot claims.
+
+use super::layout::{self, slot_offset, INITIALISING};
+use super::*;
+use crate::{Outcome, State, SECOND};
+use std::os::unix::fs::PermissionsExt;
+use std::vec;
+
+/// A fresh directory for one test, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        static N: portable_atomic::AtomicU32 = portable_atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "fastbreaker-shm-unit-{tag}-{}-{n}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn options(&self) -> RegionOptions {
+        RegionOptions::new().dir(&self.0).capacity(8)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn breaker_config(threshold: u32) -> BreakerConfig {
+    BreakerConfig {
+        failure_threshold: Some(threshold),
+        wait_duration_ns: SECOND,
+        ..BreakerConfig::new()
+    }
+}
+
+/// Overwrites bytes of the region file at `offset` (the mappings see it: same pages).
+fn poke(path: &Path, offset: u64, bytes: &[u8]) {
+    let f = OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all_at(bytes, offset).unwrap();
+}
+
+fn header_words(path: &Path) -> [u64; HEADER_WORDS] {
+    let bytes = std::fs::read(path).unwrap();
+    words_of(&bytes[..HEADER_SIZE])
+}
+
+fn write_header(path: &Path, mut w: [u64; HEADER_WORDS], fix_checksum: bool) {
+    if fix_checksum {
+        w[HEADER_WORDS - 1] = layout::checksum(&w[..HEADER_WORDS - 1]);
+    }
+    let bytes: Vec<u8> = w.iter().flat_map(|x| x.to_ne_bytes()).collect();
+    poke(path, 0, &bytes);
+}
+
+#[test]
+fn create_then_attach_share_one_breaker() {
+    let dir = TempDir::new("share");
+    let a = Region::open("app", &dir.options()).unwrap();
+    assert!(a.created());
+    assert_eq!(a.capacity(), 8);
+    let meta = std::fs::metadata(a.path()).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(meta.len(), region_size(8));
+    let b = Region::open("app", &dir.options().capacity(99)).unwrap();
+    assert!(!b.created());
+    assert_eq!(b.capacity(), 8, "an existing region keeps its capacity");
+
+    let config = breaker_config(2);
+    let x = a.breaker_count("payments", &config).unwrap();
+    let y = b.breaker_count("payments", &config).unwrap();
+    for _ in 0..2 {
+        let p = x.acquire(0).unwrap();
+        x.record(p, Outcome::Failure, 0);
+    }
+    assert_eq!(y.state(), State::Open);
+    assert_eq!(y.retry_after(0), SECOND);
+    assert!(core::ptr::eq(
+        x,
+        a.breaker_count("payments", &config).unwrap()
+    ));
+
+    let t = a.breaker_time("slow", &config).unwrap();
+    assert_eq!(
+        b.breaker_time("slow", &config).unwrap().generation(),
+        t.generation()
+    );
+    let bucket = a.bucket("api", BucketConfig::per_second(10, 2)).unwrap();
+    bucket.try_acquire(2, 0).unwrap();
+    assert!(b
+        .bucket("api", BucketConfig::per_second(10, 2))
+        .unwrap()
+        .try_acquire(1, 0)
+        .is_err());
+    let bulkhead = a.bulkhead("db", 1).unwrap();
+    let _permit = bulkhead.try_acquire().unwrap();
+    assert!(b.bulkhead("db", 1).unwrap().try_acquire().is_err());
+
+    let mut names: Vec<_> = b
+        .list()
+        .into_iter()
+        .map(|e| match e {
+            SlotEntry::Ready(info) => (info.name, info.config.kind()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            ("api".to_string(), SlotKind::Bucket),
+            ("db".to_string(), SlotKind::Bulkhead),
+            ("payments".to_string(), SlotKind::BreakerCount),
+            ("slow".to_string(), SlotKind::BreakerTime),
+        ]
+    );
+    assert!(Region::unlink("app", &dir.options()).unwrap());
+    assert!(!Region::unlink("app", &dir.options()).unwrap());
+    // The old mappings still work after unlink.
+    assert_eq!(y.state(), State::Open);
+}
+
+#[test]
+fn configs_are_compared() {
+    let dir = TempDir::new("configs");
+    let region = Region::open("app", &dir.options()).unwrap();
+    region.breaker_count("b", &breaker_config(5)).unwrap();
+    // Equivalent: the default window size spelled out.
+    let spelled = BreakerConfig {
+        window_size: Some(100),
+        bucket_duration_ns: 7,
+        ..breaker_config(5)
+    };
+    region.breaker_count("b", &spelled).unwrap();
+    let err = region.breaker_count("b", &breaker_config(6)).unwrap_err();
+    match &err {
+        RegionError::ConfigMismatch {
+            name,
+            existing,
+            requested,
+        } => {
+            assert_eq!(name, "b");
+            assert_eq!(**existing, SlotConfig::BreakerCount(breaker_config(5)));
+            assert_eq!(**requested, SlotConfig::BreakerCount(breaker_config(6)));
+        }
+        other => panic!("{other:?}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains("failure_threshold: Some(5)") && text.contains("failure_threshold: Some(6)"),
+        "{text}"
+    );
+    assert!(matches!(
+        region.bucket("b", BucketConfig::per_second(1, 1)),
+        Err(RegionError::KindMismatch {
+            existing: SlotKind::BreakerCount,
+            requested: SlotKind::Bucket,
+            ..
+        })
+    ));
+    region.bulkhead("k", 3).unwrap();
+    let err = region.bulkhead("k", 4).unwrap_err();
+    assert!(err.to_string().contains("max_concurrent: 3"), "{err}");
+    assert!(err.to_string().contains("max_concurrent: 4"), "{err}");
+    assert!(matches!(
+        region.bulkhead("zero", 0),
+        Err(RegionError::InvalidConfig { error, .. }) if error.field == "max_concurrent"
+    ));
+    assert!(region
+        .reconfigure("k", SlotConfig::Bulkhead { max_concurrent: 3 })
+        .is_ok());
+    assert!(matches!(
+        region.reconfigure("k", SlotConfig::Bulkhead { max_concurrent: 4 }),
+        Err(RegionError::ReconfigureUnsupported { .. })
+    ));
+}
+
+#[test]
+fn names_are_checked() {
+    let dir = TempDir::new("names");
+    let long = "x".repeat(MAX_REGION_NAME_LEN + 1);
+    for (name, reason) in [
+        ("", "must not be empty"),
+        ("a/b", "must not contain '/'"),
+        ("..", "must not contain '..'"),
+        ("a..b", "must not contain '..'"),
+        ("a\0b", "must not contain NUL"),
+        ("a\nb", "must not contain control characters"),
+        (long.as_str(), "must be at most 100 bytes"),
+    ] {
+        match Region::open(name, &dir.options()) {
+            Err(RegionError::InvalidName { of, reason: r, .. }) => {
+                assert_eq!((of, r), ("region", reason), "{name:?}")
+            }
+            other => panic!("{name:?}: {other:?}"),
+        }
+    }
+    let region = Region::open(&"r".repeat(MAX_REGION_NAME_LEN), &dir.options()).unwrap();
+    let long = "s".repeat(MAX_SLOT_NAME_LEN + 1);
+    for name in ["", "a\0", long.as_str()] {
+        assert!(
+            matches!(
+                region.bulkhead(name, 1),
+                Err(RegionError::InvalidName { of: "slot", .. })
+            ),
+            "{name:?}"
+        );
+    }
+    region.bulkhead(&"s".repeat(MAX_SLOT_NAME_LEN), 1).unwrap();
+    region.bulkhead("GET /api/users é", 1).unwrap();
+    let e = Region::open("a/b", &dir.options()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid region name \"a/b\": must not contain '/'"
+    );
+}
+
+#[test]
+fn options_are_checked() {
+    let dir = TempDir::new("options");
+    for capacity in [0, MAX_CAPACITY + 1] {
+        assert!(matches!(
+            Region::open("r", &dir.options().capacity(capacity)),
+            Err(RegionError::InvalidOptions {
+                field: "capacity",
+                ..
+            })
+        ));
+    }
+    assert!(matches!(
+        Region::open("r", &dir.options().create(false)),
+        Err(RegionError::NotFound { .. })
+    ));
+    Region::open("r", &dir.options()).unwrap();
+    assert!(Region::open("r", &dir.options().create(false)).is_ok());
+}
+
+#[test]
+fn a_full_region_says_so() {
+    let dir = TempDir::new("full");
+    let region = Region::open("r", &dir.options().capacity(3)).unwrap();
+    for name in ["a", "b", "c"] {
+        region.bulkhead(name, 1).unwrap();
+    }
+    assert!(matches!(
+        region.bulkhead("d", 1),
+        Err(RegionError::Full { capacity: 3 })
+    ));
+    // Existing names are still found.
+    for name in ["a", "b", "c"] {
+        region.bulkhead(name, 1).unwrap();
+    }
+}
+
+#[test]
+fn headers_are_checked() {
+    let dir = TempDir::new("headers");
+    let options = dir.options();
+    let path = Region::open("r", &options).unwrap().path().to_path_buf();
+    let good = header_words(&path);
+    let open = || Region::open("r", &options);
+
+    let mut w = good;
+    w[1] = (w[1] & !0xFFFF_FFFF) | 2;
+    write_header(&path, w, false);
+    assert!(matches!(
+        open(),
+        Err(RegionError::VersionMismatch {
+            found: 2,
+            expected: LAYOUT_VERSION
+        })
+    ));
+
+    let mut w = good;
+    w[9] = 1;
+    write_header(&path, w, false);
+    assert!(matches!(open(), Err(RegionError::ChecksumMismatch { .. })));
+
+    let mut w = good;
+    w[0] = 0x1234;
+    write_header(&path, w, true);
+    assert!(matches!(
+        open(),
+        Err(RegionError::BadMagic { found: 0x1234 })
+    ));
+
+    let mut w = good;
+    w[2] = (w[2] & 0xFFFF_FFFF) | 4096 << 32;
+    write_header(&path, w, true);
+    assert!(matches!(
+        open(),
+        Err(RegionError::LayoutMismatch {
+            field: "slot_size",
+            found: 4096,
+            ..
+        })
+    ));
+
+    let mut w = good;
+    w[4] += 8;
+    write_header(&path, w, true);
+    assert!(matches!(
+        open(),
+        Err(RegionError::LayoutMismatch {
+            field: "breaker_count_size",
+            ..
+        })
+    ));
+
+    let mut w = good;
+    w[2] &= !0xFFFF_FFFF;
+    write_header(&path, w, true);
+    assert!(matches!(
+        open(),
+        Err(RegionError::CorruptHeader {
+            field: "capacity",
+            value: 0
+        })
+    ));
+
+    write_header(&path, good, false);
+    open().unwrap();
+    let f = OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(region_size(8) - 1).unwrap();
+    assert!(matches!(
+        open(),
+        Err(RegionError::Truncated { actual, .. }) if actual == region_size(8) - 1
+    ));
+    f.set_len(region_size(8) + 4096).unwrap();
+    assert!(matches!(
+        open(),
+        Err(RegionError::LayoutMismatch {
+            field: "file_size",
+            ..
+        })
+    ));
+    f.set_len(10).unwrap();
+    assert!(matches!(
+        open(),
+        Err(RegionError::Truncated {
+            expected: 128,
+            actual: 10
+        })
+    ));
+    f.set_len(0).unwrap();
+    assert!(matches!(
+        open(),
+        Err(RegionError::Truncated { actual: 0, .. })
+    ));
+}
+
+#[test]
+fn untrusted_files_are_refused() {
+    let dir = TempDir::new("trust");
+    let options = dir.options();
+    let path = Region::open("r", &options).unwrap().path().to_path_buf();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(matches!(
+        Region::open("r", &options),
+        Err(RegionError::Untrusted { .. })
+    ));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    Region::open("r", &options).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink("/dev/null", &path).unwrap();
+    assert!(matches!(
+        Region::open("r", &options),
+        Err(RegionError::Io { op: "open", .. })
+    ));
+}
+
+/// The slot index of `name` in `region`.
+fn index_of(region: &Region, name: &str) -> u32 {
+    region
+        .list()
+        .into_iter()
+        .find_map(|e| match e {
+            SlotEntry::Ready(info) if info.name == name => Some(info.index),
+            _ => None,
+        })
+        .unwrap()
+}
+
+#[test]
+fn corrupt_slots_are_refused() {
+    let dir = TempDir::new("slots");
+    let options = dir.options();
+    let region = Region::open("r", &options).unwrap();
+    let path = region.path().to_path_buf();
+    region.bulkhead("k", 3).unwrap();
+    region.bucket("b", BucketConfig::per_second(5, 5)).unwrap();
+    let k = index_of(&region, "k") as usize;
+    let b = index_of(&region, "b") as usize;
+
+    // The bulkhead's limit (its non-atomic `max`, at byte 4) changed under it.
+    let area = (slot_offset(k as u32) + META_SIZE) as u64;
+    poke(&path, area + 4, &1000u32.to_ne_bytes());
+    assert!(matches!(
+        region.bulkhead("k", 3),
+        Err(RegionError::CorruptSlot { reason, .. }) if reason.contains("settings")
+    ));
+    poke(&path, area + 4, &3u32.to_ne_bytes());
+    region.bulkhead("k", 3).unwrap();
+
+    // A metadata word changed: checksum.
+    let meta = slot_offset(b as u32) as u64;
+    poke(&path, meta + 8 * 10, &6u64.to_ne_bytes());
+    assert!(matches!(
+        region.bucket("b", BucketConfig::per_second(5, 5)),
+        Err(RegionError::CorruptSlot {
+            reason: "metadata checksum mismatch",
+            ..
+        })
+    ));
+    assert!(region.list().iter().any(|e| matches!(
+        e,
+        SlotEntry::Corrupt {
+            reason: "metadata checksum mismatch",
+            ..
+        }
+    )));
+
+    // A stored config that does not validate, under a valid checksum.
+    let bad = layout::new_meta("b", &SlotConfig::Bucket(BucketConfig::per_second(0, 5)));
+    let bytes: Vec<u8> = bad[1..].iter().flat_map(|x| x.to_ne_bytes()).collect();
+    poke(&path, meta + 8, &bytes);
+    assert!(matches!(
+        region.bucket("b", BucketConfig::per_second(5, 5)),
+        Err(RegionError::CorruptSlot {
+            reason: "stored configuration does not validate",
+            ..
+        })
+    ));
+
+    // An unknown claim state.
+    poke(&path, meta, &7u64.to_ne_bytes());
+    assert!(matches!(
+        region.bucket("b", BucketConfig::per_second(5, 5)),
+        Err(RegionError::CorruptSlot {
+            reason: "unknown claim state",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_dead_initialiser_is_replaced_and_a_live_one_waited_for() {
+    let dir = TempDir::new("claims");
+    let options = dir.options().init_timeout(Duration::from_millis(30));
+    let region = Region::open("r", &options).unwrap();
+    let path = region.path().to_path_buf();
+    let home = layout::home("x", 8);
+    let claim_at = slot_offset(home) as u64;
+
+    // A live initialiser (this very process) that never finishes: bounded wait.
+    let mine = INITIALISING | (std::process::id() as u64) << 32;
+    poke(&path, claim_at, &mine.to_ne_bytes());
+    match region.bulkhead("x", 2) {
+        Err(RegionError::SlotBusy { index, pid, .. }) => {
+            assert_eq!((index, pid), (home, std::process::id()))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(region.list().contains(&SlotEntry::Initialising {
+        index: home,
+        pid: std::process::id()
+    }));
+
+    // A dead one: its slot is reclaimed and initialised.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let theirs = INITIALISING | (dead as u64) << 32;
+    poke(&path, claim_at, &theirs.to_ne_bytes());
+    let b = region.bulkhead("x", 2).unwrap();
+    assert_eq!(b.max_concurrent(), 2);
+    assert_eq!(index_of(&region, "x"), home);
+}
+
+#[test]
+fn configs_round_trip_through_their_words() {
+    let configs = [
+        SlotConfig::BreakerCount(BreakerConfig::new()),
+        SlotConfig::BreakerTime(BreakerConfig {
+            failure_threshold: None,
+            failure_rate_threshold: Some(50),
+            slow_call_rate_threshold: Some(100),
+            window_size: Some(7),
+            window_buckets: Some(64),
+            max_wait_duration_ns: Some(u64::MAX),
+            jitter_seed: Some(0),
+            jitter_permille: 1000,
+            ..BreakerConfig::new()
+        }),
+        SlotConfig::Bucket(BucketConfig {
+            rate: u64::MAX,
+            period_ns: 1,
+            burst: 3,
+        }),
+        SlotConfig::Bulkhead {
+            max_concurrent: u32::MAX,
+        },
+    ];
+    for c in configs {
+        assert_eq!(SlotConfig::decode(c.kind(), &c.encode()), Some(c));
+        let meta = layout::new_meta("n", &c);
+        let parsed = layout::parse_meta(&meta).unwrap();
+        assert_eq!((parsed.config, parsed.name_bytes()), (c, &b"n"[..]));
+    }
+    // A value that does not fit its field, or a stray bit, does not decode.
+    let mut w = SlotConfig::BreakerCount(BreakerConfig::new()).encode();
+    w[2] = 5; // failure_rate_threshold unset but non-zero
+    assert_eq!(SlotConfig::decode(SlotKind::BreakerCount, &w), None);
+    let mut w = SlotConfig::BreakerCount(BreakerConfig::new()).encode();
+    w[14] = 1 << 16; // half_open_max_calls is a u16
+    assert_eq!(SlotConfig::decode(SlotKind::BreakerCount, &w), None);
+    let mut w = SlotConfig::Bulkhead { max_concurrent: 1 }.encode();
+    w[5] = 1;
+    assert_eq!(SlotConfig::decode(SlotKind::Bulkhead, &w), None);
+}
+
+#[test]
+fn region_bytes_are_checked_without_panics() {
+    let dir = TempDir::new("bytes");
+    let region = Region::open("r", &dir.options().capacity(4)).unwrap();
+    region.breaker_count("a", &breaker_config(1)).unwrap();
+    region.breaker_time("b", &breaker_config(1)).unwrap();
+    region.bucket("c", BucketConfig::per_second(1, 1)).unwrap();
+    region.bulkhead("d", 1).unwrap();
+    let bytes = std::fs::read(region.path()).unwrap();
+    assert_eq!(check_region_bytes(&bytes).unwrap().len(), 4);
+    assert!(matches!(
+        check_region_bytes(&bytes[..100]),
+        Err(RegionError::Truncated { .. })
+    ));
+    let mut next = crate::breaker::tests::arbitrary_words(0xDEAD_BEEF_1234_5678);
+    for round in 0..300 {
+        let mut copy = bytes.clone();
+        // Corrupt a few bytes past the header (whose checksum would refuse the file).
+        for _ in 0..1 + round % 16 {
+            let at = HEADER_SIZE + (next() as usize) % (copy.len() - HEADER_SIZE);
+            copy[at] = next() as u8;
+        }
+        let _ = check_region_bytes(&copy);
+    }
+}
