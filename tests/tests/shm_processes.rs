@@ -1,0 +1,381 @@
+//! Shared-memory regions across real processes.
+//!
+//! Each test re-executes this test binary with `FB_SHM_ROLE` set, running only itself
+//! (`--exact`): the child part of the test does its role, prints `RESULT key=value ...`
+//! lines and exits. Children that must start together block reading their stdin until the
+//! parent, having spawned them all, closes it. No sleep decides anything; every loop is
+//! bounded in count.
+//!
+//! * A breaker tripped in one process is open in another, and the other way round.
+//! * Creation race: 8 processes open the same new region and slots at once, 20 rounds:
+//!   exactly one creates the region, every slot is initialised once and all of them use
+//!   the same primitives (their outcomes, tokens and permits add up in one place).
+//! * Stress: 4 processes hammer one bucket, one bulkhead and one breaker: the bucket never
+//!   grants more than `burst + floor((t_max - t_min) / T)` over the monotonic times of its
+//!   grants; a shared count of bulkhead holders never exceeds the limit; the breaker's
+//!   shared counters equal the sums of what each process did.
+
+#![cfg(not(loom))]
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use fastbreaker::shm::{Region, RegionOptions, SlotEntry};
+use fastbreaker::{
+    BreakerConfig, BucketConfig, Clock, MonotonicClock, Outcome, Rejected, State, SECOND,
+};
+
+const ROLE: &str = "FB_SHM_ROLE";
+const DIR: &str = "FB_SHM_DIR";
+const REGION: &str = "FB_SHM_REGION";
+
+/// A fresh directory for one test, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("fastbreaker-shm-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn options(dir: &Path) -> RegionOptions {
+    RegionOptions::new().dir(dir).capacity(16)
+}
+
+/// The child's environment: (role, region options, region name), if this is a child.
+fn child_env() -> Option<(String, RegionOptions, String)> {
+    let role = std::env::var(ROLE).ok()?;
+    let dir = PathBuf::from(std::env::var(DIR).expect("dir"));
+    Some((role, options(&dir), std::env::var(REGION).expect("region")))
+}
+
+/// Starts this test binary as a child running `test` in `role`.
+fn spawn(test: &str, role: &str, dir: &Path, region: &str) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1", "-q"])
+        .env(ROLE, role)
+        .env(DIR, dir)
+        .env(REGION, region)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for `child` (after closing its stdin); its `RESULT` values, by key.
+fn results(mut child: Child) -> BTreeMap<String, u64> {
+    drop(child.stdin.take());
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "child failed: {status}\n{out}");
+    out.lines()
+        .filter_map(|l| l.strip_prefix("RESULT "))
+        .flat_map(|l| l.split_whitespace())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap();
+            (k.to_string(), v.parse().unwrap())
+        })
+        .collect()
+}
+
+/// Blocks until the parent closes stdin: the start signal.
+fn wait_for_start() {
+    let mut sink = Vec::new();
+    std::io::stdin().read_to_end(&mut sink).unwrap();
+}
+
+fn trip_config() -> BreakerConfig {
+    BreakerConfig {
+        failure_threshold: Some(3),
+        wait_duration_ns: 600 * SECOND,
+        ..BreakerConfig::new()
+    }
+}
+
+#[test]
+fn a_breaker_tripped_in_one_process_is_open_in_another() {
+    const TEST: &str = "a_breaker_tripped_in_one_process_is_open_in_another";
+    let clock = MonotonicClock;
+    if let Some((role, options, name)) = child_env() {
+        let region = Region::open(&name, &options).unwrap();
+        let breaker = region.breaker_count("payments", &trip_config()).unwrap();
+        match role.as_str() {
+            "trip" => {
+                for _ in 0..3 {
+                    let p = breaker.acquire_with(&clock).unwrap();
+                    breaker.record_with(&clock, p, Outcome::Failure);
+                }
+            }
+            "observe" => {}
+            other => panic!("unknown role {other}"),
+        }
+        let open = matches!(breaker.acquire_with(&clock), Err(Rejected::Open { .. }));
+        println!(
+            "RESULT open={} generation={}",
+            open as u64,
+            breaker.generation()
+        );
+        return;
+    }
+    let dir = TempDir::new("trip");
+    let region = Region::open("trip", &options(&dir.0)).unwrap();
+    let breaker = region.breaker_count("payments", &trip_config()).unwrap();
+
+    let r = results(spawn(TEST, "trip", &dir.0, "trip"));
+    assert_eq!(r["open"], 1);
+    assert_eq!(breaker.state(), State::Open, "tripped by the child");
+    assert_eq!(breaker.generation(), r["generation"]);
+    assert!(matches!(
+        breaker.acquire_with(&clock),
+        Err(Rejected::Open { .. })
+    ));
+    assert_eq!(breaker.metrics_with(&clock).failed, 3);
+
+    breaker.reset(clock.now_ns());
+    let r = results(spawn(TEST, "observe", &dir.0, "trip"));
+    assert_eq!(r["open"], 0, "the reset is seen by a new process");
+    for _ in 0..3 {
+        let p = breaker.acquire_with(&clock).unwrap();
+        breaker.record_with(&clock, p, Outcome::Failure);
+    }
+    let r = results(spawn(TEST, "observe", &dir.0, "trip"));
+    assert_eq!(r["open"], 1, "tripped by the parent, open in the child");
+    assert_eq!(r["generation"], breaker.generation());
+}
+
+const RACERS: usize = 8;
+const ROUNDS: usize = 20;
+
+fn race_config() -> BreakerConfig {
+    BreakerConfig {
+        failure_threshold: Some(1000),
+        ..BreakerConfig::new()
+    }
+}
+
+#[test]
+fn creation_race_ends_with_one_region_and_one_initialised_slot_each() {
+    const TEST: &str = "creation_race_ends_with_one_region_and_one_initialised_slot_each";
+    let clock = MonotonicClock;
+    if let Some((_, options, name)) = child_env() {
+        wait_for_start();
+        let region = Region::open(&name, &options).unwrap();
+        let breaker = region.breaker_count("shared", &race_config()).unwrap();
+        let p = breaker.acquire_with(&clock).unwrap();
+        breaker.record_with(&clock, p, Outcome::Failure);
+        let bucket = region
+            .bucket("tokens", BucketConfig::per_second(1, 1_000))
+            .unwrap();
+        bucket.try_acquire_with(1, &clock).unwrap();
+        let bulkhead = region.bulkhead("slots", RACERS as u32).unwrap();
+        std::mem::forget(bulkhead.try_acquire().unwrap());
+        let index = |n: &str| {
+            region
+                .list()
+                .into_iter()
+                .find_map(|e| match e {
+                    SlotEntry::Ready(i) if i.name == n => Some(i.index as u64),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        println!(
+            "RESULT created={} shared={} tokens={} slots={}",
+            region.created() as u64,
+            index("shared"),
+            index("tokens"),
+            index("slots")
+        );
+        return;
+    }
+    let dir = TempDir::new("race");
+    for round in 0..ROUNDS {
+        let name = format!("race-{round}");
+        let children: Vec<Child> = (0..RACERS)
+            .map(|_| spawn(TEST, "race", &dir.0, &name))
+            .collect();
+        // Every child is started before any is let go (all block on stdin until then).
+        let mut children = children;
+        for c in &mut children {
+            drop(c.stdin.take());
+        }
+        let all: Vec<_> = children.into_iter().map(results).collect();
+        assert_eq!(
+            all.iter().map(|r| r["created"]).sum::<u64>(),
+            1,
+            "round {round}: exactly one creator"
+        );
+        for key in ["shared", "tokens", "slots"] {
+            assert!(
+                all.iter().all(|r| r[key] == all[0][key]),
+                "round {round}: every process found {key} in the same slot: {all:?}"
+            );
+        }
+        let region = Region::open(&name, &options(&dir.0).create(false)).unwrap();
+        let entries = region.list();
+        assert_eq!(entries.len(), 3, "round {round}: {entries:?}");
+        assert!(entries.iter().all(|e| matches!(e, SlotEntry::Ready(_))));
+        let breaker = region.breaker_count("shared", &race_config()).unwrap();
+        assert_eq!(breaker.metrics_with(&clock).failed, RACERS as u64);
+        let bucket = region
+            .bucket("tokens", BucketConfig::per_second(1, 1_000))
+            .unwrap();
+        // 1000 tokens less the 8 taken, plus at most what refilled meanwhile.
+        assert!(bucket.available(clock.now_ns()) < 1_000);
+        let bulkhead = region.bulkhead("slots", RACERS as u32).unwrap();
+        let m = bulkhead.metrics();
+        assert_eq!((m.acquired, m.in_flight, m.rejected), (8, 8, 0));
+        // No temporary file is left behind by the losers.
+        let leftovers: Vec<_> = std::fs::read_dir(&dir.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+}
+
+const WORKERS: usize = 4;
+const RATE: u64 = 2_000;
+const BURST: u64 = 20;
+const LIMIT: u32 = 3;
+/// Per worker: at most this many rounds, and at most this long.
+const MAX_OPS: u64 = 400_000;
+const MAX_NANOS: u64 = 300_000_000;
+
+fn stress_breaker() -> BreakerConfig {
+    BreakerConfig {
+        failure_threshold: None,
+        failure_rate_threshold: Some(50),
+        minimum_calls: 20,
+        wait_duration_ns: 1_000_000,
+        half_open_max_calls: 2,
+        ..BreakerConfig::new()
+    }
+}
+
+#[test]
+fn processes_hammering_one_bucket_bulkhead_and_breaker_keep_the_invariants() {
+    const TEST: &str = "processes_hammering_one_bucket_bulkhead_and_breaker_keep_the_invariants";
+    let clock = MonotonicClock;
+    if let Some((_, options, name)) = child_env() {
+        let region = Region::open(&name, &options).unwrap();
+        let bucket = region
+            .bucket("bucket", BucketConfig::per_second(RATE, BURST))
+            .unwrap();
+        let bulkhead = region.bulkhead("bulkhead", LIMIT).unwrap();
+        let holders = region.bulkhead("holders", 1_000_000).unwrap();
+        let breaker = region.breaker_count("breaker", &stress_breaker()).unwrap();
+        wait_for_start();
+        let (mut grants, mut t_min, mut t_max) = (0u64, u64::MAX, 0u64);
+        let (mut attempts, mut max_holders) = (0u64, 0u32);
+        let mut outcomes = [0u64; 3];
+        let mut rejected = 0u64;
+        let mut x = std::process::id() as u64 | 1;
+        let start = clock.now_ns();
+        for _ in 0..MAX_OPS {
+            let now = clock.now_ns();
+            if now - start > MAX_NANOS {
+                break;
+            }
+            if bucket.try_acquire(1, now).is_ok() {
+                grants += 1;
+                t_min = t_min.min(now);
+                t_max = t_max.max(now);
+            }
+            attempts += 1;
+            if let Ok(permit) = bulkhead.try_acquire() {
+                let counted = holders.try_acquire().unwrap();
+                max_holders = max_holders.max(holders.in_flight());
+                drop(counted);
+                drop(permit);
+            }
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            match breaker.acquire(now) {
+                Ok(p) => {
+                    let i = (x % 3) as usize;
+                    let outcome = [Outcome::Success, Outcome::Failure, Outcome::Ignored][i];
+                    outcomes[i] += 1;
+                    breaker.record(p, outcome, clock.now_ns());
+                }
+                Err(_) => rejected += 1,
+            }
+        }
+        println!(
+            "RESULT grants={grants} t_min={t_min} t_max={t_max} attempts={attempts} \
+             max_holders={max_holders} succeeded={} failed={} ignored={} rejected={rejected}",
+            outcomes[0], outcomes[1], outcomes[2]
+        );
+        return;
+    }
+    let dir = TempDir::new("stress");
+    let name = "stress";
+    let region = Region::open(name, &options(&dir.0)).unwrap();
+    let mut children: Vec<Child> = (0..WORKERS)
+        .map(|_| spawn(TEST, "stress", &dir.0, name))
+        .collect();
+    for c in &mut children {
+        drop(c.stdin.take());
+    }
+    let all: Vec<_> = children.into_iter().map(results).collect();
+    let sum = |k: &str| all.iter().map(|r| r[k]).sum::<u64>();
+
+    let grants = sum("grants");
+    let t_min = all.iter().map(|r| r["t_min"]).min().unwrap();
+    let t_max = all.iter().map(|r| r["t_max"]).max().unwrap();
+    let interval = SECOND.div_ceil(RATE);
+    assert!(grants > 0);
+    assert!(
+        grants <= BURST + (t_max - t_min) / interval,
+        "{grants} grants over {} ns",
+        t_max - t_min
+    );
+
+    assert!(
+        all.iter().all(|r| r["max_holders"] <= LIMIT as u64),
+        "{all:?}"
+    );
+    let m = region.bulkhead("bulkhead", LIMIT).unwrap().metrics();
+    assert_eq!(m.in_flight, 0);
+    assert!(m.peak <= LIMIT);
+    assert_eq!(m.acquired + m.rejected, sum("attempts"));
+    assert_eq!(
+        region.bulkhead("holders", 1_000_000).unwrap().in_flight(),
+        0
+    );
+
+    let b = region
+        .breaker_count("breaker", &stress_breaker())
+        .unwrap()
+        .metrics_with(&MonotonicClock);
+    assert_eq!(
+        (b.succeeded, b.failed, b.ignored, b.rejected),
+        (
+            sum("succeeded"),
+            sum("failed"),
+            sum("ignored"),
+            sum("rejected")
+        )
+    );
+    assert_eq!(b.permitted, b.succeeded + b.failed + b.ignored);
+}
