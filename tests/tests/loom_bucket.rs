@@ -8,7 +8,9 @@
 //! RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p fastbreaker-tests --test loom_bucket --release
 //! ```
 //!
-//! `LOOM_MAX_PREEMPTIONS` overrides each model's default bound (3, or 2 for the largest).
+//! `LOOM_MAX_PREEMPTIONS` overrides each model's default bound (3, or 2 for the largest);
+//! `make loom` sets it to 2, so what these models check there is **checked by loom within
+//! bound 2**.
 //!
 //! * Token bucket, exactness: threads take tokens at equal or differing `now`s. Whatever the
 //!   interleaving, the tokens granted never exceed `burst + floor((max_now - min_now) / T)`
@@ -22,9 +24,10 @@
 //! * Every bucket model also checks linearizability: the results (every wait included) and
 //!   the final TAT are those of some sequential order of the same calls, replayed on a
 //!   sequential GCRA. Reservations, takes and refunds racing are checked that way.
-//! * Bulkhead: concurrent acquire/release never lets more than `max` callers hold a slot (a
-//!   harness-side count), the peak never exceeds `max`, and at the end nothing is in flight
-//!   and `acquired + rejected == attempts`.
+//! * Bulkhead: concurrent acquire/release (guarded permits, and raw slots through the
+//!   bindings' `fastbreaker::binding` hooks) never lets more than `max` callers hold a slot
+//!   (a harness-side count), the peak never exceeds `max`, and at the end nothing is in
+//!   flight and `acquired + rejected == attempts`.
 #![cfg(loom)]
 
 use fastbreaker::{BucketConfig, BucketRejected, Bulkhead, TokenBucket};
