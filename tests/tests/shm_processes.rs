@@ -2,9 +2,9 @@
 //!
 //! Each test re-executes this test binary with `FB_SHM_ROLE` set, running only itself
 //! (`--exact`): the child part of the test does its role, prints `RESULT key=value ...`
-//! lines and exits. Children that must start together block reading their stdin until the
-//! parent, having spawned them all, closes it. No sleep decides anything; every loop is
-//! bounded in count.
+//! lines and exits. Children that must start together print `READY` and block reading
+//! their stdin; once every child is ready, the parent closes all their stdins at once. No
+//! sleep decides anything; every loop is bounded in count.
 //!
 //! * A breaker tripped in one process is open in another, and the other way round.
 //! * Creation race: 8 processes open the same new region and slots at once, 20 rounds:
@@ -18,9 +18,9 @@
 #![cfg(not(loom))]
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 
 use fastbreaker::shm::{Region, RegionOptions, SlotEntry};
 use fastbreaker::{
@@ -51,7 +51,7 @@ impl Drop for TempDir {
 }
 
 fn options(dir: &Path) -> RegionOptions {
-    RegionOptions::new().dir(dir).capacity(16)
+    RegionOptions::new().dir(dir).capacity(64)
 }
 
 /// The child's environment: (role, region options, region name), if this is a child.
@@ -74,19 +74,37 @@ fn spawn(test: &str, role: &str, dir: &Path, region: &str) -> Child {
         .unwrap()
 }
 
-/// Waits for `child` (after closing its stdin); its `RESULT` values, by key.
-fn results(mut child: Child) -> BTreeMap<String, u64> {
+/// Waits until `child` says it is ready (the line `READY`, printed by [`wait_for_start`]).
+fn await_ready(child: &mut Child) -> BufReader<ChildStdout> {
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    // Bounded: the child prints a few lines of the test harness first, then READY.
+    for _ in 0..100 {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "child exited before READY"
+        );
+        if line.trim() == "READY" {
+            return out;
+        }
+    }
+    panic!("no READY from the child");
+}
+
+/// Waits for `child` (after closing its stdin), reading its output from `out` (or from
+/// its stdout); its `RESULT` values, by key.
+fn results(mut child: Child, out: Option<BufReader<ChildStdout>>) -> BTreeMap<String, u64> {
     drop(child.stdin.take());
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    let mut text = String::new();
+    match out {
+        Some(mut out) => out.read_to_string(&mut text),
+        None => child.stdout.take().unwrap().read_to_string(&mut text),
+    }
+    .unwrap();
     let status = child.wait().unwrap();
-    assert!(status.success(), "child failed: {status}\n{out}");
-    out.lines()
+    assert!(status.success(), "child failed: {status}\n{text}");
+    text.lines()
         .filter_map(|l| l.strip_prefix("RESULT "))
         .flat_map(|l| l.split_whitespace())
         .map(|kv| {
@@ -96,10 +114,33 @@ fn results(mut child: Child) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// Blocks until the parent closes stdin: the start signal.
+/// Says READY, then blocks until the parent closes stdin: the start signal.
 fn wait_for_start() {
+    println!("READY");
+    std::io::stdout().flush().unwrap();
     let mut sink = Vec::new();
     std::io::stdin().read_to_end(&mut sink).unwrap();
+}
+
+/// Starts `n` children in `role`, waits until every one is ready, then lets them all go
+/// at once; their results.
+fn run_together(
+    test: &str,
+    role: &str,
+    n: usize,
+    dir: &Path,
+    region: &str,
+) -> Vec<BTreeMap<String, u64>> {
+    let mut children: Vec<Child> = (0..n).map(|_| spawn(test, role, dir, region)).collect();
+    let outs: Vec<_> = children.iter_mut().map(await_ready).collect();
+    for c in &mut children {
+        drop(c.stdin.take());
+    }
+    children
+        .into_iter()
+        .zip(outs)
+        .map(|(c, out)| results(c, Some(out)))
+        .collect()
 }
 
 fn trip_config() -> BreakerConfig {
@@ -139,7 +180,7 @@ fn a_breaker_tripped_in_one_process_is_open_in_another() {
     let region = Region::open("trip", &options(&dir.0)).unwrap();
     let breaker = region.breaker_count("payments", &trip_config()).unwrap();
 
-    let r = results(spawn(TEST, "trip", &dir.0, "trip"));
+    let r = results(spawn(TEST, "trip", &dir.0, "trip"), None);
     assert_eq!(r["open"], 1);
     assert_eq!(breaker.state(), State::Open, "tripped by the child");
     assert_eq!(breaker.generation(), r["generation"]);
@@ -150,19 +191,21 @@ fn a_breaker_tripped_in_one_process_is_open_in_another() {
     assert_eq!(breaker.metrics_with(&clock).failed, 3);
 
     breaker.reset(clock.now_ns());
-    let r = results(spawn(TEST, "observe", &dir.0, "trip"));
+    let r = results(spawn(TEST, "observe", &dir.0, "trip"), None);
     assert_eq!(r["open"], 0, "the reset is seen by a new process");
     for _ in 0..3 {
         let p = breaker.acquire_with(&clock).unwrap();
         breaker.record_with(&clock, p, Outcome::Failure);
     }
-    let r = results(spawn(TEST, "observe", &dir.0, "trip"));
+    let r = results(spawn(TEST, "observe", &dir.0, "trip"), None);
     assert_eq!(r["open"], 1, "tripped by the parent, open in the child");
     assert_eq!(r["generation"], breaker.generation());
 }
 
 const RACERS: usize = 8;
 const ROUNDS: usize = 20;
+/// Further breakers every racer asks for, in the same order: more claims to race on.
+const MORE: usize = 40;
 
 fn race_config() -> BreakerConfig {
     BreakerConfig {
@@ -187,6 +230,13 @@ fn creation_race_ends_with_one_region_and_one_initialised_slot_each() {
         bucket.try_acquire_with(1, &clock).unwrap();
         let bulkhead = region.bulkhead("slots", RACERS as u32).unwrap();
         std::mem::forget(bulkhead.try_acquire().unwrap());
+        for i in 0..MORE {
+            let b = region
+                .breaker_count(&format!("b{i}"), &race_config())
+                .unwrap();
+            let p = b.acquire_with(&clock).unwrap();
+            b.record_with(&clock, p, Outcome::Failure);
+        }
         let index = |n: &str| {
             region
                 .list()
@@ -209,15 +259,7 @@ fn creation_race_ends_with_one_region_and_one_initialised_slot_each() {
     let dir = TempDir::new("race");
     for round in 0..ROUNDS {
         let name = format!("race-{round}");
-        let children: Vec<Child> = (0..RACERS)
-            .map(|_| spawn(TEST, "race", &dir.0, &name))
-            .collect();
-        // Every child is started before any is let go (all block on stdin until then).
-        let mut children = children;
-        for c in &mut children {
-            drop(c.stdin.take());
-        }
-        let all: Vec<_> = children.into_iter().map(results).collect();
+        let all = run_together(TEST, "race", RACERS, &dir.0, &name);
         assert_eq!(
             all.iter().map(|r| r["created"]).sum::<u64>(),
             1,
@@ -231,7 +273,17 @@ fn creation_race_ends_with_one_region_and_one_initialised_slot_each() {
         }
         let region = Region::open(&name, &options(&dir.0).create(false)).unwrap();
         let entries = region.list();
-        assert_eq!(entries.len(), 3, "round {round}: {entries:?}");
+        assert_eq!(entries.len(), 3 + MORE, "round {round}: {entries:?}");
+        for i in 0..MORE {
+            let b = region
+                .breaker_count(&format!("b{i}"), &race_config())
+                .unwrap();
+            assert_eq!(
+                b.metrics_with(&clock).failed,
+                RACERS as u64,
+                "round {round}: b{i}"
+            );
+        }
         assert!(entries.iter().all(|e| matches!(e, SlotEntry::Ready(_))));
         let breaker = region.breaker_count("shared", &race_config()).unwrap();
         assert_eq!(breaker.metrics_with(&clock).failed, RACERS as u64);
@@ -331,13 +383,7 @@ fn processes_hammering_one_bucket_bulkhead_and_breaker_keep_the_invariants() {
     let dir = TempDir::new("stress");
     let name = "stress";
     let region = Region::open(name, &options(&dir.0)).unwrap();
-    let mut children: Vec<Child> = (0..WORKERS)
-        .map(|_| spawn(TEST, "stress", &dir.0, name))
-        .collect();
-    for c in &mut children {
-        drop(c.stdin.take());
-    }
-    let all: Vec<_> = children.into_iter().map(results).collect();
+    let all = run_together(TEST, "stress", WORKERS, &dir.0, name);
     let sum = |k: &str| all.iter().map(|r| r[k]).sum::<u64>();
 
     let grants = sum("grants");

@@ -551,3 +551,21 @@ fn region_bytes_are_checked_without_panics() {
         let _ = check_region_bytes(&copy);
     }
 }
+
+/// Two racers that both read the same claim word (empty, or a dead initialiser's): only
+/// the first CAS wins, so only one of them writes the slot. (The race itself is too narrow
+/// to provoke reliably with processes on a small machine: this pins the rule down.)
+#[test]
+fn of_two_claims_on_the_same_word_only_one_wins() {
+    let dir = TempDir::new("cas");
+    let region = Region::open("r", &dir.options()).unwrap();
+    assert!(region.map.claim(3, 0, 1111).is_some());
+    assert!(region.map.claim(3, 0, 2222).is_none());
+    let abandoned = INITIALISING | 1111 << 32;
+    assert!(region.map.claim(3, abandoned, 3333).is_some());
+    assert!(region.map.claim(3, abandoned, 4444).is_none());
+    assert!(region.list().contains(&SlotEntry::Initialising {
+        index: 3,
+        pid: 3333
+    }));
+}
