@@ -1276,7 +1276,7 @@ fn failure_count_does_not_survive_a_generation_wrap() {
         ..BreakerConfig::new()
     };
     let manual = |b: &CircuitBreaker<CountWindow64>, i: u64| {
-        if i % 2 == 0 {
+        if i & 1 == 0 {
             b.force_open(0)
         } else {
             b.disable(0)
