@@ -10,6 +10,8 @@
 //! * Creation race: 8 processes open the same new region and slots at once, 20 rounds:
 //!   exactly one creates the region, every slot is initialised once and all of them use
 //!   the same primitives (their outcomes, tokens and permits add up in one place).
+//! * A process killed with SIGKILL while it holds owned bulkhead permits: they come back
+//!   (the next rejection reaps them), while a live holder's stay counted.
 //! * Stress: 4 processes hammer one bucket, one bulkhead and one breaker: the bucket never
 //!   grants more than `burst + floor((t_max - t_min) / T)` over the monotonic times of its
 //!   grants; a shared count of bulkhead holders never exceeds the limit; the breaker's
@@ -200,6 +202,53 @@ fn a_breaker_tripped_in_one_process_is_open_in_another() {
     let r = results(spawn(TEST, "observe", &dir.0, "trip"), None);
     assert_eq!(r["open"], 1, "tripped by the parent, open in the child");
     assert_eq!(r["generation"], breaker.generation());
+}
+
+#[test]
+fn permits_of_a_killed_process_come_back() {
+    const TEST: &str = "permits_of_a_killed_process_come_back";
+    if let Some((_, options, name)) = child_env() {
+        let region = Region::open(&name, &options).unwrap();
+        let owned = region.owned_bulkhead("db", 3).unwrap();
+        std::mem::forget(owned.try_acquire().unwrap());
+        let _held = owned.try_acquire().unwrap();
+        wait_for_start(); // holds its permits until killed
+        return;
+    }
+    let dir = TempDir::new("kill");
+    let region = Region::open("kill", &options(&dir.0)).unwrap();
+    let owned = region.owned_bulkhead("db", 3).unwrap();
+    let mine = owned.try_acquire().unwrap();
+
+    let mut child = spawn(TEST, "hold", &dir.0, "kill");
+    let _out = await_ready(&mut child);
+    let pid = child.id();
+    let mut held: Vec<_> = owned.held_by_owners().collect();
+    held.sort();
+    let mut expected = vec![(pid, 2), (std::process::id(), 1)];
+    expected.sort();
+    assert_eq!(held, expected);
+    assert_eq!(
+        owned.bulkhead().in_flight(),
+        3,
+        "full: 2 held by a live child"
+    );
+
+    child.kill().unwrap(); // SIGKILL, while it holds them
+    child.wait().unwrap();
+    // The first rejection reaps the dead child's permits (no reap has run yet, so one is
+    // due), then admits.
+    let a = owned.try_acquire().unwrap();
+    assert_eq!(owned.bulkhead().in_flight(), 2);
+    let b = owned.try_acquire().unwrap();
+    assert!(owned.try_acquire().is_err());
+    assert_eq!(owned.reap(), 0, "nothing dead is left");
+    assert_eq!(
+        owned.held_by_owners().collect::<Vec<_>>(),
+        [(std::process::id(), 3)]
+    );
+    drop((mine, a, b));
+    assert_eq!(owned.bulkhead().in_flight(), 0);
 }
 
 const RACERS: usize = 8;

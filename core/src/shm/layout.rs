@@ -11,7 +11,7 @@
 //!   w2  capacity, in slots (low 32) | slot size (high 32)
 //!   w3  slot metadata size (low 32) | primitive area size (high 32)
 //!   w4  size of CircuitBreaker<CountWindow1024> | size of CircuitBreaker<TimeWindow64>
-//!   w5  size of TokenBucket | size of Bulkhead
+//!   w5  size of TokenBucket | size of a bulkhead slot (Bulkhead, reap stamp, 64 owners)
 //!   w6  pid of the creator (information only)
 //!   w7..=w14 reserved, 0
 //!   w15 checksum (FNV-1a 64) of w0..=w14
@@ -28,8 +28,7 @@
 
 use super::error::{RegionError, SlotConfig, SlotKind};
 use crate::{
-    BreakerConfig, BucketConfig, Bulkhead, CircuitBreaker, CountWindow1024, TimeWindow64,
-    TokenBucket,
+    BreakerConfig, BucketConfig, CircuitBreaker, CountWindow1024, TimeWindow64, TokenBucket,
 };
 use core::mem::size_of;
 
@@ -75,7 +74,7 @@ const META_CHECKSUM_WORD: usize = CONFIG_WORD + CONFIG_WORDS;
 const SIZE_BREAKER_COUNT: usize = size_of::<CircuitBreaker<CountWindow1024>>();
 const SIZE_BREAKER_TIME: usize = size_of::<CircuitBreaker<TimeWindow64>>();
 const SIZE_BUCKET: usize = size_of::<TokenBucket>();
-const SIZE_BULKHEAD: usize = size_of::<Bulkhead>();
+const SIZE_BULKHEAD: usize = size_of::<super::owners::BulkheadSlot>();
 
 const _: () = {
     assert!(SIZE_BREAKER_COUNT <= AREA_SIZE);

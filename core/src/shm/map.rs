@@ -30,6 +30,8 @@ pub(crate) unsafe trait InPlace: Sized + Sync {}
 unsafe impl InPlace for TokenBucket {}
 // SAFETY: `Bulkhead` is atomics and one `u32`.
 unsafe impl InPlace for Bulkhead {}
+// SAFETY: a `Bulkhead` (as above), an `AtomicU64` and an array of pairs of `AtomicU64`s.
+unsafe impl InPlace for super::owners::BulkheadSlot {}
 // SAFETY: a breaker is atomics, `Settings` (integers only: `random_seed` is a `u8` for this
 // reason), and a window of atomics and integers (`CountWindow`: `u32` and `AtomicU32`s;
 // `TimeWindow`: `u64`, `u32` and `AtomicU64`s).
@@ -42,6 +44,7 @@ const fn fits<T>() -> bool {
 }
 const _: () = {
     assert!(fits::<TokenBucket>());
+    assert!(fits::<super::owners::BulkheadSlot>());
     assert!(fits::<Bulkhead>());
     assert!(fits::<CircuitBreaker<CountWindow1024>>());
     assert!(fits::<CircuitBreaker<TimeWindow64>>());

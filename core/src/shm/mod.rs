@@ -60,15 +60,18 @@
 //! - Slots are never freed; [`Region::unlink`] removes the whole region. Processes that
 //!   still have the old one mapped keep using it, while new openers create a new one.
 //! - Changing a slot's configuration ([`Region::reconfigure`]) is not supported yet.
-//! - Permits held by a process killed with SIGKILL (bulkhead slots, half-open probes) are
-//!   not reclaimed yet: a bulkhead slot stays taken; a half-open probe is presumed hung
-//!   after the open wait, as in one process.
+//! - Bulkhead permits taken through [`Region::owned_bulkhead`] record their owner process
+//!   (pid and start time) and come back when it dies (see [`OwnedBulkhead`]); permits
+//!   taken from the plain [`Bulkhead`] of [`Region::bulkhead`] do not. A half-open probe
+//!   of a process that dies is presumed hung after the open wait, as in one process (the
+//!   breaker's existing rule), so it never wedges the breaker.
 //! - A process that truncates the file makes the others fault (SIGBUS); only the same user
 //!   can.
 
 mod error;
 mod layout;
 mod map;
+mod owners;
 #[cfg(test)]
 mod tests;
 
@@ -77,6 +80,7 @@ pub use layout::{
     region_size, AREA_SIZE, DEFAULT_CAPACITY, HEADER_SIZE, LAYOUT_VERSION, MAGIC, MAX_CAPACITY,
     MAX_REGION_NAME_LEN, MAX_SLOT_NAME_LEN, META_SIZE, SLOT_SIZE,
 };
+pub use owners::{OwnedBulkhead, OwnedPermit, OWNERS, REAP_INTERVAL_NS};
 
 use crate::sync::Ordering;
 use crate::window::SameSettings;
@@ -86,6 +90,7 @@ use crate::{
 };
 use layout::{HEADER_WORDS, INITIALISING, META_WORDS, READY};
 use map::{InPlace, Mapping};
+use owners::BulkheadSlot;
 use std::boxed::Box;
 use std::format;
 use std::fs::{File, OpenOptions};
@@ -228,7 +233,7 @@ impl Primitive for TokenBucket {
     }
 }
 
-impl Primitive for Bulkhead {
+impl Primitive for BulkheadSlot {
     fn build(config: &SlotConfig) -> Result<Self, ConfigError> {
         match config {
             SlotConfig::Bulkhead { max_concurrent } => Self::new(*max_concurrent),
@@ -483,8 +488,25 @@ impl Region {
     }
 
     /// The bulkhead in slot `name` (as [`breaker_count`](Self::breaker_count)).
+    ///
+    /// Permits taken from it directly are not tracked: those of a process killed while
+    /// holding them stay taken. Use [`owned_bulkhead`](Self::owned_bulkhead) for permits
+    /// that come back.
     pub fn bulkhead(&self, name: &str, max_concurrent: u32) -> Result<&Bulkhead, RegionError> {
-        self.slot(name, SlotConfig::Bulkhead { max_concurrent })
+        self.slot::<BulkheadSlot>(name, SlotConfig::Bulkhead { max_concurrent })
+            .map(|slot| &slot.bulkhead)
+    }
+
+    /// The same bulkhead as [`bulkhead`](Self::bulkhead), through a handle whose permits
+    /// record their owner process, so that a process killed while holding permits does not
+    /// leak them (see [`OwnedBulkhead`]).
+    pub fn owned_bulkhead(
+        &self,
+        name: &str,
+        max_concurrent: u32,
+    ) -> Result<OwnedBulkhead<'_>, RegionError> {
+        self.slot::<BulkheadSlot>(name, SlotConfig::Bulkhead { max_concurrent })
+            .map(OwnedBulkhead::new)
     }
 
     /// Asks to give slot `name` the configuration `config`. Phase 1: `Ok` if the slot exists
@@ -550,7 +572,7 @@ impl Region {
             }
             SlotKind::BreakerTime => ok::<CircuitBreaker<TimeWindow64>>(self, index, &meta.config)?,
             SlotKind::Bucket => ok::<TokenBucket>(self, index, &meta.config)?,
-            SlotKind::Bulkhead => ok::<Bulkhead>(self, index, &meta.config)?,
+            SlotKind::Bulkhead => ok::<BulkheadSlot>(self, index, &meta.config)?,
         }
         Ok(SlotInfo {
             index,
@@ -732,9 +754,10 @@ pub fn check_region_bytes(bytes: &[u8]) -> Result<Vec<SlotEntry>, RegionError> {
                 }
             }
             SlotConfig::Bulkhead { max_concurrent } => {
-                if let Ok(b) = region.bulkhead(&info.name, max_concurrent) {
+                if let Ok(b) = region.owned_bulkhead(&info.name, max_concurrent) {
                     drop(b.try_acquire());
-                    let _ = b.metrics();
+                    let _ = b.bulkhead().metrics();
+                    let _ = b.held_by_owners().count();
                 }
             }
         }
