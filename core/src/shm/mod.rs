@@ -80,7 +80,7 @@ pub use layout::{
     region_size, AREA_SIZE, DEFAULT_CAPACITY, HEADER_SIZE, LAYOUT_VERSION, MAGIC, MAX_CAPACITY,
     MAX_REGION_NAME_LEN, MAX_SLOT_NAME_LEN, META_SIZE, SLOT_SIZE,
 };
-pub use owners::{OwnedBulkhead, OwnedPermit, OWNERS, REAP_INTERVAL_NS};
+pub use owners::{OwnedBulkhead, OwnedPermit, RawOwnedPermit, OWNERS, REAP_INTERVAL_NS};
 
 use crate::sync::Ordering;
 use crate::window::SameSettings;

@@ -108,7 +108,8 @@ fn dead(id: u64) -> bool {
         return true;
     }
     match proc_stat(pid) {
-        Some((start, zombie)) => zombie || start != id & 0x7FFF_FFFF,
+        // A start time of 0 was not known to its owner (no /proc then): trust the pid.
+        Some((start, zombie)) => zombie || (id & 0x7FFF_FFFF != 0 && start != id & 0x7FFF_FFFF),
         // Alive by kill(2) but no /proc entry (not Linux): trust the pid.
         None => false,
     }
@@ -132,10 +133,33 @@ pub struct OwnedPermit<'r> {
 
 impl Drop for OwnedPermit<'_> {
     fn drop(&mut self) {
-        if let Some(i) = self.entry {
-            decrement(&self.slot.owners[i].held);
+        release(self.slot, self.entry);
+    }
+}
+
+fn release(slot: &BulkheadSlot, entry: Option<usize>) -> bool {
+    if let Some(i) = entry {
+        if let Some(o) = slot.owners.get(i) {
+            decrement(&o.held);
         }
-        self.slot.bulkhead.release();
+    }
+    slot.bulkhead.release()
+}
+
+/// An [`OwnedPermit`] taken apart, for bindings that hold permits across a language
+/// boundary: give it back with [`OwnedBulkhead::release_raw`], once. Neither `Copy` nor
+/// `Clone`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RawOwnedPermit {
+    entry: Option<usize>,
+}
+
+impl<'r> OwnedPermit<'r> {
+    /// Takes the permit apart without releasing it.
+    pub fn into_raw(self) -> RawOwnedPermit {
+        let raw = RawOwnedPermit { entry: self.entry };
+        core::mem::forget(self);
+        raw
     }
 }
 
@@ -220,6 +244,12 @@ impl<'r> OwnedBulkhead<'r> {
         })
     }
 
+    /// Gives back a permit taken apart with [`OwnedPermit::into_raw`] from this bulkhead;
+    /// `false` if none was out.
+    pub fn release_raw(&self, permit: RawOwnedPermit) -> bool {
+        release(self.slot, permit.entry)
+    }
+
     /// Releases every permit held by dead owners now; returns how many.
     pub fn reap(&self) -> u64 {
         let me = my_id();
@@ -285,7 +315,9 @@ mod tests {
         let me = std::process::id();
         assert_eq!(owned.held_by_owners().collect::<Vec<_>>(), [(me, 2)]);
         drop(a);
-        drop(b);
+        let raw = b.into_raw();
+        assert_eq!(owned.held_by_owners().collect::<Vec<_>>(), [(me, 1)]);
+        assert!(owned.release_raw(raw));
         assert_eq!(owned.held_by_owners().count(), 0);
         assert_eq!(slot.bulkhead.in_flight(), 0);
     }
