@@ -145,6 +145,7 @@ proptest! {
         }
         drop(opened);
         std::fs::remove_file(&path).unwrap();
+        let _ = std::fs::remove_dir(&dir);
     }
 
     #[test]
