@@ -27,6 +27,7 @@
 //! let bucket = other.bucket("github", BucketConfig::per_second(100, 20))?;
 //! assert!(bucket.try_acquire(1, 0).is_ok());
 //! # Region::unlink("myapp", &options)?;
+//! # std::fs::remove_dir(&dir).ok();
 //! # Ok::<(), fastbreaker::shm::RegionError>(())
 //! ```
 //!
