@@ -25,6 +25,11 @@
 //!     m27..=m31 reserved, 0
 //!   +256  the primitive, in place (at most 1792 bytes)
 //! ```
+//!
+//! A name's slot is found by linear probing from `FNV-1a-64(name bytes) % capacity`; the
+//! probe ends at the name, or at an empty slot (which the caller then claims). Slots are
+//! never emptied, so a name cannot be found twice. The hash is part of the layout: a
+//! change to it needs a new [`LAYOUT_VERSION`].
 
 use super::error::{RegionError, SlotConfig, SlotKind};
 use crate::{
