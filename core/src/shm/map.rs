@@ -10,6 +10,7 @@
 
 use super::layout::{slot_offset, AREA_SIZE, HEADER_SIZE, HEADER_WORDS, META_SIZE, META_WORDS};
 use super::layout::{INITIALISING, READY};
+use super::Region;
 use crate::sync::Ordering;
 use crate::{Bulkhead, CircuitBreaker, CountWindow1024, TimeWindow64, TokenBucket};
 use core::mem::{align_of, needs_drop, size_of};
@@ -17,6 +18,7 @@ use core::ptr::NonNull;
 use portable_atomic::AtomicU64;
 use rustix::mm::{MapFlags, ProtFlags};
 use std::os::fd::AsFd;
+use std::sync::Arc;
 
 /// Types that may be placed in and viewed from a slot's area.
 ///
@@ -197,6 +199,73 @@ impl Mapping {
         // atomics once ready, and lives as long as `self`. Its settings are checked by the
         // caller before the reference leaves the region module.
         unsafe { &*self.ptr.as_ptr().add(offset).cast::<T>() }
+    }
+}
+
+/// A primitive in a region, holding the region open: what a binding keeps in a handle
+/// (`'static`, `Send`, `Sync` and `Clone`, no lifetime to carry across a language
+/// boundary). Dereferences to the primitive. From the `Region::shared_*` methods.
+pub struct Shared<T: 'static> {
+    region: Arc<Region>,
+    ptr: NonNull<T>,
+}
+
+impl<T> Shared<T> {
+    /// `primitive` must have been handed out by `region` (it points into its mapping).
+    pub(crate) fn new(region: &Arc<Region>, primitive: &T) -> Self {
+        debug_assert!(region.map.contains(primitive));
+        Shared {
+            region: Arc::clone(region),
+            ptr: NonNull::from(primitive),
+        }
+    }
+
+    /// The region the primitive lives in.
+    pub fn region(&self) -> &Arc<Region> {
+        &self.region
+    }
+}
+
+impl<T> core::ops::Deref for Shared<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: `ptr` came from a reference into `region`'s mapping (`new`'s contract,
+        // kept by its crate-private callers), which stays mapped while `region` lives, and
+        // this holds the `Arc`. Only shared references are ever made to it.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared {
+            region: Arc::clone(&self.region),
+            ptr: self.ptr,
+        }
+    }
+}
+
+impl<T: core::fmt::Debug> core::fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Shared")
+            .field("region", &self.region.name())
+            .field("primitive", &**self)
+            .finish()
+    }
+}
+
+// SAFETY: a `Shared<T>` is an `Arc<Region>` (`Send + Sync`) and what amounts to a `&T`,
+// which is `Send` and `Sync` when `T: Sync` (every `InPlace` type is).
+unsafe impl<T: Sync> Send for Shared<T> {}
+// SAFETY: as above.
+unsafe impl<T: Sync> Sync for Shared<T> {}
+
+impl Mapping {
+    /// Whether `value` lies within the mapping.
+    fn contains<T>(&self, value: &T) -> bool {
+        let start = self.ptr.as_ptr() as usize;
+        let at = value as *const T as usize;
+        at >= start && at + size_of::<T>() <= start + self.len
     }
 }
 

@@ -81,7 +81,10 @@ pub use layout::{
     region_size, AREA_SIZE, DEFAULT_CAPACITY, HEADER_SIZE, LAYOUT_VERSION, MAGIC, MAX_CAPACITY,
     MAX_REGION_NAME_LEN, MAX_SLOT_NAME_LEN, META_SIZE, SLOT_SIZE,
 };
-pub use owners::{OwnedBulkhead, OwnedPermit, RawOwnedPermit, OWNERS, REAP_INTERVAL_NS};
+pub use map::Shared;
+pub use owners::{
+    BulkheadSlot, OwnedBulkhead, OwnedPermit, RawOwnedPermit, OWNERS, REAP_INTERVAL_NS,
+};
 
 use crate::sync::Ordering;
 use crate::window::SameSettings;
@@ -91,13 +94,13 @@ use crate::{
 };
 use layout::{HEADER_WORDS, INITIALISING, META_WORDS, READY};
 use map::{InPlace, Mapping};
-use owners::BulkheadSlot;
 use std::boxed::Box;
 use std::format;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::string::{String, ToString};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use std::vec::Vec;
 
@@ -508,6 +511,46 @@ impl Region {
     ) -> Result<OwnedBulkhead<'_>, RegionError> {
         self.slot::<BulkheadSlot>(name, SlotConfig::Bulkhead { max_concurrent })
             .map(OwnedBulkhead::new)
+    }
+
+    /// [`breaker_count`](Self::breaker_count), as a [`Shared`] handle that keeps the
+    /// region open (for bindings).
+    pub fn shared_breaker_count(
+        self: &Arc<Self>,
+        name: &str,
+        config: &BreakerConfig,
+    ) -> Result<Shared<CircuitBreaker<CountWindow1024>>, RegionError> {
+        Ok(Shared::new(self, self.breaker_count(name, config)?))
+    }
+
+    /// [`breaker_time`](Self::breaker_time), as a [`Shared`] handle.
+    pub fn shared_breaker_time(
+        self: &Arc<Self>,
+        name: &str,
+        config: &BreakerConfig,
+    ) -> Result<Shared<CircuitBreaker<TimeWindow64>>, RegionError> {
+        Ok(Shared::new(self, self.breaker_time(name, config)?))
+    }
+
+    /// [`bucket`](Self::bucket), as a [`Shared`] handle.
+    pub fn shared_bucket(
+        self: &Arc<Self>,
+        name: &str,
+        config: BucketConfig,
+    ) -> Result<Shared<TokenBucket>, RegionError> {
+        Ok(Shared::new(self, self.bucket(name, config)?))
+    }
+
+    /// The bulkhead slot `name` (as [`bulkhead`](Self::bulkhead)), as a [`Shared`] handle:
+    /// [`BulkheadSlot::owned`] gives permits that record their owner,
+    /// [`BulkheadSlot::bulkhead`] the plain bulkhead.
+    pub fn shared_bulkhead(
+        self: &Arc<Self>,
+        name: &str,
+        max_concurrent: u32,
+    ) -> Result<Shared<BulkheadSlot>, RegionError> {
+        let slot = self.slot::<BulkheadSlot>(name, SlotConfig::Bulkhead { max_concurrent })?;
+        Ok(Shared::new(self, slot))
     }
 
     /// Asks to give slot `name` the configuration `config`. Phase 1: `Ok` if the slot exists

@@ -42,10 +42,11 @@ pub(crate) struct Owner {
     held: AtomicU64,
 }
 
-/// A bulkhead slot's primitive: the bulkhead, then its owners.
+/// What a bulkhead slot holds: the [`Bulkhead`], then the table of its permits' owners.
+/// Reach it through [`Shared`](super::Shared) (from [`Region::shared_bulkhead`](super::Region::shared_bulkhead)).
 #[derive(Debug)]
 #[repr(C)]
-pub(crate) struct BulkheadSlot {
+pub struct BulkheadSlot {
     pub(crate) bulkhead: Bulkhead,
     /// When the latest reap started (monotonic ns; 0: never).
     last_reap: AtomicU64,
@@ -64,6 +65,18 @@ impl BulkheadSlot {
                 }
             }; OWNERS],
         })
+    }
+}
+
+impl BulkheadSlot {
+    /// The bulkhead (permits taken from it directly are not tracked).
+    pub fn bulkhead(&self) -> &Bulkhead {
+        &self.bulkhead
+    }
+
+    /// A handle whose permits record their owner process.
+    pub fn owned(&self) -> OwnedBulkhead<'_> {
+        OwnedBulkhead::new(self)
     }
 }
 

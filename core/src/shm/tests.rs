@@ -569,3 +569,34 @@ fn of_two_claims_on_the_same_word_only_one_wins() {
         pid: 3333
     }));
 }
+
+#[test]
+fn shared_handles_keep_the_region_open() {
+    let dir = TempDir::new("sharedref");
+    let region = Arc::new(Region::open("r", &dir.options()).unwrap());
+    let breaker = region
+        .shared_breaker_count("b", &breaker_config(1))
+        .unwrap();
+    let bucket = region
+        .shared_bucket("k", BucketConfig::per_second(1, 1))
+        .unwrap();
+    let slot = region.shared_bulkhead("h", 1).unwrap();
+    let time = region.shared_breaker_time("t", &breaker_config(1)).unwrap();
+    drop(region);
+    // The handles outlive the caller's `Arc`, cross threads, and see one another's state.
+    let copy = breaker.clone();
+    std::thread::spawn(move || {
+        let p = copy.acquire(0).unwrap();
+        copy.record(p, Outcome::Failure, 0);
+    })
+    .join()
+    .unwrap();
+    assert_eq!(breaker.state(), State::Open);
+    assert!(bucket.try_acquire(1, 0).is_ok() && bucket.try_acquire(1, 0).is_err());
+    let permit = slot.owned().try_acquire().unwrap();
+    assert!(slot.bulkhead().try_acquire().is_err());
+    drop(permit);
+    assert_eq!(time.generation(), 0);
+    assert_eq!(breaker.region().name(), "r");
+    assert!(std::format!("{breaker:?}").contains("Shared"));
+}
