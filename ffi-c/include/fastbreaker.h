@@ -179,6 +179,50 @@
 #define FB_BULKHEAD_STORAGE_ALIGN 8
 
 /**
+ * Slots of a region created with the default options.
+ */
+#define FB_REGION_DEFAULT_CAPACITY 256
+
+/**
+ * The most slots a region can have.
+ */
+#define FB_REGION_MAX_CAPACITY 65536
+
+/**
+ * The longest region name, in bytes.
+ */
+#define FB_REGION_MAX_NAME_LEN 100
+
+/**
+ * The longest slot name, in bytes.
+ */
+#define FB_REGION_MAX_SLOT_NAME_LEN 64
+
+/**
+ * The layout version this library reads and writes (a region of another version is
+ * refused with `FB_ERR_REGION_VERSION`).
+ */
+#define FB_REGION_LAYOUT_VERSION 1
+
+/**
+ * The least time between two automatic reclaims of dead processes' permits on one
+ * bulkhead (100 ms, in nanoseconds).
+ */
+#define FB_REGION_REAP_INTERVAL_NS UINT64_C(100000000)
+
+/**
+ * Processes whose bulkhead permits one region bulkhead tracks at once; permits of further
+ * processes are granted untracked (not reclaimed if their process dies).
+ */
+#define FB_REGION_BULKHEAD_OWNERS 64
+
+/**
+ * Permits one region bulkhead handle tracks at once in one process; further ones are
+ * granted untracked.
+ */
+#define FB_REGION_BULKHEAD_TRACKED_PER_HANDLE 1024
+
+/**
  * A circuit breaker (opaque). Create it with `fb_breaker_new` or `fb_breaker_init`.
  */
 typedef struct fb_breaker fb_breaker;
@@ -193,6 +237,12 @@ typedef struct fb_bucket fb_bucket;
  * `fb_bulkhead_init`.
  */
 typedef struct fb_bulkhead fb_bulkhead;
+
+/**
+ * A named shared-memory region holding breakers, buckets and bulkheads shared by every
+ * process of the same user on this host (opaque). Open it with `fb_region_open`.
+ */
+typedef struct fb_region fb_region;
 
 /**
  * Result of an `fb_*` call: `FB_OK` (0), `FB_REJECTED` (1), or a negative `FB_ERR_*`.
@@ -532,6 +582,99 @@ typedef struct fb_bulkhead_stats {
 } fb_bulkhead_stats;
 
 /**
+ * How to open a region; start from `fb_region_options_default()`.
+ */
+typedef struct fb_region_options {
+    /**
+     * The directory of the region file, NUL-terminated; NULL: `/dev/shm`. Read during the
+     * call only. Every process must give the same directory to share a region.
+     */
+    const char *dir;
+    /**
+     * Slots of a region this call creates, 1..=`FB_REGION_MAX_CAPACITY` (each takes 2 KiB
+     * of the file). An existing region keeps the capacity it was made with. Default
+     * `FB_REGION_DEFAULT_CAPACITY`.
+     */
+    uint32_t capacity;
+    /**
+     * Create the region if it does not exist (default true); false: `FB_ERR_REGION_NOT_FOUND`.
+     */
+    bool create;
+    /**
+     * How long to wait for another live process that is initialising a slot, in
+     * nanoseconds (default 2 s); then `FB_ERR_REGION_SLOT_BUSY`.
+     */
+    uint64_t init_timeout_ns;
+} fb_region_options;
+
+/**
+ * About an open region (`fb_region_info`).
+ */
+typedef struct fb_region_info {
+    /**
+     * Its number of slots.
+     */
+    uint32_t capacity;
+    /**
+     * Whether the `fb_region_open` that made this handle created the region file.
+     */
+    bool created;
+} fb_region_info;
+
+/**
+ * What a slot of a region holds (`fb_region_slot.kind`).
+ */
+typedef uint32_t fb_slot_kind;
+
+/**
+ * One used slot of a region, as `fb_region_list` reports it. The strings are valid during
+ * the callback only.
+ */
+typedef struct fb_region_slot {
+    /**
+     * The slot's index in the region.
+     */
+    uint32_t index;
+    /**
+     * `FB_SLOT_*`.
+     */
+    fb_slot_kind kind;
+    /**
+     * The slot's name (bytes that are not UTF-8 replaced by U+FFFD); `""` unless the kind
+     * is a primitive's. Never NULL.
+     */
+    const char *name;
+    /**
+     * The configuration as text, for a primitive, or why the slot is corrupt. Never NULL.
+     */
+    const char *detail;
+    /**
+     * The initialiser's pid, for `FB_SLOT_INITIALISING`; else 0.
+     */
+    uint32_t pid;
+    /**
+     * For `FB_SLOT_BREAKER_COUNT`/`_TIME`: the configuration its first opener gave, which
+     * `fb_region_breaker` attaches with. Else the default.
+     */
+    struct fb_breaker_config breaker;
+    /**
+     * For `FB_SLOT_BUCKET`: its configuration. Else the default.
+     */
+    struct fb_bucket_config bucket;
+    /**
+     * For `FB_SLOT_BULKHEAD`: its configuration. Else the default.
+     */
+    struct fb_bulkhead_config bulkhead;
+} fb_region_slot;
+
+/**
+ * Called by `fb_region_list` for each used slot, with the `user_data` given; return 0 to go
+ * on, anything else to stop.
+ */
+typedef int32_t (*fb_region_list_fn)(const struct fb_region_slot *slot,
+                                     void *user_data);
+
+/**
  * Success.
  */
 #define FB_OK 0
@@ -580,9 +723,103 @@ typedef struct fb_bulkhead_stats {
 #define FB_ERR_PERMIT_USED -7
 
 /**
- * `fb_bulkhead_release` with no slot out: an extra release. Nothing changed.
+ * `fb_bulkhead_release` with no slot out: an extra release. Nothing changed. (On a bulkhead
+ * from a region: no slot out that this process took through this handle.)
  */
 #define FB_ERR_NOT_HELD -8
+
+/**
+ * A region failure not covered by the codes below (a newer library's); see
+ * `fb_last_error()`.
+ */
+#define FB_ERR_REGION -9
+
+/**
+ * A region or slot name is not allowed: empty, too long (`FB_REGION_MAX_NAME_LEN`,
+ * `FB_REGION_MAX_SLOT_NAME_LEN`), not UTF-8, or holding `/`, `..`, a NUL or a control
+ * character; `fb_last_error()` says which rule.
+ */
+#define FB_ERR_REGION_NAME -10
+
+/**
+ * A system call on the region file failed (open, create, mmap, unlink, ...);
+ * `fb_last_error()` names the call, the file and the OS error (`ENOENT` for a missing
+ * directory, `EACCES`, `ENOSPC`, `ENOMEM`, ...).
+ */
+#define FB_ERR_REGION_IO -11
+
+/**
+ * No region of that name, and the options said not to create one (or, from
+ * `fb_region_unlink`, nothing to remove).
+ */
+#define FB_ERR_REGION_NOT_FOUND -12
+
+/**
+ * The file is not one this user should trust: another owner, group or other permission
+ * bits, or not a regular file (symlinks are not followed).
+ */
+#define FB_ERR_REGION_UNTRUSTED -13
+
+/**
+ * The file is not a fastbreaker region (wrong magic).
+ */
+#define FB_ERR_REGION_BAD_MAGIC -14
+
+/**
+ * The region was made by a build with another layout version: unlink it once no process
+ * of the other version uses it.
+ */
+#define FB_ERR_REGION_VERSION -15
+
+/**
+ * The region header's checksum does not match: a corrupt file.
+ */
+#define FB_ERR_REGION_CHECKSUM -16
+
+/**
+ * Same layout version, but a size in the header differs from this build's (another target
+ * or compiler made it), or the file's length disagrees with its header.
+ */
+#define FB_ERR_REGION_LAYOUT -17
+
+/**
+ * A header field is out of range under a valid checksum.
+ */
+#define FB_ERR_REGION_CORRUPT_HEADER -18
+
+/**
+ * The file is shorter than a region header (or its header) needs.
+ */
+#define FB_ERR_REGION_TRUNCATED -19
+
+/**
+ * The slot cannot be trusted (bad metadata checksum, unknown kind or claim state, stored
+ * settings that do not validate or do not match the primitive in place).
+ */
+#define FB_ERR_REGION_CORRUPT_SLOT -20
+
+/**
+ * Every slot of the region holds another name.
+ */
+#define FB_ERR_REGION_FULL -21
+
+/**
+ * A live process is still initialising the slot after the options' `init_timeout_ns`:
+ * try again.
+ */
+#define FB_ERR_REGION_SLOT_BUSY -22
+
+/**
+ * The slot holds another kind of primitive (a bucket asked for as a breaker, or a breaker
+ * asked for with the other window kind).
+ */
+#define FB_ERR_REGION_KIND_MISMATCH -23
+
+/**
+ * The slot exists with another configuration; `fb_last_error()` shows both, the one in
+ * the region and the one asked for. Nothing changed.
+ */
+#define FB_ERR_REGION_CONFIG_MISMATCH -24
 
 /**
  * Calls go through; outcomes are recorded and may trip the breaker.
@@ -679,6 +916,36 @@ typedef struct fb_bulkhead_stats {
  * A call in the disabled state: its outcome is not recorded at all.
  */
 #define FB_PERMIT_PASSIVE 3
+
+/**
+ * A breaker on a count window (`fb_region_slot.breaker` is its configuration).
+ */
+#define FB_SLOT_BREAKER_COUNT 1
+
+/**
+ * A breaker on a time window (`fb_region_slot.breaker`).
+ */
+#define FB_SLOT_BREAKER_TIME 2
+
+/**
+ * A token bucket (`fb_region_slot.bucket`).
+ */
+#define FB_SLOT_BUCKET 3
+
+/**
+ * A bulkhead (`fb_region_slot.bulkhead`).
+ */
+#define FB_SLOT_BULKHEAD 4
+
+/**
+ * Being initialised by process `fb_region_slot.pid` (no name or configuration yet).
+ */
+#define FB_SLOT_INITIALISING 5
+
+/**
+ * Not to be trusted; `fb_region_slot.detail` says why.
+ */
+#define FB_SLOT_CORRUPT 6
 
 #ifdef __cplusplus
 extern "C" {
@@ -1479,6 +1746,210 @@ fb_result fb_bulkhead_release(const struct fb_bulkhead *bulkhead);
  */
 fb_result fb_bulkhead_metrics(const struct fb_bulkhead *bulkhead,
                               struct fb_bulkhead_stats *stats);
+
+/**
+ * The default options: `/dev/shm` (`dir` NULL), `FB_REGION_DEFAULT_CAPACITY` slots, create
+ * if missing, wait up to 2 s for a slot's initialiser.
+ *
+ * Thread safety: safe from any thread.
+ */
+struct fb_region_options fb_region_options_default(void);
+
+/**
+ * Opens region `name` (creating it unless `options->create` is false) and stores its
+ * handle in `*out`; free it with `fb_region_free`.
+ *
+ * A region is one file, `<dir>/fastbreaker.<name>` (`dir` defaults to `/dev/shm`, a
+ * memory-backed file system), created with mode 0600: only processes of the same user on
+ * the same host can open it, and it is lost on reboot (or when unlinked). Every process that
+ * opens it by the same name and directory maps the same memory; breakers, buckets and
+ * bulkheads are then found in it by name (`fb_region_breaker`, `fb_region_bucket`,
+ * `fb_region_bulkhead`). The creator builds the file under a temporary name and links it
+ * into place, so openers never see a half-made region and never wait for its creator.
+ *
+ * `name`: 1..=`FB_REGION_MAX_NAME_LEN` bytes of UTF-8, without `/`, `..`, NUL or control
+ * characters. `options` may be NULL (the defaults).
+ *
+ * Returns `FB_OK`; `FB_ERR_NULL` (`name` or `out`); `FB_ERR_REGION_NAME`;
+ * `FB_ERR_INVALID_ARGUMENT` (capacity out of range); `FB_ERR_REGION_NOT_FOUND` (no region
+ * and `create` false); `FB_ERR_REGION_IO` (a system call failed: a missing directory, no
+ * permission, no space or memory); `FB_ERR_REGION_UNTRUSTED` (another owner, a mode other
+ * than 0600 or not a regular file); `FB_ERR_REGION_BAD_MAGIC`, `FB_ERR_REGION_VERSION`,
+ * `FB_ERR_REGION_CHECKSUM`, `FB_ERR_REGION_LAYOUT`, `FB_ERR_REGION_CORRUPT_HEADER`,
+ * `FB_ERR_REGION_TRUNCATED` (the file is not a region this build can use: nothing is
+ * reused or repaired). `fb_last_error()` gives the details.
+ *
+ * After `fork()` the child may go on using the handle and every handle from it (the
+ * mapping is shared); processes in different pid namespaces must not share a region.
+ *
+ * Thread safety: safe from any thread.
+ *
+ * # Safety
+ * `name` is NULL or a NUL-terminated string; `options` is NULL or points to an
+ * `fb_region_options` whose `dir` is NULL or a NUL-terminated string; `out` is NULL or
+ * writable.
+ */
+fb_result fb_region_open(const char *name,
+                         const struct fb_region_options *options,
+                         struct fb_region **out);
+
+/**
+ * Frees a region handle. NULL is ignored.
+ *
+ * The breakers, buckets and bulkheads taken from the region stay valid: each holds the
+ * region open (the mapping is unmapped when the region handle and every handle from it are
+ * freed). Freeing changes nothing in the region itself, which stays for other processes
+ * (see `fb_region_unlink`).
+ *
+ * Thread safety: must be the last call on this region handle, from any thread; handles
+ * taken from it may go on being used on other threads.
+ *
+ * # Safety
+ * `region` is NULL or a live region handle that no other thread is using or will use.
+ */
+void fb_region_free(struct fb_region *region);
+
+/**
+ * Removes region `name`'s file from `dir` (NULL: `/dev/shm`).
+ *
+ * Processes that have it open keep using the old region (the memory lives until the last
+ * one unmaps it), while the next `fb_region_open` of the name creates a new, empty one: so
+ * unlink only when no process should share state through it any more (at deployment,
+ * after a layout version change, in tests).
+ *
+ * Returns `FB_OK` (removed), `FB_ERR_REGION_NOT_FOUND` (there was none), `FB_ERR_NULL`
+ * (`name`), `FB_ERR_REGION_NAME`, `FB_ERR_REGION_IO`.
+ *
+ * Thread safety: safe from any thread.
+ *
+ * # Safety
+ * `name` is NULL or a NUL-terminated string; `dir` is NULL or a NUL-terminated string.
+ */
+fb_result fb_region_unlink(const char *name,
+                           const char *dir);
+
+/**
+ * Stores the region's capacity and whether this handle's open created it in `*info`.
+ *
+ * Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT` (not a region handle).
+ *
+ * Thread safety: safe from any thread.
+ *
+ * # Safety
+ * `region` is NULL or a live region handle; `info` is NULL or writable.
+ */
+fb_result fb_region_info(const struct fb_region *region,
+                         struct fb_region_info *info);
+
+/**
+ * The breaker in slot `name` of the region, as an `fb_breaker` handle that every
+ * `fb_breaker_*` function takes; free it with `fb_breaker_free`.
+ *
+ * The first process to ask for the slot initialises it with `*config` (a count or time
+ * window, per `config->window_kind`); later ones attach to the same breaker, and must ask
+ * for the same configuration: otherwise `FB_ERR_REGION_CONFIG_MISMATCH`, with both
+ * configurations in `fb_last_error()`, or `FB_ERR_REGION_KIND_MISMATCH` for another
+ * window kind (or another primitive). `jitter_seed` `FB_RANDOM_SEED` matches any seed.
+ * Every process sees and moves the same state, counters and window; times are
+ * `CLOCK_MONOTONIC` (`fb_now_ns()`), the same in every process, so give the `_at`
+ * functions of a region breaker times from that clock only.
+ *
+ * The listener (`fb_breaker_set_listener`) is this handle's: it hears of the changes
+ * made through this handle, not of those made by other handles or processes. A probe of a
+ * half-open breaker whose process dies is presumed hung after the open wait (as in one
+ * process), so it never wedges the breaker.
+ *
+ * Each call makes a new handle (several handles to one slot are fine); the handle keeps
+ * the region mapped, so it stays valid after `fb_region_free(region)`. Not for
+ * `fb_breaker_init`: region handles live on the heap.
+ *
+ * Returns `FB_OK`; `FB_ERR_NULL`; `FB_ERR_INVALID_CONFIG` (the core's message);
+ * `FB_ERR_REGION_NAME` (1..=`FB_REGION_MAX_SLOT_NAME_LEN` bytes of UTF-8, no NUL);
+ * `FB_ERR_REGION_CONFIG_MISMATCH`; `FB_ERR_REGION_KIND_MISMATCH`; `FB_ERR_REGION_FULL`;
+ * `FB_ERR_REGION_SLOT_BUSY` (try again); `FB_ERR_REGION_CORRUPT_SLOT`;
+ * `FB_ERR_INVALID_ARGUMENT` (not a region handle).
+ *
+ * Thread safety: safe from any thread, and from many processes at once on one slot (one
+ * of them initialises it).
+ *
+ * # Safety
+ * `region` is NULL or a live region handle; `name` is NULL or a NUL-terminated string;
+ * `config` is NULL or points to an `fb_breaker_config`; `out` is NULL or writable.
+ */
+fb_result fb_region_breaker(const struct fb_region *region,
+                            const char *name,
+                            const struct fb_breaker_config *config,
+                            struct fb_breaker **out);
+
+/**
+ * The token bucket in slot `name` of the region, as an `fb_bucket` handle (free it with
+ * `fb_bucket_free`): one budget for every process, e.g. 100 per second across all workers.
+ * Initialised full by the first process that asks for it, as `fb_region_breaker` (same
+ * rules for names, configurations, lifetime and results).
+ *
+ * Thread safety: safe from any thread and any process.
+ *
+ * # Safety
+ * `region` is NULL or a live region handle; `name` is NULL or a NUL-terminated string;
+ * `config` is NULL or points to an `fb_bucket_config`; `out` is NULL or writable.
+ */
+fb_result fb_region_bucket(const struct fb_region *region,
+                           const char *name,
+                           const struct fb_bucket_config *config,
+                           struct fb_bucket **out);
+
+/**
+ * The bulkhead in slot `name` of the region, as an `fb_bulkhead` handle (free it with
+ * `fb_bulkhead_free`): a limit on calls in flight across every process. Initialised by
+ * the first process that asks for it, as `fb_region_breaker` (same rules for names,
+ * configurations, lifetime and results).
+ *
+ * Its permits record their owner process: the permits of a process that dies holding them
+ * (SIGKILL, the OOM killer) are reclaimed when the bulkhead is found full, at most once per
+ * `FB_REGION_REAP_INTERVAL_NS` across processes, so they come back at the first rejected
+ * `fb_bulkhead_try_acquire` that much after the previous reclaim. A process is judged dead
+ * by its pid and start time (a reused pid is not mistaken for it). Permits are beyond
+ * tracking, and are not reclaimed, when more than `FB_REGION_BULKHEAD_OWNERS` processes
+ * hold permits at once, or one handle holds more than
+ * `FB_REGION_BULKHEAD_TRACKED_PER_HANDLE` in one process.
+ *
+ * `fb_bulkhead_release` gives back a permit that this process took through this handle
+ * (`FB_ERR_NOT_HELD` if it holds none through it), so release through the handle you
+ * acquired with. Permits held when the process forks stay the parent's: the child cannot
+ * release them. `fb_bulkhead_free` gives back the permits this process still holds through
+ * the handle.
+ *
+ * Thread safety: safe from any thread and any process.
+ *
+ * # Safety
+ * `region` is NULL or a live region handle; `name` is NULL or a NUL-terminated string;
+ * `config` is NULL or points to an `fb_bulkhead_config`; `out` is NULL or writable.
+ */
+fb_result fb_region_bulkhead(const struct fb_region *region,
+                             const char *name,
+                             const struct fb_bulkhead_config *config,
+                             struct fb_bulkhead **out);
+
+/**
+ * Calls `callback` with each used slot of the region, in index order, with `user_data`,
+ * until it returns non-zero: for tools (a `region ls`). A slot holding a primitive is
+ * checked as attaching to it would check it (`FB_SLOT_CORRUPT` if that fails). To read a
+ * primitive's state and counters, attach to it with the listed configuration
+ * (`fb_region_breaker(region, slot->name, &slot->breaker, &b)`, then
+ * `fb_breaker_metrics`).
+ *
+ * Returns `FB_OK`, `FB_ERR_NULL` (`region` or `callback`), `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from any thread (the listing is not a snapshot: slots made meanwhile
+ * may or may not be listed).
+ *
+ * # Safety
+ * `region` is NULL or a live region handle; `callback` may be called with `user_data`; it
+ * must return normally (no `longjmp`, no C++ exception) and must not free `region`.
+ */
+fb_result fb_region_list(const struct fb_region *region,
+                         fb_region_list_fn callback,
+                         void *user_data);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -8,7 +8,7 @@ use core_fb::{
 
 use crate::breaker_types::*;
 use crate::error::{guard, guard_value, Error};
-use crate::handle::{self, with_breaker, BreakerCell, BreakerRef};
+use crate::handle::{self, with_breaker, BreakerRef, BreakerView};
 use crate::listener::fb_breaker_listener;
 use crate::{fb_breaker, fb_result, FB_OK, FB_REJECTED};
 
@@ -40,13 +40,13 @@ fn acquire_on<W: Window, const AT: bool>(
 /// Record on a breaker matched by type; see [`acquire_on`].
 #[inline(always)]
 fn record_on<W: Window, const AT: bool>(
-    cell: &BreakerCell<W>,
+    cell: &BreakerView<'_, W>,
     permit: Permit,
     outcome: Outcome,
     duration_ns: u64,
     now: u64,
 ) -> Option<Transition> {
-    let b = &cell.breaker;
+    let b = cell.breaker;
     if AT {
         if duration_ns == FB_DURATION_AUTO {
             b.record(permit, outcome, now)
@@ -232,11 +232,11 @@ unsafe fn acquire<const AT: bool>(
         // SAFETY: the pointers obey the calling function's contract.
         let (b, out) = unsafe { (handle::breaker(breaker)?, handle::out(permit, "permit")?) };
         let (code, transition) = with_breaker!(b, cell => {
-            match acquire_on::<_, AT>(&cell.breaker, now) {
+            match acquire_on::<_, AT>(cell.breaker, now) {
                 Ok(p) => {
                     let (p, transition) = permit_to_c(p);
                     out.write(p);
-                    (FB_OK, transition.map(|t| (&cell.listener, t)))
+                    (FB_OK, transition.map(|t| (cell.listener, t)))
                 }
                 Err(r) => {
                     out.write(rejection_to_c(r));
@@ -338,7 +338,7 @@ unsafe fn record<const AT: bool>(
         let (p, o) = (permit_from_c(permit)?, outcome_from_c(outcome)?);
         permit.used = true;
         with_breaker!(b, cell => {
-            let t = record_on::<_, AT>(cell, p, o, duration_ns, now);
+            let t = record_on::<_, AT>(&cell, p, o, duration_ns, now);
             cell.listener.notify(breaker, t);
         });
         Ok(FB_OK)
@@ -492,7 +492,7 @@ unsafe fn manual(
         let b = unsafe { handle::breaker(breaker)? };
         let now = now.unwrap_or_else(|| MonotonicClock.now_ns());
         with_breaker!(b, cell => {
-            let b = &cell.breaker;
+            let b = cell.breaker;
             let t = match op {
                 Manual::ForceOpen => b.force_open(now),
                 Manual::Disable => b.disable(now),

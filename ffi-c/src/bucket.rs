@@ -41,7 +41,7 @@ pub struct fb_bucket_stats {
 }
 
 impl fb_bucket_config {
-    fn to_core(self) -> BucketConfig {
+    pub(crate) fn to_core(self) -> BucketConfig {
         BucketConfig {
             rate: self.rate,
             period_ns: self.period_ns,

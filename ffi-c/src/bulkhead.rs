@@ -6,7 +6,7 @@ use core_fb::binding::{bulkhead_release, bulkhead_try_acquire};
 use core_fb::Bulkhead;
 
 use crate::error::{guard, guard_value, Error};
-use crate::handle;
+use crate::handle::{self, BulkheadRef};
 use crate::{fb_bulkhead, fb_result, FB_OK, FB_REJECTED};
 
 /// Bytes of storage that hold a bulkhead (`fb_bulkhead_init`).
@@ -134,12 +134,11 @@ pub unsafe extern "C" fn fb_bulkhead_free(bulkhead: *mut fb_bulkhead) {
 pub unsafe extern "C" fn fb_bulkhead_try_acquire(bulkhead: *const fb_bulkhead) -> fb_result {
     guard("fb_bulkhead_try_acquire", || {
         // SAFETY: `bulkhead` obeys this function's contract.
-        let b = unsafe { handle::bulkhead(bulkhead)? };
-        Ok(if bulkhead_try_acquire(b) {
-            FB_OK
-        } else {
-            FB_REJECTED
-        })
+        let acquired = match unsafe { handle::bulkhead(bulkhead)? } {
+            BulkheadRef::Local(b) => bulkhead_try_acquire(b),
+            BulkheadRef::Shared(s) => s.try_acquire(),
+        };
+        Ok(if acquired { FB_OK } else { FB_REJECTED })
     })
 }
 
@@ -156,8 +155,11 @@ pub unsafe extern "C" fn fb_bulkhead_try_acquire(bulkhead: *const fb_bulkhead) -
 pub unsafe extern "C" fn fb_bulkhead_release(bulkhead: *const fb_bulkhead) -> fb_result {
     guard("fb_bulkhead_release", || {
         // SAFETY: `bulkhead` obeys this function's contract.
-        let b = unsafe { handle::bulkhead(bulkhead)? };
-        if bulkhead_release(b) {
+        let released = match unsafe { handle::bulkhead(bulkhead)? } {
+            BulkheadRef::Local(b) => bulkhead_release(b),
+            BulkheadRef::Shared(s) => s.release() == Some(true),
+        };
+        if released {
             Ok(FB_OK)
         } else {
             Err(Error::NotHeld)
@@ -181,7 +183,7 @@ pub unsafe extern "C" fn fb_bulkhead_metrics(
     guard("fb_bulkhead_metrics", || {
         // SAFETY: the pointers obey this function's contract.
         let (b, out) = unsafe { (handle::bulkhead(bulkhead)?, handle::out(stats, "stats")?) };
-        let m = b.metrics();
+        let m = b.bulkhead().metrics();
         out.write(fb_bulkhead_stats {
             max_concurrent: m.max_concurrent,
             in_flight: m.in_flight,

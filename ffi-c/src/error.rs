@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use std::ffi::CString;
 use std::panic::{self, AssertUnwindSafe};
 
+use core_fb::shm::RegionError;
 use core_fb::{BucketRejected, ConfigError};
 
 /// Result of an `fb_*` call: `FB_OK` (0), `FB_REJECTED` (1), or a negative `FB_ERR_*`.
@@ -32,8 +33,55 @@ pub const FB_ERR_BUFFER: fb_result = -5;
 pub const FB_ERR_INVALID_ARGUMENT: fb_result = -6;
 /// The permit was already recorded: a permit counts once. Nothing changed.
 pub const FB_ERR_PERMIT_USED: fb_result = -7;
-/// `fb_bulkhead_release` with no slot out: an extra release. Nothing changed.
+/// `fb_bulkhead_release` with no slot out: an extra release. Nothing changed. (On a bulkhead
+/// from a region: no slot out that this process took through this handle.)
 pub const FB_ERR_NOT_HELD: fb_result = -8;
+
+/// A region failure not covered by the codes below (a newer library's); see
+/// `fb_last_error()`.
+pub const FB_ERR_REGION: fb_result = -9;
+/// A region or slot name is not allowed: empty, too long (`FB_REGION_MAX_NAME_LEN`,
+/// `FB_REGION_MAX_SLOT_NAME_LEN`), not UTF-8, or holding `/`, `..`, a NUL or a control
+/// character; `fb_last_error()` says which rule.
+pub const FB_ERR_REGION_NAME: fb_result = -10;
+/// A system call on the region file failed (open, create, mmap, unlink, ...);
+/// `fb_last_error()` names the call, the file and the OS error (`ENOENT` for a missing
+/// directory, `EACCES`, `ENOSPC`, `ENOMEM`, ...).
+pub const FB_ERR_REGION_IO: fb_result = -11;
+/// No region of that name, and the options said not to create one (or, from
+/// `fb_region_unlink`, nothing to remove).
+pub const FB_ERR_REGION_NOT_FOUND: fb_result = -12;
+/// The file is not one this user should trust: another owner, group or other permission
+/// bits, or not a regular file (symlinks are not followed).
+pub const FB_ERR_REGION_UNTRUSTED: fb_result = -13;
+/// The file is not a fastbreaker region (wrong magic).
+pub const FB_ERR_REGION_BAD_MAGIC: fb_result = -14;
+/// The region was made by a build with another layout version: unlink it once no process
+/// of the other version uses it.
+pub const FB_ERR_REGION_VERSION: fb_result = -15;
+/// The region header's checksum does not match: a corrupt file.
+pub const FB_ERR_REGION_CHECKSUM: fb_result = -16;
+/// Same layout version, but a size in the header differs from this build's (another target
+/// or compiler made it), or the file's length disagrees with its header.
+pub const FB_ERR_REGION_LAYOUT: fb_result = -17;
+/// A header field is out of range under a valid checksum.
+pub const FB_ERR_REGION_CORRUPT_HEADER: fb_result = -18;
+/// The file is shorter than a region header (or its header) needs.
+pub const FB_ERR_REGION_TRUNCATED: fb_result = -19;
+/// The slot cannot be trusted (bad metadata checksum, unknown kind or claim state, stored
+/// settings that do not validate or do not match the primitive in place).
+pub const FB_ERR_REGION_CORRUPT_SLOT: fb_result = -20;
+/// Every slot of the region holds another name.
+pub const FB_ERR_REGION_FULL: fb_result = -21;
+/// A live process is still initialising the slot after the options' `init_timeout_ns`:
+/// try again.
+pub const FB_ERR_REGION_SLOT_BUSY: fb_result = -22;
+/// The slot holds another kind of primitive (a bucket asked for as a breaker, or a breaker
+/// asked for with the other window kind).
+pub const FB_ERR_REGION_KIND_MISMATCH: fb_result = -23;
+/// The slot exists with another configuration; `fb_last_error()` shows both, the one in
+/// the region and the one asked for. Nothing changed.
+pub const FB_ERR_REGION_CONFIG_MISMATCH: fb_result = -24;
 
 /// A static description of a result code, e.g. `"FB_ERR_NULL: a required pointer argument
 /// was NULL"`; unknown codes give `"unknown fb_result code"`. Never NULL.
@@ -60,6 +108,34 @@ fn result_name(code: fb_result) -> &'static core::ffi::CStr {
         FB_ERR_INVALID_ARGUMENT => c"FB_ERR_INVALID_ARGUMENT: an argument is out of range",
         FB_ERR_PERMIT_USED => c"FB_ERR_PERMIT_USED: the permit was already recorded",
         FB_ERR_NOT_HELD => c"FB_ERR_NOT_HELD: no bulkhead slot was out to release",
+        FB_ERR_REGION => c"FB_ERR_REGION: the shared-memory region failed",
+        FB_ERR_REGION_NAME => c"FB_ERR_REGION_NAME: a region or slot name is not allowed",
+        FB_ERR_REGION_IO => c"FB_ERR_REGION_IO: a system call on the region file failed",
+        FB_ERR_REGION_NOT_FOUND => c"FB_ERR_REGION_NOT_FOUND: no region of that name",
+        FB_ERR_REGION_UNTRUSTED => {
+            c"FB_ERR_REGION_UNTRUSTED: the region file is not this user's private regular file"
+        }
+        FB_ERR_REGION_BAD_MAGIC => c"FB_ERR_REGION_BAD_MAGIC: not a fastbreaker region",
+        FB_ERR_REGION_VERSION => c"FB_ERR_REGION_VERSION: the region has another layout version",
+        FB_ERR_REGION_CHECKSUM => c"FB_ERR_REGION_CHECKSUM: the region header is corrupt",
+        FB_ERR_REGION_LAYOUT => {
+            c"FB_ERR_REGION_LAYOUT: the region was laid out by another build or is resized"
+        }
+        FB_ERR_REGION_CORRUPT_HEADER => {
+            c"FB_ERR_REGION_CORRUPT_HEADER: a region header field is out of range"
+        }
+        FB_ERR_REGION_TRUNCATED => c"FB_ERR_REGION_TRUNCATED: the region file is truncated",
+        FB_ERR_REGION_CORRUPT_SLOT => c"FB_ERR_REGION_CORRUPT_SLOT: a region slot is corrupt",
+        FB_ERR_REGION_FULL => c"FB_ERR_REGION_FULL: every slot of the region is taken",
+        FB_ERR_REGION_SLOT_BUSY => {
+            c"FB_ERR_REGION_SLOT_BUSY: the slot is still being initialised by another process"
+        }
+        FB_ERR_REGION_KIND_MISMATCH => {
+            c"FB_ERR_REGION_KIND_MISMATCH: the slot holds another kind of primitive"
+        }
+        FB_ERR_REGION_CONFIG_MISMATCH => {
+            c"FB_ERR_REGION_CONFIG_MISMATCH: the slot exists with another configuration"
+        }
         _ => c"unknown fb_result code",
     }
 }
@@ -90,6 +166,8 @@ pub(crate) enum Error {
     },
     /// An argument out of range: name, value, what it accepts.
     Invalid(&'static str, u64, &'static str),
+    /// A region or one of its slots could not be opened.
+    Region(RegionError),
 }
 
 impl Error {
@@ -102,6 +180,7 @@ impl Error {
             Error::NotHeld => FB_ERR_NOT_HELD,
             Error::Buffer { .. } => FB_ERR_BUFFER,
             Error::Invalid(..) => FB_ERR_INVALID_ARGUMENT,
+            Error::Region(e) => region_code(e),
         }
     }
 
@@ -128,6 +207,42 @@ impl Error {
             Error::Invalid(arg, value, reason) => {
                 format!("{func}: invalid {arg} = {value}: {reason}")
             }
+            Error::Region(e) => format!("{func}: {e}"),
+        }
+    }
+}
+
+/// The result code of a region error: one per kind of failure.
+fn region_code(e: &RegionError) -> fb_result {
+    use RegionError as R;
+    match e {
+        R::InvalidName { .. } => FB_ERR_REGION_NAME,
+        R::InvalidOptions { .. } => FB_ERR_INVALID_ARGUMENT,
+        R::Io { .. } => FB_ERR_REGION_IO,
+        R::NotFound { .. } => FB_ERR_REGION_NOT_FOUND,
+        R::Untrusted { .. } => FB_ERR_REGION_UNTRUSTED,
+        R::BadMagic { .. } => FB_ERR_REGION_BAD_MAGIC,
+        R::VersionMismatch { .. } => FB_ERR_REGION_VERSION,
+        R::ChecksumMismatch { .. } => FB_ERR_REGION_CHECKSUM,
+        R::LayoutMismatch { .. } => FB_ERR_REGION_LAYOUT,
+        R::CorruptHeader { .. } => FB_ERR_REGION_CORRUPT_HEADER,
+        R::Truncated { .. } => FB_ERR_REGION_TRUNCATED,
+        R::CorruptSlot { .. } => FB_ERR_REGION_CORRUPT_SLOT,
+        R::Full { .. } => FB_ERR_REGION_FULL,
+        R::SlotBusy { .. } => FB_ERR_REGION_SLOT_BUSY,
+        R::InvalidConfig { .. } => FB_ERR_INVALID_CONFIG,
+        R::KindMismatch { .. } => FB_ERR_REGION_KIND_MISMATCH,
+        R::ConfigMismatch { .. } => FB_ERR_REGION_CONFIG_MISMATCH,
+        _ => FB_ERR_REGION,
+    }
+}
+
+impl From<RegionError> for Error {
+    fn from(e: RegionError) -> Self {
+        match e {
+            // The core's message names the field, the value and the legal range.
+            RegionError::InvalidConfig { error, .. } => Error::Config(error),
+            e => Error::Region(e),
         }
     }
 }

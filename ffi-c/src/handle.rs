@@ -7,19 +7,29 @@
 //! of the core's `CircuitBreaker`: `CountWindow1024` or `TimeWindow64`), which the tag also
 //! selects, and carries its listener beside it.
 //!
+//! A handle from a region (`fb_region_breaker` & co.) is a `Slot` of its own tag holding a
+//! `Shared<T>` (the core's handle that keeps the region mapped and dereferences to the
+//! primitive in it), always on the heap; the functions below give the rest of the crate the
+//! same references either way. The region handle itself (`fb_region`) is a `Slot` holding an
+//! `Arc<Region>`.
+//!
 //! The rest of the crate sees only references: [`breaker`], [`bucket`], [`bulkhead`],
-//! [`input`], [`out`] and [`inout`] check for NULL and turn the pointers into `&T`.
-//! Uses `error`, `breaker_types` and `listener` of this crate.
+//! [`region`], [`input`], [`out`] and [`inout`] check for NULL and turn the pointers into
+//! `&T`. Uses `error`, `breaker_types`, `listener` and `permits` of this crate.
 
 use core::ffi::c_void;
 use core::mem::{align_of, size_of, MaybeUninit};
 
+use std::sync::Arc;
+
+use core_fb::shm::{Region, Shared};
 use core_fb::{Bulkhead, CircuitBreaker, CountWindow1024, TimeWindow64, TokenBucket};
 
 use crate::breaker_types::{CoreConfig, WindowKind};
 use crate::error::Error;
 use crate::listener::Listener;
-use crate::{fb_breaker, fb_bucket, fb_bulkhead};
+use crate::permits::SharedBulkhead;
+use crate::{fb_breaker, fb_bucket, fb_bulkhead, fb_region};
 
 /// What a handle points to.
 #[repr(C)]
@@ -49,18 +59,78 @@ const TAG_COUNT: u32 = 0x1020;
 const TAG_TIME: u32 = 0x1040;
 const TAG_BUCKET: u32 = 0x2001;
 const TAG_BULKHEAD: u32 = 0x3001;
+const TAG_SHARED_COUNT: u32 = 0x1021;
+const TAG_SHARED_TIME: u32 = 0x1041;
+const TAG_SHARED_BUCKET: u32 = 0x2002;
+const TAG_SHARED_BULKHEAD: u32 = 0x3002;
+const TAG_REGION: u32 = 0x4001;
 
 type CountCell = BreakerCell<CountWindow1024>;
 type TimeCell = BreakerCell<TimeWindow64>;
 
+/// A breaker in a region, with this handle's own listener (a listener is a C function of
+/// this process: it hears of the changes made through this handle).
+#[repr(C)]
+pub(crate) struct SharedBreakerCell<W: 'static> {
+    breaker: Shared<CircuitBreaker<W>>,
+    listener: Listener,
+    detects_slow_calls: bool,
+}
+
+type SharedCountCell = SharedBreakerCell<CountWindow1024>;
+type SharedTimeCell = SharedBreakerCell<TimeWindow64>;
+
+/// What the breaker functions use of a breaker handle, whoever holds the breaker.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BreakerView<'a, W> {
+    pub(crate) breaker: &'a CircuitBreaker<W>,
+    pub(crate) listener: &'a Listener,
+    /// Whether the breaker detects slow calls (then a record needs the call's duration).
+    pub(crate) detects_slow_calls: bool,
+}
+
+impl<'a, W> BreakerView<'a, W> {
+    fn of_cell(c: &'a BreakerCell<W>) -> Self {
+        BreakerView {
+            breaker: &c.breaker,
+            listener: &c.listener,
+            detects_slow_calls: c.detects_slow_calls,
+        }
+    }
+
+    fn of_shared(c: &'a SharedBreakerCell<W>) -> Self {
+        BreakerView {
+            breaker: &c.breaker,
+            listener: &c.listener,
+            detects_slow_calls: c.detects_slow_calls,
+        }
+    }
+}
+
 /// A breaker behind a handle, by window type (each matched directly: the hot path is
 /// monomorphized for both).
 pub(crate) enum BreakerRef<'a> {
-    Count(&'a CountCell),
-    Time(&'a TimeCell),
+    Count(BreakerView<'a, CountWindow1024>),
+    Time(BreakerView<'a, TimeWindow64>),
 }
 
-/// Runs `$body` with `$b` bound to the `BreakerCell` behind a [`BreakerRef`], whatever its
+/// A bulkhead behind a handle: in this process, or in a region with owner-tracked permits.
+pub(crate) enum BulkheadRef<'a> {
+    Local(&'a Bulkhead),
+    Shared(&'a SharedBulkhead),
+}
+
+impl BulkheadRef<'_> {
+    /// The bulkhead itself (for its counters).
+    pub(crate) fn bulkhead(&self) -> &Bulkhead {
+        match self {
+            BulkheadRef::Local(b) => b,
+            BulkheadRef::Shared(s) => s.bulkhead(),
+        }
+    }
+}
+
+/// Runs `$body` with `$b` bound to the [`BreakerView`] behind a [`BreakerRef`], whatever its
 /// window type.
 macro_rules! with_breaker {
     ($r:expr, $b:ident => $body:expr) => {
@@ -171,10 +241,14 @@ pub(crate) unsafe fn breaker<'a>(p: *const fb_breaker) -> Result<BreakerRef<'a>,
     let tag = unsafe { p.cast::<u32>().read() };
     Ok(match tag {
         // SAFETY: the tag was written with a Slot of exactly this type (here and in the next
-        // arm), which is alive for 'a (contract) and only accessed through shared refs.
-        TAG_COUNT => BreakerRef::Count(unsafe { value(p.cast()) }),
+        // arms), which is alive for 'a (contract) and only accessed through shared refs.
+        TAG_COUNT => BreakerRef::Count(BreakerView::of_cell(unsafe { value(p.cast()) })),
         // SAFETY: as above.
-        TAG_TIME => BreakerRef::Time(unsafe { value(p.cast()) }),
+        TAG_TIME => BreakerRef::Time(BreakerView::of_cell(unsafe { value(p.cast()) })),
+        // SAFETY: as above.
+        TAG_SHARED_COUNT => BreakerRef::Count(BreakerView::of_shared(unsafe { value(p.cast()) })),
+        // SAFETY: as above.
+        TAG_SHARED_TIME => BreakerRef::Time(BreakerView::of_shared(unsafe { value(p.cast()) })),
         tag => return Err(not_a_handle("breaker", tag)),
     })
 }
@@ -193,6 +267,10 @@ pub(crate) unsafe fn free_breaker(p: *mut fb_breaker) {
         TAG_COUNT => unsafe { release::<CountCell>(p.cast()) },
         // SAFETY: as above.
         TAG_TIME => unsafe { release::<TimeCell>(p.cast()) },
+        // SAFETY: as above.
+        TAG_SHARED_COUNT => unsafe { release::<SharedCountCell>(p.cast()) },
+        // SAFETY: as above.
+        TAG_SHARED_TIME => unsafe { release::<SharedTimeCell>(p.cast()) },
         _ => {}
     }
 }
@@ -221,8 +299,18 @@ pub(crate) unsafe fn init_bucket(
 /// As [`breaker`], for bucket handles.
 #[inline(always)]
 pub(crate) unsafe fn bucket<'a>(p: *const fb_bucket) -> Result<&'a TokenBucket, Error> {
-    // SAFETY: forwarded from this function's contract.
-    unsafe { single(p.cast(), TAG_BUCKET, "bucket") }
+    if p.is_null() {
+        return Err(Error::Null("bucket"));
+    }
+    // SAFETY: `p` is a live handle (contract), which begins with the u32 tag of its Slot.
+    match unsafe { p.cast::<u32>().read() } {
+        // SAFETY: the tag was written with a Slot of exactly this type (here and in the next
+        // arm), alive for 'a (contract) and only accessed through shared refs.
+        TAG_BUCKET => Ok(unsafe { value::<TokenBucket>(p.cast()) }),
+        // SAFETY: as above; the `Shared` keeps the region mapped while the handle lives.
+        TAG_SHARED_BUCKET => Ok(unsafe { value::<Shared<TokenBucket>>(p.cast()) }),
+        tag => Err(not_a_handle("bucket", tag)),
+    }
 }
 
 /// Frees a bucket made by `new_bucket`; ignores NULL and buckets in caller storage.
@@ -231,7 +319,9 @@ pub(crate) unsafe fn bucket<'a>(p: *const fb_bucket) -> Result<&'a TokenBucket, 
 /// As [`free_breaker`], for bucket handles.
 pub(crate) unsafe fn free_bucket(p: *mut fb_bucket) {
     // SAFETY: forwarded from this function's contract.
-    unsafe { free_single::<TokenBucket>(p.cast(), TAG_BUCKET) }
+    unsafe {
+        free_either::<TokenBucket, Shared<TokenBucket>>(p.cast(), TAG_BUCKET, TAG_SHARED_BUCKET)
+    }
 }
 
 /// Moves a bulkhead to the heap.
@@ -257,9 +347,21 @@ pub(crate) unsafe fn init_bulkhead(
 /// # Safety
 /// As [`breaker`], for bulkhead handles.
 #[inline(always)]
-pub(crate) unsafe fn bulkhead<'a>(p: *const fb_bulkhead) -> Result<&'a Bulkhead, Error> {
-    // SAFETY: forwarded from this function's contract.
-    unsafe { single(p.cast(), TAG_BULKHEAD, "bulkhead") }
+pub(crate) unsafe fn bulkhead<'a>(p: *const fb_bulkhead) -> Result<BulkheadRef<'a>, Error> {
+    if p.is_null() {
+        return Err(Error::Null("bulkhead"));
+    }
+    // SAFETY: `p` is a live handle (contract), which begins with the u32 tag of its Slot.
+    match unsafe { p.cast::<u32>().read() } {
+        // SAFETY: the tag was written with a Slot of exactly this type (here and in the next
+        // arm), alive for 'a (contract) and only accessed through shared refs.
+        TAG_BULKHEAD => Ok(BulkheadRef::Local(unsafe { value::<Bulkhead>(p.cast()) })),
+        // SAFETY: as above.
+        TAG_SHARED_BULKHEAD => Ok(BulkheadRef::Shared(unsafe {
+            value::<SharedBulkhead>(p.cast())
+        })),
+        tag => Err(not_a_handle("bulkhead", tag)),
+    }
 }
 
 /// Frees a bulkhead made by `new_bulkhead`; ignores NULL and bulkheads in caller storage.
@@ -268,7 +370,64 @@ pub(crate) unsafe fn bulkhead<'a>(p: *const fb_bulkhead) -> Result<&'a Bulkhead,
 /// As [`free_breaker`], for bulkhead handles.
 pub(crate) unsafe fn free_bulkhead(p: *mut fb_bulkhead) {
     // SAFETY: forwarded from this function's contract.
-    unsafe { free_single::<Bulkhead>(p.cast(), TAG_BULKHEAD) }
+    unsafe { free_either::<Bulkhead, SharedBulkhead>(p.cast(), TAG_BULKHEAD, TAG_SHARED_BULKHEAD) }
+}
+
+/// A breaker handle on the heap for a count-window breaker in a region.
+pub(crate) fn new_shared_breaker_count(
+    breaker: Shared<CircuitBreaker<CountWindow1024>>,
+    c: &CoreConfig,
+) -> *mut fb_breaker {
+    boxed(TAG_SHARED_COUNT, shared_cell(breaker, c)).cast()
+}
+
+/// A breaker handle on the heap for a time-window breaker in a region.
+pub(crate) fn new_shared_breaker_time(
+    breaker: Shared<CircuitBreaker<TimeWindow64>>,
+    c: &CoreConfig,
+) -> *mut fb_breaker {
+    boxed(TAG_SHARED_TIME, shared_cell(breaker, c)).cast()
+}
+
+fn shared_cell<W>(breaker: Shared<CircuitBreaker<W>>, c: &CoreConfig) -> SharedBreakerCell<W> {
+    SharedBreakerCell {
+        breaker,
+        listener: Listener::new(),
+        detects_slow_calls: c.config.slow_call_rate_threshold.is_some(),
+    }
+}
+
+/// A bucket handle on the heap for a bucket in a region.
+pub(crate) fn new_shared_bucket(bucket: Shared<TokenBucket>) -> *mut fb_bucket {
+    boxed(TAG_SHARED_BUCKET, bucket).cast()
+}
+
+/// A bulkhead handle on the heap for a bulkhead in a region.
+pub(crate) fn new_shared_bulkhead(bulkhead: SharedBulkhead) -> *mut fb_bulkhead {
+    boxed(TAG_SHARED_BULKHEAD, bulkhead).cast()
+}
+
+/// A region handle on the heap.
+pub(crate) fn new_region(region: Arc<Region>) -> *mut fb_region {
+    boxed(TAG_REGION, region).cast()
+}
+
+/// The region behind `p`.
+///
+/// # Safety
+/// As [`breaker`], for region handles.
+pub(crate) unsafe fn region<'a>(p: *const fb_region) -> Result<&'a Arc<Region>, Error> {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { single(p.cast(), TAG_REGION, "region") }
+}
+
+/// Frees a region handle; ignores NULL.
+///
+/// # Safety
+/// As [`free_breaker`], for region handles.
+pub(crate) unsafe fn free_region(p: *mut fb_region) {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { free_single::<Arc<Region>>(p.cast(), TAG_REGION) }
 }
 
 /// A C input pointer as a reference.
@@ -405,6 +564,26 @@ unsafe fn free_single<T>(p: *mut Slot<T>, tag: u32) {
     if unsafe { p.cast::<u32>().read() } == tag {
         // SAFETY: the tag matches; the handle is unused elsewhere (contract).
         unsafe { release(p) }
+    }
+}
+
+/// Frees a handle of one of two types (by its tag) if it was made on the heap.
+///
+/// # Safety
+/// `p` is NULL or a live handle that no other thread uses any more; if its tag is `tag_a`,
+/// its type is `Slot<A>`, if `tag_b`, `Slot<B>`.
+unsafe fn free_either<A, B>(p: *mut Slot<A>, tag_a: u32, tag_b: u32) {
+    if p.is_null() {
+        return;
+    }
+    // SAFETY: `p` is a live handle (contract), which begins with the u32 tag of its Slot.
+    let tag = unsafe { p.cast::<u32>().read() };
+    if tag == tag_a {
+        // SAFETY: the tag names the Slot's type; the handle is unused elsewhere (contract).
+        unsafe { release(p) }
+    } else if tag == tag_b {
+        // SAFETY: as above.
+        unsafe { release(p.cast::<Slot<B>>()) }
     }
 }
 

@@ -17,9 +17,10 @@
 //! Layout, each module using only those listed before it: `error` (result codes, the panic
 //! boundary, the last-error message), `limits` (the core's limits as `FB_` constants),
 //! `breaker_types` (the breaker's C types and their conversions to and from the core's),
-//! `listener` (the state-change listener of a breaker), `handle` (every cast between a C
-//! pointer and a Rust object), then the functions of each primitive: `breaker`, `bucket`
-//! and `bulkhead`.
+//! `listener` (the state-change listener of a breaker), `permits` (the owner-tracked
+//! permits of a region bulkhead handle), `handle` (every cast between a C pointer and a Rust
+//! object), then the functions of each primitive: `breaker`, `bucket` and `bulkhead`, and
+//! `region` (host-shared primitives in a named shared-memory region).
 #![warn(missing_docs)]
 // The C names (fb_breaker, fb_result, ...) are the API.
 #![allow(non_camel_case_types)]
@@ -33,12 +34,14 @@ mod limits;
 
 mod breaker_types;
 mod listener;
+mod permits;
 
 mod handle;
 
 mod breaker;
 mod bucket;
 mod bulkhead;
+mod region;
 
 pub use breaker::*;
 pub use breaker_types::*;
@@ -47,6 +50,7 @@ pub use bulkhead::*;
 pub use error::*;
 pub use limits::*;
 pub use listener::fb_breaker_listener;
+pub use region::*;
 
 /// A circuit breaker (opaque). Create it with `fb_breaker_new` or `fb_breaker_init`.
 pub struct fb_breaker {
@@ -61,6 +65,12 @@ pub struct fb_bucket {
 /// A bulkhead, a limit on calls in flight (opaque). Create it with `fb_bulkhead_new` or
 /// `fb_bulkhead_init`.
 pub struct fb_bulkhead {
+    _opaque: [u8; 0],
+}
+
+/// A named shared-memory region holding breakers, buckets and bulkheads shared by every
+/// process of the same user on this host (opaque). Open it with `fb_region_open`.
+pub struct fb_region {
     _opaque: [u8; 0],
 }
 
