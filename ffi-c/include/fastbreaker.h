@@ -608,9 +608,9 @@ typedef struct fb_region_options {
 } fb_region_options;
 
 /**
- * About an open region (`fb_region_info`).
+ * About an open region, from `fb_region_info`.
  */
-typedef struct fb_region_info {
+typedef struct fb_region_stats {
     /**
      * Its number of slots.
      */
@@ -619,7 +619,7 @@ typedef struct fb_region_info {
      * Whether the `fb_region_open` that made this handle created the region file.
      */
     bool created;
-} fb_region_info;
+} fb_region_stats;
 
 /**
  * What a slot of a region holds (`fb_region_slot.kind`).
@@ -1839,7 +1839,7 @@ fb_result fb_region_unlink(const char *name,
  * `region` is NULL or a live region handle; `info` is NULL or writable.
  */
 fb_result fb_region_info(const struct fb_region *region,
-                         struct fb_region_info *info);
+                         struct fb_region_stats *info);
 
 /**
  * The breaker in slot `name` of the region, as an `fb_breaker` handle that every

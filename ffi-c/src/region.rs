@@ -68,10 +68,10 @@ pub struct fb_region_options {
     pub init_timeout_ns: u64,
 }
 
-/// About an open region (`fb_region_info`).
+/// About an open region, from `fb_region_info`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct fb_region_info {
+pub struct fb_region_stats {
     /// Its number of slots.
     pub capacity: u32,
     /// Whether the `fb_region_open` that made this handle created the region file.
@@ -309,12 +309,12 @@ pub unsafe extern "C" fn fb_region_unlink(name: *const c_char, dir: *const c_cha
 #[no_mangle]
 pub unsafe extern "C" fn fb_region_info(
     region: *const fb_region,
-    info: *mut fb_region_info,
+    info: *mut fb_region_stats,
 ) -> fb_result {
     guard("fb_region_info", || {
         // SAFETY: the pointers obey this function's contract.
         let (r, out) = unsafe { (handle::region(region)?, handle::out(info, "info")?) };
-        out.write(fb_region_info {
+        out.write(fb_region_stats {
             capacity: r.capacity(),
             created: r.created(),
         });
