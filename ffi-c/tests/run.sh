@@ -5,7 +5,10 @@
 #   - every ffi-c/tests/c/test_*.c with gcc -std=c11 -Wall -Wextra -Werror -pedantic, linked
 #     statically (libfastbreaker.a) and dynamically (libfastbreaker.so), and again statically
 #     under AddressSanitizer + UndefinedBehaviorSanitizer (with LeakSanitizer); among them
-#     test_scenarios.c, which runs every tests/scenarios/*.scn through the header;
+#     test_scenarios.c, which runs every tests/scenarios/*.scn through the header, and the
+#     host-shared region tests: test_region.c (one process) and test_region_procs.c (fork:
+#     children hammering one region breaker, bucket and bulkhead; a creation race; a child
+#     SIGKILLed holding bulkhead permits), each in its own mkdtemp directory under $TMPDIR;
 #   - the threaded programs (test_threads.c, test_listener.c) under ThreadSanitizer (the C side
 #     is instrumented; the library's own atomics are checked by loom and the Rust stress tests);
 #   - test_limits.c with -Wformat=2 -Wformat-signedness (FB_SECOND & co. print with PRIu64);
