@@ -9,7 +9,7 @@ PY_BIN        := $(PY_VENV)/bin
 PY_BENCH_VENV := $(PY_DIR)/.venv-bench
 PYTHON3       ?= python3
 PY_SOURCES    := $(wildcard $(PY_DIR)/src/*.rs) $(PY_DIR)/Cargo.toml $(PY_DIR)/pyproject.toml \
-                 $(wildcard core/src/*.rs) core/Cargo.toml
+                 $(wildcard core/src/*.rs) $(wildcard core/src/shm/*.rs) core/Cargo.toml
 DEMO_ARGS     ?=
 
 .PHONY: py-test py-build demo py-bench py-clean

@@ -78,6 +78,67 @@ impl<W: fb::Window + Send + Sync> Core for fb::CircuitBreaker<W> {
     }
 }
 
+/// A breaker in a shared region: the same calls, on the primitive in the mapping.
+impl<W: fb::Window + Send + Sync> Core for fb::shm::Shared<fb::CircuitBreaker<W>> {
+    #[inline]
+    fn acquire(&self, clock: &TimeSource) -> Result<Permit, Rejected> {
+        Core::acquire(&**self, clock)
+    }
+    #[inline]
+    fn record(&self, permit: Permit, outcome: Outcome, clock: &TimeSource) -> Option<Transition> {
+        Core::record(&**self, permit, outcome, clock)
+    }
+    #[inline]
+    fn record_timed(
+        &self,
+        permit: Permit,
+        outcome: Outcome,
+        duration_ns: u64,
+        now: u64,
+    ) -> Option<Transition> {
+        Core::record_timed(&**self, permit, outcome, duration_ns, now)
+    }
+    fn state(&self) -> State {
+        Core::state(&**self)
+    }
+    fn metrics(&self, now: u64) -> fb::Metrics {
+        Core::metrics(&**self, now)
+    }
+    fn retry_after(&self, now: u64) -> u64 {
+        Core::retry_after(&**self, now)
+    }
+    fn manual(&self, to: State, now: u64) -> Option<Transition> {
+        Core::manual(&**self, to, now)
+    }
+    fn config(&self) -> BreakerConfig {
+        Core::config(&**self)
+    }
+}
+
+/// The breaker in slot `name` of `region` (a count window holds up to 1024 outcomes).
+fn shared_core(
+    py: Python<'_>,
+    region: &std::sync::Arc<fb::shm::Region>,
+    name: &str,
+    config: BreakerConfig,
+    time: bool,
+    reconfigure: bool,
+) -> PyResult<Box<dyn Core>> {
+    use fb::shm::SlotConfig;
+    let slot = if time {
+        SlotConfig::BreakerTime(config)
+    } else {
+        SlotConfig::BreakerCount(config)
+    };
+    crate::region::reconfigure(py, region, name, slot, reconfigure)?;
+    let err = |e| crate::region::region_error(py, e);
+    Ok(if time {
+        Box::new(region.shared_breaker_time(name, &config).map_err(err)?)
+    } else {
+        Box::new(region.shared_breaker_count(name, &config).map_err(err)?)
+    })
+}
+
 /// A breaker on a count window (`time = false`) or a time window, sized by `config`.
 fn build_core(config: BreakerConfig, time: bool) -> Result<Box<dyn Core>, fb::ConfigError> {
     use fb::{CircuitBreaker as CB, CountWindow1024, CountWindow128, TimeWindow64};
@@ -152,6 +213,8 @@ pub(crate) struct PyBreaker {
     fallbacks: AtomicU64,
     /// Call durations, when built with `measure_durations=True`.
     durations: Option<Histogram>,
+    /// The region the breaker lives in, if it is shared.
+    region: Option<std::sync::Arc<fb::shm::Region>>,
 }
 
 /// Leave to make one call, from `CircuitBreaker.acquire()`; hand it back with its outcome
@@ -436,6 +499,8 @@ impl PyBreaker {
         measure_durations = Arg::Absent,
         rejection_error = Arg::Absent,
         clock = Arg::Absent,
+        shared = Arg::Absent,
+        reconfigure = Arg::Absent,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new<'py>(
@@ -463,6 +528,8 @@ impl PyBreaker {
         measure_durations: Arg<'py>,
         rejection_error: Arg<'py>,
         clock: Arg<'py>,
+        shared: Arg<'py>,
+        reconfigure: Arg<'py>,
     ) -> PyResult<Self> {
         let name = name
             .cast::<PyString>()
@@ -650,9 +717,20 @@ impl PyBreaker {
         tr.relate("backoff_factor_milli", "wait_duration_ns");
         tr.relate("backoff_factor_milli", "max_wait_duration_ns");
         tr.relate("minimum_calls", "window_size");
+        let reconfigure = match reconfigure.value() {
+            Some(v) => flag("reconfigure", v)?,
+            None => false,
+        };
+        let region = crate::region::region_of(py, shared.value())?;
+        if region.is_some() {
+            crate::region::no_manual_clock(clock.value())?;
+        }
         let clock = TimeSource::from_arg(clock.value())?;
-        let core = build_core(c, time).map_err(|e| tr.error(e))?;
+        let mut core = build_core(c, time).map_err(|e| tr.error(e))?;
         tr.check_substitutions()?;
+        if let Some(region) = &region {
+            core = shared_core(py, region, &name.to_cow()?, c, time, reconfigure)?;
+        }
         Ok(PyBreaker {
             core,
             name: name.unbind(),
@@ -672,6 +750,7 @@ impl PyBreaker {
             transitions: Transitions::default(),
             fallbacks: AtomicU64::new(0),
             durations: measure_durations.then(Histogram::default),
+            region,
         })
     }
 
@@ -691,6 +770,12 @@ impl PyBreaker {
     #[getter]
     fn retry_after(&self) -> f64 {
         ns_to_s(self.core.retry_after(self.now()))
+    }
+
+    /// The name of the shared region the breaker lives in, or None (in-process).
+    #[getter]
+    fn shared(&self) -> Option<&str> {
+        self.region.as_deref().map(fb::shm::Region::name)
     }
 
     /// The ManualClock the breaker reads, or None (the system's monotonic clock).

@@ -21,5 +21,7 @@ mod limiter;
 mod listeners;
 #[cfg(feature = "python")]
 mod native;
+#[cfg(feature = "python")]
+mod region;
 
 pub mod stats;

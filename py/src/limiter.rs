@@ -3,7 +3,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use fastbreaker as fb;
-use fb::binding::{bulkhead_release, bulkhead_try_acquire};
 use fb::limits::{DEFAULT_PERIOD_NS, MAX_BURST};
 use fb::{BucketConfig, BucketRejected, Clock};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -16,6 +15,7 @@ use crate::config::{real, repr, scaled, seconds, type_error, whole, Translation,
 use crate::native::{
     histogram_dict, make_error, ns_to_s, BULKHEAD_FULL, BURST_EXCEEDED, RATE_LIMIT_EXCEEDED,
 };
+use crate::region::BulkheadStore;
 use crate::stats::Histogram;
 
 const NS: f64 = 1e9;
@@ -23,7 +23,7 @@ const NS: f64 = 1e9;
 /// A GCRA token bucket: `rate` tokens every `per` seconds, at most `burst` at once.
 #[pyclass(frozen, subclass, module = "fastbreaker._native", name = "RateLimiter")]
 pub(crate) struct PyLimiter {
-    bucket: fb::TokenBucket,
+    bucket: Bucket,
     rate: f64,
     per: f64,
     name: Option<Py<PyString>>,
@@ -38,6 +38,33 @@ pub(crate) struct PyLimiter {
     cancelled: AtomicU64,
     /// Waits of delayed acquisitions.
     waits: Histogram,
+}
+
+/// Where a limiter's bucket lives: in the object, or in a shared region.
+enum Bucket {
+    Own(fb::TokenBucket),
+    Region(fb::shm::Shared<fb::TokenBucket>),
+}
+
+impl std::ops::Deref for Bucket {
+    type Target = fb::TokenBucket;
+    #[inline]
+    fn deref(&self) -> &fb::TokenBucket {
+        match self {
+            Bucket::Own(b) => b,
+            Bucket::Region(b) => b,
+        }
+    }
+}
+
+/// A shared primitive needs a name: its slot's.
+fn slot_name(what: &str, name: &Option<Py<PyString>>, py: Python<'_>) -> PyResult<String> {
+    match name {
+        Some(n) => Ok(n.bind(py).to_cow()?.into_owned()),
+        None => Err(PyValueError::new_err(format!(
+            "a shared {what} needs a name= (the name of its slot in the region)"
+        ))),
+    }
 }
 
 /// An optional `name` keyword: a str or None.
@@ -98,13 +125,17 @@ impl PyLimiter {
 #[pymethods]
 impl PyLimiter {
     #[new]
-    #[pyo3(signature = (rate, per = Arg::Absent, burst = Arg::Absent, *, name = None, clock = None))]
+    #[pyo3(signature = (rate, per = Arg::Absent, burst = Arg::Absent, *, name = None, clock = None, shared = None, reconfigure = false))]
+    #[allow(clippy::too_many_arguments)]
     fn new<'py>(
+        py: Python<'py>,
         rate: &Bound<'py, PyAny>,
         per: Arg<'py>,
         burst: Arg<'py>,
         name: Option<&Bound<'py, PyAny>>,
         clock: Option<&Bound<'py, PyAny>>,
+        shared: Option<&Bound<'py, PyAny>>,
+        reconfigure: bool,
     ) -> PyResult<Self> {
         let name = optional_name(name)?;
         let mut tr = Translation::default();
@@ -135,13 +166,30 @@ impl PyLimiter {
             None => (r.ceil().max(1.0) as u64).min(MAX_BURST),
         };
         tr.relate("rate", "period_ns");
-        let bucket = fb::TokenBucket::new(BucketConfig {
+        let config = BucketConfig {
             rate: tokens,
             period_ns,
             burst,
-        })
-        .map_err(|e| tr.error(e))?;
+        };
+        let bucket = fb::TokenBucket::new(config).map_err(|e| tr.error(e))?;
         tr.check_substitutions()?;
+        let region = crate::region::region_of(py, shared)?;
+        let bucket = match &region {
+            None => Bucket::Own(bucket),
+            Some(region) => {
+                crate::region::no_manual_clock(clock)?;
+                let slot = slot_name("rate limiter", &name, py)?;
+                let err = |e| crate::region::region_error(py, e);
+                crate::region::reconfigure(
+                    py,
+                    region,
+                    &slot,
+                    fb::shm::SlotConfig::Bucket(config),
+                    reconfigure,
+                )?;
+                Bucket::Region(region.shared_bucket(&slot, config).map_err(err)?)
+            }
+        };
         Ok(PyLimiter {
             bucket,
             rate: r,
@@ -160,6 +208,15 @@ impl PyLimiter {
     #[getter]
     fn name(&self, py: Python<'_>) -> Option<Py<PyString>> {
         self.name.as_ref().map(|n| n.clone_ref(py))
+    }
+
+    /// The name of the shared region the limiter lives in, or None (in-process).
+    #[getter]
+    fn shared(&self) -> Option<&str> {
+        match &self.bucket {
+            Bucket::Own(_) => None,
+            Bucket::Region(b) => Some(b.region().name()),
+        }
     }
 
     /// The ManualClock the limiter reads, or None (the system's monotonic clock).
@@ -328,7 +385,7 @@ impl PyLimiter {
 /// At most `max_concurrent` calls in flight.
 #[pyclass(frozen, subclass, module = "fastbreaker._native", name = "Bulkhead")]
 pub(crate) struct PyBulkhead {
-    inner: fb::Bulkhead,
+    inner: BulkheadStore,
     name: Option<Py<PyString>>,
     clock: TimeSource,
 }
@@ -336,20 +393,43 @@ pub(crate) struct PyBulkhead {
 #[pymethods]
 impl PyBulkhead {
     #[new]
-    #[pyo3(signature = (max_concurrent, *, name = None, clock = None))]
+    #[pyo3(signature = (max_concurrent, *, name = None, clock = None, shared = None, reconfigure = false))]
     fn new(
+        py: Python<'_>,
         max_concurrent: &Bound<'_, PyAny>,
         name: Option<&Bound<'_, PyAny>>,
         clock: Option<&Bound<'_, PyAny>>,
+        shared: Option<&Bound<'_, PyAny>>,
+        reconfigure: bool,
     ) -> PyResult<Self> {
         let mut tr = Translation::default();
         let (n, sub) = whole("max_concurrent", max_concurrent)?.fit(u32::MAX as u64);
         tr.note("max_concurrent", "max_concurrent", max_concurrent, sub);
-        let inner = fb::Bulkhead::new(n as u32).map_err(|e| tr.error(e))?;
+        let own = fb::Bulkhead::new(n as u32).map_err(|e| tr.error(e))?;
         tr.check_substitutions()?;
+        let name = optional_name(name)?;
+        let inner = match crate::region::region_of(py, shared)? {
+            None => BulkheadStore::Own(own),
+            Some(region) => {
+                crate::region::no_manual_clock(clock)?;
+                let slot = slot_name("bulkhead", &name, py)?;
+                let max_concurrent = n as u32;
+                crate::region::reconfigure(
+                    py,
+                    &region,
+                    &slot,
+                    fb::shm::SlotConfig::Bulkhead { max_concurrent },
+                    reconfigure,
+                )?;
+                let shared = region
+                    .shared_bulkhead(&slot, max_concurrent)
+                    .map_err(|e| crate::region::region_error(py, e))?;
+                BulkheadStore::shared(shared)
+            }
+        };
         Ok(PyBulkhead {
             inner,
-            name: optional_name(name)?,
+            name,
             clock: TimeSource::from_arg(clock)?,
         })
     }
@@ -367,27 +447,37 @@ impl PyBulkhead {
         self.clock.object(py)
     }
 
+    /// The name of the shared region the bulkhead lives in, or None (in-process).
+    #[getter]
+    fn shared(&self) -> Option<&str> {
+        match &self.inner {
+            BulkheadStore::Own(_) => None,
+            BulkheadStore::Region(r) => Some(r.region_name()),
+        }
+    }
+
     /// The limit.
     #[getter]
     fn max_concurrent(&self) -> u32 {
-        self.inner.max_concurrent()
+        self.inner.bulkhead().max_concurrent()
     }
 
-    /// Calls in flight now.
+    /// Calls in flight now (in every process, for a shared bulkhead).
     #[getter]
     fn in_flight(&self) -> u32 {
-        self.inner.in_flight()
+        self.inner.bulkhead().in_flight()
     }
 
-    /// Takes a slot if one is free; give it back with `release()`.
+    /// Takes a slot if one is free; give it back with `release()`. A shared bulkhead's
+    /// slots are counted under this process, and come back if it dies holding them.
     fn try_acquire(&self) -> bool {
-        bulkhead_try_acquire(&self.inner)
+        self.inner.try_acquire()
     }
 
-    /// Gives back a slot taken by `try_acquire()`. A release with no slot out raises
-    /// RuntimeError and changes nothing.
+    /// Gives back a slot taken by `try_acquire()`. A release with no slot out (through
+    /// this object, for a shared bulkhead) raises RuntimeError and changes nothing.
     fn release(&self) -> PyResult<()> {
-        if bulkhead_release(&self.inner) {
+        if self.inner.release() {
             Ok(())
         } else {
             Err(PyRuntimeError::new_err(
@@ -398,20 +488,20 @@ impl PyBulkhead {
 
     /// Takes a slot or raises BulkheadFull.
     fn _enter(&self, py: Python<'_>) -> PyResult<()> {
-        if bulkhead_try_acquire(&self.inner) {
+        if self.inner.try_acquire() {
             Ok(())
         } else {
             Err(make_error(
                 py,
                 &BULKHEAD_FULL,
-                (self.inner.max_concurrent(),).into_pyobject(py)?,
+                (self.inner.bulkhead().max_concurrent(),).into_pyobject(py)?,
             ))
         }
     }
 
     /// Counters: name, max_concurrent, in_flight, peak, acquired, rejected.
     fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let m = self.inner.metrics();
+        let m = self.inner.bulkhead().metrics();
         let d = PyDict::new(py);
         d.set_item("name", self.name(py))?;
         d.set_item("max_concurrent", m.max_concurrent)?;
@@ -426,8 +516,8 @@ impl PyBulkhead {
         format!(
             "<Bulkhead {}max_concurrent={} in_flight={}>",
             repr_name(py, &self.name),
-            self.inner.max_concurrent(),
-            self.inner.in_flight()
+            self.inner.bulkhead().max_concurrent(),
+            self.inner.bulkhead().in_flight()
         )
     }
 }

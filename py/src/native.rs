@@ -107,6 +107,47 @@ class BulkheadFull(FastbreakerError):
 
     def __str__(self):
         return 'bulkhead full: %d call(s) in flight' % self.args[0]
+
+
+class RegionError(FastbreakerError):
+    '''A shared region or one of its slots could not be opened: a bad name, a full region,
+    a file that is not a region of this version, a damaged one, a slot of another kind...
+    args = (message, reason); reason is a short code such as 'invalid_name', 'full',
+    'corrupt', 'version_mismatch', 'kind_mismatch', 'config_mismatch' or
+    'reconfigure_unsupported'.'''
+    __module__ = 'fastbreaker'
+    __slots__ = ()
+
+    @property
+    def reason(self):
+        '''A short code naming the problem.'''
+        return self.args[1]
+
+    def __str__(self):
+        return self.args[0]
+
+
+class RegionConfigMismatch(RegionError, ValueError):
+    '''A slot of the region exists with another configuration than the one asked for.
+    args = (message, 'config_mismatch', name, existing, requested); the message shows both
+    configurations.'''
+    __module__ = 'fastbreaker'
+    __slots__ = ()
+
+    @property
+    def name(self):
+        '''The slot's name.'''
+        return self.args[2]
+
+    @property
+    def existing(self):
+        '''The configuration in the region, as text.'''
+        return self.args[3]
+
+    @property
+    def requested(self):
+        '''The configuration asked for, as text.'''
+        return self.args[4]
 ";
 
 static FASTBREAKER_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
@@ -114,6 +155,8 @@ pub(crate) static CIRCUIT_OPEN_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new()
 pub(crate) static RATE_LIMIT_EXCEEDED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 pub(crate) static BULKHEAD_FULL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 pub(crate) static BURST_EXCEEDED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+pub(crate) static REGION_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+pub(crate) static REGION_CONFIG_MISMATCH: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 fn error_type<'a, 'py>(
@@ -411,6 +454,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("RateLimitExceeded", &RATE_LIMIT_EXCEEDED),
         ("BulkheadFull", &BULKHEAD_FULL),
         ("BurstExceeded", &BURST_EXCEEDED),
+        ("RegionError", &REGION_ERROR),
+        ("RegionConfigMismatch", &REGION_CONFIG_MISMATCH),
     ] {
         let t = errors.getattr(name)?.cast_into::<PyType>()?;
         let _ = cell.set(py, t.clone().unbind());
@@ -424,6 +469,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyBulkhead>()?;
     m.add_class::<PyBackoff>()?;
     m.add_class::<PyManualClock>()?;
+    m.add_class::<crate::region::PyRegion>()?;
     crate::guard::install(m)?;
     m.add_function(wrap_pyfunction!(monotonic_ns, m)?)?;
     Ok(())

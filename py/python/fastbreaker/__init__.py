@@ -17,9 +17,12 @@ from ._native import (
     ManualClock,
     Permit,
     RateLimitExceeded,
+    RegionConfigMismatch,
+    RegionError,
     __version__,
     monotonic_ns,
 )
+from ._region import SharedRegion
 from ._registry import Registry, registry
 from .fallback import AllTiersFailedError, fallback_chain
 from .health import HealthReport, HealthServer, Probe, health, liveness, readiness, serve_health
@@ -42,7 +45,10 @@ __all__ = [
     "Probe",
     "RateLimitExceeded",
     "RateLimiter",
+    "RegionConfigMismatch",
+    "RegionError",
     "Registry",
+    "SharedRegion",
     "__version__",
     "fallback_chain",
     "health",

@@ -1,5 +1,6 @@
 """Type stubs of the extension module fastbreaker._native (checked by mypy.stubtest)."""
 
+import os
 from typing import Any, Callable, Final, Iterable, Optional, Union, final
 
 from typing_extensions import TypeAlias, disjoint_base
@@ -18,6 +19,9 @@ __all__ = [
     "Permit",
     "RateLimitExceeded",
     "RateLimiter",
+    "RegionConfigMismatch",
+    "RegionError",
+    "SharedRegion",
     "__version__",
     "monotonic_ns",
 ]
@@ -53,6 +57,41 @@ class BulkheadFull(FastbreakerError):
     retry_after: None
     @property
     def max_concurrent(self) -> int: ...
+
+class RegionError(FastbreakerError):
+    @property
+    def reason(self) -> str: ...
+
+class RegionConfigMismatch(RegionError, ValueError):
+    @property
+    def name(self) -> str: ...
+    @property
+    def existing(self) -> str: ...
+    @property
+    def requested(self) -> str: ...
+
+_Dir: TypeAlias = Union[str, os.PathLike[str], None]
+_Shared: TypeAlias = Union[str, SharedRegion, None]
+
+@disjoint_base
+class SharedRegion:
+    def __new__(
+        cls, name: str, *, capacity: Optional[int] = None, dir: _Dir = None, create: bool = True
+    ) -> SharedRegion: ...
+    @staticmethod
+    def unlink(name: str, *, dir: _Dir = None) -> bool: ...
+    @staticmethod
+    def path_of(name: str, *, dir: _Dir = None) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def created(self) -> bool: ...
+    def slots(self) -> list[dict[str, Any]]: ...
+    def reap(self) -> int: ...
 
 _Exclude: TypeAlias = Union[type[BaseException], Callable[[BaseException], object]]
 
@@ -111,7 +150,11 @@ class CircuitBreaker:
         measure_durations: bool = ...,
         rejection_error: Optional[Callable[[str, str, float], BaseException]] = ...,
         clock: Optional[ManualClock] = ...,
+        shared: _Shared = ...,
+        reconfigure: bool = ...,
     ) -> CircuitBreaker: ...
+    @property
+    def shared(self) -> Optional[str]: ...
     @property
     def name(self) -> str: ...
     @property
@@ -152,7 +195,11 @@ class RateLimiter:
         *,
         name: Optional[str] = None,
         clock: Optional[ManualClock] = None,
+        shared: _Shared = None,
+        reconfigure: bool = False,
     ) -> RateLimiter: ...
+    @property
+    def shared(self) -> Optional[str]: ...
     @property
     def name(self) -> Optional[str]: ...
     @property
@@ -174,8 +221,16 @@ class RateLimiter:
 @disjoint_base
 class Bulkhead:
     def __new__(
-        cls, max_concurrent: int, *, name: Optional[str] = None, clock: Optional[ManualClock] = None
+        cls,
+        max_concurrent: int,
+        *,
+        name: Optional[str] = None,
+        clock: Optional[ManualClock] = None,
+        shared: _Shared = None,
+        reconfigure: bool = False,
     ) -> Bulkhead: ...
+    @property
+    def shared(self) -> Optional[str]: ...
     @property
     def name(self) -> Optional[str]: ...
     @property

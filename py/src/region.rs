@@ -1,0 +1,586 @@
+//! `SharedRegion`: a named shared-memory region (the core's `shm` feature) whose breakers,
+//! buckets and bulkheads every process of the host that opens it shares.
+//!
+//! The native classes `CircuitBreaker`, `RateLimiter` and `Bulkhead` take `shared=` (a
+//! region or a region name) and then hold a [`Shared`] handle to the primitive in the
+//! region instead of a primitive of their own. Nothing here takes a lock: the region cache
+//! for `shared="name"` is a Python dict, and the owned bulkhead permits sit in a lock-free
+//! bag ([`RawBag`]).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use fastbreaker as fb;
+use fb::binding::{bulkhead_release, bulkhead_try_acquire};
+use fb::shm::{
+    BulkheadSlot, RawOwnedPermit, Region, RegionError, RegionOptions, Shared, SlotConfig,
+    SlotEntry, MAX_CAPACITY,
+};
+use fb::{Bulkhead, Clock, MonotonicClock};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyList, PyString};
+
+use crate::config::type_error;
+use crate::native::{make_error, ns_to_s, REGION_CONFIG_MISMATCH, REGION_ERROR};
+
+/// The Python error for a region error: `RegionConfigMismatch` (a ValueError too) for a
+/// slot that exists with another configuration, `RegionError` otherwise; `reason` is a
+/// short code.
+pub(crate) fn region_error(py: Python<'_>, e: RegionError) -> PyErr {
+    let reason = match &e {
+        RegionError::InvalidName { .. } => "invalid_name",
+        RegionError::InvalidOptions { .. } => "invalid_options",
+        RegionError::Io { .. } => "io",
+        RegionError::NotFound { .. } => "not_found",
+        RegionError::Untrusted { .. } => "untrusted",
+        RegionError::BadMagic { .. } => "bad_magic",
+        RegionError::VersionMismatch { .. } => "version_mismatch",
+        RegionError::ChecksumMismatch { .. } => "corrupt",
+        RegionError::LayoutMismatch { .. } => "layout_mismatch",
+        RegionError::CorruptHeader { .. } => "corrupt",
+        RegionError::Truncated { .. } => "truncated",
+        RegionError::CorruptSlot { .. } => "corrupt_slot",
+        RegionError::Full { .. } => "full",
+        RegionError::SlotBusy { .. } => "busy",
+        RegionError::InvalidConfig { .. } => "invalid_config",
+        RegionError::KindMismatch { .. } => "kind_mismatch",
+        RegionError::ConfigMismatch { .. } => "config_mismatch",
+        RegionError::ReconfigureUnsupported { .. } => "reconfigure_unsupported",
+        _ => "other",
+    };
+    let message = match &e {
+        RegionError::ReconfigureUnsupported { name } => format!(
+            "slot {name:?} exists with another configuration, and changing a shared slot's \
+             configuration in place is not supported yet: unlink the region (every process \
+             must reopen it) or use another name"
+        ),
+        other => other.to_string(),
+    };
+    let args = match &e {
+        RegionError::ConfigMismatch {
+            name,
+            existing,
+            requested,
+        } => (
+            message,
+            reason,
+            name.as_str(),
+            existing.to_string(),
+            requested.to_string(),
+        )
+            .into_pyobject(py)
+            .map(|t| (t, &REGION_CONFIG_MISMATCH)),
+        _ => (message, reason)
+            .into_pyobject(py)
+            .map(|t| (t, &REGION_ERROR)),
+    };
+    match args {
+        Ok((args, cell)) => make_error(py, cell, args),
+        Err(e) => e,
+    }
+}
+
+/// An open region.
+#[pyclass(
+    frozen,
+    subclass,
+    module = "fastbreaker._native",
+    name = "SharedRegion"
+)]
+pub(crate) struct PyRegion {
+    pub(crate) region: Arc<Region>,
+}
+
+/// Regions opened by name for `shared="name"`, by name (a dict: no Rust lock).
+static BY_NAME: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
+
+fn options(
+    dir: Option<&Bound<'_, PyAny>>,
+    capacity: Option<&Bound<'_, PyAny>>,
+) -> PyResult<RegionOptions> {
+    let mut o = RegionOptions::new();
+    if let Some(d) = dir.filter(|d| !d.is_none()) {
+        let path: PathBuf = d
+            .extract()
+            .map_err(|_| type_error("dir", d, "a str, an os.PathLike or None"))?;
+        o = o.dir(path);
+    }
+    if let Some(c) = capacity.filter(|c| !c.is_none()) {
+        let n = crate::config::whole("capacity", c)?;
+        let n = match n {
+            crate::config::Wide::Fits(n) if (1..=MAX_CAPACITY as u64).contains(&n) => n as u32,
+            _ => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "capacity must be an int in 1..={MAX_CAPACITY}, got {}",
+                    crate::config::repr(c)
+                )))
+            }
+        };
+        o = o.capacity(n);
+    }
+    Ok(o)
+}
+
+/// The region `shared=` names: a `SharedRegion`, or a region name (opened with the
+/// defaults once per process); `None` when not shared.
+pub(crate) fn region_of(
+    py: Python<'_>,
+    shared: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Option<Arc<Region>>> {
+    let Some(s) = shared.filter(|s| !s.is_none()) else {
+        return Ok(None);
+    };
+    if let Ok(r) = s.cast::<PyRegion>() {
+        return Ok(Some(Arc::clone(&r.get().region)));
+    }
+    let Ok(name) = s.cast::<PyString>() else {
+        return Err(type_error(
+            "shared",
+            s,
+            "a SharedRegion, a region name (str) or None",
+        ));
+    };
+    let cache = BY_NAME
+        .get_or_init(py, || PyDict::new(py).unbind())
+        .bind(py);
+    if let Some(found) = cache.get_item(name)? {
+        if let Ok(r) = found.cast::<PyRegion>() {
+            return Ok(Some(Arc::clone(&r.get().region)));
+        }
+    }
+    let region =
+        Region::open(&name.to_cow()?, &RegionOptions::new()).map_err(|e| region_error(py, e))?;
+    let region = Arc::new(region);
+    let obj = Bound::new(
+        py,
+        PyRegion {
+            region: Arc::clone(&region),
+        },
+    )?;
+    // Another thread may have opened it meanwhile: keep the first, use it.
+    let kept = cache.call_method1("setdefault", (name, obj))?;
+    Ok(Some(Arc::clone(&kept.cast::<PyRegion>()?.get().region)))
+}
+
+/// Raises the region's error unless `reconfigure` is false or the slot can take `config`.
+pub(crate) fn reconfigure(
+    py: Python<'_>,
+    region: &Region,
+    name: &str,
+    config: SlotConfig,
+    reconfigure: bool,
+) -> PyResult<()> {
+    if reconfigure {
+        region
+            .reconfigure(name, config)
+            .map_err(|e| region_error(py, e))?;
+    }
+    Ok(())
+}
+
+/// The ValueError for a shared primitive given a clock.
+pub(crate) fn no_manual_clock(clock: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    match clock {
+        Some(c) if !c.is_none() => Err(pyo3::exceptions::PyValueError::new_err(
+            "a shared primitive reads CLOCK_MONOTONIC, the clock every process of the host \
+             shares: clock= cannot be given with shared=",
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[pymethods]
+impl PyRegion {
+    #[new]
+    #[pyo3(signature = (name, *, capacity = None, dir = None, create = true))]
+    fn new(
+        py: Python<'_>,
+        name: &Bound<'_, PyAny>,
+        capacity: Option<&Bound<'_, PyAny>>,
+        dir: Option<&Bound<'_, PyAny>>,
+        create: bool,
+    ) -> PyResult<Self> {
+        let name = name
+            .cast::<PyString>()
+            .map_err(|_| type_error("name", name, "a str"))?;
+        let o = options(dir, capacity)?.create(create);
+        let region = Region::open(&name.to_cow()?, &o).map_err(|e| region_error(py, e))?;
+        Ok(PyRegion {
+            region: Arc::new(region),
+        })
+    }
+
+    /// Removes region ``name``'s file (under ``dir``, default /dev/shm); whether there was
+    /// one. Processes that have it open keep using it; the next opening creates a new one.
+    #[staticmethod]
+    #[pyo3(signature = (name, *, dir = None))]
+    fn unlink(
+        py: Python<'_>,
+        name: &Bound<'_, PyAny>,
+        dir: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let name = name
+            .cast::<PyString>()
+            .map_err(|_| type_error("name", name, "a str"))?;
+        let o = options(dir, None)?;
+        if let Some(cache) = BY_NAME.get(py) {
+            if o.dir.is_none() {
+                cache.bind(py).del_item(name).ok();
+            }
+        }
+        Region::unlink(&name.to_cow()?, &o).map_err(|e| region_error(py, e))
+    }
+
+    /// The path of region ``name``'s file (under ``dir``, default /dev/shm), after
+    /// checking the name.
+    #[staticmethod]
+    #[pyo3(signature = (name, *, dir = None))]
+    fn path_of(
+        py: Python<'_>,
+        name: &Bound<'_, PyAny>,
+        dir: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<String> {
+        let name = name
+            .cast::<PyString>()
+            .map_err(|_| type_error("name", name, "a str"))?;
+        let o = options(dir, None)?;
+        o.path(&name.to_cow()?)
+            .map(|p| p.display().to_string())
+            .map_err(|e| region_error(py, e))
+    }
+
+    /// The region's name.
+    #[getter]
+    fn name(&self) -> &str {
+        self.region.name()
+    }
+
+    /// The region's file.
+    #[getter]
+    fn path(&self) -> String {
+        self.region.path().display().to_string()
+    }
+
+    /// Its number of slots (fixed when it was created).
+    #[getter]
+    fn capacity(&self) -> u32 {
+        self.region.capacity()
+    }
+
+    /// Whether this opening created the region.
+    #[getter]
+    fn created(&self) -> bool {
+        self.region.created()
+    }
+
+    /// Every used slot, in index order, as dicts: ``index``, ``name``, ``kind``
+    /// ("breaker-count", "breaker-time", "bucket", "bulkhead", "initialising" or
+    /// "corrupt"), ``config`` (the stored configuration, as text) and the primitive's
+    /// shared state and counters (``state`` and the breaker's counters, a bucket's
+    /// ``available`` tokens, a bulkhead's ``in_flight`` and permits ``held`` per pid).
+    fn slots<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let out = PyList::empty(py);
+        let now = MonotonicClock.now_ns();
+        for entry in self.region.list() {
+            let d = PyDict::new(py);
+            match entry {
+                SlotEntry::Ready(info) => {
+                    d.set_item("index", info.index)?;
+                    d.set_item("name", &info.name)?;
+                    d.set_item("kind", info.config.kind().as_str())?;
+                    d.set_item("config", info.config.to_string())?;
+                    describe_slot(py, &self.region, &info.name, &info.config, now, &d)?;
+                }
+                SlotEntry::Initialising { index, pid } => {
+                    d.set_item("index", index)?;
+                    d.set_item("name", py.None())?;
+                    d.set_item("kind", "initialising")?;
+                    d.set_item("pid", pid)?;
+                }
+                SlotEntry::Corrupt { index, reason } => {
+                    d.set_item("index", index)?;
+                    d.set_item("name", py.None())?;
+                    d.set_item("kind", "corrupt")?;
+                    d.set_item("reason", reason)?;
+                }
+                _ => continue,
+            }
+            out.append(d)?;
+        }
+        Ok(out)
+    }
+
+    /// Releases now every bulkhead permit held by a process that is gone; returns how many
+    /// (a full bulkhead also does this by itself, at most every 100 ms).
+    fn reap(&self) -> u64 {
+        let mut n = 0;
+        for entry in self.region.list() {
+            if let SlotEntry::Ready(info) = entry {
+                if let SlotConfig::Bulkhead { max_concurrent } = info.config {
+                    if let Ok(b) = self.region.owned_bulkhead(&info.name, max_concurrent) {
+                        n += b.reap();
+                    }
+                }
+            }
+        }
+        n
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<SharedRegion {:?} path={:?} capacity={}>",
+            self.region.name(),
+            self.region.path().display().to_string(),
+            self.region.capacity()
+        )
+    }
+}
+
+/// The state and counters of slot `name` into `d`.
+fn describe_slot(
+    _py: Python<'_>,
+    region: &Region,
+    name: &str,
+    config: &SlotConfig,
+    now: u64,
+    d: &Bound<'_, PyDict>,
+) -> PyResult<()> {
+    fn breaker<W: fb::Window>(
+        b: &fb::CircuitBreaker<W>,
+        now: u64,
+        d: &Bound<'_, PyDict>,
+    ) -> PyResult<()> {
+        let m = b.metrics(now);
+        d.set_item("state", m.state.as_str())?;
+        d.set_item("permitted", m.permitted)?;
+        d.set_item("rejected", m.rejected)?;
+        d.set_item("succeeded", m.succeeded)?;
+        d.set_item("failed", m.failed)?;
+        d.set_item("trips", m.trips)?;
+        d.set_item("consecutive_failures", m.consecutive_failures)?;
+        d.set_item("retry_after", ns_to_s(m.retry_after))?;
+        Ok(())
+    }
+    let attached = match config {
+        SlotConfig::BreakerCount(c) => region.breaker_count(name, c).map(|b| breaker(b, now, d)),
+        SlotConfig::BreakerTime(c) => region.breaker_time(name, c).map(|b| breaker(b, now, d)),
+        SlotConfig::Bucket(c) => region.bucket(name, *c).map(|b| -> PyResult<()> {
+            d.set_item("state", "ok")?;
+            d.set_item("available", b.available(now))?;
+            d.set_item("burst", b.burst())?;
+            Ok(())
+        }),
+        SlotConfig::Bulkhead { max_concurrent } => region
+            .owned_bulkhead(name, *max_concurrent)
+            .map(|b| -> PyResult<()> {
+                let m = b.bulkhead().metrics();
+                d.set_item(
+                    "state",
+                    if m.in_flight >= m.max_concurrent {
+                        "full"
+                    } else {
+                        "ok"
+                    },
+                )?;
+                d.set_item("max_concurrent", m.max_concurrent)?;
+                d.set_item("in_flight", m.in_flight)?;
+                d.set_item("peak", m.peak)?;
+                d.set_item("acquired", m.acquired)?;
+                d.set_item("rejected", m.rejected)?;
+                let held = PyDict::new(d.py());
+                for (pid, n) in b.held_by_owners() {
+                    held.set_item(pid, n)?;
+                }
+                d.set_item("held", held)?;
+                Ok(())
+            }),
+    };
+    match attached {
+        Ok(r) => r,
+        Err(e) => {
+            d.set_item("state", "unreadable")?;
+            d.set_item("reason", e.to_string())
+        }
+    }
+}
+
+// ----- the bulkhead of a native `Bulkhead`: its own, or a slot in a region -----
+
+/// Where a `Bulkhead` keeps its count.
+pub(crate) enum BulkheadStore {
+    Own(Bulkhead),
+    Region(Box<RegionBulkhead>),
+}
+
+/// A bulkhead in a region, whose permits record this process as their owner.
+pub(crate) struct RegionBulkhead {
+    slot: Shared<BulkheadSlot>,
+    /// The owned permits this handle took and has not given back.
+    bag: RawBag,
+    /// Untracked permits taken when the bag was full.
+    untracked: AtomicU64,
+}
+
+impl BulkheadStore {
+    pub(crate) fn shared(slot: Shared<BulkheadSlot>) -> Self {
+        let size = slot.bulkhead().max_concurrent().min(4096) as usize;
+        BulkheadStore::Region(Box::new(RegionBulkhead {
+            slot,
+            bag: RawBag::new(size),
+            untracked: AtomicU64::new(0),
+        }))
+    }
+
+    #[inline]
+    pub(crate) fn bulkhead(&self) -> &Bulkhead {
+        match self {
+            BulkheadStore::Own(b) => b,
+            BulkheadStore::Region(r) => r.slot.bulkhead(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn try_acquire(&self) -> bool {
+        match self {
+            BulkheadStore::Own(b) => bulkhead_try_acquire(b),
+            BulkheadStore::Region(r) => r.try_acquire(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn release(&self) -> bool {
+        match self {
+            BulkheadStore::Own(b) => bulkhead_release(b),
+            BulkheadStore::Region(r) => r.release(),
+        }
+    }
+}
+
+impl RegionBulkhead {
+    pub(crate) fn region_name(&self) -> &str {
+        self.slot.region().name()
+    }
+
+    fn try_acquire(&self) -> bool {
+        let Ok(permit) = self.slot.owned().try_acquire() else {
+            return false;
+        };
+        match self.bag.push(permit.into_raw()) {
+            Ok(()) => true,
+            Err(raw) => {
+                // More permits out in this process than the bag holds: keep this one
+                // untracked (as the core does when its owner table is full).
+                self.slot.owned().release_raw(raw);
+                if bulkhead_try_acquire(self.slot.bulkhead()) {
+                    self.untracked.fetch_add(1, Ordering::Relaxed);
+                    true
+                } else {
+                    false
+                }
+            }
+        }
+    }
+
+    fn release(&self) -> bool {
+        let mut n = self.untracked.load(Ordering::Relaxed);
+        while n > 0 {
+            match self.untracked.compare_exchange_weak(
+                n,
+                n - 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return bulkhead_release(self.slot.bulkhead()),
+                Err(actual) => n = actual,
+            }
+        }
+        match self.bag.pop() {
+            Some(raw) => self.slot.owned().release_raw(raw),
+            None => false,
+        }
+    }
+}
+
+/// A fixed set of cells, each empty or holding one boxed permit: `push` claims an empty
+/// cell with a compare-and-swap, `pop` empties a full one with a swap, so each permit is
+/// taken out exactly once, with no lock (a fork at any moment leaves every cell usable).
+/// Every permit of one handle is as good as another (they count under the same owner), so
+/// the order does not matter.
+struct RawBag {
+    cells: Box<[AtomicPtr<RawOwnedPermit>]>,
+    /// Where the last push went: the next push and pop start there.
+    hint: AtomicUsize,
+}
+
+impl RawBag {
+    fn new(size: usize) -> Self {
+        RawBag {
+            cells: (0..size.max(1))
+                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                .collect(),
+            hint: AtomicUsize::new(0),
+        }
+    }
+
+    fn push(&self, raw: RawOwnedPermit) -> Result<(), RawOwnedPermit> {
+        let p = Box::into_raw(Box::new(raw));
+        let n = self.cells.len();
+        let start = self.hint.load(Ordering::Relaxed);
+        for k in 0..n {
+            let i = (start + k) % n;
+            let cell = &self.cells[i];
+            // Release: pairs with the Acquire swap in `pop`, which then sees the box written.
+            if cell.load(Ordering::Relaxed).is_null()
+                && cell
+                    .compare_exchange(
+                        std::ptr::null_mut(),
+                        p,
+                        Ordering::Release,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
+                self.hint.store(i, Ordering::Relaxed);
+                return Ok(());
+            }
+        }
+        // SAFETY: `p` came from `Box::into_raw` above and was stored in no cell.
+        Err(*unsafe { Box::from_raw(p) })
+    }
+
+    fn pop(&self) -> Option<RawOwnedPermit> {
+        let n = self.cells.len();
+        let start = self.hint.load(Ordering::Relaxed);
+        for k in 0..n {
+            let i = (start + n - k) % n;
+            let cell = &self.cells[i];
+            if cell.load(Ordering::Relaxed).is_null() {
+                continue;
+            }
+            // Acquire: pairs with the Release CAS in `push`.
+            let p = cell.swap(std::ptr::null_mut(), Ordering::Acquire);
+            if !p.is_null() {
+                self.hint.store(i, Ordering::Relaxed);
+                // SAFETY: a non-null cell holds a pointer from `Box::into_raw` in `push`;
+                // the swap took it out, so no one else can take it.
+                return Some(*unsafe { Box::from_raw(p) });
+            }
+        }
+        None
+    }
+}
+
+impl Drop for RawBag {
+    fn drop(&mut self) {
+        for cell in self.cells.iter() {
+            let p = cell.swap(std::ptr::null_mut(), Ordering::Acquire);
+            if !p.is_null() {
+                // SAFETY: as in `pop`. The permit itself stays out (dropping a raw permit
+                // releases nothing); it is reaped when this process is gone.
+                drop(unsafe { Box::from_raw(p) });
+            }
+        }
+    }
+}
