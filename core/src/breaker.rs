@@ -447,13 +447,13 @@ impl<W: Window> CircuitBreaker<W> {
     /// The current state.
     #[inline]
     pub fn state(&self) -> State {
-        Word::unpack(self.state.load(Ordering::Relaxed)).state
+        Word::state_of(self.state.load(Ordering::Relaxed))
     }
 
     /// The current generation.
     #[inline]
     pub fn generation(&self) -> u64 {
-        Word::unpack(self.state.load(Ordering::Relaxed)).generation
+        Word::generation_of(self.state.load(Ordering::Relaxed))
     }
 
     /// The window this breaker records into: for tests and bindings only, through
@@ -670,8 +670,25 @@ impl<W: Window> CircuitBreaker<W> {
 
     #[inline]
     fn acquire_inner(&self, now: &mut impl Now) -> Result<Permit, Rejected> {
-        let limits = self.settings.limits();
         let mut cur = self.state.load(Ordering::Relaxed);
+        if let Some(kind) = state::acquire_without_change(cur) {
+            // Closed, metrics-only or disabled: the word stays as it is (the shortcut decides
+            // as `state::next` does; tested there).
+            if kind == PermitKind::Observe {
+                self.counters.unrecorded.fetch_add(1, Ordering::Relaxed);
+            }
+            return Ok(Permit {
+                generation: Word::generation_of(cur),
+                kind,
+                started_at: if self.settings.detects_slow_calls() {
+                    now.get()
+                } else {
+                    0
+                },
+                transition: None,
+            });
+        }
+        let limits = self.settings.limits();
         loop {
             let w = Word::unpack(cur);
             let needs_time = w.state == State::Open
@@ -795,8 +812,7 @@ impl<W: Window> CircuitBreaker<W> {
             c.slow.fetch_add(1, Ordering::Relaxed);
         }
         let mut cur = self.state.load(Ordering::Relaxed);
-        let word = Word::unpack(cur);
-        if word.generation != permit.generation {
+        if Word::generation_of(cur) != permit.generation {
             return None; // stale: counted above, moves nothing
         }
         let (outcome, trip) = match permit.kind {
@@ -852,7 +868,7 @@ impl<W: Window> CircuitBreaker<W> {
         } else {
             self.count_success(gen);
         }
-        if Word::unpack(self.state.load(Ordering::Relaxed)).generation != gen {
+        if Word::generation_of(self.state.load(Ordering::Relaxed)) != gen {
             return false; // the state changed meanwhile: keep the outcome out of the window
         }
         let t = if W::NEEDS_TIME { now.get() } else { 0 };
@@ -909,7 +925,7 @@ impl<W: Window> CircuitBreaker<W> {
             self.start_count(to.generation);
         }
         if (tripped || to.state == State::Closed)
-            && Word::unpack(self.state.load(Ordering::Relaxed)).generation == to.generation
+            && Word::generation_of(self.state.load(Ordering::Relaxed)) == to.generation
         {
             self.window.clear();
         }
@@ -1107,7 +1123,7 @@ impl<W: Window> CircuitBreaker<W> {
             if (cur >> 56) as u8 == tag {
                 return true;
             }
-            if Word::unpack(self.state.load(Ordering::Relaxed)).generation != gen {
+            if Word::generation_of(self.state.load(Ordering::Relaxed)) != gen {
                 return false;
             }
             match self.time.compare_exchange_weak(
