@@ -16,6 +16,21 @@
  * variants take the caller's now_ns, which must come from one monotonic clock per handle.
  * Limits: every limit the core enforces has an FB_MAX_* / FB_MIN_* constant below, and the
  * core checks every configuration (FB_ERR_INVALID_CONFIG with the core's message).
+ *
+ * Host-shared state (fb_region_*). A region is one file, /dev/shm/fastbreaker.<name> unless
+ * fb_region_options.dir says otherwise, created with mode 0600 and mapped by every process of
+ * the same user on this host that opens the name (forked or started separately). It holds
+ * breakers, buckets and bulkheads in place, found by name and handed out as ordinary
+ * fb_breaker / fb_bucket / fb_bulkhead handles, freed by their _free functions; each such
+ * handle keeps the mapping alive, so it stays valid after fb_region_free. What a region is not:
+ * shared across hosts, users, or pid namespaces (containers), or kept across a reboot (/dev/shm
+ * is memory) or an fb_region_unlink (processes that have it open keep the old one, new openers
+ * get a new one). Opening checks the name, the file's owner and mode, and the header (magic,
+ * layout version, checksum, sizes): every failure is an FB_ERR_REGION_* code (or
+ * FB_ERR_INVALID_ARGUMENT / FB_ERR_INVALID_CONFIG), never a crash or a silent reuse. One thing
+ * is not caught: a process of the same user that truncates the file makes the others fault
+ * (SIGBUS). Bulkhead permits of a process killed while holding them come back (see
+ * fb_region_bulkhead).
  */
 
 #ifndef FASTBREAKER_H
@@ -1849,7 +1864,8 @@ fb_result fb_region_info(const struct fb_region *region,
  * window, per `config->window_kind`); later ones attach to the same breaker, and must ask
  * for the same configuration: otherwise `FB_ERR_REGION_CONFIG_MISMATCH`, with both
  * configurations in `fb_last_error()`, or `FB_ERR_REGION_KIND_MISMATCH` for another
- * window kind (or another primitive). `jitter_seed` `FB_RANDOM_SEED` matches any seed.
+ * window kind (or another primitive). Configurations are compared as the breakers they
+ * build (so `jitter_seed` `FB_RANDOM_SEED` matches `FB_RANDOM_SEED`, not a fixed seed).
  * Every process sees and moves the same state, counters and window; times are
  * `CLOCK_MONOTONIC` (`fb_now_ns()`), the same in every process, so give the `_at`
  * functions of a region breaker times from that clock only.

@@ -68,7 +68,13 @@ pub(crate) struct SharedBulkhead {
 
 impl SharedBulkhead {
     pub(crate) fn new(slot: Shared<BulkheadSlot>) -> Self {
-        let n = slot.bulkhead().max_concurrent().min(TRACKED) as usize;
+        // Twice the limit: cells held by a parent at `fork` (dead weight in the child's
+        // copy) or reserved by a losing acquire leave room for the rest.
+        let n = slot
+            .bulkhead()
+            .max_concurrent()
+            .saturating_mul(2)
+            .min(TRACKED) as usize;
         let cells = (0..n)
             .map(|_| Cell {
                 state: AtomicU64::new(EMPTY),
@@ -165,7 +171,7 @@ impl SharedBulkhead {
         let taken = self
             .untracked
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-                ((v >> 32) as u32 == pid && v & 0xFFFF_FFFF > 0).then_some(v - 1)
+                ((v >> 32) as u32 == pid && v & 0xFFFF_FFFF > 0).then(|| v - 1)
             });
         taken.ok().map(|_| bulkhead_release(self.bulkhead()))
     }

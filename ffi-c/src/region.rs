@@ -329,7 +329,8 @@ pub unsafe extern "C" fn fb_region_info(
 /// window, per `config->window_kind`); later ones attach to the same breaker, and must ask
 /// for the same configuration: otherwise `FB_ERR_REGION_CONFIG_MISMATCH`, with both
 /// configurations in `fb_last_error()`, or `FB_ERR_REGION_KIND_MISMATCH` for another
-/// window kind (or another primitive). `jitter_seed` `FB_RANDOM_SEED` matches any seed.
+/// window kind (or another primitive). Configurations are compared as the breakers they
+/// build (so `jitter_seed` `FB_RANDOM_SEED` matches `FB_RANDOM_SEED`, not a fixed seed).
 /// Every process sees and moves the same state, counters and window; times are
 /// `CLOCK_MONOTONIC` (`fb_now_ns()`), the same in every process, so give the `_at`
 /// functions of a region breaker times from that clock only.

@@ -424,3 +424,185 @@ fn listener_and_user_data_are_never_torn() {
     assert_eq!(TORN.load(Ordering::Relaxed), 0);
     assert!(CALLS.load(Ordering::Relaxed) > 0);
 }
+
+/// A scratch directory for regions, removed by the guard.
+struct ScratchDir(std::path::PathBuf, std::ffi::CString);
+
+impl ScratchDir {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("fb-ffi-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let c = std::ffi::CString::new(dir.to_str().unwrap()).unwrap();
+        ScratchDir(dir, c)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Threads of one process share a region bulkhead handle: the limit holds, every permit is
+/// given back through the bag of raw owned permits, and an extra release is refused.
+#[test]
+fn region_bulkhead_handle_under_threads() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let scratch = ScratchDir::new("bag");
+    let mut options = fb_region_options_default();
+    options.dir = scratch.1.as_ptr();
+    options.capacity = 4;
+    let mut r = ptr::null_mut();
+    let config = fb_bulkhead_config { max_concurrent: 3 };
+    let mut h = ptr::null_mut();
+    // SAFETY: valid pointers to locals and NUL-terminated strings.
+    unsafe {
+        assert_eq!(fb_region_open(c"bag".as_ptr(), &options, &mut r), FB_OK);
+        assert_eq!(
+            fb_region_bulkhead(r, c"db".as_ptr(), &config, &mut h),
+            FB_OK
+        );
+        fb_region_free(r);
+    }
+    let h = h as usize;
+    let in_flight = AtomicU32::new(0);
+    let over = AtomicU32::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                let h = h as *const fb_bulkhead;
+                for _ in 0..20_000 {
+                    // SAFETY: `h` is live until freed after the scope.
+                    if unsafe { fb_bulkhead_try_acquire(h) } == FB_OK {
+                        if in_flight.fetch_add(1, Ordering::SeqCst) >= 3 {
+                            over.fetch_add(1, Ordering::Relaxed);
+                        }
+                        std::hint::spin_loop();
+                        in_flight.fetch_sub(1, Ordering::SeqCst);
+                        // SAFETY: as above.
+                        assert_eq!(unsafe { fb_bulkhead_release(h) }, FB_OK);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(over.load(Ordering::Relaxed), 0);
+    let h = h as *mut fb_bulkhead;
+    let mut stats = fb_bulkhead_stats {
+        max_concurrent: 0,
+        in_flight: 9,
+        peak: 0,
+        acquired: 0,
+        rejected: 0,
+    };
+    // SAFETY: `h` is live; `stats` is a local.
+    unsafe {
+        assert_eq!(fb_bulkhead_metrics(h, &mut stats), FB_OK);
+        assert_eq!(stats.in_flight, 0);
+        assert!(stats.peak <= 3 && stats.acquired > 0);
+        assert_eq!(fb_bulkhead_release(h), FB_ERR_NOT_HELD);
+        fb_bulkhead_free(h);
+        assert_eq!(fb_region_unlink(c"bag".as_ptr(), scratch.1.as_ptr()), FB_OK);
+    }
+}
+
+/// Each region error becomes its own code, and a config mismatch names both configurations.
+#[test]
+fn region_errors_have_codes_and_messages() {
+    let scratch = ScratchDir::new("errors");
+    let mut options = fb_region_options_default();
+    options.dir = scratch.1.as_ptr();
+    options.capacity = 1;
+    let mut r = ptr::null_mut();
+    let mut b = ptr::null_mut();
+    let mut k = ptr::null_mut();
+    let one = fb_bucket_config_per_second(1, 1);
+    let two = fb_bucket_config_per_second(2, 1);
+    // SAFETY: valid pointers to locals and NUL-terminated strings.
+    unsafe {
+        assert_eq!(
+            fb_region_open(c"a/b".as_ptr(), &options, &mut r),
+            FB_ERR_REGION_NAME
+        );
+        assert_eq!(fb_region_open(c"e".as_ptr(), &options, &mut r), FB_OK);
+        assert_eq!(fb_region_bucket(r, c"k".as_ptr(), &one, &mut k), FB_OK);
+        assert_eq!(
+            fb_region_bucket(r, c"k".as_ptr(), &two, &mut b),
+            FB_ERR_REGION_CONFIG_MISMATCH
+        );
+        let e = last_error();
+        assert!(e.starts_with("fb_region_bucket: slot \"k\" exists"), "{e}");
+        assert!(e.contains("existing:  bucket { rate: 1,"), "{e}");
+        assert!(e.contains("requested: bucket { rate: 2,"), "{e}");
+        assert_eq!(
+            fb_region_bucket(r, c"other".as_ptr(), &one, &mut b),
+            FB_ERR_REGION_FULL
+        );
+        let config = fb_breaker_config_default();
+        let mut br = ptr::null_mut();
+        assert_eq!(
+            fb_region_breaker(r, c"k".as_ptr(), &config, &mut br),
+            FB_ERR_REGION_KIND_MISMATCH
+        );
+        fb_bucket_free(k);
+        fb_region_free(r);
+        assert_eq!(fb_region_unlink(c"e".as_ptr(), scratch.1.as_ptr()), FB_OK);
+        assert_eq!(
+            fb_region_unlink(c"e".as_ptr(), scratch.1.as_ptr()),
+            FB_ERR_REGION_NOT_FOUND
+        );
+    }
+    for code in FB_ERR_REGION_CONFIG_MISMATCH..=FB_ERR_REGION {
+        // SAFETY: fb_result_str returns a static NUL-terminated string.
+        let s = unsafe { CStr::from_ptr(fb_result_str(code)) }
+            .to_str()
+            .unwrap();
+        assert!(s.starts_with("FB_ERR_REGION"), "{code}: {s}");
+    }
+}
+
+/// Past `FB_REGION_BULKHEAD_TRACKED_PER_HANDLE` permits held through one handle, the rest
+/// are granted untracked, and every one of them is given back.
+#[test]
+fn region_bulkhead_past_the_tracked_permits() {
+    let scratch = ScratchDir::new("untracked");
+    let mut options = fb_region_options_default();
+    options.dir = scratch.1.as_ptr();
+    options.capacity = 2;
+    let limit = FB_REGION_BULKHEAD_TRACKED_PER_HANDLE + 10;
+    let config = fb_bulkhead_config {
+        max_concurrent: limit,
+    };
+    let (mut r, mut h) = (ptr::null_mut(), ptr::null_mut());
+    // SAFETY: valid pointers to locals and NUL-terminated strings; `h` is live until freed.
+    unsafe {
+        assert_eq!(fb_region_open(c"u".as_ptr(), &options, &mut r), FB_OK);
+        assert_eq!(
+            fb_region_bulkhead(r, c"db".as_ptr(), &config, &mut h),
+            FB_OK
+        );
+        for _ in 0..limit {
+            assert_eq!(fb_bulkhead_try_acquire(h), FB_OK);
+        }
+        assert_eq!(fb_bulkhead_try_acquire(h), FB_REJECTED);
+        for _ in 0..limit {
+            assert_eq!(fb_bulkhead_release(h), FB_OK);
+        }
+        assert_eq!(fb_bulkhead_release(h), FB_ERR_NOT_HELD);
+        // Freeing a handle gives back what it holds, tracked or not.
+        for _ in 0..limit {
+            assert_eq!(fb_bulkhead_try_acquire(h), FB_OK);
+        }
+        let mut other = ptr::null_mut();
+        assert_eq!(
+            fb_region_bulkhead(r, c"db".as_ptr(), &config, &mut other),
+            FB_OK
+        );
+        fb_bulkhead_free(h);
+        assert_eq!(fb_bulkhead_try_acquire(other), FB_OK);
+        assert_eq!(fb_bulkhead_release(other), FB_OK);
+        fb_bulkhead_free(other);
+        fb_region_free(r);
+        assert_eq!(fb_region_unlink(c"u".as_ptr(), scratch.1.as_ptr()), FB_OK);
+    }
+}

@@ -131,7 +131,10 @@ case_ "examples/quickstart-static" quickstart static "$static_link"
 case_ "examples/quickstart-dynamic" quickstart dynamic "$dynamic_link"
 
 # make install into a scratch prefix, then build the quick start as a user would.
-PREFIX_DIR="$(pwd)/$FFI_OUT/prefix"
+case $FFI_OUT in
+/*) PREFIX_DIR="$FFI_OUT/prefix" ;;
+*) PREFIX_DIR="$(pwd)/$FFI_OUT/prefix" ;;
+esac
 install_tree() {
     rm -rf "$PREFIX_DIR"
     "$MAKE" --no-print-directory -f ffi-c/ffi.mk install PREFIX="$PREFIX_DIR" CARGO="${CARGO:-cargo}"
