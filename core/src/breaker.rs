@@ -915,15 +915,13 @@ impl<W: Window> CircuitBreaker<W> {
             self.counters.trips.fetch_add(1, Ordering::Relaxed);
         }
         // The consecutive counter is tagged with its full generation, so an earlier
-        // generation's count reads as 0. A period that counts failures also starts it at 0,
-        // so that no count can outlive its generation however many generations pass (the
-        // tag wraps after 2^25). The window is cleared only while the new generation is
-        // still current, so a delayed clear does not wipe a later period (up to the few
-        // instructions between the check and the clear: see the README's notes on
-        // concurrency).
-        if matches!(to.state, State::Closed | State::MetricsOnly) {
-            self.start_count(to.generation);
-        }
+        // generation's count reads as 0. Every new generation also starts it at 0 (counting
+        // period or not), so the counter's tag is never more than one generation behind and
+        // no count can outlive its generation however many generations pass (the tag wraps
+        // after 2^25). The window is cleared only while the new generation is still current,
+        // so a delayed clear does not wipe a later period (up to the few instructions between
+        // the check and the clear: see the README's notes on concurrency).
+        self.start_count(to.generation);
         if (tripped || to.state == State::Closed)
             && Word::generation_of(self.state.load(Ordering::Relaxed)) == to.generation
         {

@@ -1262,14 +1262,13 @@ fn a_dropped_probe_does_not_wedge_the_breaker() {
 /// (forced-open and disabled, alternately) until the next generation is 0 again modulo the
 /// generation's width, then a reset: the new closed period must start at 0.
 ///
-/// Fails today: the count is tagged with the 25-bit generation, and a closed period starts
-/// its count at 0 only if the tag differs from its generation (`start_count` keeps a count
-/// of its own generation, which racing recorders may have made). After exactly 2^25
-/// generations with no closed or metrics-only period in between (e.g. 2^24 failed probes;
-/// 4.7 hours of failed probing with a 1 ms wait), the old count reads as the new period's
-/// and the first failure trips. About 30 s in a debug build.
+/// Failed before the fix: the count is tagged with the 25-bit generation, and only a closed
+/// period started its count at 0, and only if the tag differed from its generation. After
+/// exactly 2^25 generations with no closed or metrics-only period in between (e.g. 2^24
+/// failed probes; 4.7 hours of failed probing with a 1 ms wait), the old count read as the
+/// new period's and the first failure tripped. Every new generation now starts the count.
+/// About 30 s in a debug build.
 #[test]
-#[ignore = "core defect: a failure count survives exactly 2^25 generations without a closed period (tag collision)"]
 fn failure_count_does_not_survive_a_generation_wrap() {
     let config = BreakerConfig {
         failure_threshold: Some(3),
