@@ -3,6 +3,8 @@
 - ``demo [--duration SECONDS] [--threads N]``: live demo against a flaky local HTTP service.
 - ``grafana-dashboard [--datasource-uid UID] [-o FILE]``: prints the Grafana dashboard JSON
   for the metrics ``fastbreaker.prometheus`` exports.
+- ``region [--dir DIR] ls [NAME] | show [--json] NAME | unlink NAME``: lists the shared
+  regions, or every primitive of one with its state and counts; removes one.
 """
 
 from __future__ import annotations
@@ -19,12 +21,17 @@ def main(argv: list[str] | None = None) -> int:
         from .grafana import main_grafana_dashboard
 
         return main_grafana_dashboard(args_in[1:])
+    if args_in[:1] == ["region"]:
+        from .region_cli import main as main_region
+
+        return main_region(args_in[1:])
     parser = argparse.ArgumentParser(prog="python -m fastbreaker")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="live demo against a flaky local HTTP service")
     demo.add_argument("--duration", type=float, default=20.0, help="seconds (default 20)")
     demo.add_argument("--threads", type=int, default=4, help="client threads (default 4)")
     sub.add_parser("grafana-dashboard", help="print the Grafana dashboard JSON")
+    sub.add_parser("region", help="list, show or unlink shared regions")
     args = parser.parse_args(args_in)
     from .demo import run
 

@@ -15,7 +15,9 @@ name upper-cased with every character other than an ASCII letter or digit replac
 (``"payments-v2"`` reads ``FASTBREAKER_PAYMENTS_V2_WAIT_DURATION``). ``window`` and
 ``window_seconds`` are one choice: the first source that sets either decides both.
 Variables are read when ``from_env`` runs; a bad value raises ``ValueError`` naming the
-variable and its value.
+variable and its value. ``FASTBREAKER_SHARED=myapp`` (or ``FASTBREAKER_<NAME>_SHARED``) puts
+the object in the shared region ``myapp`` (see ``fastbreaker.SharedRegion``); ``none`` or
+``off`` keep it in-process.
 """
 
 from __future__ import annotations
@@ -90,6 +92,10 @@ def _parse_bool(var: str, raw: str) -> bool:
     raise ValueError(f"{var} must be one of {_TRUE + _FALSE}, got {raw!r}")
 
 
+def _parse_str(var: str, raw: str) -> str:
+    return raw.strip()
+
+
 def _optional(parse: _Parser) -> _Parser:
     def parse_optional(var: str, raw: str) -> Any:
         if raw.strip().lower() in _OFF:
@@ -117,12 +123,14 @@ _BREAKER_OPTIONS: Mapping[str, _Parser] = {
     "success_threshold": _parse_int,
     "count_excluded_as_success": _parse_bool,
     "measure_durations": _parse_bool,
+    "shared": _optional(_parse_str),
 }
 
 _LIMITER_OPTIONS: Mapping[str, _Parser] = {
     "rate": _parse_float,
     "per": _parse_float,
     "burst": _optional(_parse_int),
+    "shared": _optional(_parse_str),
 }
 
 
