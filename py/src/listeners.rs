@@ -1,11 +1,11 @@
 //! A breaker's listeners, with each hook looked up once, when the listener is added.
 //!
-//! Notifying is then: one relaxed load (does any listener have this hook?), an `Arc` clone
-//! under a mutex held for that clone only, and a call per hook that exists. No attribute
-//! lookup, no `AttributeError` for a missing hook, and no lock held while hooks run.
+//! Notifying is then: one acquire load of the current list (which says whether any
+//! listener has this hook) and a call per hook that exists. No attribute lookup, no
+//! `AttributeError` for a missing hook, and no lock at all (so none to inherit locked
+//! across `fork`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -93,11 +93,59 @@ fn has_hook(entries: &[Entry], i: usize) -> bool {
     entries.iter().any(|e| e.hooks[i].is_some())
 }
 
-/// The listener list, replaced whole on each change (copy on write).
+/// One version of the listener list, with whether some listener has each hook (the fast
+/// exit of `notify`).
+struct List {
+    entries: Vec<Entry>,
+    has: [bool; 3],
+}
+
+impl List {
+    fn new(entries: Vec<Entry>) -> *mut List {
+        let has = std::array::from_fn(|i| has_hook(&entries, i));
+        Box::into_raw(Box::new(List { entries, has }))
+    }
+}
+
+/// A replaced version, kept until the breaker goes (a reader may still be walking it).
+struct Retired {
+    list: *mut List,
+    next: *mut Retired,
+}
+
+/// The listener list, replaced whole on each change (copy on write), with no lock: a
+/// reader loads the current version; a writer builds the next one and swaps it in with a
+/// compare-and-swap. Replaced versions are freed with the breaker (listeners are added and
+/// removed rarely), so no reader ever sees a freed one, and a fork at any moment leaves
+/// nothing locked in the child.
 pub(crate) struct Listeners {
-    entries: Mutex<Arc<Vec<Entry>>>,
-    /// Whether some listener has each hook: the fast exit of `notify`.
-    has: [AtomicBool; 3],
+    /// Never null.
+    current: AtomicPtr<List>,
+    /// Replaced versions: a stack that is only pushed to until `drop`.
+    retired: AtomicPtr<Retired>,
+}
+
+// SAFETY: the raw pointers are owned boxes of `List`s (of `Py` objects, which are `Send`
+// and `Sync`) shared only through atomics, and freed only in `drop` (`&mut self`).
+unsafe impl Send for Listeners {}
+// SAFETY: as above.
+unsafe impl Sync for Listeners {}
+
+impl Drop for Listeners {
+    fn drop(&mut self) {
+        let cur = *self.current.get_mut();
+        // SAFETY: `current` holds a box from `List::new`, freed only here.
+        drop(unsafe { Box::from_raw(cur) });
+        let mut r = *self.retired.get_mut();
+        while !r.is_null() {
+            // SAFETY: every `retired` node is a box from `retire`, holding a replaced list
+            // box; each is freed once, here.
+            let node = unsafe { Box::from_raw(r) };
+            // SAFETY: as above.
+            drop(unsafe { Box::from_raw(node.list) });
+            r = node.next;
+        }
+    }
 }
 
 impl Listeners {
@@ -105,23 +153,66 @@ impl Listeners {
     pub(crate) fn new(items: &[Bound<'_, PyAny>]) -> PyResult<Self> {
         let entries: Vec<Entry> = items.iter().map(Entry::new).collect::<PyResult<_>>()?;
         Ok(Listeners {
-            has: std::array::from_fn(|i| AtomicBool::new(has_hook(&entries, i))),
-            entries: Mutex::new(Arc::new(entries)),
+            current: AtomicPtr::new(List::new(entries)),
+            retired: AtomicPtr::new(std::ptr::null_mut()),
         })
     }
 
-    /// Installs `entries` in place of `cur` (the locked list) and updates the hook flags.
-    fn install(&self, cur: &mut Arc<Vec<Entry>>, entries: Vec<Entry>) {
-        for (i, has) in self.has.iter().enumerate() {
-            has.store(has_hook(&entries, i), Ordering::Relaxed);
-        }
-        *cur = Arc::new(entries);
+    /// The current version.
+    #[inline]
+    fn current(&self) -> &List {
+        // Acquire: pairs with the AcqRel compare-and-swap in `update`, so the list it
+        // installed is seen whole.
+        let p = self.current.load(Ordering::Acquire);
+        // SAFETY: never null; a version is freed only in `drop`, which cannot run while
+        // `&self` is borrowed.
+        unsafe { &*p }
     }
 
-    fn snapshot(&self) -> Arc<Vec<Entry>> {
-        match self.entries.lock() {
-            Ok(cur) => Arc::clone(&cur),
-            Err(_) => Arc::new(Vec::new()),
+    /// Replaces the list by `change(current)`, retrying if another writer got there first;
+    /// returns what `change` returned with the list it installed.
+    fn update<T>(&self, mut change: impl FnMut(&[Entry]) -> (Vec<Entry>, T)) -> T {
+        let mut cur = self.current.load(Ordering::Acquire);
+        loop {
+            // SAFETY: as in `current`.
+            let (entries, out) = change(&unsafe { &*cur }.entries);
+            let next = List::new(entries);
+            match self
+                .current
+                .compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(old) => {
+                    self.retire(old);
+                    return out;
+                }
+                Err(actual) => {
+                    // SAFETY: `next` was never published.
+                    drop(unsafe { Box::from_raw(next) });
+                    cur = actual;
+                }
+            }
+        }
+    }
+
+    fn retire(&self, list: *mut List) {
+        let node = Box::into_raw(Box::new(Retired {
+            list,
+            next: std::ptr::null_mut(),
+        }));
+        let mut head = self.retired.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: `node` is ours until the compare-and-swap publishes it.
+            unsafe { (*node).next = head };
+            // Release: pairs with the Acquire load in `traverse`.
+            match self.retired.compare_exchange_weak(
+                head,
+                node,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(actual) => head = actual,
+            }
         }
     }
 
@@ -129,48 +220,57 @@ impl Listeners {
     pub(crate) fn add(&self, listener: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = listener.py();
         let entry = Entry::new(listener)?;
-        let Ok(mut cur) = self.entries.lock() else {
-            return Ok(());
-        };
-        let mut entries: Vec<Entry> = cur.iter().map(|e| e.clone_ref(py)).collect();
-        entries.push(entry);
-        self.install(&mut cur, entries);
+        self.update(|cur| {
+            let mut entries: Vec<Entry> = cur.iter().map(|e| e.clone_ref(py)).collect();
+            entries.push(entry.clone_ref(py));
+            (entries, ())
+        });
         Ok(())
     }
 
     /// Removes every entry that is `listener`; whether there was one.
     pub(crate) fn remove(&self, listener: &Bound<'_, PyAny>) -> bool {
         let py = listener.py();
-        let Ok(mut cur) = self.entries.lock() else {
-            return false;
-        };
-        let entries: Vec<Entry> = cur
-            .iter()
-            .filter(|e| !e.listener.is(listener))
-            .map(|e| e.clone_ref(py))
-            .collect();
-        let removed = entries.len() != cur.len();
-        self.install(&mut cur, entries);
-        removed
+        self.update(|cur| {
+            let entries: Vec<Entry> = cur
+                .iter()
+                .filter(|e| !e.listener.is(listener))
+                .map(|e| e.clone_ref(py))
+                .collect();
+            let removed = entries.len() != cur.len();
+            (entries, removed)
+        })
     }
 
-    /// Visits every listener and hook for the garbage collector (skipped if the list is
-    /// being replaced at that moment: the collector then simply sees fewer references).
+    /// Visits every listener and hook the breaker holds (current and replaced versions)
+    /// for the garbage collector.
     pub(crate) fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
-        if let Ok(cur) = self.entries.try_lock() {
-            for e in cur.iter() {
+        let visit_list = |list: &List| -> Result<(), PyTraverseError> {
+            for e in &list.entries {
                 visit.call(&e.listener)?;
                 for h in e.hooks.iter().flatten() {
                     visit.call(h)?;
                 }
             }
+            Ok(())
+        };
+        visit_list(self.current())?;
+        // Acquire: pairs with the Release compare-and-swap in `retire`.
+        let mut r = self.retired.load(Ordering::Acquire);
+        while !r.is_null() {
+            // SAFETY: retired nodes and their lists live until `drop`.
+            let node = unsafe { &*r };
+            // SAFETY: as above.
+            visit_list(unsafe { &*node.list })?;
+            r = node.next;
         }
         Ok(())
     }
 
     /// The listeners, in order.
     pub(crate) fn list(&self, py: Python<'_>) -> Vec<Py<PyAny>> {
-        self.snapshot()
+        self.current()
+            .entries
             .iter()
             .map(|e| e.listener.clone_ref(py))
             .collect()
@@ -185,10 +285,11 @@ impl Listeners {
         name: &Bound<'py, PyString>,
         call: impl Fn(&Bound<'py, PyAny>, &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>>,
     ) {
-        if !self.has[hook as usize].load(Ordering::Relaxed) {
+        let list = self.current();
+        if !list.has[hook as usize] {
             return;
         }
-        for e in self.snapshot().iter() {
+        for e in &list.entries {
             if let Some(method) = &e.hooks[hook as usize] {
                 if let Err(err) = call(method.bind(py), name) {
                     log_listener_error(py, e.listener.bind(py), HOOK_NAMES[hook as usize], err);

@@ -10,6 +10,7 @@ import threading
 from typing import Any, Callable, Iterator, Optional, TypeVar, Union
 
 from ._breaker import CircuitBreaker
+from ._forksafe import fork_safe_lock
 from ._limiters import Bulkhead, RateLimiter
 
 Registered = Union[CircuitBreaker, RateLimiter, Bulkhead]
@@ -27,7 +28,7 @@ class Registry:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock: threading.Lock = fork_safe_lock(self, "_lock")
         self._breakers: dict[str, CircuitBreaker] = {}
         self._limiters: dict[str, RateLimiter] = {}
         self._bulkheads: dict[str, Bulkhead] = {}

@@ -30,6 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterable, Mapping, Optional, Union
 from urllib.parse import urlsplit
 
+from ._forksafe import fork_safe_lock
 from ._limiters import Bulkhead, RateLimiter
 from ._registry import Registry
 from ._registry import registry as default_registry
@@ -118,7 +119,7 @@ class _Intervals:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock: threading.Lock = fork_safe_lock(self, "_lock")
         self._last: weakref.WeakKeyDictionary[
             Registry, dict[int, tuple[object, tuple[int, int]]]
         ] = weakref.WeakKeyDictionary()
@@ -395,7 +396,7 @@ class HealthServer:
     def __init__(self, server: _Server) -> None:
         self._server = server
         self._closed = False
-        self._lock = threading.Lock()
+        self._lock: threading.Lock = fork_safe_lock(self, "_lock")
         self._thread = threading.Thread(
             target=server.serve_forever, name="fastbreaker-health", daemon=True
         )

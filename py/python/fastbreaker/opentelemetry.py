@@ -18,10 +18,12 @@ module imports without it and says so when used.
 
 from __future__ import annotations
 
+import sys
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple, Optional
 
+from ._forksafe import fork_safe_lock
 from ._registry import Registry
 from .prometheus import SPECS, HistogramValue, Series, Spec, _bound, _check_registry, read
 
@@ -105,7 +107,7 @@ class Instrumentation:
         self.meter = meter
         self.registry = registry
         self.closed = False
-        self._lock = threading.Lock()
+        self._lock: threading.Lock = fork_safe_lock(self, "_lock")
         self._reading: Optional[dict[str, list[Series]]] = None
         self._consumed: set[str] = set()
         self.instruments: dict[str, Any] = {}
@@ -161,7 +163,7 @@ class Instrumentation:
         return observe
 
 
-_lock = threading.Lock()
+_lock: threading.Lock = fork_safe_lock(sys.modules[__name__], "_lock")
 _handles: weakref.WeakKeyDictionary[Any, Instrumentation] = weakref.WeakKeyDictionary()
 
 

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 import threading
 import weakref
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Optional, Union
 
+from ._forksafe import fork_safe_lock
 from ._registry import Registry
 from ._registry import registry as _default_registry
 
@@ -318,7 +320,7 @@ class FastbreakerCollector:
         return self._families(read(self.registry))
 
 
-_lock = threading.Lock()
+_lock: threading.Lock = fork_safe_lock(sys.modules[__name__], "_lock")
 _registered: weakref.WeakKeyDictionary[Any, dict[str, FastbreakerCollector]] = (
     weakref.WeakKeyDictionary()
 )

@@ -136,6 +136,7 @@ from typing import (
 
 from fastbreaker import CircuitBreaker as _NativeBreaker
 from fastbreaker import CircuitOpenError, monotonic_ns
+from fastbreaker._forksafe import fork_safe_lock
 
 if TYPE_CHECKING:
     from fastbreaker._native import Permit
@@ -584,9 +585,9 @@ class CircuitBreaker:
         self._seq = object()
         # Held while listeners and the storage are told of state changes (never across a
         # call), so that what they hear last is the state the core is in.
-        self._lock = threading.RLock()
+        self._lock: threading.RLock = fork_safe_lock(self, "_lock", reentrant=True)
         # Held while the fast path is chosen from the core's state.
-        self._fast_lock = threading.Lock()
+        self._fast_lock: threading.Lock = fork_safe_lock(self, "_fast_lock")
         # pybreaker's counters where the core has none: failures outside the closed state,
         # successes in the half-open state.
         self._fails = 0
