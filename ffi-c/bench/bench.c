@@ -1,12 +1,15 @@
 /* Cost of the C ABI's hot paths, in ns per operation (median of 7 runs): `make ffi-bench`.
  * Compare "acquire_at+record_at" with the direct Rust acquire(now)+record(..., now) of the
- * criterion benches (benches/). Arguments: [iterations [name filter]]. */
+ * criterion benches (benches/), and the "region" rows (the same primitives in a host-shared
+ * region under /dev/shm, removed at the end) with the in-process ones. Arguments: [iterations
+ * [name filter]]. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fastbreaker.h"
 
@@ -117,6 +120,22 @@ int main(int argc, char **argv) {
         fprintf(stderr, "setup: %s\n", fb_last_error());
         return 1;
     }
+    /* The same primitives in a region (default directory: /dev/shm). */
+    char region_name[64];
+    snprintf(region_name, sizeof region_name, "bench.%ld", (long)getpid());
+    fb_region *region = NULL;
+    fb_breaker *shared_count = NULL;
+    fb_bucket *shared_bucket = NULL;
+    fb_bulkhead *shared_bulkhead = NULL;
+    fb_breaker_config bc = fb_breaker_config_default();
+    bc.window_kind = FB_WINDOW_COUNT;
+    if (fb_region_open(region_name, NULL, &region) != FB_OK ||
+        fb_region_breaker(region, "count", &bc, &shared_count) != FB_OK ||
+        fb_region_bucket(region, "bucket", &kc, &shared_bucket) != FB_OK ||
+        fb_region_bulkhead(region, "bulkhead", &hc, &shared_bulkhead) != FB_OK) {
+        fprintf(stderr, "region setup: %s\n", fb_last_error());
+        return 1;
+    }
     printf("fastbreaker %s C ABI: ns per iteration, %llu iterations, median of %d runs\n",
            fb_version(),
            (unsigned long long)iters, RUNS);
@@ -130,6 +149,16 @@ int main(int argc, char **argv) {
     REPORT("breaker acquire_at rejected (forced open)", bench_rejection_at(open, iters));
     REPORT("bucket try_acquire_at", bench_bucket_at(bucket, iters));
     REPORT("bulkhead try_acquire+release", bench_bulkhead(bulkhead, iters));
+    REPORT("region breaker acquire_at+record_at, count window (closed)",
+           bench_acquire_record_at(shared_count, iters));
+    REPORT("region bucket try_acquire_at", bench_bucket_at(shared_bucket, iters));
+    REPORT("region bulkhead try_acquire+release (owner-tracked)",
+           bench_bulkhead(shared_bulkhead, iters));
+    fb_breaker_free(shared_count);
+    fb_bucket_free(shared_bucket);
+    fb_bulkhead_free(shared_bulkhead);
+    fb_region_free(region);
+    fb_region_unlink(region_name, NULL);
     fb_breaker_free(count);
     fb_breaker_free(time);
     fb_breaker_free(open);

@@ -17,12 +17,56 @@
 //! ones untracked (from the plain bulkhead, counted in `untracked`): those are not reclaimed
 //! if it dies, as the core's own untracked permits (its owner table full).
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 
 use core_fb::binding::{bulkhead_release, bulkhead_try_acquire};
 use core_fb::shm::{BulkheadSlot, RawOwnedPermit, Shared};
 use core_fb::Bulkhead;
+
+extern "C" {
+    /// POSIX (`<pthread.h>`; in glibc's libc since 2.34, in libpthread before).
+    fn pthread_atfork(
+        prepare: Option<unsafe extern "C" fn()>,
+        parent: Option<unsafe extern "C" fn()>,
+        child: Option<unsafe extern "C" fn()>,
+    ) -> i32;
+}
+
+/// This process's pid, once known (0: ask the kernel); cleared in a child after `fork` by
+/// the hook [`forget_pid`]. `getpid` is a system call (glibc does not cache it), which costs
+/// 50 ns on a plain Linux host and several hundred in some sandboxes: too much for a bulkhead.
+static PID: AtomicU32 = AtomicU32::new(0);
+/// 0: the fork hook is not installed; 1: being installed; 2: installed; 3: could not be.
+/// No lock: a child forked mid-install sees 1 for good and only loses the cache.
+static HOOK: AtomicU8 = AtomicU8::new(0);
+
+unsafe extern "C" fn forget_pid() {
+    PID.store(0, Ordering::Relaxed);
+}
+
+/// This process's pid, cached while the fork hook is installed. (A child made by a raw
+/// `clone` system call, which runs no fork hooks, must not use region bulkheads it inherits.)
+fn pid() -> u32 {
+    let cached = PID.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    if HOOK
+        .compare_exchange(0, 1, Ordering::Relaxed, Ordering::Relaxed)
+        .is_ok()
+    {
+        // SAFETY: `forget_pid` is a function of the expected type that may run in any
+        // child after fork (it only stores to an atomic: async-signal-safe).
+        let ok = unsafe { pthread_atfork(None, None, Some(forget_pid)) } == 0;
+        HOOK.store(if ok { 2 } else { 3 }, Ordering::Relaxed);
+    }
+    let pid = std::process::id();
+    if HOOK.load(Ordering::Relaxed) == 2 {
+        PID.store(pid, Ordering::Relaxed);
+    }
+    pid
+}
 
 /// Owner-tracked permits one handle can hold at once in one process.
 pub(crate) const TRACKED: u32 = 1024;
@@ -95,7 +139,7 @@ impl SharedBulkhead {
 
     /// Takes a permit counted as this process's (reaping dead owners' permits when full).
     pub(crate) fn try_acquire(&self) -> bool {
-        let pid = std::process::id();
+        let pid = pid();
         let Some(cell) = self.reserve(pid) else {
             return self.acquire_untracked(pid);
         };
@@ -150,7 +194,7 @@ impl SharedBulkhead {
     /// through it, else whether the bulkhead had one out (`false`: reaped meanwhile, which
     /// only happens to a process judged dead).
     pub(crate) fn release(&self) -> Option<bool> {
-        let pid = std::process::id();
+        let pid = pid();
         let full = state(FULL, pid);
         for cell in self.cells.iter() {
             if cell.state.load(Ordering::Relaxed) == full
