@@ -174,7 +174,9 @@ pub struct Metrics {
     pub half_open_in_flight: u16,
     /// What the window holds now.
     pub window: WindowStats,
-    /// When the current state began, if the breaker has changed state at all.
+    /// When the current state began, if the breaker has changed state at all. In
+    /// half-open, when the latest probe was admitted (probes are timed from their own
+    /// admission).
     pub last_transition_at: Option<u64>,
     /// Nanoseconds until an open breaker admits a probe (0 otherwise).
     pub retry_after: u64,

@@ -74,7 +74,8 @@ impl Bucket {
 ///
 /// Each bucket keeps three epoch-tagged 32-bit counters (total, failures, slow), each in one
 /// atomic word changed by compare-and-swap. Epochs are compared on 32 bits: a bucket left
-/// untouched for exactly a multiple of 2^32 bucket durations would be read as current.
+/// untouched for a multiple of 2^32 bucket durations, give or take the window's bucket
+/// count, would be read as current.
 #[derive(Debug)]
 #[repr(C)]
 pub struct TimeWindow<const B: usize> {
