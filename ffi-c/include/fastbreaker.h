@@ -9,7 +9,8 @@
  * argument is checked: a NULL handle, configuration, permit, storage or out-parameter gives
  * FB_ERR_NULL (fb_last_error() names the argument) and the call changes and writes nothing.
  * The one optional out-parameter is retry_after_ns of fb_bucket_try_acquire[_at]: NULL there
- * means "do not store it". Every _free accepts NULL. Every function runs inside a panic
+ * means "do not store it"; the optional inputs are the options of fb_region_open and the dir
+ * of fb_region_unlink and fb_region_options (NULL: the defaults). Every _free accepts NULL. Every function runs inside a panic
  * boundary (FB_ERR_PANIC). Every function may be called from many threads at once on one
  * handle, except _free, which must be the last call on its handle. Times are nanoseconds on a
  * monotonic clock: the functions without _at read CLOCK_MONOTONIC (fb_now_ns()); the _at
