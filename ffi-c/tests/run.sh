@@ -14,7 +14,8 @@
 #   - test_limits.c with -Wformat=2 -Wformat-signedness (FB_SECOND & co. print with PRIu64);
 #   - the header as C99 and as C++17 (g++ -std=c++17 -Wall -Wextra -Werror -pedantic), and
 #     ffi-c/tests/cpp/header_test.cpp using it;
-#   - ffi-c/examples/quickstart.c (the README's C example), static and dynamic;
+#   - ffi-c/examples/quickstart.c (the README's C example), static and dynamic, and
+#     ffi-c/examples/region.c (host-shared state across forked workers);
 #   - `make install` into a scratch prefix, then the quick start built through pkg-config
 #     (fastbreaker and fastbreaker-static) and, if cmake is installed, find_package().
 set -euo pipefail
@@ -129,6 +130,18 @@ quickstart() {
 }
 case_ "examples/quickstart-static" quickstart static "$static_link"
 case_ "examples/quickstart-dynamic" quickstart dynamic "$dynamic_link"
+
+# The region example, on a region of its own name (in /dev/shm, unlinked by the example).
+region_example() {
+    "$FFI_CC" "${CFLAGS[@]}" ffi-c/examples/region.c -o "$BIN/region-$1" $2
+    "$BIN/region-$1" "fb-example-$1-$$" >"$BIN/region-$1.out"
+    cat "$BIN/region-$1.out"
+    grep -q "worker 1: payments rejected, breaker open" "$BIN/region-$1.out"
+    grep -q "worker 0: github call allowed" "$BIN/region-$1.out"
+    test ! -e "/dev/shm/fastbreaker.fb-example-$1-$$"
+}
+case_ "examples/region-static" region_example static "$static_link"
+case_ "examples/region-dynamic" region_example dynamic "$dynamic_link"
 
 # make install into a scratch prefix, then build the quick start as a user would.
 case $FFI_OUT in
