@@ -267,7 +267,12 @@ def test_sigkilled_holder_permits_come_back(method: str, region_dir: str) -> Non
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.join(60)
-    # A rejection reaps the dead owner's permits (at most every 100 ms): bounded retries.
+    held = SharedRegion("app", dir=region_dir).slots()[0]["held"]
+    assert held == {child.pid: 2}, held  # the CLI shows the dead holder until reclaimed
+    if method == "fork":
+        assert SharedRegion("app", dir=region_dir).reap() == 2  # on demand
+        assert bh.in_flight == 0
+    # Otherwise a rejection reaps the dead owner's permits (at most every 100 ms).
     deadline = time.monotonic() + 30
     while not bh.try_acquire():
         assert time.monotonic() < deadline, "the killed child's permits never came back"
