@@ -12,7 +12,10 @@ use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::clock::{PyManualClock, TimeSource};
-use crate::config::{real, scaled, seconds, type_error, whole, whole_percent, Translation, Wide};
+use crate::config::{
+    call_duration, duration, real, scaled, seconds_exact, type_error, whole, whole_percent,
+    Translation, Wide,
+};
 use crate::listeners::{Hook, Listeners};
 use crate::native::{histogram_dict, log_listener_error, make_error, ns_to_s, CIRCUIT_OPEN_ERROR};
 use crate::stats::{Histogram, Transitions};
@@ -501,6 +504,10 @@ impl PyBreaker {
         clock = Arg::Absent,
         shared = Arg::Absent,
         reconfigure = Arg::Absent,
+        wait_duration_ns = Arg::Absent,
+        max_wait_duration_ns = Arg::Absent,
+        slow_call_duration_ns = Arg::Absent,
+        bucket_duration_ns = Arg::Absent,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new<'py>(
@@ -530,6 +537,10 @@ impl PyBreaker {
         clock: Arg<'py>,
         shared: Arg<'py>,
         reconfigure: Arg<'py>,
+        wait_duration_ns: Arg<'py>,
+        max_wait_duration_ns: Arg<'py>,
+        slow_call_duration_ns: Arg<'py>,
+        bucket_duration_ns: Arg<'py>,
     ) -> PyResult<Self> {
         let name = name
             .cast::<PyString>()
@@ -548,9 +559,14 @@ impl PyBreaker {
                 Some(n as u32)
             };
         }
-        if let Some(v) = wait_duration.value() {
-            let (n, sub) = seconds("wait_duration", v)?.fit(u64::MAX);
-            tr.note("wait_duration_ns", "wait_duration", v, sub);
+        if let Some((given, v, w)) = duration(
+            "wait_duration",
+            wait_duration.value(),
+            "wait_duration_ns",
+            wait_duration_ns.value(),
+        )? {
+            let (n, sub) = w.fit(u64::MAX);
+            tr.note("wait_duration_ns", given, v, sub);
             c.wait_duration_ns = n;
         }
         if let Some(v) = failure_rate_threshold.value() {
@@ -568,9 +584,14 @@ impl PyBreaker {
             );
             c.slow_call_rate_threshold = Some(n as u8);
         }
-        if let Some(v) = slow_call_duration.value() {
-            let (n, sub) = seconds("slow_call_duration", v)?.fit(u64::MAX);
-            tr.note("slow_call_duration_ns", "slow_call_duration", v, sub);
+        if let Some((given, v, w)) = duration(
+            "slow_call_duration",
+            slow_call_duration.value(),
+            "slow_call_duration_ns",
+            slow_call_duration_ns.value(),
+        )? {
+            let (n, sub) = w.fit(u64::MAX);
+            tr.note("slow_call_duration_ns", given, v, sub);
             c.slow_call_duration_ns = n;
         }
         if let Some(v) = minimum_calls.value() {
@@ -583,18 +604,21 @@ impl PyBreaker {
             tr.note("window_size", "window", v, sub);
             c.window_size = Some(n as u16);
         }
-        let time = match window_seconds.value() {
-            Some(v) => {
+        // The time window: its span in seconds (split into `buckets`), or the duration of
+        // one bucket in nanoseconds, as the core holds it.
+        let span = duration(
+            "window_seconds",
+            window_seconds.value(),
+            "bucket_duration_ns",
+            bucket_duration_ns.value(),
+        )?;
+        let time = match span {
+            Some((given, v, w)) => {
                 if window.value().is_some() {
-                    return Err(PyValueError::new_err(
-                        "window and window_seconds are exclusive: give one of them",
-                    ));
+                    return Err(PyValueError::new_err(format!(
+                        "window and {given} are exclusive: give one of them"
+                    )));
                 }
-                let span = match seconds("window_seconds", v)? {
-                    Wide::Fits(n) => n,
-                    Wide::Below => 0,
-                    Wide::Above => u64::MAX,
-                };
                 let count = match buckets.value() {
                     Some(b) => {
                         let (n, sub) = whole("buckets", b)?.fit(u16max);
@@ -604,14 +628,26 @@ impl PyBreaker {
                     }
                     None => DEFAULT_WINDOW_BUCKETS as u64,
                 };
-                c.bucket_duration_ns = span / count.max(1);
-                tr.note("bucket_duration_ns", "window_seconds", v, false);
+                if given == "bucket_duration_ns" {
+                    let (n, sub) = w.fit(u64::MAX);
+                    tr.note("bucket_duration_ns", given, v, sub);
+                    c.bucket_duration_ns = n;
+                } else {
+                    let span = match w {
+                        Wide::Fits(n) => n,
+                        Wide::Below => 0,
+                        Wide::Above => u64::MAX,
+                    };
+                    c.bucket_duration_ns = span / count.max(1);
+                    tr.note("bucket_duration_ns", given, v, false);
+                }
                 true
             }
             None => {
                 if let Some(b) = buckets.value() {
                     return Err(PyValueError::new_err(format!(
-                        "buckets is given only with window_seconds, got buckets={}",
+                        "buckets is given only with window_seconds or bucket_duration_ns, \
+                         got buckets={}",
                         crate::config::repr(b)
                     )));
                 }
@@ -623,9 +659,14 @@ impl PyBreaker {
             tr.note("backoff_factor_milli", "backoff_factor", v, sub);
             c.backoff_factor_milli = n as u32;
         }
-        if let Some(v) = max_wait_duration.value() {
-            let (n, sub) = seconds("max_wait_duration", v)?.fit(u64::MAX);
-            tr.note("max_wait_duration_ns", "max_wait_duration", v, sub);
+        if let Some((given, v, w)) = duration(
+            "max_wait_duration",
+            max_wait_duration.value(),
+            "max_wait_duration_ns",
+            max_wait_duration_ns.value(),
+        )? {
+            let (n, sub) = w.fit(u64::MAX);
+            tr.note("max_wait_duration_ns", given, v, sub);
             c.max_wait_duration_ns = Some(n);
         }
         if let Some(v) = jitter.value() {
@@ -772,6 +813,13 @@ impl PyBreaker {
         ns_to_s(self.core.retry_after(self.now()))
     }
 
+    /// `retry_after` in whole nanoseconds, exact: float seconds cannot hold every
+    /// nanosecond past 2^53 ns (the longest wait is 2^54 ns).
+    #[getter]
+    fn retry_after_ns(&self) -> u64 {
+        self.core.retry_after(self.now())
+    }
+
     /// The name of the shared region the breaker lives in, or None (in-process).
     #[getter]
     fn shared(&self) -> Option<&str> {
@@ -789,28 +837,52 @@ impl PyBreaker {
     /// an equivalent breaker, except the objects (exclude, fallback, listeners,
     /// rejection_error). ``window`` for a count window, ``window_seconds`` and ``buckets``
     /// for a time window; ``max_wait_duration`` None when the wait has no cap of its own;
-    /// ``jitter_seed`` None when each instance draws a random one.
+    /// ``jitter_seed`` None when each instance draws a random one. A duration is in
+    /// seconds, unless float seconds would not give back its exact nanoseconds (some values
+    /// past 2^53 ns): then it is under its ``_ns`` name instead (``wait_duration_ns``,
+    /// ``slow_call_duration_ns``, ``max_wait_duration_ns``, and ``bucket_duration_ns`` in
+    /// place of ``window_seconds``).
     fn options<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let c = self.core.config();
         let d = PyDict::new(py);
+        let put = |s_name: &str, ns_name: &str, ns: u64| {
+            if seconds_exact(ns) {
+                d.set_item(s_name, ns_to_s(ns))
+            } else {
+                d.set_item(ns_name, ns)
+            }
+        };
         d.set_item("failure_threshold", c.failure_threshold)?;
-        d.set_item("wait_duration", ns_to_s(c.wait_duration_ns))?;
+        put("wait_duration", "wait_duration_ns", c.wait_duration_ns)?;
         d.set_item("failure_rate_threshold", c.failure_rate_threshold)?;
         d.set_item("slow_call_rate_threshold", c.slow_call_rate_threshold)?;
-        d.set_item("slow_call_duration", ns_to_s(c.slow_call_duration_ns))?;
+        put(
+            "slow_call_duration",
+            "slow_call_duration_ns",
+            c.slow_call_duration_ns,
+        )?;
         d.set_item("minimum_calls", c.minimum_calls)?;
         if self.time_window {
             let buckets = c.window_buckets.unwrap_or(DEFAULT_WINDOW_BUCKETS);
-            d.set_item(
-                "window_seconds",
-                ns_to_s(c.bucket_duration_ns.saturating_mul(buckets as u64)),
-            )?;
+            let bucket = c.bucket_duration_ns;
+            // window_seconds gives back the bucket's duration if the span survives float
+            // seconds and divides back into it.
+            let span = bucket.checked_mul(buckets as u64);
+            match span {
+                Some(span) if seconds_exact(span) => {
+                    d.set_item("window_seconds", ns_to_s(span))?;
+                }
+                _ => d.set_item("bucket_duration_ns", bucket)?,
+            }
             d.set_item("buckets", buckets)?;
         } else {
             d.set_item("window", c.window_size)?;
         }
         d.set_item("backoff_factor", c.backoff_factor_milli as f64 / 1000.0)?;
-        d.set_item("max_wait_duration", c.max_wait_duration_ns.map(ns_to_s))?;
+        match c.max_wait_duration_ns {
+            Some(ns) => put("max_wait_duration", "max_wait_duration_ns", ns)?,
+            None => d.set_item("max_wait_duration", None::<f64>)?,
+        }
         d.set_item("jitter", c.jitter_permille as f64 / 1000.0)?;
         d.set_item("jitter_seed", self.jitter_seed)?;
         d.set_item("half_open_max_calls", c.half_open_max_calls)?;
@@ -968,14 +1040,15 @@ impl PyBreaker {
     /// "success", "failure", "ignored", or the exception the call raised (counted by the
     /// breaker's exclude rules, like a decorated call's). `duration`: the call's duration in
     /// seconds, for slow-call detection (default: measured from the acquire on the
-    /// breaker's clock). A permit counts once: a second record raises RuntimeError and
-    /// changes nothing.
-    #[pyo3(signature = (permit, outcome = None, *, duration = None))]
+    /// breaker's clock); or `duration_ns`, the same in whole nanoseconds (not both). A
+    /// permit counts once: a second record raises RuntimeError and changes nothing.
+    #[pyo3(signature = (permit, outcome = None, *, duration = None, duration_ns = None))]
     fn record(
         slf: &Bound<'_, Self>,
         permit: &Bound<'_, PyAny>,
         outcome: Option<Bound<'_, PyAny>>,
         duration: Option<Bound<'_, PyAny>>,
+        duration_ns: Option<Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
@@ -989,20 +1062,14 @@ impl PyBreaker {
             ));
         }
         let told = this.told(outcome)?;
-        let duration = match &duration {
-            None => None,
-            Some(d) if d.is_none() => None,
-            Some(d) => Some(match seconds("duration", d)? {
-                Wide::Fits(n) => n,
-                Wide::Below => {
-                    return Err(PyValueError::new_err(format!(
-                        "duration must be a number of seconds >= 0, got {}",
-                        crate::config::repr(d)
-                    )))
-                }
-                Wide::Above => u64::MAX,
-            }),
-        };
+        let duration = duration.filter(|v| !v.is_none());
+        let duration_ns = duration_ns.filter(|v| !v.is_none());
+        let duration = call_duration(
+            "duration",
+            duration.as_ref(),
+            "duration_ns",
+            duration_ns.as_ref(),
+        )?;
         if permit.used.swap(true, Ordering::Relaxed) {
             return Err(PyRuntimeError::new_err(
                 "permit already recorded: a permit counts once",

@@ -99,6 +99,59 @@ pub(crate) fn seconds(name: &str, v: &Bound<'_, PyAny>) -> PyResult<Wide> {
     Ok(scaled(real(name, v)?, NS))
 }
 
+/// A duration that has two forms: `s_name` in seconds (int or float) and `ns_name` in whole
+/// nanoseconds (an int, exact: float seconds cannot hold every nanosecond past 2^53). At
+/// most one is given (a TypeError names both); the one given, as (its name, its value, the
+/// nanoseconds), or None.
+pub(crate) fn duration<'a, 'py>(
+    s_name: &'static str,
+    s: Option<&'a Bound<'py, PyAny>>,
+    ns_name: &'static str,
+    ns: Option<&'a Bound<'py, PyAny>>,
+) -> PyResult<Option<(&'static str, &'a Bound<'py, PyAny>, Wide)>> {
+    match (s, ns) {
+        (Some(_), Some(_)) => Err(PyTypeError::new_err(format!(
+            "{s_name} and {ns_name} are one option, in seconds and in nanoseconds: give one \
+             of them"
+        ))),
+        (Some(v), None) => Ok(Some((s_name, v, seconds(s_name, v)?))),
+        (None, Some(v)) => Ok(Some((ns_name, v, whole(ns_name, v)?))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The duration argument of a call (not a configuration field), in either form (see
+/// [`duration`]): nanoseconds >= 0, saturating above u64::MAX; None when neither is given.
+pub(crate) fn call_duration(
+    s_name: &'static str,
+    s: Option<&Bound<'_, PyAny>>,
+    ns_name: &'static str,
+    ns: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Option<u64>> {
+    match duration(s_name, s, ns_name, ns)? {
+        None => Ok(None),
+        Some((_, _, Wide::Fits(n))) => Ok(Some(n)),
+        Some((_, _, Wide::Above)) => Ok(Some(u64::MAX)),
+        Some((name, v, Wide::Below)) => {
+            let what = if name == s_name {
+                "a number of seconds"
+            } else {
+                "an int of nanoseconds"
+            };
+            Err(PyValueError::new_err(format!(
+                "{name} must be {what} >= 0, got {}",
+                repr(v)
+            )))
+        }
+    }
+}
+
+/// Whether `ns`, reported as float seconds (`ns_to_s`), builds the same nanoseconds again
+/// through [`seconds`] (not every value past 2^53 ns does).
+pub(crate) fn seconds_exact(ns: u64) -> bool {
+    matches!(scaled(ns as f64 / NS, NS), Wide::Fits(n) if n == ns)
+}
+
 /// A whole percentage: an int, or a float with no fractional part (the core counts whole
 /// percents; a fraction is refused rather than rounded).
 pub(crate) fn whole_percent(name: &str, v: &Bound<'_, PyAny>) -> PyResult<Wide> {

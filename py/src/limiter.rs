@@ -11,7 +11,9 @@ use pyo3::types::{PyDict, PyString};
 
 use crate::breaker::Arg;
 use crate::clock::{PyManualClock, TimeSource};
-use crate::config::{real, repr, scaled, seconds, type_error, whole, Translation, Wide};
+use crate::config::{
+    call_duration, duration, real, repr, scaled, type_error, whole, Translation, Wide,
+};
 use crate::native::{
     histogram_dict, make_error, ns_to_s, BULKHEAD_FULL, BURST_EXCEEDED, RATE_LIMIT_EXCEEDED,
 };
@@ -20,7 +22,8 @@ use crate::stats::Histogram;
 
 const NS: f64 = 1e9;
 
-/// A GCRA token bucket: `rate` tokens every `per` seconds, at most `burst` at once.
+/// A GCRA token bucket: `rate` tokens every `per` seconds (or every `per_ns` nanoseconds),
+/// at most `burst` at once.
 #[pyclass(frozen, subclass, module = "fastbreaker._native", name = "RateLimiter")]
 pub(crate) struct PyLimiter {
     bucket: Bucket,
@@ -109,6 +112,37 @@ impl PyLimiter {
         }
     }
 
+    /// Takes `n` tokens (default 1) if the wait is at most `max_wait` ns (None: any wait);
+    /// the wait in nanoseconds.
+    fn reserve_within(
+        &self,
+        py: Python<'_>,
+        n: Option<&Bound<'_, PyAny>>,
+        max_wait: Option<u64>,
+    ) -> PyResult<u64> {
+        let one = 1u64.into_pyobject(py)?.into_any();
+        let n = n.unwrap_or(&one);
+        let k = self.tokens(py, n)?;
+        let max_wait = max_wait.unwrap_or(u64::MAX);
+        match self.bucket.reserve_within(k, self.clock.now_ns(), max_wait) {
+            Ok(0) => {
+                self.allowed.fetch_add(1, Ordering::Relaxed);
+                Ok(0)
+            }
+            Ok(wait) => {
+                self.delayed.fetch_add(1, Ordering::Relaxed);
+                self.waits.observe(wait);
+                Ok(wait)
+            }
+            Err(r) => {
+                if matches!(r, BucketRejected::RateLimited { .. }) {
+                    self.rejected.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(self.limit_error(py, r, n))
+            }
+        }
+    }
+
     fn limit_error(&self, py: Python<'_>, r: BucketRejected, n: &Bound<'_, PyAny>) -> PyErr {
         match r {
             BucketRejected::RateLimited { retry_after } => {
@@ -125,13 +159,14 @@ impl PyLimiter {
 #[pymethods]
 impl PyLimiter {
     #[new]
-    #[pyo3(signature = (rate, per = Arg::Absent, burst = Arg::Absent, *, name = None, clock = None, shared = None, reconfigure = false))]
+    #[pyo3(signature = (rate, per = Arg::Absent, burst = Arg::Absent, *, per_ns = None, name = None, clock = None, shared = None, reconfigure = false))]
     #[allow(clippy::too_many_arguments)]
     fn new<'py>(
         py: Python<'py>,
         rate: &Bound<'py, PyAny>,
         per: Arg<'py>,
         burst: Arg<'py>,
+        per_ns: Option<&Bound<'py, PyAny>>,
         name: Option<&Bound<'py, PyAny>>,
         clock: Option<&Bound<'py, PyAny>>,
         shared: Option<&Bound<'py, PyAny>>,
@@ -140,10 +175,11 @@ impl PyLimiter {
         let name = optional_name(name)?;
         let mut tr = Translation::default();
         let r = real("rate", rate)?;
-        let period = match per.value() {
-            Some(v) => {
-                let (p, sub) = seconds("per", v)?.fit(u64::MAX);
-                tr.note("period_ns", "per", v, sub);
+        let per_ns = per_ns.filter(|v| !v.is_none());
+        let period = match duration("per", per.value(), "per_ns", per_ns)? {
+            Some((given, v, w)) => {
+                let (p, sub) = w.fit(u64::MAX);
+                tr.note("period_ns", given, v, sub);
                 p
             }
             None => DEFAULT_PERIOD_NS,
@@ -290,12 +326,18 @@ impl PyLimiter {
     /// Seconds until `n` tokens could be taken (0.0 if now); BurstExceeded above the burst.
     #[pyo3(signature = (n = None))]
     fn retry_after(&self, py: Python<'_>, n: Option<&Bound<'_, PyAny>>) -> PyResult<f64> {
+        self.retry_after_ns(py, n).map(ns_to_s)
+    }
+
+    /// `retry_after(n)` in whole nanoseconds, exact (float seconds cannot hold every
+    /// nanosecond past 2^53 ns).
+    #[pyo3(signature = (n = None))]
+    fn retry_after_ns(&self, py: Python<'_>, n: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
         let one = 1u64.into_pyobject(py)?.into_any();
         let n = n.unwrap_or(&one);
         let k = self.tokens(py, n)?;
         self.bucket
             .retry_after(k, self.clock.now_ns())
-            .map(ns_to_s)
             .map_err(|r| self.limit_error(py, r, n))
     }
 
@@ -320,40 +362,23 @@ impl PyLimiter {
         n: Option<&Bound<'_, PyAny>>,
         timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<f64> {
-        let one = 1u64.into_pyobject(py)?.into_any();
-        let n = n.unwrap_or(&one);
-        let k = self.tokens(py, n)?;
-        let max_wait = match timeout {
-            None => u64::MAX,
-            Some(t) if t.is_none() => u64::MAX,
-            Some(t) => match seconds("timeout", t)? {
-                Wide::Fits(w) => w,
-                Wide::Above => u64::MAX,
-                Wide::Below => {
-                    return Err(PyValueError::new_err(format!(
-                        "timeout must be a number of seconds >= 0, got {}",
-                        repr(t)
-                    )))
-                }
-            },
-        };
-        match self.bucket.reserve_within(k, self.clock.now_ns(), max_wait) {
-            Ok(0) => {
-                self.allowed.fetch_add(1, Ordering::Relaxed);
-                Ok(0.0)
-            }
-            Ok(wait) => {
-                self.delayed.fetch_add(1, Ordering::Relaxed);
-                self.waits.observe(wait);
-                Ok(ns_to_s(wait))
-            }
-            Err(r) => {
-                if matches!(r, BucketRejected::RateLimited { .. }) {
-                    self.rejected.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(self.limit_error(py, r, n))
-            }
-        }
+        let timeout = timeout.filter(|t| !t.is_none());
+        let max_wait = call_duration("timeout", timeout, "timeout_ns", None)?;
+        self.reserve_within(py, n, max_wait).map(ns_to_s)
+    }
+
+    /// `reserve(n, timeout)` in whole nanoseconds, exact: `timeout_ns` and the wait
+    /// returned are ints of nanoseconds.
+    #[pyo3(signature = (n = None, timeout_ns = None))]
+    fn reserve_ns(
+        &self,
+        py: Python<'_>,
+        n: Option<&Bound<'_, PyAny>>,
+        timeout_ns: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let timeout_ns = timeout_ns.filter(|t| !t.is_none());
+        let max_wait = call_duration("timeout", None, "timeout_ns", timeout_ns)?;
+        self.reserve_within(py, n, max_wait)
     }
 
     /// Gives back `n` tokens of a reservation that will not be used (never filling the

@@ -1,6 +1,11 @@
 """The shared scenarios (tests/scenarios/*.scn, format in tests/scenarios/FORMAT.md), run through
 the public ``fastbreaker`` package with a ManualClock: one test per file, checking every step;
-a failing step is reported as ``file:line``."""
+a failing step is reported as ``file:line``.
+
+Every file runs through the API's exact integer-nanosecond forms (``wait_duration_ns=``,
+``retry_after_ns``, ``reserve_ns`` ...), the exact-ns files included; every file but those
+also runs through the float-seconds forms (``wait_duration=``, ``retry_after`` ...), whose
+conversion its values survive (see "Exact nanoseconds" in FORMAT.md)."""
 
 from __future__ import annotations
 
@@ -128,8 +133,9 @@ def ns_arg(value: str) -> float:
     return number(value) / NS
 
 
-def breaker_kwargs(cfg: dict[str, str], line: Line) -> dict[str, Any]:
-    """The Python constructor's arguments for the core's config fields."""
+def breaker_kwargs(cfg: dict[str, str], line: Line, exact: bool) -> dict[str, Any]:
+    """The Python constructor's arguments for the core's config fields: the durations as the
+    ``_ns`` keywords (ints of nanoseconds) if ``exact``, else in float seconds."""
     window = cfg.pop("window", "count")
     if window not in ("count", "time"):
         raise ScenarioError(f"{line.number}: window must be count or time, got {window!r}")
@@ -138,15 +144,17 @@ def breaker_kwargs(cfg: dict[str, str], line: Line) -> dict[str, Any]:
     def opt(value: str, convert: Callable[[str], Any]) -> Any:
         return None if value == "none" else convert(value)
 
+    durations = {
+        key: (key, number) if exact else (key.removesuffix("_ns"), ns_arg)
+        for key in ("slow_call_duration_ns", "wait_duration_ns", "max_wait_duration_ns")
+    }
     simple: dict[str, tuple[str, Callable[[str], Any]]] = {
+        **durations,
         "failure_threshold": ("failure_threshold", number),
         "failure_rate_threshold": ("failure_rate_threshold", number),
         "slow_call_rate_threshold": ("slow_call_rate_threshold", number),
-        "slow_call_duration_ns": ("slow_call_duration", ns_arg),
         "minimum_calls": ("minimum_calls", number),
-        "wait_duration_ns": ("wait_duration", ns_arg),
         "backoff_factor_milli": ("backoff_factor", lambda v: number(v) / 1000),
-        "max_wait_duration_ns": ("max_wait_duration", ns_arg),
         "jitter_permille": ("jitter", lambda v: number(v) / 1000),
         "jitter_seed": ("jitter_seed", number),
         "half_open_max_calls": ("half_open_max_calls", number),
@@ -166,9 +174,12 @@ def breaker_kwargs(cfg: dict[str, str], line: Line) -> dict[str, Any]:
     else:
         count = number(buckets) if buckets is not None else LIMITS["DEFAULT_WINDOW_BUCKETS"]
         span = number(bucket_ns) if bucket_ns is not None else LIMITS["DEFAULT_BUCKET_DURATION_NS"]
-        # The Python API takes the window's span and its bucket count; a bucket count of 0
-        # (refused by the core) keeps the bucket's duration as the span.
-        kwargs["window_seconds"] = max(count, 1) * span / NS
+        if exact:
+            kwargs["bucket_duration_ns"] = span
+        else:
+            # In seconds the API takes the window's span and its bucket count; a bucket
+            # count of 0 (refused by the core) keeps the bucket's duration as the span.
+            kwargs["window_seconds"] = max(count, 1) * span / NS
         if buckets is not None:
             kwargs["buckets"] = count
     return kwargs
@@ -180,6 +191,7 @@ Primitive = Union[CircuitBreaker, RateLimiter, Bulkhead]
 @dataclass
 class Runner:
     path: Path
+    exact: bool = True  # the integer-nanosecond forms (False: float seconds)
     clock: ManualClock = field(default_factory=ManualClock)
     kind: str = ""
     obj: Any = None
@@ -200,15 +212,20 @@ class Runner:
         kind, cfg = words[0], config_pairs(words[1:], line)
         self.kind = kind
         if kind == "breaker":
-            kwargs = breaker_kwargs(cfg, line)
+            kwargs = breaker_kwargs(cfg, line, self.exact)
             return lambda: CircuitBreaker("scenario", clock=self.clock, listeners=[self], **kwargs)
         if kind == "bucket":
             known = {"rate", "period_ns", "burst"}
             if set(cfg) - known or "rate" not in cfg:
                 self.fail(line, f"bucket takes rate, period_ns and burst, got {sorted(cfg)}")
-            per = ns_arg(cfg["period_ns"]) if "period_ns" in cfg else 1.0
             burst = number(cfg["burst"]) if "burst" in cfg else None
             rate = number(cfg["rate"])
+            if "period_ns" not in cfg:
+                return lambda: RateLimiter(rate, burst=burst, clock=self.clock)
+            if self.exact:
+                per_ns = number(cfg["period_ns"])
+                return lambda: RateLimiter(rate, burst=burst, per_ns=per_ns, clock=self.clock)
+            per = ns_arg(cfg["period_ns"])
             return lambda: RateLimiter(rate, per, burst, clock=self.clock)
         if kind == "bulkhead":
             if set(cfg) != {"max_concurrent"}:
@@ -252,16 +269,23 @@ class Runner:
         except ValueError as exc:
             message = str(exc)
             python_names = {
-                "wait_duration_ns": "wait_duration",
-                "max_wait_duration_ns": "max_wait_duration",
-                "slow_call_duration_ns": "slow_call_duration",
                 "window_size": "window",
                 "window_buckets": "buckets",
-                "bucket_duration_ns": "window_seconds",
                 "backoff_factor_milli": "backoff_factor",
                 "jitter_permille": "jitter",
-                "period_ns": "per",
             }
+            if self.exact:
+                python_names["period_ns"] = "per_ns"
+            else:
+                python_names.update(
+                    {
+                        "wait_duration_ns": "wait_duration",
+                        "max_wait_duration_ns": "max_wait_duration",
+                        "slow_call_duration_ns": "slow_call_duration",
+                        "bucket_duration_ns": "window_seconds",
+                        "period_ns": "per",
+                    }
+                )
             named = field_name in message or python_names.get(field_name, "\0") in message
             if not named or not re.search(rf"\b{value}\b", message):
                 self.fail(line, f"the error must name {field_name} and {value}: {message}")
@@ -289,6 +313,25 @@ class Runner:
             want = " ".join(step.expected)
             self.fail(line, f"expected {want!r}, got {' '.join(got)!r}")
 
+    def seen_wait(self, line: Line, seconds: float, read_ns: Callable[[], int]) -> int:
+        """The wait an error reports in float seconds, in ns. Exact: the errors carry float
+        seconds only, so the reading is ``read_ns()``, the primitive's exact wait at the same
+        instant, which must be the same value (``ns / 1e9`` is the float the API gives)."""
+        if not self.exact:
+            return seconds_to_ns(seconds)
+        ns = read_ns()
+        if seconds != ns / NS:
+            self.fail(line, f"the error says {seconds!r} s, the primitive {ns} ns")
+        return ns
+
+    def breaker_wait(self, line: Line, seconds: float) -> int:
+        b: CircuitBreaker = self.obj
+        return self.seen_wait(line, seconds, lambda: b.retry_after_ns)
+
+    def bucket_wait(self, n: int) -> int:
+        lim: RateLimiter = self.obj
+        return lim.retry_after_ns(n) if self.exact else seconds_to_ns(lim.retry_after(n))
+
     def changes(self) -> list[str]:
         moves = self.transitions
         self.transitions = []
@@ -310,7 +353,7 @@ class Runner:
                 permit = b.acquire()
             except CircuitOpenError as exc:
                 if exc.state == "open":
-                    return ["rejected", "open", str(seconds_to_ns(exc.retry_after))]
+                    return ["rejected", "open", str(self.breaker_wait(line, exc.retry_after))]
                 if exc.state == "half_open":
                     return ["rejected", "half_open_full"]
                 return ["rejected", exc.state]
@@ -326,14 +369,19 @@ class Runner:
                 self.fail(line, "record <id> success|failure|ignored [duration=<ns>]")
             if args[0] not in self.permits:
                 self.fail(line, f"no permit named {args[0]}")
-            duration = None
+            duration: Optional[int] = None
             if len(args) == 3:
                 key, _, value = args[2].partition("=")
                 if key != "duration":
                     self.fail(line, f"unknown record argument {args[2]!r}")
-                duration = ns_arg(value)
+                duration = number(value)
+            timing: dict[str, Any] = {}
+            if duration is not None and self.exact:
+                timing["duration_ns"] = duration
+            elif duration is not None:
+                timing["duration"] = duration / NS
             try:
-                b.record(self.permits[args[0]], args[1], duration=duration)
+                b.record(self.permits[args[0]], args[1], **timing)
             except RuntimeError:
                 return ["permit_used"]
             return self.changes()
@@ -367,22 +415,29 @@ class Runner:
                 n = number(args[0])
                 if lim.try_acquire(n):
                     return ["ok"]
-                return ["limited", str(seconds_to_ns(lim.retry_after(n)))]
+                return ["limited", str(self.bucket_wait(n))]
             if verb == "retry_after" and len(args) == 1:
-                return [str(seconds_to_ns(lim.retry_after(number(args[0]))))]
+                return [str(self.bucket_wait(number(args[0])))]
             if verb == "available" and not args:
                 return [str(lim.available())]
             if verb == "reserve" and len(args) in (1, 2):
-                timeout = None
+                n = number(args[0])
+                max_wait = None
                 if len(args) == 2:
                     key, _, value = args[1].partition("=")
                     if key != "max_wait":
                         self.fail(line, f"unknown reserve argument {args[1]!r}")
-                    timeout = ns_arg(value)
+                    max_wait = number(value)
                 try:
-                    return [str(seconds_to_ns(lim.reserve(number(args[0]), timeout)))]
+                    if self.exact:
+                        return [str(lim.reserve_ns(n, max_wait))]
+                    timeout = None if max_wait is None else max_wait / NS
+                    return [str(seconds_to_ns(lim.reserve(n, timeout)))]
                 except RateLimitExceeded as exc:
-                    return ["limited", str(seconds_to_ns(exc.retry_after))]
+                    # A refused reservation takes nothing: the wait it reports is the
+                    # limiter's retry_after(n) at the same instant.
+                    wait = self.seen_wait(line, exc.retry_after, lambda: lim.retry_after_ns(n))
+                    return ["limited", str(wait)]
             if verb == "refund" and len(args) == 1 and expected is None:
                 lim.refund(number(args[0]))
                 return None
@@ -423,10 +478,21 @@ class Runner:
             if what == "state":
                 got, want = b.state, value
             elif what == "retry_after":
-                got, want = seconds_to_ns(b.retry_after), number(value)
-                other = seconds_to_ns(m["retry_after"])
-                if other != got:
-                    self.fail(line, f"retry_after {got} but metrics()['retry_after'] {other}")
+                want = number(value)
+                if self.exact:
+                    got = b.retry_after_ns
+                    seconds = b.retry_after
+                    if seconds != got / NS or m["retry_after"] != seconds:
+                        self.fail(
+                            line,
+                            f"retry_after_ns {got} but retry_after {seconds!r} and "
+                            f"metrics()['retry_after'] {m['retry_after']!r}",
+                        )
+                else:
+                    got = seconds_to_ns(b.retry_after)
+                    other = seconds_to_ns(m["retry_after"])
+                    if other != got:
+                        self.fail(line, f"retry_after {got} but metrics()['retry_after'] {other}")
             else:
                 keys = {
                     "window_samples": "window_calls",
@@ -464,24 +530,34 @@ def exact_ns(path: Path) -> bool:
     return bool(first) and first[0].startswith("# exact-ns")
 
 
+SECONDS_FILES = [p for p in FILES if not exact_ns(p)]
+
+
 def test_there_are_scenarios() -> None:
     assert len(FILES) >= 40, f"expected the shared scenarios in {SCENARIOS}"
+    assert len(FILES) - len(SECONDS_FILES) >= 6, "expected the exact-ns files"
 
 
-@pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
-def test_scenario(path: Path) -> None:
-    if exact_ns(path):
-        pytest.skip(
-            f"{path.name}: exact-ns values pass 2^53 ns, which the Python API's float "
-            "seconds cannot hold exactly (see tests/scenarios/FORMAT.md)"
-        )
+def run(path: Path, exact: bool) -> None:
     try:
-        Runner(path).run()
+        Runner(path, exact).run()
     except ScenarioError as exc:
         failure = str(exc)
     else:
         return
     pytest.fail(failure, pytrace=False)
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
+def test_scenario(path: Path) -> None:
+    """Every file, through the exact integer-nanosecond forms."""
+    run(path, exact=True)
+
+
+@pytest.mark.parametrize("path", SECONDS_FILES, ids=[p.name for p in SECONDS_FILES])
+def test_scenario_in_seconds(path: Path) -> None:
+    """Every file whose values survive float seconds, through the seconds forms."""
+    run(path, exact=False)
 
 
 def test_the_runner_reports_the_failing_step(tmp_path: Path) -> None:

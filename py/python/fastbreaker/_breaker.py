@@ -56,7 +56,12 @@ class CircuitBreaker(_native.CircuitBreaker):
     ``CircuitBreaker(name, failure_threshold=..., wait_duration=..., *, ...)``; every option
     of the core is a keyword (see the package README); an option not given takes the core's
     default (``fastbreaker.LIMITS``, in the core's units), and ``options()`` reads them all
-    back. Use it as a
+    back. Durations are float seconds; each has an exact twin in integer nanoseconds
+    (``wait_duration_ns``, ``max_wait_duration_ns``, ``slow_call_duration_ns``,
+    ``bucket_duration_ns`` for a time window instead of ``window_seconds``; giving both forms
+    of one is a TypeError), as ``retry_after_ns`` is of ``retry_after`` and
+    ``record(..., duration_ns=)`` of ``duration``: float seconds cannot hold every nanosecond
+    past 2^53 ns, and the longest wait is 2^54 ns. Use it as a
     decorator (plain functions, coroutine functions, generators, async generators), with
     ``call`` / ``call_async``, as a ``with`` / ``async with`` block, or in two steps:
     ``acquire()`` returns a ``Permit`` and ``record(permit, outcome)`` counts it, once.

@@ -28,7 +28,10 @@ class RateLimiter(_native.RateLimiter):
     be longer. ``with``, ``async with`` and the decorator wait with no timeout. ``n`` above
     the burst can never be granted: every method raises ``BurstExceeded`` (a ValueError) for
     it. With ``clock=ManualClock(...)`` the limiter reads that clock; ``acquire`` then still
-    sleeps for real, so tests use ``try_acquire`` and ``retry_after``.
+    sleeps for real, so tests use ``try_acquire`` and ``retry_after``. ``per_ns=`` gives the
+    period in integer nanoseconds instead of ``per`` (not both), and ``retry_after_ns`` and
+    ``reserve_ns`` read exact nanoseconds: float seconds cannot hold every nanosecond past
+    2^53 ns.
     """
 
     __slots__ = ()

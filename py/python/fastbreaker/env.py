@@ -13,7 +13,11 @@ whose options come, for each option, from the first of:
 ``<OPTION>`` is the constructor keyword upper-cased (``FAILURE_THRESHOLD``); ``<NAME>`` is the
 name upper-cased with every character other than an ASCII letter or digit replaced by ``_``
 (``"payments-v2"`` reads ``FASTBREAKER_PAYMENTS_V2_WAIT_DURATION``). ``window`` and
-``window_seconds`` are one choice: the first source that sets either decides both.
+``window_seconds`` (or the keyword ``bucket_duration_ns``) are one choice: the first source
+that sets either decides both. The integer-nanosecond keywords (``wait_duration_ns``,
+``max_wait_duration_ns``, ``slow_call_duration_ns``, ``per_ns``; keywords only, no variables)
+are the same options as their seconds forms: a variable in seconds overrides the keyword, and
+the keyword overrides the profile's seconds.
 Variables are read when ``from_env`` runs; a bad value raises ``ValueError`` naming the
 variable and its value. ``FASTBREAKER_SHARED=myapp`` (or ``FASTBREAKER_<NAME>_SHARED``) puts
 the object in the shared region ``myapp`` (see ``fastbreaker.SharedRegion``); ``none`` or
@@ -178,25 +182,43 @@ class _Layer:
         return layer
 
 
+# The integer-nanosecond form of a duration option and its seconds form are one option: the
+# form a source gives replaces the other form from a source below it.
+_TWINS = {
+    "wait_duration_ns": "wait_duration",
+    "max_wait_duration_ns": "max_wait_duration",
+    "slow_call_duration_ns": "slow_call_duration",
+    "per_ns": "per",
+}
+_TWINS.update({seconds: ns for ns, seconds in list(_TWINS.items())})
+_WINDOW = ("window", "window_seconds", "bucket_duration_ns")
+
+
 def _resolve(layers: list[_Layer]) -> tuple[dict[str, Any], dict[str, tuple[str, str]]]:
     """Merges ``layers`` (highest precedence first); the window choice is made as one."""
     window_layer = next(
-        (i for i, layer in enumerate(layers) if {"window", "window_seconds"} & layer.values.keys()),
+        (i for i, layer in enumerate(layers) if set(_WINDOW) & layer.values.keys()),
         len(layers),
     )
-    time_window = window_layer < len(layers) and (
-        layers[window_layer].values.get("window_seconds") is not None
+    time_window = window_layer < len(layers) and any(
+        layers[window_layer].values.get(o) is not None for o in _WINDOW[1:]
     )
     options: dict[str, Any] = {}
     sources: dict[str, tuple[str, str]] = {}
+    set_by: dict[str, int] = {}
     for i in range(len(layers) - 1, -1, -1):
         layer = layers[i]
         for option, value in layer.values.items():
-            if option in ("window", "window_seconds") and i != window_layer:
+            if option in _WINDOW and i != window_layer:
                 continue
             if option == "buckets" and not time_window and i > window_layer:
                 continue  # buckets that went with a window_seconds now overridden
+            twin = _TWINS.get(option)
+            if twin is not None and set_by.get(twin, i) > i:
+                options.pop(twin)  # the other form, from a source below
+                sources.pop(twin, None)
             options[option] = value
+            set_by[option] = i
             if option in layer.sources:
                 sources[option] = layer.sources[option]
             else:
