@@ -1066,13 +1066,13 @@ impl<W: Window> CircuitBreaker<W> {
         // Acquire: pairs with the Release CASes of the time word (`publish_time`, below).
         let mut cur = self.time.load(Ordering::Acquire);
         loop {
-            if (cur >> 56) as u8 != tag {
-                self.publish_time(gen, now);
-                return;
-            }
-            match self.read_time(gen, now) {
+            match start_in(cur, gen, now) {
+                None => {
+                    self.publish_time(gen, now);
+                    return;
+                }
                 Some(t) if t < now => {}
-                _ => return, // already at now or later
+                Some(_) => return, // already at now or later
             }
             match self.time.compare_exchange_weak(
                 cur,
@@ -1093,18 +1093,7 @@ impl<W: Window> CircuitBreaker<W> {
         // start then also sees the state word at g or later (the publisher read it there),
         // so a caller holding an older word finds out, reloads it, and does not mistake a
         // newer generation's start for a missing one of its own.
-        let t = self.time.load(Ordering::Acquire);
-        if (t >> 56) as u8 != gen as u8 {
-            return None;
-        }
-        let elapsed = (now & TIME_MASK).wrapping_sub(t & TIME_MASK) & TIME_MASK;
-        // A stored time a little "ahead" of now (another caller's later clock) counts as
-        // now; anything else lies in the past (see `AHEAD`).
-        Some(if elapsed > TIME_MASK - AHEAD {
-            now
-        } else {
-            now.saturating_sub(elapsed)
-        })
+        start_in(self.time.load(Ordering::Acquire), gen, now)
     }
 
     /// Stores `t` as the start of generation `gen`, if `gen` is the current generation and
@@ -1139,6 +1128,23 @@ impl<W: Window> CircuitBreaker<W> {
             }
         }
     }
+}
+
+/// The start of generation `gen` held by the time word `t`, read at `now`; `None` if `t`
+/// holds another generation's.
+#[inline]
+fn start_in(t: u64, gen: u64, now: u64) -> Option<u64> {
+    if (t >> 56) as u8 != gen as u8 {
+        return None;
+    }
+    let elapsed = (now & TIME_MASK).wrapping_sub(t & TIME_MASK) & TIME_MASK;
+    // A stored time a little "ahead" of now (another caller's later clock) counts as now;
+    // anything else lies in the past (see `AHEAD`).
+    Some(if elapsed > TIME_MASK - AHEAD {
+        now
+    } else {
+        now.saturating_sub(elapsed)
+    })
 }
 
 /// A random seed from the operating system: std's `RandomState` keys are drawn from the
