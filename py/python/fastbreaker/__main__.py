@@ -5,6 +5,9 @@
   for the metrics ``fastbreaker.prometheus`` exports.
 - ``region [--dir DIR] ls [NAME] | show [--json] NAME | unlink NAME``: lists the shared
   regions, or every primitive of one with its state and counts; removes one.
+- ``exporter --region NAME [--dir DIR] [--host HOST] [--port PORT] [--once]``: serves the
+  Prometheus metrics of every primitive of a shared region on ``/metrics`` (or prints them
+  once).
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
         from .region_cli import main as main_region
 
         return main_region(args_in[1:])
+    if args_in[:1] == ["exporter"]:
+        from .exporter import main as main_exporter
+
+        return main_exporter(args_in[1:])
     parser = argparse.ArgumentParser(prog="python -m fastbreaker")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="live demo against a flaky local HTTP service")
@@ -32,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--threads", type=int, default=4, help="client threads (default 4)")
     sub.add_parser("grafana-dashboard", help="print the Grafana dashboard JSON")
     sub.add_parser("region", help="list, show or unlink shared regions")
+    sub.add_parser(
+        "exporter", help="serve a shared region's Prometheus metrics (exporter --region NAME)"
+    )
     args = parser.parse_args(args_in)
     from .demo import run
 

@@ -10,11 +10,17 @@ a call's path touches ``prometheus_client``. Needs the extra ``fastbreaker[prome
 this module imports without it and says so when used. The metrics are listed in
 ``docs/metrics.md``. ``SPECS`` and ``read()`` are the exporter-neutral part, shared with
 ``fastbreaker.opentelemetry``.
+
+``region_exposition(name)`` renders the primitives of a shared region (``SharedRegion``) in
+the Prometheus text format, under the same metric names and labels, plus ``REGION_SPECS``;
+it needs only the standard library (``python -m fastbreaker exporter --region NAME`` serves
+it over HTTP).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
 import sys
 import threading
@@ -24,6 +30,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Optional, Union
 
 from ._forksafe import fork_safe_lock
+from ._region import SharedRegion
 from ._registry import Registry
 from ._registry import registry as _default_registry
 
@@ -32,13 +39,17 @@ if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
 
 __all__ = [
+    "REGION_SPECS",
     "SPECS",
     "STATES",
     "FastbreakerCollector",
     "HistogramValue",
     "Spec",
+    "exposition_text",
     "health_score",
     "read",
+    "read_region",
+    "region_exposition",
     "register",
     "unregister",
 ]
@@ -384,3 +395,205 @@ def unregister(
             return False
         prom.unregister(collector)
         return True
+
+
+# ----- shared regions: read from the region's slots, rendered without prometheus_client -----
+
+REGION_SPECS: tuple[Spec, ...] = (
+    Spec("breaker_trips_total", "counter", ("name",),
+         "Times the breaker opened: a trip rule fired, a probe failed, or trip() was called "
+         "(forcing it open is not a trip).", "{trip}"),
+    Spec("breaker_consecutive_failures", "gauge", ("name",),
+         "Consecutive failures so far in the closed state.", "{call}"),
+    Spec("breaker_retry_after_seconds", "gauge", ("name",),
+         "Seconds until an open breaker admits a probe (0 otherwise).", "s"),
+    Spec("limiter_burst_tokens", "gauge", ("name",),
+         "The bucket's capacity: the most tokens that can be taken at once.", "{token}"),
+    Spec("bulkhead_held_permits", "gauge", ("name", "pid"),
+         "Permits held now, by owner process.", "{call}"),
+    Spec("region_capacity", "gauge", ("region",), "The region's number of slots.", "{slot}"),
+    Spec("region_slots", "gauge", ("region", "kind"),
+         "Slots in use by kind: breaker-count, breaker-time, bucket, bulkhead, or initialising, "
+         "corrupt and unreadable for slots that cannot be exported.", "{slot}"),
+)  # fmt: skip
+"""The metrics only a shared region exports (``region_exposition``), after those of ``SPECS``."""
+
+_BREAKER_KINDS = ("breaker-count", "breaker-time")
+_FAILURE_THRESHOLD_RE = re.compile(r"\bfailure_threshold: Some\((\d+)\)")
+
+
+def _read_region_breaker(slot: Mapping[str, Any], out: dict[str, list[Series]]) -> None:
+    name = str(slot["name"])
+    state = slot["state"]
+    for s in STATES:
+        out["breaker_state"].append(((name, s), int(s == state)))
+    out["breaker_state_code"].append(((name,), STATES.index(state)))
+    for result, key in (
+        ("success", "succeeded"),
+        ("failure", "failed"),
+        ("ignored", "ignored"),
+        ("rejected", "rejected"),
+    ):
+        if key in slot:
+            out["breaker_calls_total"].append(((name, result), int(slot[key])))
+    if "slow" in slot:
+        out["breaker_slow_calls_total"].append(((name,), int(slot["slow"])))
+    # The window's figures, when the region reports them: ratios and the health score.
+    if "window_calls" in slot and "window_failures" in slot:
+        calls = int(slot["window_calls"])
+        out["breaker_failure_ratio"].append(((name,), _ratio(int(slot["window_failures"]), calls)))
+        if "window_slow" in slot:
+            slow = _ratio(int(slot["window_slow"]), calls)
+            out["breaker_slow_call_ratio"].append(((name,), slow))
+        found = _FAILURE_THRESHOLD_RE.search(str(slot.get("config", "")))
+        threshold = int(found.group(1)) if found else None
+        score = health_score(
+            {
+                "state": state,
+                "window_calls": calls,
+                "window_failures": int(slot["window_failures"]),
+                "consecutive_failures": int(slot.get("consecutive_failures", 0)),
+            },
+            threshold,
+        )
+        out["breaker_health_score"].append(((name,), score))
+    out["breaker_trips_total"].append(((name,), int(slot["trips"])))
+    out["breaker_consecutive_failures"].append(((name,), int(slot["consecutive_failures"])))
+    out["breaker_retry_after_seconds"].append(((name,), float(slot["retry_after"])))
+
+
+def _read_region_bucket(slot: Mapping[str, Any], out: dict[str, list[Series]]) -> None:
+    name = str(slot["name"])
+    out["limiter_available_tokens"].append(((name,), int(slot["available"])))
+    out["limiter_burst_tokens"].append(((name,), int(slot["burst"])))
+
+
+def _read_region_bulkhead(slot: Mapping[str, Any], out: dict[str, list[Series]]) -> None:
+    name = str(slot["name"])
+    for result in ("acquired", "rejected"):
+        out["bulkhead_acquisitions_total"].append(((name, result), int(slot[result])))
+    out["bulkhead_in_flight"].append(((name,), int(slot["in_flight"])))
+    out["bulkhead_peak_in_flight"].append(((name,), int(slot["peak"])))
+    out["bulkhead_max_concurrent"].append(((name,), int(slot["max_concurrent"])))
+    for pid, n in sorted(slot.get("held", {}).items()):
+        out["bulkhead_held_permits"].append(((name, str(pid)), int(n)))
+
+
+def _open_region(
+    region: Union[str, SharedRegion], dir: Union[str, os.PathLike[str], None]
+) -> SharedRegion:
+    if isinstance(region, SharedRegion):
+        if dir is not None:
+            raise ValueError("dir is for a region given by name, not a SharedRegion")
+        return region
+    if not isinstance(region, str):
+        raise TypeError(
+            f"region must be a region name or a SharedRegion, got {region!r} "
+            f"({type(region).__name__})"
+        )
+    return SharedRegion(region, dir=dir, create=False)
+
+
+def read_region(
+    region: Union[str, SharedRegion], dir: Union[str, os.PathLike[str], None] = None
+) -> dict[str, list[Series]]:
+    """Every series of ``SPECS`` and ``REGION_SPECS`` that region ``region`` holds, read now.
+
+    ``region`` is a ``SharedRegion`` or the name of one under ``dir`` (default /dev/shm),
+    which is opened without being created (``RegionError``, reason ``"not_found"``, if it
+    does not exist). Keys are the spec names (without namespace). Only what the region
+    holds is read: a breaker's state and counters, a bucket's tokens, a bulkhead's permits
+    and counters, by owner process; what each process keeps for itself (transitions,
+    fallbacks, durations, a limiter's acquisition counters) is not there, so those series
+    are left empty.
+    """
+    opened = _open_region(region, dir)
+    out: dict[str, list[Series]] = {spec.name: [] for spec in (*SPECS, *REGION_SPECS)}
+    kinds: dict[str, int] = {}
+    for slot in opened.slots():
+        kind = str(slot["kind"])
+        if slot.get("state") == "unreadable":
+            kind = "unreadable"
+        elif kind in _BREAKER_KINDS:
+            _read_region_breaker(slot, out)
+        elif kind == "bucket":
+            _read_region_bucket(slot, out)
+        elif kind == "bulkhead":
+            _read_region_bulkhead(slot, out)
+        kinds[kind] = kinds.get(kind, 0) + 1
+    out["region_capacity"].append(((opened.name,), opened.capacity))
+    for kind, n in sorted(kinds.items()):
+        out["region_slots"].append(((opened.name, kind), n))
+    return out
+
+
+def _number(value: float) -> str:
+    """A sample value as ``prometheus_client`` writes it (Go's float formatting)."""
+    d = float(value)
+    if d == math.inf:
+        return "+Inf"
+    if d == -math.inf:
+        return "-Inf"
+    if math.isnan(d):
+        return "NaN"
+    s = repr(d)
+    dot = s.find(".")
+    if d > 0 and dot > 6:  # Go switches to exponents sooner than Python
+        mantissa = f"{s[0]}.{s[1:dot]}{s[dot + 1 :]}".rstrip("0.")
+        return f"{mantissa}e+{dot - 1:02d}"
+    return s
+
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def _sample(name: str, labels: Mapping[str, str], value: float) -> str:
+    if not labels:
+        return f"{name} {_number(value)}\n"
+    pairs = ",".join(f'{k}="{_escape_label(v)}"' for k, v in sorted(labels.items()))
+    return f"{name}{{{pairs}}} {_number(value)}\n"
+
+
+def exposition_text(reading: Mapping[str, list[Series]], *, namespace: str = "fastbreaker") -> str:
+    """``reading`` (as ``read()`` or ``read_region()`` return it) in the Prometheus text format
+    (version 0.0.4), written as ``prometheus_client.generate_latest`` writes it; metrics
+    without series are left out."""
+    ns = _check_namespace(namespace)
+    lines: list[str] = []
+    for spec in (*SPECS, *REGION_SPECS):
+        series = reading.get(spec.name)
+        if not series:
+            continue
+        name = f"{ns}_{spec.name}"
+        help_text = spec.help.replace("\\", r"\\").replace("\n", r"\n")
+        lines.append(f"# HELP {name} {help_text}\n# TYPE {name} {spec.kind}\n")
+        for label_values, value in series:
+            labels = dict(zip(spec.labels, label_values))
+            if isinstance(value, HistogramValue):
+                for bound, n in value.buckets:
+                    lines.append(_sample(f"{name}_bucket", {**labels, "le": _bound(bound)}, n))
+                lines.append(_sample(f"{name}_count", labels, value.count))
+                lines.append(_sample(f"{name}_sum", labels, value.sum))
+            else:
+                lines.append(_sample(name, labels, value))
+    return "".join(lines)
+
+
+def region_exposition(
+    region: Union[str, SharedRegion],
+    dir: Union[str, os.PathLike[str], None] = None,
+    *,
+    namespace: str = "fastbreaker",
+) -> str:
+    """The primitives of shared region ``region`` in the Prometheus text format, read now.
+
+    The metric names and labels are those of ``register()``'s collector (``SPECS``), so one
+    dashboard serves both, plus ``REGION_SPECS`` (trips, consecutive failures, retry-after,
+    a bucket's burst, a bulkhead's permits by owner ``pid``, the region's capacity and slots
+    by kind). The region is shared by every process of the host, so this one reading
+    reports the numbers of every worker. ``region`` and ``dir`` are as for ``read_region``
+    (a missing region raises ``RegionError``, reason ``"not_found"``); needs only the
+    standard library.
+    """
+    return exposition_text(read_region(region, dir), namespace=namespace)
