@@ -1,7 +1,8 @@
 # Python package targets; included by the top-level Makefile (run from the repo root).
 #   make py-test   build fastbreaker into py/.venv, then ruff, mypy, stubtest and pytest
 #   make demo      build into py/.venv and run the live demo (python -m fastbreaker demo)
-#   make py-bench  compare against pure-Python peers in py/.venv-bench
+#   make py-bench  compare against pure-Python peers in py/.venv-bench, the shared region
+#                  against in-process, and limits + a real redis-server (py/benches/)
 
 PY_DIR        := py
 PY_VENV       := $(PY_DIR)/.venv
@@ -45,8 +46,13 @@ $(PY_BENCH_VENV)/.installed: $(PY_DIR)/benches/requirements.txt $(PY_VENV)/.buil
 	cd $(PY_DIR) && VIRTUAL_ENV=$(CURDIR)/$(PY_BENCH_VENV) .venv/bin/maturin develop --release -q
 	touch $@
 
+# with_redis.sh installs redis-server if missing (apt-get, as root or with passwordless sudo),
+# runs one on a free loopback port with no persistence for the limits + RedisStorage rows,
+# and stops it at the end, also on failure; without one those rows print "skipped: <why>".
+# FASTBREAKER_BENCH_REDIS=0 skips them.
 py-bench: $(PY_BENCH_VENV)/.installed
-	$(PY_BENCH_VENV)/bin/python $(PY_DIR)/benches/compare.py $(PY_BENCH_ARGS)
+	bash $(PY_DIR)/benches/with_redis.sh \
+		$(PY_BENCH_VENV)/bin/python $(PY_DIR)/benches/compare.py $(PY_BENCH_ARGS)
 
 py-clean:
 	rm -rf $(PY_VENV) $(PY_BENCH_VENV)

@@ -1,4 +1,6 @@
-//! fastbreaker against governor, failsafe and recloser, side by side in one process.
+//! fastbreaker against governor, failsafe and recloser, side by side in one process, and
+//! each primitive in a host-shared region (feature `shm`) beside the same one in process
+//! memory.
 //!
 //! Run with `cargo bench -p fastbreaker-benches`; then
 //! `cargo run -p fastbreaker-benches --release --bin report` prints the table. The groups and
@@ -11,15 +13,17 @@
 
 use std::hint::black_box;
 use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
 use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use failsafe::{backoff, failure_policy, Config};
+use fastbreaker::shm::{Region, RegionOptions};
 use fastbreaker::{
-    BreakerConfig, BucketConfig, CircuitBreaker, Clock, CountWindow64, MonotonicClock, Outcome,
-    Rejected, State, TimeWindow, TokenBucket, SECOND,
+    BreakerConfig, BucketConfig, Bulkhead, CircuitBreaker, Clock, CountWindow1024, CountWindow64,
+    MonotonicClock, Outcome, Rejected, State, TimeWindow, TokenBucket, SECOND,
 };
 use fastbreaker_benches::{bench, group};
 use governor::{Quota, RateLimiter};
@@ -385,6 +389,137 @@ fn clock_read(c: &mut Criterion) {
     g.finish();
 }
 
+/// A region in a fresh temporary directory (under `/dev/shm`, the tmpfs regions live on by
+/// default, when there is one; else the system's temporary directory), unlinked with its
+/// directory when dropped, also when a benchmark panics.
+struct TempRegion {
+    region: Option<Region>,
+    options: RegionOptions,
+    dir: PathBuf,
+}
+
+/// The region's name inside its temporary directory.
+const REGION_NAME: &str = "bench";
+/// The slots of the bulkheads of the shared-region group.
+const BULKHEAD_SLOTS: u32 = 64;
+
+impl TempRegion {
+    fn new() -> TempRegion {
+        let shm = Path::new("/dev/shm");
+        let base = if shm.is_dir() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = base.join(format!("fastbreaker-bench.{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temporary directory for the region");
+        let options = RegionOptions::new().dir(&dir).capacity(16);
+        // A leftover of an earlier run of the same pid would not be fresh.
+        let _ = Region::unlink(REGION_NAME, &options);
+        let region =
+            Region::open(REGION_NAME, &options).expect("a region in the temporary directory");
+        assert!(region.created(), "a fresh region");
+        TempRegion {
+            region: Some(region),
+            options,
+            dir,
+        }
+    }
+
+    fn region(&self) -> &Region {
+        self.region.as_ref().expect("open until dropped")
+    }
+}
+
+impl Drop for TempRegion {
+    fn drop(&mut self) {
+        drop(self.region.take());
+        let _ = Region::unlink(REGION_NAME, &self.options);
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// The configuration of the breakers of the shared-region group (as [`count_breaker`]).
+fn long_wait_config() -> BreakerConfig {
+    BreakerConfig {
+        wait_duration_ns: LONG_WAIT,
+        ..BreakerConfig::new()
+    }
+}
+
+/// One acquire of a bulkhead and the release of its permit (dropped at once).
+#[inline(always)]
+fn bulkhead_cycle(b: &Bulkhead) {
+    drop(black_box(b.try_acquire().expect("a free slot")));
+}
+
+fn shared_region(c: &mut Criterion) {
+    let mut g = c.benchmark_group(group::SHARED_REGION);
+    let clock = MonotonicClock;
+    let temp = TempRegion::new();
+    let region = temp.region();
+    let bucket_config = BucketConfig::per_second(1_000_000_000, TokenBucket::MAX_BURST);
+
+    let b =
+        CircuitBreaker::<CountWindow1024>::new(long_wait_config()).expect("valid configuration");
+    g.bench_function(bench::BREAKER_IN_PROCESS, |bn| {
+        bn.iter(|| breaker_clock(black_box(&b), &clock))
+    });
+    let m = b.metrics(clock.now_ns());
+    assert_eq!((m.state, m.rejected, m.failed), (State::Closed, 0, 0));
+
+    let b = region
+        .breaker_count("breaker", &long_wait_config())
+        .expect("a breaker slot");
+    g.bench_function(bench::BREAKER_SHARED, |bn| {
+        bn.iter(|| breaker_clock(black_box(b), &clock))
+    });
+    let m = b.metrics(clock.now_ns());
+    assert_eq!((m.state, m.rejected, m.failed), (State::Closed, 0, 0));
+
+    let b = TokenBucket::new(bucket_config).expect("valid bucket");
+    g.bench_function(bench::BUCKET_IN_PROCESS, |bn| {
+        bn.iter(|| black_box(black_box(&b).try_acquire_with(1, &clock)))
+    });
+    assert!(b.try_acquire_with(1, &clock).is_ok());
+
+    let b = region
+        .bucket("bucket", bucket_config)
+        .expect("a bucket slot");
+    g.bench_function(bench::BUCKET_SHARED, |bn| {
+        bn.iter(|| black_box(black_box(b).try_acquire_with(1, &clock)))
+    });
+    assert!(b.try_acquire_with(1, &clock).is_ok());
+
+    let b = Bulkhead::new(BULKHEAD_SLOTS).expect("valid bulkhead");
+    g.bench_function(bench::BULKHEAD_IN_PROCESS, |bn| {
+        bn.iter(|| bulkhead_cycle(black_box(&b)))
+    });
+    assert_eq!(b.in_flight(), 0);
+
+    let b = region
+        .bulkhead("bulkhead", BULKHEAD_SLOTS)
+        .expect("a bulkhead slot");
+    g.bench_function(bench::BULKHEAD_SHARED, |bn| {
+        bn.iter(|| bulkhead_cycle(black_box(b)))
+    });
+    assert_eq!(b.in_flight(), 0);
+
+    let owned = region
+        .owned_bulkhead("owned-bulkhead", BULKHEAD_SLOTS)
+        .expect("a bulkhead slot");
+    g.bench_function(bench::BULKHEAD_OWNED_SHARED, |bn| {
+        bn.iter(|| {
+            drop(black_box(
+                black_box(&owned).try_acquire().expect("a free slot"),
+            ))
+        })
+    });
+    assert_eq!(owned.bulkhead().in_flight(), 0);
+
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
@@ -393,6 +528,6 @@ criterion_group! {
         .sample_size(30)
         .without_plots();
     targets = breaker_closed, breaker_open, bucket_allowed, bucket_rejected, two_thread_group,
-        clock_read
+        clock_read, shared_region
 }
 criterion_main!(benches);

@@ -46,6 +46,9 @@ pub mod group {
     pub const TWO_THREADS: &str = "two_threads";
     /// One thread: the cost of reading each clock involved, for reference.
     pub const CLOCK_READ: &str = "clock_read";
+    /// One thread: each primitive in a host-shared region (feature `shm`) beside the same
+    /// primitive in process memory.
+    pub const SHARED_REGION: &str = "shared_region";
 }
 
 /// Benchmark names inside the groups (the second directory level).
@@ -74,6 +77,21 @@ pub mod bench {
     pub const RECLOSER: &str = "recloser";
     /// governor's direct `RateLimiter::check`.
     pub const GOVERNOR: &str = "governor";
+    /// A breaker (`CountWindow1024`) in process memory (shared-region group).
+    pub const BREAKER_IN_PROCESS: &str = "breaker_in_process";
+    /// The same breaker in a shared region (`Region::breaker_count`).
+    pub const BREAKER_SHARED: &str = "breaker_shared";
+    /// A token bucket in process memory (shared-region group).
+    pub const BUCKET_IN_PROCESS: &str = "bucket_in_process";
+    /// The same token bucket in a shared region (`Region::bucket`).
+    pub const BUCKET_SHARED: &str = "bucket_shared";
+    /// A bulkhead in process memory (shared-region group).
+    pub const BULKHEAD_IN_PROCESS: &str = "bulkhead_in_process";
+    /// The same bulkhead in a shared region, plain (`Region::bulkhead`, untracked permits).
+    pub const BULKHEAD_SHARED: &str = "bulkhead_shared";
+    /// The same bulkhead in a shared region through `Region::owned_bulkhead` (permits
+    /// recorded against their owner process).
+    pub const BULKHEAD_OWNED_SHARED: &str = "bulkhead_owned_shared";
 }
 
 /// One benchmark of the catalogue: where its results are, what it measures, and what it is
@@ -120,6 +138,12 @@ const FAILSAFE_OPEN: Option<(&str, &str)> = Some((group::BREAKER_OPEN, bench::FA
 const GOVERNOR_ALLOWED: Option<(&str, &str)> = Some((group::BUCKET_ALLOWED, bench::GOVERNOR));
 const GOVERNOR_REJECTED: Option<(&str, &str)> = Some((group::BUCKET_REJECTED, bench::GOVERNOR));
 const GOVERNOR_TWO: Option<(&str, &str)> = Some((group::TWO_THREADS, bench::GOVERNOR));
+const BREAKER_IN_PROCESS: Option<(&str, &str)> =
+    Some((group::SHARED_REGION, bench::BREAKER_IN_PROCESS));
+const BUCKET_IN_PROCESS: Option<(&str, &str)> =
+    Some((group::SHARED_REGION, bench::BUCKET_IN_PROCESS));
+const BULKHEAD_IN_PROCESS: Option<(&str, &str)> =
+    Some((group::SHARED_REGION, bench::BULKHEAD_IN_PROCESS));
 
 /// Target: the breaker's closed path at most half of failsafe's (one thread).
 pub const TARGET_CLOSED_VS_FAILSAFE: f64 = 0.5;
@@ -127,6 +151,8 @@ pub const TARGET_CLOSED_VS_FAILSAFE: f64 = 0.5;
 pub const TARGET_BUCKET_VS_GOVERNOR: f64 = 1.0;
 /// Target: two threads on one breaker at most half of governor's per-op time (two threads).
 pub const TARGET_TWO_THREADS_VS_GOVERNOR: f64 = 0.5;
+/// Target: a primitive in a shared region at most 1.2 times the same one in process memory.
+pub const TARGET_SHARED_VS_IN_PROCESS: f64 = 1.2;
 
 /// Every benchmark that `benches/compare.rs` runs, in the order of the report.
 pub const CATALOGUE: &[BenchSpec] = &[
@@ -298,6 +324,55 @@ pub const CATALOGUE: &[BenchSpec] = &[
         None,
         None,
     ),
+    spec(
+        group::SHARED_REGION,
+        bench::BREAKER_IN_PROCESS,
+        "CircuitBreaker<CountWindow1024> in process memory: acquire_with + record_with(&MonotonicClock)",
+        None,
+        None,
+    ),
+    spec(
+        group::SHARED_REGION,
+        bench::BREAKER_SHARED,
+        "the same breaker in a shared region (Region::breaker_count): acquire_with + record_with",
+        BREAKER_IN_PROCESS,
+        Some(TARGET_SHARED_VS_IN_PROCESS),
+    ),
+    spec(
+        group::SHARED_REGION,
+        bench::BUCKET_IN_PROCESS,
+        "TokenBucket 1e9/s, burst 2^32, in process memory: try_acquire_with(1, &MonotonicClock)",
+        None,
+        None,
+    ),
+    spec(
+        group::SHARED_REGION,
+        bench::BUCKET_SHARED,
+        "the same bucket in a shared region (Region::bucket): try_acquire_with(1, &MonotonicClock)",
+        BUCKET_IN_PROCESS,
+        Some(TARGET_SHARED_VS_IN_PROCESS),
+    ),
+    spec(
+        group::SHARED_REGION,
+        bench::BULKHEAD_IN_PROCESS,
+        "Bulkhead(64) in process memory: try_acquire() + drop of the permit (release)",
+        None,
+        None,
+    ),
+    spec(
+        group::SHARED_REGION,
+        bench::BULKHEAD_SHARED,
+        "the same bulkhead in a shared region (Region::bulkhead): try_acquire() + release",
+        BULKHEAD_IN_PROCESS,
+        Some(TARGET_SHARED_VS_IN_PROCESS),
+    ),
+    spec(
+        group::SHARED_REGION,
+        bench::BULKHEAD_OWNED_SHARED,
+        "Region::owned_bulkhead(64): try_acquire() recording the owner process + release",
+        BULKHEAD_IN_PROCESS,
+        None,
+    ),
 ];
 
 /// The catalogue entry of `group/name`, if there is one.
@@ -458,6 +533,10 @@ pub fn render(header: &str, specs: &[BenchSpec], results: &HashMap<String, Estim
         "which governor reads on every check; failsafe and recloser read `Instant::now` when ",
         "open. `clock_read/*` is the cost of one read of each clock. Targets compare ",
         "fastbreaker with a peer doing the same job on the same kind of clock.\n",
+        "`shared_region/*`: each primitive in a host-shared region (feature `shm`, a file ",
+        "mapped MAP_SHARED, in a temporary directory under /dev/shm when there is one) beside ",
+        "the same primitive in process memory, doing the same operation; the ratio is shared / ",
+        "in-process.\n",
     ));
     out
 }
