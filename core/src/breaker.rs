@@ -4,13 +4,14 @@ use crate::backoff::Backoff;
 use crate::clock::{Clock, LazyNow, Now};
 use crate::config::BreakerConfig;
 use crate::count_window::CountWindow;
-use crate::error::ConfigError;
+use crate::error::{ConfigError, ReconfigureError};
 use crate::limits::{MAX_BACKOFF_STEPS, MAX_WAIT_DURATION_NS};
 use crate::state::{
     self, generation_after, Decision, Event, Limits, Outcome, Refusal, State, Word,
 };
 use crate::sync::{maybe_const_fn, AtomicU64, Ordering};
 use crate::time_window::TimeWindow;
+use crate::versioned::Versioned;
 use crate::window::{Window, WindowShape, WindowStats};
 
 pub use crate::state::PermitKind;
@@ -262,6 +263,55 @@ impl Settings {
         }
     }
 
+    /// The words the settings are kept in (see [`Versioned`]).
+    const fn words(&self) -> [u64; SETTINGS_WORDS] {
+        [
+            self.wait_ns,
+            self.max_wait_ns,
+            self.slow_call_ns,
+            self.jitter_seed,
+            self.backoff_factor_milli as u64 | (self.failure_threshold as u64) << 32,
+            self.minimum_calls as u64
+                | (self.failure_rate as u64) << 32
+                | (self.slow_rate as u64) << SLOW_RATE_SHIFT
+                | (self.random_seed as u64) << 48,
+            self.half_open_max_calls as u64
+                | (self.success_threshold as u64) << 16
+                | (self.jitter_permille as u64) << 32
+                | (self.max_step as u64) << 48,
+        ]
+    }
+
+    /// From [`words`](Self::words); any bits decode to some settings (every field is an
+    /// integer that the state machine bounds where it must).
+    #[inline]
+    const fn decode(w: [u64; SETTINGS_WORDS]) -> Self {
+        Settings {
+            wait_ns: w[0],
+            max_wait_ns: w[1],
+            slow_call_ns: w[2],
+            jitter_seed: w[3],
+            backoff_factor_milli: w[4] as u32,
+            failure_threshold: (w[4] >> 32) as u32,
+            minimum_calls: w[5] as u32,
+            failure_rate: (w[5] >> 32) as u8,
+            slow_rate: (w[5] >> SLOW_RATE_SHIFT) as u8,
+            random_seed: (w[5] >> 48) as u8,
+            half_open_max_calls: w[6] as u16,
+            success_threshold: (w[6] >> 16) as u16,
+            jitter_permille: {
+                // A corrupt jitter above 100 % would take more than the whole delay away.
+                let j = (w[6] >> 32) as u16;
+                if j > 1000 {
+                    1000
+                } else {
+                    j
+                }
+            },
+            max_step: (w[6] >> 48) as u16,
+        }
+    }
+
     /// The backoff, with `seed` as the jitter's seed.
     const fn backoff(&self, seed: u64) -> Backoff {
         Backoff {
@@ -293,6 +343,11 @@ impl Settings {
         self.slow_rate != 0
     }
 }
+
+/// Words of a breaker's settings.
+const SETTINGS_WORDS: usize = 7;
+/// Where the slow-call rate sits in word 5 (the acquire path reads that word alone).
+const SLOW_RATE_SHIFT: u32 = 40;
 
 /// Bits of the transition-time word that hold the time; the top 8 hold the generation's
 /// low byte as a tag.
@@ -331,7 +386,9 @@ const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
 pub struct CircuitBreaker<W> {
     state: AtomicU64,
     time: AtomicU64,
-    settings: Settings,
+    /// The configuration (a [`Settings`] in words), changed at run time by
+    /// [`reconfigure`](CircuitBreaker::reconfigure).
+    settings: Versioned<SETTINGS_WORDS>,
     consecutive_failures: AtomicU64,
     /// The jitter's seed: the configured one, or drawn at random on first use (0 = not
     /// drawn yet).
@@ -383,13 +440,140 @@ impl<const B: usize> CircuitBreaker<TimeWindow<B>> {
     }
 }
 
+impl<const WORDS: usize> CircuitBreaker<CountWindow<WORDS>> {
+    /// Changes the configuration at run time, keeping the state: the state, generation,
+    /// backoff step, window, consecutive failures, probes and permits out all carry over,
+    /// and the next decision is made on the new settings (a lowered threshold that the
+    /// failures so far already reach trips at the next failure; an open breaker's wait
+    /// is measured from when it opened, with the new wait).
+    ///
+    /// `config` is validated as [`new`](Self::new) validates it; the window cannot change
+    /// (`window_size` must resolve to the current size: it holds the outcomes so far).
+    /// `jitter_seed: None` keeps a seed already drawn at random, and draws one if the
+    /// seed was given. Atomic: every decision reads one version of the settings (see
+    /// [`reconfigure`](crate::TokenBucket::reconfigure) for how). Concurrent
+    /// reconfigurations are serialised ([`ReconfigureError::Busy`] after a bounded wait).
+    ///
+    /// ```
+    /// use fastbreaker::{BreakerConfig, CircuitBreaker, CountWindow64, Outcome, State};
+    /// let breaker = CircuitBreaker::<CountWindow64>::new(BreakerConfig {
+    ///     failure_threshold: Some(5),
+    ///     ..BreakerConfig::new()
+    /// }).unwrap();
+    /// for _ in 0..3 {
+    ///     let p = breaker.acquire(0).unwrap();
+    ///     breaker.record(p, Outcome::Failure, 0);
+    /// }
+    /// breaker.reconfigure(BreakerConfig { failure_threshold: Some(4), ..breaker.config() }).unwrap();
+    /// let p = breaker.acquire(0).unwrap();
+    /// breaker.record(p, Outcome::Failure, 0); // the 4th consecutive failure
+    /// assert_eq!(breaker.state(), State::Open);
+    /// ```
+    pub fn reconfigure(&self, config: BreakerConfig) -> Result<(), ReconfigureError> {
+        let shape = Self::new(config)?.window.shape();
+        self.apply(&config, shape, false)
+    }
+
+    /// [`reconfigure`](Self::reconfigure) for a caller that excludes other writers by its
+    /// own means (a shared region, which also clears the lock of a writer that died).
+    #[cfg(all(feature = "shm", unix))]
+    pub(crate) fn reconfigure_exclusive(&self, config: BreakerConfig) -> Result<(), ConfigError> {
+        let shape = Self::new(config)?.window.shape();
+        self.apply(&config, shape, true).map_err(|e| match e {
+            ReconfigureError::Invalid(e) => e,
+            ReconfigureError::Busy => unreachable!("exclusive writes do not wait"),
+        })
+    }
+}
+
+impl<const B: usize> CircuitBreaker<TimeWindow<B>> {
+    /// Changes the configuration at run time, keeping the state (as
+    /// [`CircuitBreaker::<CountWindow<_>>::reconfigure`](CircuitBreaker::reconfigure)):
+    /// `window_buckets` and `bucket_duration_ns` must resolve to the current window's.
+    pub fn reconfigure(&self, config: BreakerConfig) -> Result<(), ReconfigureError> {
+        let shape = Self::new(config)?.window.shape();
+        self.apply(&config, shape, false)
+    }
+
+    /// [`reconfigure`](Self::reconfigure) for a caller that excludes other writers.
+    #[cfg(all(feature = "shm", unix))]
+    pub(crate) fn reconfigure_exclusive(&self, config: BreakerConfig) -> Result<(), ConfigError> {
+        let shape = Self::new(config)?.window.shape();
+        self.apply(&config, shape, true).map_err(|e| match e {
+            ReconfigureError::Invalid(e) => e,
+            ReconfigureError::Busy => unreachable!("exclusive writes do not wait"),
+        })
+    }
+}
+
+impl<W: Window> CircuitBreaker<W> {
+    /// Publishes `config` (validated, its window of shape `shape`) as the next settings.
+    fn apply(
+        &self,
+        config: &BreakerConfig,
+        shape: WindowShape,
+        exclusive: bool,
+    ) -> Result<(), ReconfigureError> {
+        const FIXED: &str = "cannot change at run time (the window holds the outcomes so far): \
+                             build a new breaker";
+        match (shape, self.window.shape()) {
+            (WindowShape::Count { size }, WindowShape::Count { size: now }) if size != now => {
+                return Err(ConfigError::new("window_size", size as u64, FIXED).into());
+            }
+            (
+                WindowShape::Time {
+                    buckets,
+                    bucket_duration_ns,
+                },
+                WindowShape::Time {
+                    buckets: now_buckets,
+                    bucket_duration_ns: now_duration,
+                },
+            ) => {
+                if buckets != now_buckets {
+                    return Err(ConfigError::new("window_buckets", buckets as u64, FIXED).into());
+                }
+                if bucket_duration_ns != now_duration {
+                    return Err(
+                        ConfigError::new("bucket_duration_ns", bucket_duration_ns, FIXED).into(),
+                    );
+                }
+            }
+            _ => {}
+        }
+        let words = Settings::from_config(config).words();
+        let given_seed = config.jitter_seed;
+        let make = |_, current| {
+            // The seed in use: a given one replaces it; `None` keeps one drawn at random,
+            // and has one drawn (0: not yet) if the seed was given.
+            match given_seed {
+                Some(seed) => self.seed.store(seed, Ordering::Relaxed),
+                None if Settings::decode(current).random_seed == 0 => {
+                    self.seed.store(0, Ordering::Relaxed)
+                }
+                None => {}
+            }
+            words
+        };
+        if exclusive {
+            self.settings.write_exclusive(make, |_| {});
+            Ok(())
+        } else {
+            self.settings
+                .write(make, |_| {})
+                .map(drop)
+                .map_err(|_| ReconfigureError::Busy)
+        }
+    }
+}
+
 impl<W> CircuitBreaker<W> {
     maybe_const_fn! {
         fn assemble(config: &BreakerConfig, window: W) -> Self {
             CircuitBreaker {
                 state: AtomicU64::new(Word::INITIAL.pack()),
                 time: AtomicU64::new(0),
-                settings: Settings::from_config(config),
+                settings: Versioned::new(Settings::from_config(config).words()),
                 consecutive_failures: AtomicU64::new(0),
                 seed: AtomicU64::new(match config.jitter_seed {
                     Some(s) => s,
@@ -423,6 +607,7 @@ impl<W> CircuitBreaker<W> {
         ] {
             a.store(next(), Ordering::Relaxed);
         }
+        self.settings.scramble(next);
         let c = &self.counters;
         for a in [
             &c.unrecorded,
@@ -441,7 +626,12 @@ impl<W> CircuitBreaker<W> {
 #[cfg(all(feature = "shm", unix))]
 impl<W: crate::window::SameSettings> crate::window::SameSettings for CircuitBreaker<W> {
     fn same_settings(&self, other: &Self) -> bool {
-        self.settings == other.settings && self.window.same_settings(&other.window)
+        self.settings.read().1 == other.settings.read().1
+            && self.window.same_settings(&other.window)
+    }
+
+    fn same_shape(&self, other: &Self) -> bool {
+        self.window.same_settings(&other.window)
     }
 }
 
@@ -450,6 +640,18 @@ impl<W: Window> CircuitBreaker<W> {
     #[inline]
     pub fn state(&self) -> State {
         Word::state_of(self.state.load(Ordering::Relaxed))
+    }
+
+    /// One version of the settings.
+    #[inline]
+    fn settings(&self) -> Settings {
+        Settings::decode(self.settings.read().1)
+    }
+
+    /// Whether slow calls are a rule (one word of the settings: its own snapshot).
+    #[inline]
+    fn detects_slow_calls(&self) -> bool {
+        (self.settings.word(5) >> SLOW_RATE_SHIFT) as u8 != 0
     }
 
     /// The current generation.
@@ -468,7 +670,7 @@ impl<W: Window> CircuitBreaker<W> {
     /// The backoff of the open wait, with the jitter seed in use (0 while a random seed is
     /// yet to be drawn).
     pub fn backoff(&self) -> Backoff {
-        self.settings.backoff(self.seed.load(Ordering::Relaxed))
+        self.settings().backoff(self.seed.load(Ordering::Relaxed))
     }
 
     /// Asks to make a call at time `now` (ns).
@@ -518,7 +720,7 @@ impl<W: Window> CircuitBreaker<W> {
         outcome: Outcome,
     ) -> Option<Transition> {
         let mut now = LazyNow::new(clock);
-        let duration = if self.settings.detects_slow_calls() && outcome != Outcome::Ignored {
+        let duration = if self.detects_slow_calls() && outcome != Outcome::Ignored {
             now.get().saturating_sub(permit.started_at)
         } else {
             0
@@ -562,12 +764,13 @@ impl<W: Window> CircuitBreaker<W> {
 
     /// Nanoseconds until an open breaker admits a probe; 0 in every other state.
     pub fn retry_after(&self, now: u64) -> u64 {
+        let s = self.settings();
         loop {
             let w = Word::unpack(self.state.load(Ordering::Relaxed));
             if w.state != State::Open {
                 return 0;
             }
-            if let Some(left) = self.wait_left(w, now) {
+            if let Some(left) = self.wait_left(w, now, &s) {
                 return left;
             }
         }
@@ -626,7 +829,7 @@ impl<W: Window> CircuitBreaker<W> {
     /// window's size or bucket count as built; `jitter_seed` is the seed in use, `None`
     /// while a random one is yet to be drawn).
     pub fn config(&self) -> BreakerConfig {
-        let s = &self.settings;
+        let s = &self.settings();
         let nonzero32 = |v: u32| if v == 0 { None } else { Some(v) };
         let nonzero8 = |v: u8| if v == 0 { None } else { Some(v) };
         let seed = self.seed.load(Ordering::Relaxed);
@@ -682,7 +885,7 @@ impl<W: Window> CircuitBreaker<W> {
             return Ok(Permit {
                 generation: Word::generation_of(cur),
                 kind,
-                started_at: if self.settings.detects_slow_calls() {
+                started_at: if self.detects_slow_calls() {
                     now.get()
                 } else {
                     0
@@ -690,7 +893,9 @@ impl<W: Window> CircuitBreaker<W> {
                 transition: None,
             });
         }
-        let limits = self.settings.limits();
+        // One version of the settings for the whole decision.
+        let s = self.settings();
+        let limits = s.limits();
         loop {
             let w = Word::unpack(cur);
             let needs_time = w.state == State::Open
@@ -704,7 +909,7 @@ impl<W: Window> CircuitBreaker<W> {
                     cur = seen;
                     continue;
                 }
-                match self.wait_left(w, now.get()) {
+                match self.wait_left(w, now.get(), &s) {
                     Some(left) => left,
                     None => {
                         // The state moved on since we loaded it: decide on the new one.
@@ -759,11 +964,7 @@ impl<W: Window> CircuitBreaker<W> {
                     if matches!(kind, PermitKind::Probe | PermitKind::Observe) {
                         self.counters.unrecorded.fetch_add(1, Ordering::Relaxed);
                     }
-                    let started_at = if self.settings.detects_slow_calls() {
-                        now.get()
-                    } else {
-                        0
-                    };
+                    let started_at = if s.detects_slow_calls() { now.get() } else { 0 };
                     return Ok(Permit {
                         generation,
                         kind,
@@ -797,7 +998,7 @@ impl<W: Window> CircuitBreaker<W> {
         if permit.kind == PermitKind::Passive {
             return None;
         }
-        let s = &self.settings;
+        let s = &self.settings();
         let slow =
             s.detects_slow_calls() && outcome != Outcome::Ignored && duration > s.slow_call_ns;
         let c = &self.counters;
@@ -822,7 +1023,8 @@ impl<W: Window> CircuitBreaker<W> {
                 if outcome == Outcome::Ignored {
                     return None;
                 }
-                let trip = self.observe(permit.generation, outcome == Outcome::Failure, slow, now);
+                let trip =
+                    self.observe(permit.generation, outcome == Outcome::Failure, slow, now, s);
                 if permit.kind == PermitKind::Observe || !trip {
                     return None;
                 }
@@ -859,8 +1061,14 @@ impl<W: Window> CircuitBreaker<W> {
     /// Puts an outcome of generation `gen` into the consecutive counter and the window;
     /// whether a rule fired.
     #[inline]
-    fn observe(&self, gen: u64, failure: bool, slow: bool, now: &mut impl Now) -> bool {
-        let s = &self.settings;
+    fn observe(
+        &self,
+        gen: u64,
+        failure: bool,
+        slow: bool,
+        now: &mut impl Now,
+        s: &Settings,
+    ) -> bool {
         let mut trip = false;
         if failure {
             match self.count_failure(gen) {
@@ -886,10 +1094,11 @@ impl<W: Window> CircuitBreaker<W> {
     }
 
     fn manual(&self, to: State, now: u64) -> Option<Transition> {
+        let limits = self.settings().limits();
         let mut cur = self.state.load(Ordering::Relaxed);
         loop {
             let w = Word::unpack(cur);
-            let n = match state::next(w, Event::Manual(to), self.settings.limits()) {
+            let n = match state::next(w, Event::Manual(to), limits) {
                 Decision::Manual { next } => next,
                 _ => unreachable!("manual events yield Manual"),
             };
@@ -939,12 +1148,11 @@ impl<W: Window> CircuitBreaker<W> {
 
     /// Nanoseconds left of the wait of the Open (or half-open probe timeout) period `w`;
     /// `None` if `w` is no longer the current state.
-    fn wait_left(&self, w: Word, now: u64) -> Option<u64> {
+    fn wait_left(&self, w: Word, now: u64, s: &Settings) -> Option<u64> {
         let since = self.transition_time(w.generation, now)?;
-        let step = w.step.min(self.settings.limits().max_step);
-        let wait = self
-            .settings
-            .backoff(self.jitter_seed())
+        let step = w.step.min(s.limits().max_step);
+        let wait = s
+            .backoff(self.jitter_seed(s))
             .delay(step as u32, w.generation);
         Some(wait.saturating_sub(now.saturating_sub(since)))
     }
@@ -959,9 +1167,9 @@ impl<W: Window> CircuitBreaker<W> {
     }
 
     /// The seed of the jitter: the configured one, or one drawn from the OS on first use.
-    fn jitter_seed(&self) -> u64 {
+    fn jitter_seed(&self, s: &Settings) -> u64 {
         let seed = self.seed.load(Ordering::Relaxed);
-        if seed != 0 || self.settings.random_seed == 0 || self.settings.jitter_permille == 0 {
+        if seed != 0 || s.random_seed == 0 || s.jitter_permille == 0 {
             return seed;
         }
         #[cfg(feature = "std")]

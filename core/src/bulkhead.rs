@@ -44,7 +44,8 @@ impl core::fmt::Display for BulkheadRejected {
 #[repr(C)]
 pub struct Bulkhead {
     in_flight: AtomicU32,
-    max: u32,
+    /// The limit; changed at run time by [`reconfigure`](Bulkhead::reconfigure).
+    max: AtomicU32,
     peak: AtomicU32,
     acquired: AtomicU64,
     rejected: AtomicU64,
@@ -87,7 +88,7 @@ impl Bulkhead {
             }
             Ok(Bulkhead {
                 in_flight: AtomicU32::new(0),
-                max: max_concurrent,
+                max: AtomicU32::new(max_concurrent),
                 peak: AtomicU32::new(0),
                 acquired: AtomicU64::new(0),
                 rejected: AtomicU64::new(0),
@@ -102,7 +103,7 @@ impl Bulkhead {
             Ok(BulkheadPermit { bulkhead: self })
         } else {
             Err(BulkheadRejected::Full {
-                max_concurrent: self.max,
+                max_concurrent: self.max_concurrent(),
             })
         }
     }
@@ -112,9 +113,10 @@ impl Bulkhead {
     /// [`binding`](crate::binding)).
     #[inline]
     pub(crate) fn try_acquire_raw(&self) -> bool {
+        let max = self.max.load(Ordering::Relaxed);
         let mut cur = self.in_flight.load(Ordering::Relaxed);
         loop {
-            if cur >= self.max {
+            if cur >= max {
                 self.rejected.fetch_add(1, Ordering::Relaxed);
                 return false;
             }
@@ -156,8 +158,30 @@ impl Bulkhead {
     }
 
     /// The limit.
-    pub const fn max_concurrent(&self) -> u32 {
-        self.max
+    #[inline]
+    pub fn max_concurrent(&self) -> u32 {
+        self.max.load(Ordering::Relaxed)
+    }
+
+    /// Changes the limit at run time. Permits out stay out: a limit lowered below the
+    /// permits in flight admits nothing until they drop below it. One word: every acquire
+    /// decides on the old limit or the new one.
+    ///
+    /// ```
+    /// use fastbreaker::Bulkhead;
+    /// let bulkhead = Bulkhead::new(2).unwrap();
+    /// let a = bulkhead.try_acquire().unwrap();
+    /// let b = bulkhead.try_acquire().unwrap();
+    /// bulkhead.reconfigure(1).unwrap();
+    /// drop(a);
+    /// assert!(bulkhead.try_acquire().is_err(), "1 still in flight");
+    /// drop(b);
+    /// assert!(bulkhead.try_acquire().is_ok());
+    /// ```
+    pub fn reconfigure(&self, max_concurrent: u32) -> Result<(), ConfigError> {
+        let _ = Self::new(max_concurrent)?;
+        self.max.store(max_concurrent, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Permits out now.
@@ -168,7 +192,7 @@ impl Bulkhead {
     /// A snapshot of the counters.
     pub fn metrics(&self) -> BulkheadMetrics {
         BulkheadMetrics {
-            max_concurrent: self.max,
+            max_concurrent: self.max_concurrent(),
             in_flight: self.in_flight.load(Ordering::Relaxed),
             peak: self.peak.load(Ordering::Relaxed),
             acquired: self.acquired.load(Ordering::Relaxed),
@@ -183,6 +207,7 @@ impl Bulkhead {
     pub(crate) fn scramble(&self, next: &mut dyn FnMut() -> u64) {
         self.in_flight.store(next() as u32, Ordering::Relaxed);
         self.peak.store(next() as u32, Ordering::Relaxed);
+        self.max.store(next() as u32, Ordering::Relaxed);
         self.acquired.store(next(), Ordering::Relaxed);
         self.rejected.store(next(), Ordering::Relaxed);
     }
@@ -191,7 +216,11 @@ impl Bulkhead {
 #[cfg(all(feature = "shm", unix))]
 impl crate::window::SameSettings for Bulkhead {
     fn same_settings(&self, other: &Self) -> bool {
-        self.max == other.max
+        self.max_concurrent() == other.max_concurrent()
+    }
+
+    fn same_shape(&self, _: &Self) -> bool {
+        true // the limit is all there is, and it changes at run time
     }
 }
 
@@ -221,6 +250,27 @@ mod tests {
         assert_eq!(Bulkhead::new(0).unwrap_err().field, "max_concurrent");
     }
 
+    #[test]
+    fn reconfigure_keeps_the_permits_out() {
+        let b = Bulkhead::new(3).unwrap();
+        let permits: [_; 3] = core::array::from_fn(|_| b.try_acquire().unwrap());
+        assert_eq!(b.reconfigure(0).unwrap_err().field, "max_concurrent");
+        assert_eq!(b.max_concurrent(), 3, "a refused change changes nothing");
+        b.reconfigure(1).unwrap();
+        assert_eq!(b.in_flight(), 3);
+        drop(permits);
+        assert_eq!(b.in_flight(), 0);
+        let one = b.try_acquire().unwrap();
+        assert_eq!(
+            b.try_acquire().unwrap_err(),
+            BulkheadRejected::Full { max_concurrent: 1 }
+        );
+        b.reconfigure(2).unwrap();
+        let two = b.try_acquire().unwrap();
+        assert_eq!(b.metrics().max_concurrent, 2);
+        drop((one, two));
+    }
+
     /// Every atomic word (shared with other processes in a region) may hold any bits: no
     /// panic, no hang, and a corrupt in-flight count never admits past the limit.
     #[test]
@@ -229,10 +279,10 @@ mod tests {
         let b = Bulkhead::new(3).unwrap();
         for _ in 0..5_000 {
             b.scramble(&mut next);
-            let before = b.in_flight();
+            let (before, max) = (b.in_flight(), b.max_concurrent());
             if let Ok(permit) = b.try_acquire() {
-                assert!(before < 3, "admitted at {before} in flight");
-                assert!(b.in_flight() <= 3);
+                assert!(before < max, "admitted at {before} in flight, limit {max}");
+                assert!(b.in_flight() <= max);
                 drop(permit);
             }
             let _ = b.release();
@@ -240,5 +290,7 @@ mod tests {
         }
         b.scramble(&mut || u32::MAX as u64);
         assert!(b.try_acquire().is_err());
+        b.scramble(&mut || 0);
+        assert!(b.try_acquire().is_err(), "a limit of 0 admits nothing");
     }
 }

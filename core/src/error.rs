@@ -43,3 +43,40 @@ impl fmt::Display for ConfigError {
 
 #[cfg(feature = "std")]
 impl std::error::Error for ConfigError {}
+
+/// Why a `reconfigure` call changed nothing.
+///
+/// ```
+/// use fastbreaker::{BucketConfig, ReconfigureError, TokenBucket};
+/// let bucket = TokenBucket::new(BucketConfig::per_second(10, 5)).unwrap();
+/// let err = bucket.reconfigure(BucketConfig::per_second(0, 5), 0).unwrap_err();
+/// assert!(matches!(err, ReconfigureError::Invalid(e) if e.field == "rate"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReconfigureError {
+    /// The new configuration is invalid, or changes what cannot change at run time (the
+    /// window of a breaker, the time unit of a bucket): the field says which.
+    Invalid(ConfigError),
+    /// Another reconfiguration of the same primitive was under way for longer than a
+    /// bounded spin (in a shared region: or its process died; the region clears that).
+    Busy,
+}
+
+impl From<ConfigError> for ReconfigureError {
+    fn from(e: ConfigError) -> Self {
+        ReconfigureError::Invalid(e)
+    }
+}
+
+impl fmt::Display for ReconfigureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReconfigureError::Invalid(e) => e.fmt(f),
+            ReconfigureError::Busy => f.write_str("another reconfiguration is under way"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for ReconfigureError {}

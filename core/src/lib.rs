@@ -76,6 +76,7 @@ mod state;
 mod sync;
 mod time_window;
 mod token_bucket;
+mod versioned;
 mod window;
 
 pub use backoff::Backoff;
@@ -90,7 +91,7 @@ pub use config::BreakerConfig;
 pub use count_window::{
     CountWindow, CountWindow1024, CountWindow128, CountWindow256, CountWindow64,
 };
-pub use error::ConfigError;
+pub use error::{ConfigError, ReconfigureError};
 pub use limits::MAX_FAILURE_THRESHOLD;
 pub use state::{Outcome, State};
 pub use time_window::{TimeWindow, TimeWindow64};

@@ -8,7 +8,11 @@ pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64};
 #[cfg(not(loom))]
 pub(crate) use portable_atomic::{AtomicU32, AtomicU64};
 
+#[cfg(not(loom))]
+pub(crate) use core::sync::atomic::fence;
 pub(crate) use core::sync::atomic::Ordering;
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::fence;
 
 /// Declares a function that is `const` in normal builds and plain under loom, whose atomics
 /// cannot be built in a const context.

@@ -49,7 +49,9 @@ impl core::fmt::Display for BucketRejected {
         }
     }
 }
+use crate::error::ReconfigureError;
 use crate::sync::{maybe_const_fn, AtomicU64, Ordering};
+use crate::versioned::Versioned;
 
 /// How a [`TokenBucket`] refills: `rate` tokens every `period_ns`, holding at most `burst`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,10 +99,15 @@ pub struct BucketState {
 ///
 /// Budgets that do not fit in 2^62 ns (`burst * T`, e.g. 2^32 tokens of one a day) are
 /// kept in units of 2^k ns, the smallest power of two that fits; only such buckets see their
-/// time rounded to those units. Times passed in must stay below 2^63 ns (292 years of
-/// monotonic time); within that, no arithmetic overflows.
+/// time rounded to those units. Times passed in must stay below 2^62 ns (146 years of
+/// monotonic time); within that, no arithmetic overflows. The TAT is kept in 63 bits (the
+/// 64th tags it with its settings' version: see [`reconfigure`](Self::reconfigure)), so a
+/// reservation queue saturates at 2^63 - 1 units, the end of time.
 ///
-/// The one ordering is `Relaxed`: the TAT is the entire state and every grant is a CAS on it.
+/// The TAT is the entire state and every grant is a CAS on it. The settings are read as one
+/// version ([`reconfigure`](Self::reconfigure) changes them at run time); the TAT is loaded
+/// with `Acquire` and stored with `Release` so that a caller never decides on settings older
+/// than the TAT it read.
 ///
 /// ```
 /// use fastbreaker::{BucketConfig, BucketRejected, TokenBucket, MILLISECOND};
@@ -114,14 +121,90 @@ pub struct BucketState {
 #[derive(Debug)]
 #[repr(C)]
 pub struct TokenBucket {
-    /// Theoretical arrival time, in units of 2^shift ns.
+    /// Theoretical arrival time, in units of 2^shift ns (low 63 bits), tagged in bit 63
+    /// with the parity of the settings' version it is counted in (see
+    /// [`reconfigure`](Self::reconfigure)).
     tat: AtomicU64,
-    /// Emission interval in units.
+    /// Interval, tolerance, burst, the previous version's interval, and the configuration's
+    /// rate and period (see [`Rates`]).
+    settings: Versioned<6>,
+    /// The time unit, 2^shift ns: fixed when the bucket is built.
+    shift: u32,
+}
+
+/// The tag bit of the TAT word.
+const TAG: u64 = 1 << 63;
+/// The largest TAT: the end of time (queued reservations saturate there).
+const TAT_MAX: u64 = TAG - 1;
+
+/// One version of a bucket's settings, decoded so that any bits are safe to compute with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Rates {
+    /// Emission interval in units (at least 1).
     interval: u64,
     /// `burst * interval` in units, at most 2^62.
     tolerance: u64,
+    /// The capacity, 1..=2^32.
     burst: u64,
-    shift: u32,
+    /// The previous version's interval: a TAT still counted in that version is converted
+    /// by `interval / prev_interval`.
+    prev_interval: u64,
+    /// The configuration's rate and period, as given (for [`TokenBucket::config`]).
+    rate: u64,
+    period_ns: u64,
+}
+
+impl Rates {
+    const fn words(&self) -> [u64; 6] {
+        [
+            self.interval,
+            self.tolerance,
+            self.burst,
+            self.prev_interval,
+            self.rate,
+            self.period_ns,
+        ]
+    }
+
+    /// From the words of a version; clamps what no validated configuration produces
+    /// (corrupt shared memory) into range, so that no operation can panic or divide by 0.
+    #[inline]
+    fn decode(w: [u64; 6]) -> Rates {
+        let clamp = |v: u64, lo: u64, hi: u64| v.clamp(lo, hi);
+        Rates {
+            interval: clamp(w[0], 1, TokenBucket::HORIZON),
+            tolerance: clamp(w[1], 0, TokenBucket::HORIZON),
+            burst: clamp(w[2], 1, MAX_BURST),
+            prev_interval: clamp(w[3], 1, TokenBucket::HORIZON),
+            rate: w[4],
+            period_ns: w[5],
+        }
+    }
+
+    #[inline]
+    fn cost(&self, n: u64) -> Result<u64, BucketRejected> {
+        if n > self.burst {
+            Err(BucketRejected::ExceedsCapacity {
+                requested: n,
+                capacity: self.burst,
+            })
+        } else {
+            Ok(self.interval.saturating_mul(n))
+        }
+    }
+}
+
+/// A TAT counted at the old interval, counted at the new one: the tokens it holds stay
+/// held (rounded up). A TAT at or before `t` holds none and stays as it is.
+#[inline]
+fn convert(tat: u64, t: u64, from_interval: u64, to_interval: u64) -> u64 {
+    if tat <= t || from_interval == to_interval {
+        return tat;
+    }
+    let debt = (tat - t) as u128 * to_interval as u128;
+    let scaled = debt.div_ceil(from_interval as u128);
+    let room = (TAT_MAX - t) as u128;
+    t + (if scaled > room { room } else { scaled }) as u64
 }
 
 impl TokenBucket {
@@ -134,25 +217,17 @@ impl TokenBucket {
         /// A full bucket. Errors name the field: zero rate or period, a rate above one token
         /// per nanosecond, a burst outside 1..=2^32.
         pub fn new(config: BucketConfig) -> Result<Self, ConfigError> {
-            if config.rate == 0 {
-                return Err(ConfigError::new("rate", 0, "must be at least 1"));
-            }
-            if config.period_ns == 0 {
-                return Err(ConfigError::new("period_ns", 0, "must be greater than 0"));
-            }
-            if config.rate > config.period_ns {
-                return Err(ConfigError::new("rate", config.rate, "must be at most one token per nanosecond of the period"));
-            }
-            if config.burst == 0 || config.burst > Self::MAX_BURST {
-                return Err(ConfigError::new("burst", config.burst, "must be in 1..=2^32"));
-            }
-            let ns_per_token = config.period_ns.div_ceil(config.rate);
+            let ns_per_token = match Self::ns_per_token(&config) {
+                Ok(v) => v,
+                Err(e) => return Err(e),
+            };
             let mut shift = 0;
             loop {
                 let interval = ns_per_token.div_ceil(1 << shift);
                 match interval.checked_mul(config.burst) {
                     Some(tolerance) if tolerance <= Self::HORIZON => {
-                        return Ok(TokenBucket { tat: AtomicU64::new(0), interval, tolerance, burst: config.burst, shift });
+                        let rates = Rates { interval, tolerance, burst: config.burst, prev_interval: interval, rate: config.rate, period_ns: config.period_ns };
+                        return Ok(TokenBucket { tat: AtomicU64::new(0), settings: Versioned::new(rates.words()), shift });
                     }
                     _ => shift += 1,
                 }
@@ -160,36 +235,97 @@ impl TokenBucket {
         }
     }
 
-    /// The capacity.
-    pub const fn burst(&self) -> u64 {
-        self.burst
+    /// Validates `config`; its nanoseconds per token (rounded up).
+    const fn ns_per_token(config: &BucketConfig) -> Result<u64, ConfigError> {
+        if config.rate == 0 {
+            return Err(ConfigError::new("rate", 0, "must be at least 1"));
+        }
+        if config.period_ns == 0 {
+            return Err(ConfigError::new("period_ns", 0, "must be greater than 0"));
+        }
+        if config.rate > config.period_ns {
+            return Err(ConfigError::new(
+                "rate",
+                config.rate,
+                "must be at most one token per nanosecond of the period",
+            ));
+        }
+        if config.burst == 0 || config.burst > Self::MAX_BURST {
+            return Err(ConfigError::new(
+                "burst",
+                config.burst,
+                "must be in 1..=2^32",
+            ));
+        }
+        Ok(config.period_ns.div_ceil(config.rate))
     }
 
-    /// Nanoseconds per token (rounded up).
-    pub const fn interval_ns(&self) -> u64 {
-        if self.shift >= 64 || self.interval > u64::MAX >> self.shift {
-            u64::MAX // saturate: one token per 2^64 - 1 ns is "never", not 0
-        } else {
-            self.interval << self.shift
+    /// The current settings and the TAT word, consistent with each other: a TAT still
+    /// counted in the previous version is converted (and stored) first. Returns the
+    /// settings, the tag of their version and the TAT word as stored.
+    #[inline]
+    fn load(&self, t: u64) -> (Rates, u64, u64) {
+        loop {
+            // Acquire: pairs with the Release CASes below and in `reconfigure` (see
+            // `Versioned::read_with`): a TAT stored under a newer version than the one read
+            // makes the read retry.
+            let (version, words, word) =
+                self.settings.read_with(|| self.tat.load(Ordering::Acquire));
+            let rates = Rates::decode(words);
+            let tag = (version & 1) << 63;
+            if word & TAG == tag {
+                return (rates, tag, word);
+            }
+            let converted = tag | convert(word & TAT_MAX, t, rates.prev_interval, rates.interval);
+            if self
+                .tat
+                .compare_exchange(word, converted, Ordering::Release, Ordering::Relaxed)
+                .is_ok()
+            {
+                return (rates, tag, converted);
+            }
         }
     }
 
+    /// Stores `next` (with `tag`) if the TAT word is still `word`.
     #[inline]
-    fn cost(&self, n: u64) -> Result<u64, BucketRejected> {
-        if n > self.burst {
-            Err(BucketRejected::ExceedsCapacity {
-                requested: n,
-                capacity: self.burst,
-            })
+    fn commit(&self, word: u64, tag: u64, next: u64) -> bool {
+        // Release: see `load`.
+        self.tat
+            .compare_exchange_weak(word, tag | next, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// The configuration in force, as given to [`new`](Self::new) or to the latest
+    /// [`reconfigure`](Self::reconfigure).
+    pub fn config(&self) -> BucketConfig {
+        let rates = Rates::decode(self.settings.read().1);
+        BucketConfig {
+            rate: rates.rate,
+            period_ns: rates.period_ns,
+            burst: rates.burst,
+        }
+    }
+
+    /// The capacity.
+    pub fn burst(&self) -> u64 {
+        Rates::decode(self.settings.read().1).burst
+    }
+
+    /// Nanoseconds per token (rounded up).
+    pub fn interval_ns(&self) -> u64 {
+        let interval = Rates::decode(self.settings.read().1).interval;
+        if self.shift >= 64 || interval > u64::MAX >> self.shift {
+            u64::MAX // saturate: one token per 2^64 - 1 ns is "never", not 0
         } else {
-            Ok(self.interval * n)
+            interval << self.shift
         }
     }
 
     /// `now` in units.
     #[inline]
     fn units(&self, now: u64) -> u64 {
-        now >> self.shift
+        now.wrapping_shr(self.shift)
     }
 
     /// Nanoseconds from `now` until the unit clock reads `units_now + wait` (saturating).
@@ -198,11 +334,12 @@ impl TokenBucket {
         if wait == 0 {
             return 0;
         }
+        let shift = self.shift & 63;
         let end = self.units(now).saturating_add(wait);
-        let end_ns = if end > u64::MAX >> self.shift {
+        let end_ns = if end > u64::MAX >> shift {
             u64::MAX
         } else {
-            end << self.shift
+            end << shift
         };
         end_ns.saturating_sub(now)
     }
@@ -213,27 +350,25 @@ impl TokenBucket {
     /// `reserve(0)` and `retry_after(0)`, which answer 0).
     #[inline]
     pub fn try_acquire(&self, n: u64, now: u64) -> Result<(), BucketRejected> {
-        let cost = self.cost(n)?;
-        if n == 0 {
-            return Ok(());
-        }
         let t = self.units(now);
-        let limit = t + self.tolerance;
-        let mut tat = self.tat.load(Ordering::Relaxed);
         loop {
+            let (rates, tag, word) = self.load(t);
+            let cost = rates.cost(n)?;
+            if n == 0 {
+                return Ok(());
+            }
+            let limit = t.saturating_add(rates.tolerance);
             // Saturating: queued reservations may have pushed the TAT to the end of time.
-            let next = tat.max(t).saturating_add(cost);
-            if next > limit {
+            // Within the documented times (below 2^62 ns) the limit is below `TAT_MAX`, so
+            // a granted TAT fits its 63 bits.
+            let next = (word & TAT_MAX).max(t).saturating_add(cost);
+            if next > limit || next > TAT_MAX {
                 return Err(BucketRejected::RateLimited {
-                    retry_after: self.wait_ns(now, next - limit),
+                    retry_after: self.wait_ns(now, next - limit.min(TAT_MAX)),
                 });
             }
-            match self
-                .tat
-                .compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => return Ok(()),
-                Err(actual) => tat = actual,
+            if self.commit(word, tag, next) {
+                return Ok(());
             }
         }
     }
@@ -263,26 +398,22 @@ impl TokenBucket {
         now: u64,
         max_wait_ns: u64,
     ) -> Result<u64, BucketRejected> {
-        let cost = self.cost(n)?;
-        if n == 0 {
-            return Ok(0);
-        }
         let t = self.units(now);
-        let limit = t + self.tolerance;
-        let mut tat = self.tat.load(Ordering::Relaxed);
         loop {
-            // Queued reservations may push the TAT past the 2^62 budget: saturate there.
-            let next = tat.max(t).saturating_add(cost);
+            let (rates, tag, word) = self.load(t);
+            let cost = rates.cost(n)?;
+            if n == 0 {
+                return Ok(0);
+            }
+            let limit = t.saturating_add(rates.tolerance);
+            // Queued reservations may push the TAT to the end of time: saturate there.
+            let next = (word & TAT_MAX).max(t).saturating_add(cost).min(TAT_MAX);
             let wait = self.wait_ns(now, next.saturating_sub(limit));
             if wait > max_wait_ns {
                 return Err(BucketRejected::RateLimited { retry_after: wait });
             }
-            match self
-                .tat
-                .compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => return Ok(wait),
-                Err(actual) => tat = actual,
+            if self.commit(word, tag, next) {
+                return Ok(wait);
             }
         }
     }
@@ -290,17 +421,16 @@ impl TokenBucket {
     /// Gives back `n` tokens of a reservation that will not be used (a waiter that gave up).
     /// Never makes the bucket fuller than full at `now`.
     pub fn refund(&self, n: u64, now: u64) {
-        let cost = self.interval.saturating_mul(n);
         let t = self.units(now);
-        let mut tat = self.tat.load(Ordering::Relaxed);
-        while tat > t {
-            let next = tat.saturating_sub(cost).max(t);
-            match self
-                .tat
-                .compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => return,
-                Err(actual) => tat = actual,
+        loop {
+            let (rates, tag, word) = self.load(t);
+            let tat = word & TAT_MAX;
+            if tat <= t {
+                return;
+            }
+            let next = tat.saturating_sub(rates.interval.saturating_mul(n)).max(t);
+            if self.commit(word, tag, next) {
+                return;
             }
         }
     }
@@ -309,38 +439,165 @@ impl TokenBucket {
     #[inline]
     pub fn available(&self, now: u64) -> u64 {
         let t = self.units(now);
-        let tat = self.tat.load(Ordering::Relaxed).max(t);
-        ((t + self.tolerance).saturating_sub(tat) / self.interval).min(self.burst)
+        let (rates, _, word) = self.load(t);
+        let tat = (word & TAT_MAX).max(t);
+        (t.saturating_add(rates.tolerance).saturating_sub(tat) / rates.interval).min(rates.burst)
     }
 
     /// Nanoseconds until `n` tokens could be taken (0 if now).
     pub fn retry_after(&self, n: u64, now: u64) -> Result<u64, BucketRejected> {
-        let cost = self.cost(n)?;
+        let t = self.units(now);
+        let (rates, _, word) = self.load(t);
+        let cost = rates.cost(n)?;
         if n == 0 {
             return Ok(0);
         }
-        let t = self.units(now);
-        let tat = self.tat.load(Ordering::Relaxed).max(t);
-        let wait = tat.saturating_add(cost).saturating_sub(t + self.tolerance);
+        let tat = (word & TAT_MAX).max(t);
+        let wait = tat
+            .saturating_add(cost)
+            .saturating_sub(t.saturating_add(rates.tolerance));
         Ok(self.wait_ns(now, wait))
     }
 
     /// Limit, remaining, reset and retry-after at `now`, from one read of the state.
     pub fn state(&self, now: u64) -> BucketState {
         let t = self.units(now);
-        let tat = self.tat.load(Ordering::Relaxed).max(t);
-        let limit = t + self.tolerance;
+        let (rates, _, word) = self.load(t);
+        let tat = (word & TAT_MAX).max(t);
+        let limit = t.saturating_add(rates.tolerance);
         BucketState {
-            limit: self.burst,
-            remaining: (limit.saturating_sub(tat) / self.interval).min(self.burst),
+            limit: rates.burst,
+            remaining: (limit.saturating_sub(tat) / rates.interval).min(rates.burst),
             reset_after: self.wait_ns(now, tat - t),
-            retry_after: self.wait_ns(now, tat.saturating_add(self.interval).saturating_sub(limit)),
+            retry_after: self.wait_ns(
+                now,
+                tat.saturating_add(rates.interval).saturating_sub(limit),
+            ),
         }
     }
 
     /// Refills the bucket completely.
     pub fn reset(&self) {
-        self.tat.store(0, Ordering::Relaxed);
+        // Tagged with the current version. Should a reconfiguration publish the next one
+        // meanwhile, a TAT of 0 converts to 0: it holds no tokens in any version.
+        let tag = (self.settings.version() & 1) << 63;
+        self.tat.store(tag, Ordering::Release);
+    }
+
+    /// Changes the rate and burst at run time, keeping the state: the tokens in use stay in
+    /// use (counted at the new interval, rounded up), so lowering the rate never hands out a
+    /// burst, and raising it frees nothing early. A burst lowered below the tokens in use
+    /// leaves the bucket over its limit until they drain.
+    ///
+    /// Atomic: every grant is decided on one version of the settings and a state counted in
+    /// that version (the state word carries the version's parity, and a caller that meets a
+    /// state of the previous version converts it first). A grant decided before the change
+    /// and committed after it is refused and decided again, except in one case: a caller
+    /// that read the settings, then saw two reconfigurations complete while it computed,
+    /// on a bucket that held no tokens throughout, may take its tokens at the older rate.
+    ///
+    /// The bucket's time unit is fixed when it is built (1 ns unless `burst * period /
+    /// rate` exceeds 2^62 ns, about 146 years): a configuration that needs a coarser one is
+    /// [`ReconfigureError::Invalid`], naming `burst`. Concurrent reconfigurations are
+    /// serialised; one that waits on another for too long returns
+    /// [`ReconfigureError::Busy`].
+    ///
+    /// ```
+    /// use fastbreaker::{BucketConfig, TokenBucket, SECOND};
+    /// let bucket = TokenBucket::new(BucketConfig::per_second(10, 10)).unwrap();
+    /// for _ in 0..5 {
+    ///     bucket.try_acquire(1, 0).unwrap();
+    /// }
+    /// bucket.reconfigure(BucketConfig::per_second(1, 10), 0).unwrap();
+    /// assert_eq!(bucket.available(0), 5, "the 5 tokens in use stay in use");
+    /// assert_eq!(bucket.available(SECOND), 6, "and drain at the new rate");
+    /// ```
+    pub fn reconfigure(&self, config: BucketConfig, now: u64) -> Result<(), ReconfigureError> {
+        let next = self.rates_for(&config)?;
+        self.settings
+            .write(
+                |v, cur| self.prepare(v, cur, next, now),
+                |v| self.catch_up(v, now),
+            )
+            .map(drop)
+            .map_err(|_| ReconfigureError::Busy)
+    }
+
+    /// [`reconfigure`](Self::reconfigure) for a caller that excludes other writers by its
+    /// own means (a shared region, which also clears the lock of a writer that died).
+    #[cfg(all(feature = "shm", unix))]
+    pub(crate) fn reconfigure_exclusive(
+        &self,
+        config: BucketConfig,
+        now: u64,
+    ) -> Result<(), ConfigError> {
+        let next = self.rates_for(&config)?;
+        self.settings.write_exclusive(
+            |v, cur| self.prepare(v, cur, next, now),
+            |v| self.catch_up(v, now),
+        );
+        Ok(())
+    }
+
+    /// `config`'s settings in this bucket's time unit.
+    fn rates_for(&self, config: &BucketConfig) -> Result<Rates, ConfigError> {
+        let ns_per_token = Self::ns_per_token(config)?;
+        let shift = self.shift & 63;
+        let interval = ns_per_token.div_ceil(1 << shift);
+        match interval.checked_mul(config.burst) {
+            Some(tolerance) if tolerance <= Self::HORIZON => Ok(Rates {
+                interval,
+                tolerance,
+                burst: config.burst,
+                prev_interval: interval,
+                rate: config.rate,
+                period_ns: config.period_ns,
+            }),
+            _ => Err(ConfigError::new(
+                "burst",
+                config.burst,
+                "times the period per token exceeds the time unit this bucket was built with \
+                 (2^62 units): build a new bucket",
+            )),
+        }
+    }
+
+    /// Under the writers' lock, before version `version + 1` is published: brings the TAT
+    /// to `version` (a writer that died may have left it in the one before), and returns
+    /// the next version's words.
+    fn prepare(&self, version: u64, current: [u64; 6], next: Rates, now: u64) -> [u64; 6] {
+        let cur = Rates::decode(current);
+        self.convert_to(version, cur.prev_interval, cur.interval, now);
+        Rates {
+            prev_interval: cur.interval,
+            ..next
+        }
+        .words()
+    }
+
+    /// Once version `version` is published: converts the TAT to it (callers may have
+    /// already).
+    fn catch_up(&self, version: u64, now: u64) {
+        let rates = Rates::decode(self.settings.read().1);
+        self.convert_to(version, rates.prev_interval, rates.interval, now);
+    }
+
+    fn convert_to(&self, version: u64, from: u64, to: u64, now: u64) {
+        let t = self.units(now);
+        let tag = (version & 1) << 63;
+        let mut word = self.tat.load(Ordering::Acquire);
+        while word & TAG != tag {
+            let converted = tag | convert(word & TAT_MAX, t, from, to);
+            match self.tat.compare_exchange_weak(
+                word,
+                converted,
+                Ordering::Release,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(actual) => word = actual,
+            }
+        }
     }
 }
 
@@ -350,15 +607,25 @@ impl TokenBucket {
     pub(crate) fn scramble(&self, next: &mut dyn FnMut() -> u64) {
         self.tat.store(next(), Ordering::Relaxed);
     }
+
+    /// Stores arbitrary bits in the settings words too.
+    pub(crate) fn scramble_settings(&self, next: &mut dyn FnMut() -> u64) {
+        self.settings.scramble(next);
+    }
 }
 
 #[cfg(all(feature = "shm", unix))]
 impl crate::window::SameSettings for TokenBucket {
     fn same_settings(&self, other: &Self) -> bool {
-        self.interval == other.interval
-            && self.tolerance == other.tolerance
-            && self.burst == other.burst
-            && self.shift == other.shift
+        let (a, b) = (self.settings.read().1, other.settings.read().1);
+        // The previous interval (`[3]`) is history, not configuration; rate and period
+        // (`[4]`, `[5]`) are how the configuration was said (10 per second and 1 per
+        // 100 ms build the same bucket).
+        a[..3] == b[..3] && self.shift == other.shift
+    }
+
+    fn same_shape(&self, other: &Self) -> bool {
+        self.shift == other.shift
     }
 }
 
@@ -463,7 +730,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(huge.available(0), 1 << 32);
-        let late = (1u64 << 63) - 1;
+        let late = (1u64 << 62) - 1;
         assert!(huge.try_acquire(1 << 32, late).is_ok());
         // 2^32 days do not fit in 2^62 ns: this bucket counts in units of 2^17 ns.
         let wait = huge
@@ -511,6 +778,23 @@ mod tests {
                 let state = b.state(now);
                 assert!(state.remaining <= config.burst && b.available(now) <= config.burst);
                 b.refund(next(), now);
+            }
+            // The settings words too (a corrupt region): no panic, no hang, and never more
+            // than the burst that the settings say, whatever they say.
+            for i in 0..5_000u64 {
+                b.scramble(&mut next);
+                b.scramble_settings(&mut next);
+                let now = (next() >> 1) >> (i % 64);
+                let n = next() % (config.burst + 2);
+                let _ = b.try_acquire(n, now);
+                let _ = b.reserve_within(n, now, next());
+                let _ = b.retry_after(n, now);
+                let state = b.state(now);
+                assert!(state.remaining <= state.limit && b.available(now) <= b.burst());
+                b.refund(next(), now);
+                let _ = b.interval_ns();
+                let _ = b.reconfigure(config, now);
+                b.reset();
             }
         }
     }

@@ -76,13 +76,20 @@ pub trait Window {
     fn shape(&self) -> WindowShape;
 }
 
-/// Compares the non-atomic parts (the settings) of two instances: the shared-memory region
-/// checks a primitive found in place against one rebuilt from its stored configuration
-/// before handing it out, so that corrupt settings never reach the state machines.
+/// Compares the settings of two instances: the shared-memory region checks a primitive
+/// found in place against one rebuilt from its stored configuration before handing it out,
+/// so that corrupt fixed settings never reach the state machines, and compares a requested
+/// configuration with the one in force.
 #[cfg(all(feature = "shm", unix))]
 pub(crate) trait SameSettings {
-    /// Whether every non-atomic field of `self` equals `other`'s.
+    /// Whether the settings in force (fixed and changeable at run time) are `other`'s.
     fn same_settings(&self, other: &Self) -> bool;
+
+    /// Whether the settings fixed for the instance's life (its non-atomic fields: a
+    /// window's shape, a bucket's time unit) are `other`'s.
+    fn same_shape(&self, other: &Self) -> bool {
+        self.same_settings(other)
+    }
 }
 
 #[cfg(test)]

@@ -225,15 +225,10 @@ pub enum RegionError {
     ConfigMismatch {
         /// The slot name.
         name: String,
-        /// The configuration in the region.
+        /// The configuration in force in the region.
         existing: Box<SlotConfig>,
         /// The configuration asked for.
         requested: Box<SlotConfig>,
-    },
-    /// Changing a slot's configuration in place is not supported yet (phase 1).
-    ReconfigureUnsupported {
-        /// The slot name.
-        name: String,
     },
 }
 
@@ -314,10 +309,6 @@ impl fmt::Display for RegionError {
             } => write!(
                 f,
                 "slot {name:?} exists with another configuration\n  existing:  {existing}\n  requested: {requested}"
-            ),
-            ReconfigureUnsupported { name } => write!(
-                f,
-                "slot {name:?}: changing a shared slot's configuration is not supported yet"
             ),
         }
     }

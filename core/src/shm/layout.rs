@@ -20,9 +20,11 @@
 //!     m0  claim: state (low 8 bits: 0 empty, 1 initialising, 2 ready) | pid (high 32)
 //!     m1  kind (low 32: 1 breaker-count, 2 breaker-time, 3 bucket, 4 bulkhead) | name length (high 32)
 //!     m2..=m9   name, 64 bytes, zero-padded
-//!     m10..=m25 the configuration as given (see `SlotConfig::encode`)
+//!     m10..=m25 the configuration it was created with (see `SlotConfig::encode`); the one
+//!               in force is in the primitive (it changes with `Region::reconfigure`)
 //!     m26 checksum (FNV-1a 64) of m1..=m25
-//!     m27..=m31 reserved, 0
+//!     m27 reconfiguration lock: 0 free, else the pid of the process reconfiguring the slot
+//!     m28..=m31 reserved, 0
 //!   +256  the primitive, in place (at most 1792 bytes)
 //! ```
 //!
@@ -41,7 +43,7 @@ use core::mem::size_of;
 pub const MAGIC: u64 = u64::from_le_bytes(*b"FBREGION");
 /// The layout version. Bumped by any change to the header, the slot metadata or the byte
 /// layout of a primitive; a region of another version is refused, never reused.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 /// Words of the header.
 pub const HEADER_WORDS: usize = 16;
 /// Bytes of the header; slot 0 starts here.
@@ -75,6 +77,8 @@ const KIND_WORD: usize = 1;
 const NAME_WORD: usize = 2;
 const CONFIG_WORD: usize = NAME_WORD + NAME_WORDS;
 const META_CHECKSUM_WORD: usize = CONFIG_WORD + CONFIG_WORDS;
+/// The slot's reconfiguration lock (outside the checksum: it changes).
+pub(crate) const WRITER_WORD: usize = META_CHECKSUM_WORD + 1;
 
 const SIZE_BREAKER_COUNT: usize = size_of::<CircuitBreaker<CountWindow1024>>();
 const SIZE_BREAKER_TIME: usize = size_of::<CircuitBreaker<TimeWindow64>>();
@@ -86,7 +90,7 @@ const _: () = {
     assert!(SIZE_BREAKER_TIME <= AREA_SIZE);
     assert!(SIZE_BUCKET <= AREA_SIZE);
     assert!(SIZE_BULKHEAD <= AREA_SIZE);
-    assert!(META_CHECKSUM_WORD < META_WORDS);
+    assert!(WRITER_WORD < META_WORDS);
     assert!(HEADER_SIZE % 64 == 0 && SLOT_SIZE % 64 == 0 && META_SIZE % 64 == 0);
 };
 

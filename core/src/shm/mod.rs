@@ -179,7 +179,8 @@ pub struct SlotInfo {
     pub index: u32,
     /// Its name (bytes that are not UTF-8 are replaced).
     pub name: String,
-    /// Its configuration as given by its initialiser (which says its kind).
+    /// Its configuration in force (as given by its initialiser, or by the latest
+    /// [`Region::reconfigure`]; it says the slot's kind).
     pub config: SlotConfig,
 }
 
@@ -208,12 +209,30 @@ pub enum SlotEntry {
 /// A primitive a slot can hold.
 trait Primitive: InPlace + SameSettings {
     fn build(config: &SlotConfig) -> Result<Self, ConfigError>;
+    /// Whether the settings fixed for the primitive's life are `other`'s.
+    fn fixed_matches(&self, other: &Self) -> bool;
+    /// The configuration in force.
+    fn current(&self) -> SlotConfig;
+    /// Applies `config` (of this kind) under the slot's writer lock.
+    fn apply(&self, config: &SlotConfig) -> Result<(), ConfigError>;
 }
 
 impl Primitive for CircuitBreaker<CountWindow1024> {
     fn build(config: &SlotConfig) -> Result<Self, ConfigError> {
         match config {
             SlotConfig::BreakerCount(c) => Self::new(*c),
+            _ => unreachable!("kind checked by the caller"),
+        }
+    }
+    fn fixed_matches(&self, other: &Self) -> bool {
+        self.same_shape(other)
+    }
+    fn current(&self) -> SlotConfig {
+        SlotConfig::BreakerCount(self.config())
+    }
+    fn apply(&self, config: &SlotConfig) -> Result<(), ConfigError> {
+        match config {
+            SlotConfig::BreakerCount(c) => self.reconfigure_exclusive(*c),
             _ => unreachable!("kind checked by the caller"),
         }
     }
@@ -226,6 +245,18 @@ impl Primitive for CircuitBreaker<TimeWindow64> {
             _ => unreachable!("kind checked by the caller"),
         }
     }
+    fn fixed_matches(&self, other: &Self) -> bool {
+        self.same_shape(other)
+    }
+    fn current(&self) -> SlotConfig {
+        SlotConfig::BreakerTime(self.config())
+    }
+    fn apply(&self, config: &SlotConfig) -> Result<(), ConfigError> {
+        match config {
+            SlotConfig::BreakerTime(c) => self.reconfigure_exclusive(*c),
+            _ => unreachable!("kind checked by the caller"),
+        }
+    }
 }
 
 impl Primitive for TokenBucket {
@@ -235,12 +266,40 @@ impl Primitive for TokenBucket {
             _ => unreachable!("kind checked by the caller"),
         }
     }
+    fn fixed_matches(&self, other: &Self) -> bool {
+        self.same_shape(other)
+    }
+    fn current(&self) -> SlotConfig {
+        SlotConfig::Bucket(self.config())
+    }
+    fn apply(&self, config: &SlotConfig) -> Result<(), ConfigError> {
+        match config {
+            SlotConfig::Bucket(c) => {
+                self.reconfigure_exclusive(*c, crate::Clock::now_ns(&crate::MonotonicClock))
+            }
+            _ => unreachable!("kind checked by the caller"),
+        }
+    }
 }
 
 impl Primitive for BulkheadSlot {
     fn build(config: &SlotConfig) -> Result<Self, ConfigError> {
         match config {
             SlotConfig::Bulkhead { max_concurrent } => Self::new(*max_concurrent),
+            _ => unreachable!("kind checked by the caller"),
+        }
+    }
+    fn fixed_matches(&self, _: &Self) -> bool {
+        true // the limit is all there is, and it changes at run time
+    }
+    fn current(&self) -> SlotConfig {
+        SlotConfig::Bulkhead {
+            max_concurrent: self.bulkhead.max_concurrent(),
+        }
+    }
+    fn apply(&self, config: &SlotConfig) -> Result<(), ConfigError> {
+        match config {
+            SlotConfig::Bulkhead { max_concurrent } => self.bulkhead.reconfigure(*max_concurrent),
             _ => unreachable!("kind checked by the caller"),
         }
     }
@@ -553,25 +612,97 @@ impl Region {
         Ok(Shared::new(self, slot))
     }
 
-    /// Asks to give slot `name` the configuration `config`. Phase 1: `Ok` if the slot exists
-    /// with an equivalent configuration; [`RegionError::ReconfigureUnsupported`] if it
-    /// exists with another one (nothing is changed); the slot's usual errors otherwise. A
-    /// missing slot is created with `config`.
+    /// Gives slot `name` the configuration `config`, for every process that uses it, in
+    /// place: the primitive keeps its state, permits and probes (see `reconfigure` on
+    /// [`CircuitBreaker`], [`TokenBucket`] and [`Bulkhead`] for what carries over). A
+    /// missing slot is created with `config`. The configuration must be valid and of the
+    /// slot's kind ([`RegionError::KindMismatch`]), and may not change what is fixed for
+    /// the slot's life (a breaker's window, a bucket's time unit:
+    /// [`RegionError::InvalidConfig`] naming the field).
+    ///
+    /// Reconfigurations of one slot are serialised by a lock word in its metadata holding
+    /// the writer's pid; the lock of a writer that died is taken over (so is the
+    /// primitive's own writer bit, which a writer killed midway leaves set). A live
+    /// writer that holds it longer than [`RegionOptions::init_timeout`]:
+    /// [`RegionError::SlotBusy`].
     pub fn reconfigure(&self, name: &str, config: SlotConfig) -> Result<(), RegionError> {
-        let result = match config {
-            SlotConfig::BreakerCount(c) => self.breaker_count(name, &c).map(drop),
-            SlotConfig::BreakerTime(c) => self.breaker_time(name, &c).map(drop),
-            SlotConfig::Bucket(c) => self.bucket(name, c).map(drop),
-            SlotConfig::Bulkhead { max_concurrent } => {
-                self.bulkhead(name, max_concurrent).map(drop)
+        match config {
+            SlotConfig::BreakerCount(c) => {
+                let b = self.slot_any::<CircuitBreaker<CountWindow1024>>(name, config)?;
+                self.locked_apply(name, b, &SlotConfig::BreakerCount(c))
             }
-        };
-        match result {
-            Err(RegionError::ConfigMismatch { name, .. }) => {
-                Err(RegionError::ReconfigureUnsupported { name })
+            SlotConfig::BreakerTime(c) => {
+                let b = self.slot_any::<CircuitBreaker<TimeWindow64>>(name, config)?;
+                self.locked_apply(name, b, &SlotConfig::BreakerTime(c))
             }
-            other => other,
+            SlotConfig::Bucket(c) => {
+                let b = self.slot_any::<TokenBucket>(name, config)?;
+                self.locked_apply(name, b, &SlotConfig::Bucket(c))
+            }
+            SlotConfig::Bulkhead { .. } => {
+                let b = self.slot_any::<BulkheadSlot>(name, config)?;
+                self.locked_apply(name, b, &config)
+            }
         }
+    }
+
+    /// The slot of `name` whatever its configuration (created with `config` if missing),
+    /// and its index.
+    fn slot_any<T: Primitive>(
+        &self,
+        name: &str,
+        config: SlotConfig,
+    ) -> Result<(u32, &T), RegionError> {
+        self.slot_matching::<T>(name, config, false)
+    }
+
+    /// Applies `config` to `primitive` (slot `name`) under the slot's writer lock.
+    fn locked_apply<T: Primitive>(
+        &self,
+        name: &str,
+        (index, primitive): (u32, &T),
+        config: &SlotConfig,
+    ) -> Result<(), RegionError> {
+        let lock = &self.map.meta(index)[layout::WRITER_WORD];
+        let pid = std::process::id() as u64;
+        let deadline = Instant::now() + self.init_timeout;
+        let mut pause = Duration::from_micros(20);
+        // Bounded in count as well as time: every round takes the lock, or sleeps.
+        let mut taken = false;
+        for _ in 0..100_000 {
+            let holder = lock.load(Ordering::Relaxed);
+            if (holder == 0 || !alive(holder as u32))
+                && lock
+                    .compare_exchange(holder, pid, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                taken = true;
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(RegionError::SlotBusy {
+                    name: name.to_string(),
+                    index,
+                    pid: holder as u32,
+                });
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
+        }
+        if !taken {
+            return Err(RegionError::SlotBusy {
+                name: name.to_string(),
+                index,
+                pid: 0,
+            });
+        }
+        let result = primitive.apply(config);
+        // Release: the next writer sees this one's settings published.
+        let _ = lock.compare_exchange(pid, 0, Ordering::Release, Ordering::Relaxed);
+        result.map_err(|error| RegionError::InvalidConfig {
+            name: name.to_string(),
+            error,
+        })
     }
 
     /// Every used slot, in index order, for a `region ls` command. Ready slots are checked
@@ -603,25 +734,27 @@ impl Region {
     /// Checks a ready slot fully (metadata, configuration, settings in place).
     fn check_ready(&self, index: u32) -> Result<SlotInfo, &'static str> {
         let meta = layout::parse_meta(&self.meta_words(index))?;
-        fn ok<T: Primitive>(
+        fn current<T: Primitive>(
             region: &Region,
             index: u32,
             c: &SlotConfig,
-        ) -> Result<(), &'static str> {
-            region.checked_view::<T>(index, c).map(drop)
+        ) -> Result<SlotConfig, &'static str> {
+            region.checked_view::<T>(index, c).map(T::current)
         }
-        match meta.config.kind() {
+        let config = match meta.config.kind() {
             SlotKind::BreakerCount => {
-                ok::<CircuitBreaker<CountWindow1024>>(self, index, &meta.config)?
+                current::<CircuitBreaker<CountWindow1024>>(self, index, &meta.config)?
             }
-            SlotKind::BreakerTime => ok::<CircuitBreaker<TimeWindow64>>(self, index, &meta.config)?,
-            SlotKind::Bucket => ok::<TokenBucket>(self, index, &meta.config)?,
-            SlotKind::Bulkhead => ok::<BulkheadSlot>(self, index, &meta.config)?,
-        }
+            SlotKind::BreakerTime => {
+                current::<CircuitBreaker<TimeWindow64>>(self, index, &meta.config)?
+            }
+            SlotKind::Bucket => current::<TokenBucket>(self, index, &meta.config)?,
+            SlotKind::Bulkhead => current::<BulkheadSlot>(self, index, &meta.config)?,
+        };
         Ok(SlotInfo {
             index,
             name: String::from_utf8_lossy(meta.name_bytes()).into_owned(),
-            config: meta.config,
+            config,
         })
     }
 
@@ -630,8 +763,10 @@ impl Region {
         core::array::from_fn(|i| words[i].load(Ordering::Relaxed))
     }
 
-    /// The primitive of ready slot `index`, once its settings match those rebuilt from its
-    /// stored configuration `stored`.
+    /// The primitive of ready slot `index`, once its fixed settings (those no
+    /// reconfiguration changes: a window's shape, a bucket's time unit) match those rebuilt
+    /// from its stored configuration `stored` (the one it was created with). The settings
+    /// that change at run time are words that any bits are safe in.
     fn checked_view<T: Primitive>(
         &self,
         index: u32,
@@ -639,13 +774,25 @@ impl Region {
     ) -> Result<&T, &'static str> {
         let rebuilt = T::build(stored).map_err(|_| "stored configuration does not validate")?;
         let in_place = self.map.view::<T>(index);
-        if !in_place.same_settings(&rebuilt) {
+        if !in_place.fixed_matches(&rebuilt) {
             return Err("the primitive's settings do not match its stored configuration");
         }
         Ok(in_place)
     }
 
     fn slot<T: Primitive>(&self, name: &str, config: SlotConfig) -> Result<&T, RegionError> {
+        self.slot_matching(name, config, true)
+            .map(|(_, found)| found)
+    }
+
+    /// The slot of `name`, created with `config` if missing; if it exists and `matching`,
+    /// its configuration in force must be equivalent to `config`.
+    fn slot_matching<T: Primitive>(
+        &self,
+        name: &str,
+        config: SlotConfig,
+        matching: bool,
+    ) -> Result<(u32, &T), RegionError> {
         check_name("slot", name, layout::check_slot_name)?;
         let fresh = T::build(&config).map_err(|error| RegionError::InvalidConfig {
             name: name.to_string(),
@@ -655,8 +802,8 @@ impl Region {
         let mut fresh = Some(fresh);
         for probe in 0..self.capacity {
             let index = (start + probe) % self.capacity;
-            if let Some(found) = self.settle(index, name, &config, &mut fresh)? {
-                return Ok(found);
+            if let Some(found) = self.settle(index, name, &config, &mut fresh, matching)? {
+                return Ok((index, found));
             }
         }
         Err(RegionError::Full {
@@ -672,6 +819,7 @@ impl Region {
         name: &str,
         config: &SlotConfig,
         fresh: &mut Option<T>,
+        matching: bool,
     ) -> Result<Option<&T>, RegionError> {
         let pid = std::process::id();
         let deadline = Instant::now() + self.init_timeout;
@@ -709,20 +857,18 @@ impl Region {
                             requested: config.kind(),
                         });
                     }
-                    let rebuilt = T::build(&meta.config)
-                        .map_err(|_| corrupt("stored configuration does not validate"))?;
+                    let in_place = self
+                        .checked_view::<T>(index, &meta.config)
+                        .map_err(corrupt)?;
                     let requested = fresh.as_ref().expect("not placed yet");
-                    if !requested.same_settings(&rebuilt) {
+                    if matching && !requested.same_settings(in_place) {
                         return Err(RegionError::ConfigMismatch {
                             name: name.to_string(),
-                            existing: Box::new(meta.config),
+                            existing: Box::new(in_place.current()),
                             requested: Box::new(*config),
                         });
                     }
-                    return self
-                        .checked_view::<T>(index, &meta.config)
-                        .map(Some)
-                        .map_err(corrupt);
+                    return Ok(Some(in_place));
                 }
                 _ => return Err(corrupt("unknown claim state")),
             }

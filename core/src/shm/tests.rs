@@ -147,7 +147,13 @@ fn configs_are_compared() {
             requested,
         } => {
             assert_eq!(name, "b");
-            assert_eq!(**existing, SlotConfig::BreakerCount(breaker_config(5)));
+            // The configuration in force, read back (defaults resolved).
+            let in_force = region
+                .breaker_count("b", &breaker_config(5))
+                .unwrap()
+                .config();
+            assert_eq!(in_force.failure_threshold, Some(5));
+            assert_eq!(**existing, SlotConfig::BreakerCount(in_force));
             assert_eq!(**requested, SlotConfig::BreakerCount(breaker_config(6)));
         }
         other => panic!("{other:?}"),
@@ -173,13 +179,10 @@ fn configs_are_compared() {
         region.bulkhead("zero", 0),
         Err(RegionError::InvalidConfig { error, .. }) if error.field == "max_concurrent"
     ));
-    assert!(region
-        .reconfigure("k", SlotConfig::Bulkhead { max_concurrent: 3 })
-        .is_ok());
-    assert!(matches!(
-        region.reconfigure("k", SlotConfig::Bulkhead { max_concurrent: 4 }),
-        Err(RegionError::ReconfigureUnsupported { .. })
-    ));
+    region
+        .reconfigure("k", SlotConfig::Bulkhead { max_concurrent: 4 })
+        .unwrap();
+    region.bulkhead("k", 4).unwrap();
 }
 
 #[test]
@@ -268,12 +271,12 @@ fn headers_are_checked() {
     let open = || Region::open("r", &options);
 
     let mut w = good;
-    w[1] = (w[1] & !0xFFFF_FFFF) | 2;
+    w[1] = (w[1] & !0xFFFF_FFFF) | 1;
     write_header(&path, w, false);
     assert!(matches!(
         open(),
         Err(RegionError::VersionMismatch {
-            found: 2,
+            found: 1,
             expected: LAYOUT_VERSION
         })
     ));
@@ -399,15 +402,26 @@ fn corrupt_slots_are_refused() {
     let k = index_of(&region, "k") as usize;
     let b = index_of(&region, "b") as usize;
 
-    // The bulkhead's limit (its non-atomic `max`, at byte 4) changed under it.
+    // The bulkhead's limit (the word at byte 4) changes at run time: whatever it holds is
+    // the limit in force, and asking for another one is a mismatch that names it.
     let area = (slot_offset(k as u32) + META_SIZE) as u64;
     poke(&path, area + 4, &1000u32.to_ne_bytes());
-    assert!(matches!(
-        region.bulkhead("k", 3),
-        Err(RegionError::CorruptSlot { reason, .. }) if reason.contains("settings")
-    ));
+    let err = region.bulkhead("k", 3).unwrap_err();
+    assert!(err.to_string().contains("max_concurrent: 1000"), "{err}");
     poke(&path, area + 4, &3u32.to_ne_bytes());
     region.bulkhead("k", 3).unwrap();
+
+    // The bucket's time unit (its non-atomic `shift`, after the TAT and the two buffers of
+    // six settings words under their sequence word) changed under it.
+    assert_eq!(core::mem::size_of::<TokenBucket>(), 8 + 8 + 2 * 6 * 8 + 8);
+    let area_b = (slot_offset(b as u32) + META_SIZE) as u64;
+    poke(&path, area_b + 8 + 8 + 2 * 6 * 8, &5u32.to_ne_bytes());
+    assert!(matches!(
+        region.bucket("b", BucketConfig::per_second(5, 5)),
+        Err(RegionError::CorruptSlot { reason, .. }) if reason.contains("settings")
+    ));
+    poke(&path, area_b + 8 + 8 + 2 * 6 * 8, &0u32.to_ne_bytes());
+    region.bucket("b", BucketConfig::per_second(5, 5)).unwrap();
 
     // A metadata word changed: checksum.
     let meta = slot_offset(b as u32) as u64;
@@ -599,4 +613,149 @@ fn shared_handles_keep_the_region_open() {
     assert_eq!(time.generation(), 0);
     assert_eq!(breaker.region().name(), "r");
     assert!(std::format!("{breaker:?}").contains("Shared"));
+}
+
+#[test]
+fn reconfigure_changes_a_slot_in_place_for_every_opener() {
+    let dir = TempDir::new("reconfigure");
+    let options = dir.options();
+    let a = Region::open("r", &options).unwrap();
+    let b = Region::open("r", &options).unwrap();
+    let config = breaker_config(5);
+    let breaker_a = a.breaker_count("p", &config).unwrap();
+    for _ in 0..3 {
+        let p = breaker_a.acquire(0).unwrap();
+        breaker_a.record(p, Outcome::Failure, 0);
+    }
+    // Another opener lowers the threshold: the failures so far carry over, and the next
+    // failure trips the breaker that the first opener holds.
+    let lower = BreakerConfig {
+        failure_threshold: Some(4),
+        ..config
+    };
+    b.reconfigure("p", SlotConfig::BreakerCount(lower)).unwrap();
+    assert_eq!(breaker_a.config().failure_threshold, Some(4));
+    let p = breaker_a.acquire(0).unwrap();
+    breaker_a.record(p, Outcome::Failure, 0);
+    assert_eq!(breaker_a.state(), State::Open);
+    // Attaching now compares with the configuration in force.
+    assert!(matches!(
+        b.breaker_count("p", &config),
+        Err(RegionError::ConfigMismatch { .. })
+    ));
+    b.breaker_count("p", &lower).unwrap();
+    assert!(a.list().iter().any(|e| matches!(
+        e,
+        SlotEntry::Ready(info) if info.config == SlotConfig::BreakerCount(breaker_a.config())
+    )));
+    // What is fixed stays fixed, and nothing changes.
+    let err = b
+        .reconfigure(
+            "p",
+            SlotConfig::BreakerCount(BreakerConfig {
+                window_size: Some(10),
+                ..lower
+            }),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, RegionError::InvalidConfig { error, .. } if error.field == "window_size"),
+        "{err}"
+    );
+    assert_eq!(breaker_a.config().failure_threshold, Some(4));
+    // Another kind under the name.
+    assert!(matches!(
+        b.reconfigure("p", SlotConfig::Bulkhead { max_concurrent: 2 }),
+        Err(RegionError::KindMismatch { .. })
+    ));
+
+    // A bucket: tokens in use stay in use.
+    let bucket = a.bucket("g", BucketConfig::per_second(10, 10)).unwrap();
+    let now = crate::Clock::now_ns(&crate::MonotonicClock);
+    for _ in 0..10 {
+        bucket.try_acquire(1, now).unwrap();
+    }
+    b.reconfigure("g", SlotConfig::Bucket(BucketConfig::per_second(1, 10)))
+        .unwrap();
+    assert_eq!(bucket.config(), BucketConfig::per_second(1, 10));
+    assert!(bucket.try_acquire(1, now).is_err());
+    // Converted at the writer's clock, a little after `now`: the 10 tokens owed are
+    // 10 s at the new rate from then, and the one asked for is due 1 s (less 9x the
+    // writer's lag) from `now`.
+    let wait = bucket.retry_after(1, now).unwrap();
+    assert!(
+        (SECOND - 100 * crate::MILLISECOND..=SECOND).contains(&wait),
+        "{wait}"
+    );
+
+    // A bulkhead: permits out stay out.
+    let bulkhead = a.bulkhead("k", 2).unwrap();
+    let permits = (
+        bulkhead.try_acquire().unwrap(),
+        bulkhead.try_acquire().unwrap(),
+    );
+    b.reconfigure("k", SlotConfig::Bulkhead { max_concurrent: 1 })
+        .unwrap();
+    drop(permits.0);
+    assert!(bulkhead.try_acquire().is_err(), "one still out, limit 1");
+    drop(permits.1);
+    assert!(bulkhead.try_acquire().is_ok());
+
+    // A missing slot is created with the configuration.
+    b.reconfigure("new", SlotConfig::Bulkhead { max_concurrent: 7 })
+        .unwrap();
+    assert_eq!(a.bulkhead("new", 7).unwrap().max_concurrent(), 7);
+}
+
+#[test]
+fn a_dead_writers_locks_are_taken_over_and_a_live_ones_waited_for() {
+    let dir = TempDir::new("writer");
+    let options = dir.options().init_timeout(Duration::from_millis(30));
+    let region = Region::open("r", &options).unwrap();
+    region.bulkhead("k", 2).unwrap();
+    let k = index_of(&region, "k");
+    let lock_at = slot_offset(k) as u64 + 8 * layout::WRITER_WORD as u64;
+
+    // A live writer (this very process) holding the slot's lock: bounded wait.
+    poke(
+        &path_of(&region),
+        lock_at,
+        &(std::process::id() as u64).to_ne_bytes(),
+    );
+    match region.reconfigure("k", SlotConfig::Bulkhead { max_concurrent: 3 }) {
+        Err(RegionError::SlotBusy { pid, .. }) => assert_eq!(pid, std::process::id()),
+        other => panic!("{other:?}"),
+    }
+    // A dead one: taken over.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id() as u64;
+    child.wait().unwrap();
+    poke(&path_of(&region), lock_at, &dead.to_ne_bytes());
+    region
+        .reconfigure("k", SlotConfig::Bulkhead { max_concurrent: 3 })
+        .unwrap();
+    assert_eq!(region.bulkhead("k", 3).unwrap().max_concurrent(), 3);
+
+    // A breaker whose own writer bit a killed writer left set: the region's write clears it.
+    let config = breaker_config(5);
+    let breaker = region.breaker_count("b", &config).unwrap();
+    let b = index_of(&region, "b");
+    // The settings' sequence word follows the state and time words.
+    let seq_at = (slot_offset(b) + META_SIZE) as u64 + 16;
+    poke(&path_of(&region), seq_at, &1u64.to_ne_bytes());
+    assert_eq!(
+        breaker.reconfigure(breaker_config(4)),
+        Err(crate::ReconfigureError::Busy),
+        "the breaker's own API waits a bounded time, then says busy"
+    );
+    region
+        .reconfigure("b", SlotConfig::BreakerCount(breaker_config(4)))
+        .unwrap();
+    assert_eq!(breaker.config().failure_threshold, Some(4));
+    breaker.reconfigure(breaker_config(3)).unwrap();
+    assert_eq!(breaker.config().failure_threshold, Some(3));
+}
+
+fn path_of(region: &Region) -> std::path::PathBuf {
+    region.path().to_path_buf()
 }
