@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use fastbreaker::{
     binding, BreakerConfig, BucketConfig, BucketRejected, Bulkhead, BulkheadPermit, CircuitBreaker,
-    ConfigError, CountWindow1024, Outcome, Permit, PermitKind, Rejected, TimeWindow64, TokenBucket,
-    Transition, Window,
+    ConfigError, CountWindow1024, Outcome, Permit, PermitKind, ReconfigureError, Rejected,
+    TimeWindow64, TokenBucket, Transition, Window,
 };
 
 // ----- the parsed form -----
@@ -53,6 +53,8 @@ enum Action {
     BucketReset,
     Enter,
     Release,
+    /// `reconfigure key=value ...`: the keys, checked against the primitive's kind.
+    Reconfigure(Vec<(String, String)>),
     Expect {
         what: &'static str,
         value: String,
@@ -137,6 +139,8 @@ const ALL_FEATURES: &[&str] = &[
     "record => transition",
     "record => permit_used",
     "drop",
+    "reconfigure => ok",
+    "reconfigure => config_error",
     "trip",
     "half_open",
     "force_open",
@@ -210,9 +214,12 @@ fn transition_ok(s: &str) -> bool {
     matches!(s.split_once("->"), Some((a, b)) if STATES.contains(&a) && STATES.contains(&b))
 }
 
-fn parse_header(toks: &[&str], features: &mut BTreeSet<String>) -> Result<Header, String> {
+fn key_values<'a>(
+    toks: &[&'a str],
+    features: &mut BTreeSet<String>,
+) -> Result<Vec<(&'a str, &'a str)>, String> {
     let mut pairs = Vec::new();
-    for tok in &toks[1..] {
+    for tok in toks {
         let (k, v) = tok
             .split_once('=')
             .ok_or_else(|| format!("expected key=value, found {tok:?}"))?;
@@ -224,52 +231,72 @@ fn parse_header(toks: &[&str], features: &mut BTreeSet<String>) -> Result<Header
         }
         pairs.push((k, v));
     }
+    Ok(pairs)
+}
+
+/// Sets breaker key `k` to `v` in `c` (`window=` is the header's alone).
+fn set_breaker_key(c: &mut BreakerConfig, k: &str, v: &str) -> Result<(), String> {
+    let o = if v == "none" {
+        None
+    } else {
+        Some(number(v).map_err(|e| format!("{k}: {e}"))?)
+    };
+    fn fit<T: TryFrom<u64>>(k: &str, v: Option<u64>) -> Result<Option<T>, String> {
+        v.map(|x| {
+            T::try_from(x).map_err(|_| format!("{k}={x} does not fit the core's field type"))
+        })
+        .transpose()
+    }
+    fn req<T>(k: &str, v: Option<T>) -> Result<T, String> {
+        v.ok_or_else(|| format!("{k} cannot be none"))
+    }
+    match k {
+        "failure_threshold" => c.failure_threshold = fit(k, o)?,
+        "failure_rate_threshold" => c.failure_rate_threshold = fit(k, o)?,
+        "slow_call_rate_threshold" => c.slow_call_rate_threshold = fit(k, o)?,
+        "slow_call_duration_ns" => c.slow_call_duration_ns = req(k, o)?,
+        "minimum_calls" => c.minimum_calls = req(k, fit(k, o)?)?,
+        "window_size" => c.window_size = fit(k, o)?,
+        "window_buckets" => c.window_buckets = fit(k, o)?,
+        "bucket_duration_ns" => c.bucket_duration_ns = req(k, o)?,
+        "wait_duration_ns" => c.wait_duration_ns = req(k, o)?,
+        "backoff_factor_milli" => c.backoff_factor_milli = req(k, fit(k, o)?)?,
+        "max_wait_duration_ns" => c.max_wait_duration_ns = o,
+        "jitter_permille" => c.jitter_permille = req(k, fit(k, o)?)?,
+        "jitter_seed" => c.jitter_seed = o,
+        "half_open_max_calls" => c.half_open_max_calls = req(k, fit(k, o)?)?,
+        "success_threshold" => c.success_threshold = req(k, fit(k, o)?)?,
+        _ => return Err(format!("unknown breaker key {k:?}")),
+    }
+    Ok(())
+}
+
+/// Sets bucket key `k` to `v` in `c`.
+fn set_bucket_key(c: &mut BucketConfig, k: &str, v: &str) -> Result<(), String> {
+    match k {
+        "rate" => c.rate = number(v)?,
+        "period_ns" => c.period_ns = number(v)?,
+        "burst" => c.burst = number(v)?,
+        _ => return Err(format!("unknown bucket key {k:?}")),
+    }
+    Ok(())
+}
+
+fn parse_header(toks: &[&str], features: &mut BTreeSet<String>) -> Result<Header, String> {
+    let pairs = key_values(&toks[1..], features)?;
     features.insert(format!("header {}", toks[0]));
     match toks[0] {
         "breaker" => {
             let mut c = BreakerConfig::new();
             let mut time = false;
-            let opt = |k: &str, v: &str| -> Result<Option<u64>, String> {
-                if v == "none" {
-                    Ok(None)
-                } else {
-                    number(v).map(Some).map_err(|e| format!("{k}: {e}"))
-                }
-            };
-            fn fit<T: TryFrom<u64>>(k: &str, v: Option<u64>) -> Result<Option<T>, String> {
-                v.map(|x| {
-                    T::try_from(x)
-                        .map_err(|_| format!("{k}={x} does not fit the core's field type"))
-                })
-                .transpose()
-            }
-            fn req<T>(k: &str, v: Option<T>) -> Result<T, String> {
-                v.ok_or_else(|| format!("{k} cannot be none"))
-            }
             for (k, v) in pairs {
-                let o = if k == "window" { None } else { opt(k, v)? };
-                match k {
-                    "window" => match v {
-                        "count" => time = false,
-                        "time" => time = true,
-                        _ => return Err(format!("window must be count or time, found {v:?}")),
-                    },
-                    "failure_threshold" => c.failure_threshold = fit(k, o)?,
-                    "failure_rate_threshold" => c.failure_rate_threshold = fit(k, o)?,
-                    "slow_call_rate_threshold" => c.slow_call_rate_threshold = fit(k, o)?,
-                    "slow_call_duration_ns" => c.slow_call_duration_ns = req(k, o)?,
-                    "minimum_calls" => c.minimum_calls = req(k, fit(k, o)?)?,
-                    "window_size" => c.window_size = fit(k, o)?,
-                    "window_buckets" => c.window_buckets = fit(k, o)?,
-                    "bucket_duration_ns" => c.bucket_duration_ns = req(k, o)?,
-                    "wait_duration_ns" => c.wait_duration_ns = req(k, o)?,
-                    "backoff_factor_milli" => c.backoff_factor_milli = req(k, fit(k, o)?)?,
-                    "max_wait_duration_ns" => c.max_wait_duration_ns = o,
-                    "jitter_permille" => c.jitter_permille = req(k, fit(k, o)?)?,
-                    "jitter_seed" => c.jitter_seed = o,
-                    "half_open_max_calls" => c.half_open_max_calls = req(k, fit(k, o)?)?,
-                    "success_threshold" => c.success_threshold = req(k, fit(k, o)?)?,
-                    _ => return Err(format!("unknown breaker key {k:?}")),
+                match (k, v) {
+                    ("window", "count") => time = false,
+                    ("window", "time") => time = true,
+                    ("window", _) => {
+                        return Err(format!("window must be count or time, found {v:?}"))
+                    }
+                    _ => set_breaker_key(&mut c, k, v)?,
                 }
             }
             let window = if time { "time" } else { "count" };
@@ -277,20 +304,24 @@ fn parse_header(toks: &[&str], features: &mut BTreeSet<String>) -> Result<Header
             Ok(Header::Breaker { time, config: c })
         }
         "bucket" => {
-            let (mut rate, mut period_ns, mut burst) = (None, fastbreaker::SECOND, None);
+            let mut c = BucketConfig {
+                rate: 0,
+                period_ns: fastbreaker::SECOND,
+                burst: 0,
+            };
+            let mut seen = (false, false);
             for (k, v) in pairs {
-                match k {
-                    "rate" => rate = Some(number(v)?),
-                    "period_ns" => period_ns = number(v)?,
-                    "burst" => burst = Some(number(v)?),
-                    _ => return Err(format!("unknown bucket key {k:?}")),
-                }
+                set_bucket_key(&mut c, k, v)?;
+                seen.0 |= k == "rate";
+                seen.1 |= k == "burst";
             }
-            Ok(Header::Bucket(BucketConfig {
-                rate: rate.ok_or("bucket needs rate=")?,
-                period_ns,
-                burst: burst.ok_or("bucket needs burst=")?,
-            }))
+            if !seen.0 {
+                return Err("bucket needs rate=".into());
+            }
+            if !seen.1 {
+                return Err("bucket needs burst=".into());
+            }
+            Ok(Header::Bucket(c))
         }
         "bulkhead" => match pairs.as_slice() {
             [("max_concurrent", v)] => Ok(Header::Bulkhead(narrow("max_concurrent", v)?)),
@@ -348,6 +379,45 @@ fn parse_action(
             none_allowed("expect")?;
             feat(&format!("expect {what}"));
             Ok(Action::Expect { what, value })
+        }
+        (_, ["reconfigure", kvs @ ..]) => {
+            let pairs = key_values(kvs, features)?;
+            // Check the keys now (a bad key is an error of the file, not a config_error).
+            match kind {
+                Kind::Breaker => {
+                    let mut c = BreakerConfig::new();
+                    for (k, v) in &pairs {
+                        set_breaker_key(&mut c, k, v)?;
+                    }
+                }
+                Kind::Bucket => {
+                    let mut c = BucketConfig::per_second(1, 1);
+                    for (k, v) in &pairs {
+                        set_bucket_key(&mut c, k, v)?;
+                    }
+                }
+                Kind::Bulkhead => match pairs.as_slice() {
+                    [("max_concurrent", v)] => {
+                        narrow::<u32>("max_concurrent", v)?;
+                    }
+                    _ => return Err("a bulkhead reconfigures exactly max_concurrent=N".into()),
+                },
+            }
+            match exp {
+                Some(["ok"]) => {
+                    features.insert("reconfigure => ok".into());
+                }
+                Some(["config_error", _, v]) if number(v).is_ok() => {
+                    features.insert("reconfigure => config_error".into());
+                }
+                _ => return Err("reconfigure needs `=> ok` or `=> config_error <field> <value>`".into()),
+            }
+            Ok(Action::Reconfigure(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ))
         }
         (Kind::Breaker, ["acquire"]) => {
             let e = need("acquire")?;
@@ -686,7 +756,23 @@ fn check_config_error(r: &mut Report, s: &Scenario, result: Result<(), ConfigErr
     }
 }
 
-fn run_breaker<W: Window>(r: &mut Report, b: &CircuitBreaker<W>, steps: &[Step]) {
+/// The result of a `reconfigure` step as the file writes it.
+fn reconfigured(result: Result<(), ReconfigureError>) -> String {
+    match result {
+        Ok(()) => "ok".into(),
+        Err(ReconfigureError::Invalid(ConfigError { field, value, .. })) => {
+            format!("config_error {field} {value}")
+        }
+        Err(other) => format!("unexpected {other:?}"),
+    }
+}
+
+fn run_breaker<W: Window>(
+    r: &mut Report,
+    b: &CircuitBreaker<W>,
+    reconfigure: &dyn Fn(BreakerConfig) -> Result<(), ReconfigureError>,
+    steps: &[Step],
+) {
     // The permits the file names: `Some` until recorded, `None` once recorded (a second
     // record is `permit_used`); a dropped permit's id names nothing.
     let mut permits: HashMap<String, Option<Permit>> = HashMap::new();
@@ -763,6 +849,19 @@ fn run_breaker<W: Window>(r: &mut Report, b: &CircuitBreaker<W>, steps: &[Step])
                 Some(_) => r.fail(step.line, format_args!("permit {id} was already recorded")),
                 None => r.fail(step.line, format_args!("no permit {id}")),
             },
+            Action::Reconfigure(pairs) => {
+                // Keys not given keep the value in force.
+                let mut c = b.config();
+                for (k, v) in pairs {
+                    set_breaker_key(&mut c, k, v).expect("checked by the parser");
+                }
+                let before = b.config();
+                let actual = reconfigured(reconfigure(c));
+                if actual != "ok" && b.config() != before {
+                    r.fail(step.line, "a refused reconfiguration changed the configuration");
+                }
+                r.check(step, &actual);
+            }
             Action::Manual(m) => {
                 let tr = match *m {
                     "trip" => b.trip(t),
@@ -863,6 +962,18 @@ fn run_bucket(r: &mut Report, b: &TokenBucket, steps: &[Step]) {
                 b.reset();
                 String::new()
             }
+            Action::Reconfigure(pairs) => {
+                let mut c = b.config();
+                for (k, v) in pairs {
+                    set_bucket_key(&mut c, k, v).expect("checked by the parser");
+                }
+                let before = b.config();
+                let actual = reconfigured(b.reconfigure(c, t));
+                if actual != "ok" && b.config() != before {
+                    r.fail(step.line, "a refused reconfiguration changed the configuration");
+                }
+                actual
+            }
             Action::Expect { value, .. } => {
                 let a = b.available(t).to_string();
                 if a != *value {
@@ -906,6 +1017,15 @@ fn run_bulkhead(r: &mut Report, b: &Bulkhead, steps: &[Step]) {
                     "ok".to_string()
                 }
             }
+            Action::Reconfigure(pairs) => {
+                let n = narrow::<u32>("max_concurrent", &pairs[0].1).expect("checked");
+                let before = b.max_concurrent();
+                let actual = reconfigured(b.reconfigure(n).map_err(ReconfigureError::Invalid));
+                if actual != "ok" && b.max_concurrent() != before {
+                    r.fail(step.line, "a refused reconfiguration changed the limit");
+                }
+                actual
+            }
             Action::Expect { value, .. } => {
                 let a = b.in_flight().to_string();
                 if a != *value {
@@ -934,13 +1054,15 @@ fn run(file: &str, s: &Scenario) -> Vec<String> {
         } => {
             let b = CircuitBreaker::<CountWindow1024>::new(*config);
             if check_config_error(&mut r, s, b.as_ref().map(|_| ()).map_err(|e| *e)) {
-                run_breaker(&mut r, &b.unwrap(), &s.steps);
+                let b = b.unwrap();
+                run_breaker(&mut r, &b, &|c| b.reconfigure(c), &s.steps);
             }
         }
         Header::Breaker { time: true, config } => {
             let b = CircuitBreaker::<TimeWindow64>::new(*config);
             if check_config_error(&mut r, s, b.as_ref().map(|_| ()).map_err(|e| *e)) {
-                run_breaker(&mut r, &b.unwrap(), &s.steps);
+                let b = b.unwrap();
+                run_breaker(&mut r, &b, &|c| b.reconfigure(c), &s.steps);
             }
         }
         Header::Bucket(config) => {
