@@ -165,8 +165,11 @@ impl<const N: usize> Versioned<N> {
             word.store(v, Ordering::Relaxed);
         }
         // Release: a reader that loads this version (Acquire) finds the buffer complete.
-        self.seq.store(next << 1, Ordering::Release);
+        // The lock stays held while `after` runs (a writer's follow-up must not meet the
+        // next writer's version), then is released.
+        self.seq.store(next << 1 | 1, Ordering::Release);
         after(next);
+        self.seq.store(next << 1, Ordering::Release);
         next
     }
 

@@ -24,6 +24,12 @@
 //! * Every bucket model also checks linearizability: the results (every wait included) and
 //!   the final TAT are those of some sequential order of the same calls, replayed on a
 //!   sequential GCRA. Reservations, takes and refunds racing are checked that way.
+//! * Token bucket, reconfiguration: a reconfiguration racing grants leaves the bucket
+//!   holding exactly the tokens granted, counted at the new interval (so every grant was
+//!   decided on one version of the settings, with the state converted to it; the model
+//!   fails if callers skip the conversion), and two reconfigurations racing a grant are
+//!   serialised, the last winning whole. This model found a writer's follow-up (the
+//!   state's conversion) running after it had released the writers' lock, fixed since.
 //! * Bulkhead: concurrent acquire/release (guarded permits, and raw slots through the
 //!   bindings' `fastbreaker::binding` hooks) never lets more than `max` callers hold a slot
 //!   (a harness-side count), the peak never exceeds `max`, and at the end nothing is in
@@ -555,4 +561,102 @@ fn bulkhead_two_slots_three_threads() {
 #[test]
 fn bulkhead_never_refuses_with_room() {
     model(|| bulkhead_run(2, &[2, 2]));
+}
+
+/// Reconfiguration racing grants: a bucket of burst 2 at one token per 10 ns is changed to
+/// burst 4 at one per 20 ns while another thread takes tokens. Every grant is decided on one
+/// version of the settings, with the state converted to it: at the end the bucket holds
+/// exactly the tokens granted, counted at the new interval (a grant decided on torn settings,
+/// or on the old interval against a converted state, would leave it holding fewer), and no
+/// more were granted than either configuration allows.
+#[test]
+fn reconfigure_racing_grants_decides_each_on_one_version() {
+    model(|| {
+        let bucket = Arc::new(
+            TokenBucket::new(BucketConfig {
+                rate: 1,
+                period_ns: T,
+                burst: 2,
+            })
+            .unwrap(),
+        );
+        let taker = {
+            let bucket = Arc::clone(&bucket);
+            thread::spawn(move || (0..3).filter(|_| bucket.try_acquire(1, 0).is_ok()).count())
+        };
+        bucket
+            .reconfigure(
+                BucketConfig {
+                    rate: 1,
+                    period_ns: 2 * T,
+                    burst: 4,
+                },
+                0,
+            )
+            .unwrap();
+        let granted = taker.join().unwrap() as u64;
+        assert!((1..=3).contains(&granted), "granted {granted} of 3");
+        assert_eq!(bucket.config().burst, 4);
+        assert_eq!(
+            bucket.available(0),
+            4 - granted,
+            "the state must hold every grant at the new interval"
+        );
+        assert_eq!(
+            bucket.retry_after(1, 0).unwrap(),
+            if granted == 4 { 2 * T } else { 0 }
+        );
+    });
+}
+
+/// Two reconfigurations racing each other and a grant: serialised, the last one wins whole
+/// (never a mix of the two), and the grant is counted in it.
+#[test]
+fn racing_reconfigurations_are_serialised() {
+    model_bounded(2, || {
+        let bucket = Arc::new(TokenBucket::new(BucketConfig::per_second(10, 2)).unwrap());
+        let other = {
+            let bucket = Arc::clone(&bucket);
+            thread::spawn(move || {
+                bucket
+                    .reconfigure(
+                        BucketConfig {
+                            rate: 1,
+                            period_ns: 3 * T,
+                            burst: 3,
+                        },
+                        0,
+                    )
+                    .unwrap()
+            })
+        };
+        let took = bucket.try_acquire(1, 0).is_ok();
+        bucket
+            .reconfigure(
+                BucketConfig {
+                    rate: 1,
+                    period_ns: 5 * T,
+                    burst: 5,
+                },
+                0,
+            )
+            .unwrap();
+        other.join().unwrap();
+        let c = bucket.config();
+        assert!(
+            c == BucketConfig {
+                rate: 1,
+                period_ns: 3 * T,
+                burst: 3
+            } || c
+                == BucketConfig {
+                    rate: 1,
+                    period_ns: 5 * T,
+                    burst: 5
+                },
+            "{c:?}"
+        );
+        assert!(took);
+        assert_eq!(bucket.available(0), c.burst - 1);
+    });
 }

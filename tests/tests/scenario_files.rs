@@ -242,10 +242,8 @@ fn set_breaker_key(c: &mut BreakerConfig, k: &str, v: &str) -> Result<(), String
         Some(number(v).map_err(|e| format!("{k}: {e}"))?)
     };
     fn fit<T: TryFrom<u64>>(k: &str, v: Option<u64>) -> Result<Option<T>, String> {
-        v.map(|x| {
-            T::try_from(x).map_err(|_| format!("{k}={x} does not fit the core's field type"))
-        })
-        .transpose()
+        v.map(|x| T::try_from(x).map_err(|_| format!("{k}={x} does not fit the core's field type")))
+            .transpose()
     }
     fn req<T>(k: &str, v: Option<T>) -> Result<T, String> {
         v.ok_or_else(|| format!("{k} cannot be none"))
@@ -410,7 +408,11 @@ fn parse_action(
                 Some(["config_error", _, v]) if number(v).is_ok() => {
                     features.insert("reconfigure => config_error".into());
                 }
-                _ => return Err("reconfigure needs `=> ok` or `=> config_error <field> <value>`".into()),
+                _ => {
+                    return Err(
+                        "reconfigure needs `=> ok` or `=> config_error <field> <value>`".into(),
+                    )
+                }
             }
             Ok(Action::Reconfigure(
                 pairs
@@ -858,7 +860,10 @@ fn run_breaker<W: Window>(
                 let before = b.config();
                 let actual = reconfigured(reconfigure(c));
                 if actual != "ok" && b.config() != before {
-                    r.fail(step.line, "a refused reconfiguration changed the configuration");
+                    r.fail(
+                        step.line,
+                        "a refused reconfiguration changed the configuration",
+                    );
                 }
                 r.check(step, &actual);
             }
@@ -970,7 +975,10 @@ fn run_bucket(r: &mut Report, b: &TokenBucket, steps: &[Step]) {
                 let before = b.config();
                 let actual = reconfigured(b.reconfigure(c, t));
                 if actual != "ok" && b.config() != before {
-                    r.fail(step.line, "a refused reconfiguration changed the configuration");
+                    r.fail(
+                        step.line,
+                        "a refused reconfiguration changed the configuration",
+                    );
                 }
                 actual
             }
