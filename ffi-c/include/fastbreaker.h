@@ -167,7 +167,7 @@
  * Bytes of storage that hold any breaker (`fb_breaker_init`); `fb_breaker_storage_size`
  * gives the exact, smaller, need of a count window.
  */
-#define FB_BREAKER_STORAGE_SIZE 1736
+#define FB_BREAKER_STORAGE_SIZE 1800
 
 /**
  * Alignment of breaker storage.
@@ -177,7 +177,7 @@
 /**
  * Bytes of storage that hold a bucket (`fb_bucket_init`).
  */
-#define FB_BUCKET_STORAGE_SIZE 48
+#define FB_BUCKET_STORAGE_SIZE 128
 
 /**
  * Alignment of bucket storage.
@@ -218,7 +218,7 @@
  * The layout version this library reads and writes (a region of another version is
  * refused with `FB_ERR_REGION_VERSION`).
  */
-#define FB_REGION_LAYOUT_VERSION 1
+#define FB_REGION_LAYOUT_VERSION 2
 
 /**
  * The least time between two automatic reclaims of dead processes' permits on one
@@ -838,6 +838,13 @@ typedef int32_t (*fb_region_list_fn)(const struct fb_region_slot *slot,
 #define FB_ERR_REGION_CONFIG_MISMATCH -24
 
 /**
+ * Another reconfiguration of the same primitive (`fb_*_reconfigure`) was under way for
+ * longer than a bounded wait (in a region: possibly in another process). Nothing changed:
+ * try again.
+ */
+#define FB_ERR_BUSY -25
+
+/**
  * Calls go through; outcomes are recorded and may trip the breaker.
  */
 #define FB_STATE_CLOSED 0
@@ -1207,6 +1214,39 @@ fb_result fb_breaker_metrics_at(const struct fb_breaker *breaker,
  */
 fb_result fb_breaker_get_config(const struct fb_breaker *breaker,
                                 struct fb_breaker_config *config);
+
+/**
+ * Changes the breaker's configuration at run time, keeping its state: the state, the
+ * window's outcomes, the consecutive failures, the backoff step, the probes and the permits
+ * out all carry over, and the next decision is made on the new settings (a lowered
+ * `failure_threshold` that the failures so far already reach trips at the next failure; an
+ * open breaker's wait is measured from when it opened, with the new wait). Start from
+ * `fb_breaker_get_config` and change fields.
+ *
+ * `*config` is checked as `fb_breaker_new` checks it. The window is fixed for the breaker's
+ * life: `window_kind`, and `window_size` (count window) or `window_buckets` and
+ * `bucket_duration_ns` (time window), must be the breaker's (the other kind's window fields
+ * are ignored). `jitter_seed` = `FB_RANDOM_SEED` keeps a seed already drawn at random.
+ * Atomic: every decision reads either the old settings or the new ones. No state change,
+ * so the listener is not called.
+ *
+ * On a breaker from `fb_region_breaker`, the change is made in the region: every process
+ * attached to the slot decides on the new settings, and later attaches must ask for them.
+ *
+ * Returns `FB_OK`; `FB_ERR_INVALID_CONFIG` (`fb_last_error()` names the field, the value and
+ * the legal range, or says that the field cannot change at run time); `FB_ERR_BUSY` (another
+ * reconfiguration of this breaker was under way for too long: try again); `FB_ERR_NULL`
+ * (`breaker` or `config` NULL); `FB_ERR_INVALID_ARGUMENT` (not a breaker handle). On an
+ * error nothing changes.
+ *
+ * Thread safety: safe from many threads at once on one breaker; reconfigurations are
+ * serialised, and acquires and records never wait for them.
+ *
+ * # Safety
+ * `breaker` is NULL or a live handle; `config` is NULL or points to an `fb_breaker_config`.
+ */
+fb_result fb_breaker_reconfigure(const struct fb_breaker *breaker,
+                                 const struct fb_breaker_config *config);
 
 /**
  * Installs `listener`, called with `user_data` after each state change of this breaker
@@ -1672,6 +1712,62 @@ fb_result fb_bucket_retry_after_at(const struct fb_bucket *bucket,
                                    uint64_t now_ns);
 
 /**
+ * Stores the bucket's configuration in force, read back from the bucket (the one it was
+ * built with, or the last `fb_bucket_reconfigure`'s), in `*config`.
+ *
+ * Returns `FB_OK`, `FB_ERR_NULL` (`bucket` or `config` NULL), `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once on one bucket (loads only).
+ *
+ * # Safety
+ * `bucket` is NULL or a live handle; `config` is NULL or writable.
+ */
+fb_result fb_bucket_get_config(const struct fb_bucket *bucket,
+                               struct fb_bucket_config *config);
+
+/**
+ * Changes the bucket's rate, period and burst at run time, now (on `fb_now_ns()`'s clock),
+ * keeping its state: the tokens in use stay in use, counted at the new interval, and drain
+ * at the new rate. A burst lowered below the tokens in use leaves the bucket over its limit
+ * (nothing can be taken) until they drain.
+ *
+ * `*config` is checked as `fb_bucket_new` checks it. The bucket's time unit is fixed when
+ * it is built (1 ns unless `burst * period_ns / rate` exceeds 2^62 ns): a configuration that
+ * needs a coarser one is `FB_ERR_INVALID_CONFIG` naming `burst`. Atomic: every grant is
+ * decided on either the old settings or the new ones.
+ *
+ * On a bucket from `fb_region_bucket`, the change is made in the region, for every process
+ * attached to the slot.
+ *
+ * Returns `FB_OK`; `FB_ERR_INVALID_CONFIG` (`fb_last_error()` names the field, the value and
+ * the legal range); `FB_ERR_BUSY` (another reconfiguration of this bucket was under way for
+ * too long: try again); `FB_ERR_NULL` (`bucket` or `config` NULL);
+ * `FB_ERR_INVALID_ARGUMENT` (not a bucket handle). On an error nothing changes.
+ *
+ * Thread safety: safe from many threads at once on one bucket; reconfigurations are
+ * serialised.
+ *
+ * # Safety
+ * `bucket` is NULL or a live handle; `config` is NULL or points to an `fb_bucket_config`.
+ */
+fb_result fb_bucket_reconfigure(const struct fb_bucket *bucket,
+                                const struct fb_bucket_config *config);
+
+/**
+ * `fb_bucket_reconfigure` at time `now_ns` (the clock of the other `_at` calls on this
+ * bucket): the tokens in use at `now_ns` stay in use.
+ *
+ * Thread safety: safe from many threads at once on one bucket; reconfigurations are
+ * serialised.
+ *
+ * # Safety
+ * As `fb_bucket_reconfigure`.
+ */
+fb_result fb_bucket_reconfigure_at(const struct fb_bucket *bucket,
+                                   const struct fb_bucket_config *config,
+                                   uint64_t now_ns);
+
+/**
  * The default configuration (the core's table): 10 calls in flight.
  *
  * Thread safety: safe from any thread.
@@ -1749,6 +1845,26 @@ fb_result fb_bulkhead_try_acquire(const struct fb_bulkhead *bulkhead);
  * `bulkhead` is NULL or a live handle.
  */
 fb_result fb_bulkhead_release(const struct fb_bulkhead *bulkhead);
+
+/**
+ * Changes the limit at run time. Slots out stay out: a limit lowered below the calls in
+ * flight admits nothing until enough of them are released. Atomic (one word): every
+ * `fb_bulkhead_try_acquire` decides on the old limit or the new one.
+ *
+ * On a bulkhead from `fb_region_bulkhead`, the change is made in the region, for every
+ * process attached to the slot.
+ *
+ * Returns `FB_OK`, `FB_ERR_INVALID_CONFIG` (`max_concurrent` below `FB_MIN_MAX_CONCURRENT`:
+ * `fb_last_error()` names the field and the value; nothing changes), `FB_ERR_NULL`
+ * (`bulkhead` NULL), `FB_ERR_INVALID_ARGUMENT` (not a bulkhead handle).
+ *
+ * Thread safety: safe from many threads at once on one bulkhead (one store).
+ *
+ * # Safety
+ * `bulkhead` is NULL or a live handle.
+ */
+fb_result fb_bulkhead_reconfigure(const struct fb_bulkhead *bulkhead,
+                                  uint32_t max_concurrent);
 
 /**
  * Stores a snapshot of the counters in `*stats`.

@@ -3,7 +3,8 @@
 use core::ffi::{c_char, c_void};
 
 use core_fb::{
-    CircuitBreaker, Clock, MonotonicClock, Outcome, Permit, Rejected, State, Transition, Window,
+    CircuitBreaker, Clock, ConfigError, MonotonicClock, Outcome, Permit, ReconfigureError,
+    Rejected, State, Transition, Window,
 };
 
 use crate::breaker_types::*;
@@ -53,9 +54,13 @@ fn record_on<W: Window, const AT: bool>(
         } else {
             b.record_with_duration(permit, outcome, duration_ns, now)
         }
-    } else if duration_ns == FB_DURATION_AUTO || !cell.detects_slow_calls {
+    } else if duration_ns == FB_DURATION_AUTO
+        || (!cell.detects_slow_calls && b.config().slow_call_rate_threshold.is_none())
+    {
         // A given duration matters only with slow-call detection; otherwise the clock is
-        // read only if the breaker needs the time.
+        // read only if the breaker needs the time. A breaker built without the rule is asked
+        // for the settings in force: a reconfiguration (in a region: by any process) may
+        // have turned it on.
         b.record_with(&MonotonicClock, permit, outcome)
     } else {
         b.record_with_duration(permit, outcome, duration_ns, MonotonicClock.now_ns())
@@ -449,6 +454,78 @@ pub unsafe extern "C" fn fb_breaker_get_config(
         out.write(c);
         Ok(FB_OK)
     })
+}
+
+/// Changes the breaker's configuration at run time, keeping its state: the state, the
+/// window's outcomes, the consecutive failures, the backoff step, the probes and the permits
+/// out all carry over, and the next decision is made on the new settings (a lowered
+/// `failure_threshold` that the failures so far already reach trips at the next failure; an
+/// open breaker's wait is measured from when it opened, with the new wait). Start from
+/// `fb_breaker_get_config` and change fields.
+///
+/// `*config` is checked as `fb_breaker_new` checks it. The window is fixed for the breaker's
+/// life: `window_kind`, and `window_size` (count window) or `window_buckets` and
+/// `bucket_duration_ns` (time window), must be the breaker's (the other kind's window fields
+/// are ignored). `jitter_seed` = `FB_RANDOM_SEED` keeps a seed already drawn at random.
+/// Atomic: every decision reads either the old settings or the new ones. No state change,
+/// so the listener is not called.
+///
+/// On a breaker from `fb_region_breaker`, the change is made in the region: every process
+/// attached to the slot decides on the new settings, and later attaches must ask for them.
+///
+/// Returns `FB_OK`; `FB_ERR_INVALID_CONFIG` (`fb_last_error()` names the field, the value and
+/// the legal range, or says that the field cannot change at run time); `FB_ERR_BUSY` (another
+/// reconfiguration of this breaker was under way for too long: try again); `FB_ERR_NULL`
+/// (`breaker` or `config` NULL); `FB_ERR_INVALID_ARGUMENT` (not a breaker handle). On an
+/// error nothing changes.
+///
+/// Thread safety: safe from many threads at once on one breaker; reconfigurations are
+/// serialised, and acquires and records never wait for them.
+///
+/// # Safety
+/// `breaker` is NULL or a live handle; `config` is NULL or points to an `fb_breaker_config`.
+#[no_mangle]
+pub unsafe extern "C" fn fb_breaker_reconfigure(
+    breaker: *const fb_breaker,
+    config: *const fb_breaker_config,
+) -> fb_result {
+    guard("fb_breaker_reconfigure", || {
+        // SAFETY: the pointers obey this function's contract.
+        let (b, config) = unsafe { (handle::breaker(breaker)?, handle::input(config, "config")?) };
+        let core = config.to_core()?;
+        let result = match b {
+            BreakerRef::Count(cell) => {
+                same_window(core.window, WindowKind::Count)?;
+                cell.breaker.reconfigure(core.config)
+            }
+            BreakerRef::Time(cell) => {
+                same_window(core.window, WindowKind::Time)?;
+                cell.breaker.reconfigure(core.config)
+            }
+        };
+        result.map_err(|e| match e {
+            ReconfigureError::Invalid(e) => Error::Config(core.explain(e)),
+            e => e.into(),
+        })?;
+        Ok(FB_OK)
+    })
+}
+
+/// Refuses a configuration of another window kind than the breaker's.
+fn same_window(asked: WindowKind, built: WindowKind) -> Result<(), Error> {
+    if asked == built {
+        return Ok(());
+    }
+    let value = match asked {
+        WindowKind::Count => FB_WINDOW_COUNT,
+        WindowKind::Time => FB_WINDOW_TIME,
+    };
+    Err(Error::Config(ConfigError {
+        field: "window_kind",
+        value: value.into(),
+        reason: "cannot change at run time (the window holds the outcomes so far): build a \
+                 new breaker",
+    }))
 }
 
 /// Installs `listener`, called with `user_data` after each state change of this breaker

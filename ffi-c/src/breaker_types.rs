@@ -78,7 +78,7 @@ pub const FB_PERMIT_PASSIVE: fb_permit_kind = 3;
 
 /// Bytes of storage that hold any breaker (`fb_breaker_init`); `fb_breaker_storage_size`
 /// gives the exact, smaller, need of a count window.
-pub const FB_BREAKER_STORAGE_SIZE: usize = 1736;
+pub const FB_BREAKER_STORAGE_SIZE: usize = 1800;
 /// Alignment of breaker storage.
 pub const FB_BREAKER_STORAGE_ALIGN: usize = 8;
 

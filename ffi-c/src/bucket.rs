@@ -9,7 +9,7 @@ use crate::handle;
 use crate::{fb_bucket, fb_result, FB_OK, FB_REJECTED};
 
 /// Bytes of storage that hold a bucket (`fb_bucket_init`).
-pub const FB_BUCKET_STORAGE_SIZE: usize = 48;
+pub const FB_BUCKET_STORAGE_SIZE: usize = 128;
 /// Alignment of bucket storage.
 pub const FB_BUCKET_STORAGE_ALIGN: usize = 8;
 
@@ -46,6 +46,14 @@ impl fb_bucket_config {
             rate: self.rate,
             period_ns: self.period_ns,
             burst: self.burst,
+        }
+    }
+
+    fn from_core(c: BucketConfig) -> Self {
+        fb_bucket_config {
+            rate: c.rate,
+            period_ns: c.period_ns,
+            burst: c.burst,
         }
     }
 }
@@ -598,6 +606,94 @@ unsafe fn retry_after(
             b.retry_after(n, now_or_clock(now))
                 .map_err(Error::Capacity)?,
         );
+        Ok(FB_OK)
+    })
+}
+
+/// Stores the bucket's configuration in force, read back from the bucket (the one it was
+/// built with, or the last `fb_bucket_reconfigure`'s), in `*config`.
+///
+/// Returns `FB_OK`, `FB_ERR_NULL` (`bucket` or `config` NULL), `FB_ERR_INVALID_ARGUMENT`.
+///
+/// Thread safety: safe from many threads at once on one bucket (loads only).
+///
+/// # Safety
+/// `bucket` is NULL or a live handle; `config` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn fb_bucket_get_config(
+    bucket: *const fb_bucket,
+    config: *mut fb_bucket_config,
+) -> fb_result {
+    guard("fb_bucket_get_config", || {
+        // SAFETY: the pointers obey this function's contract.
+        let (b, out) = unsafe { (handle::bucket(bucket)?, handle::out(config, "config")?) };
+        out.write(fb_bucket_config::from_core(b.config()));
+        Ok(FB_OK)
+    })
+}
+
+/// Changes the bucket's rate, period and burst at run time, now (on `fb_now_ns()`'s clock),
+/// keeping its state: the tokens in use stay in use, counted at the new interval, and drain
+/// at the new rate. A burst lowered below the tokens in use leaves the bucket over its limit
+/// (nothing can be taken) until they drain.
+///
+/// `*config` is checked as `fb_bucket_new` checks it. The bucket's time unit is fixed when
+/// it is built (1 ns unless `burst * period_ns / rate` exceeds 2^62 ns): a configuration that
+/// needs a coarser one is `FB_ERR_INVALID_CONFIG` naming `burst`. Atomic: every grant is
+/// decided on either the old settings or the new ones.
+///
+/// On a bucket from `fb_region_bucket`, the change is made in the region, for every process
+/// attached to the slot.
+///
+/// Returns `FB_OK`; `FB_ERR_INVALID_CONFIG` (`fb_last_error()` names the field, the value and
+/// the legal range); `FB_ERR_BUSY` (another reconfiguration of this bucket was under way for
+/// too long: try again); `FB_ERR_NULL` (`bucket` or `config` NULL);
+/// `FB_ERR_INVALID_ARGUMENT` (not a bucket handle). On an error nothing changes.
+///
+/// Thread safety: safe from many threads at once on one bucket; reconfigurations are
+/// serialised.
+///
+/// # Safety
+/// `bucket` is NULL or a live handle; `config` is NULL or points to an `fb_bucket_config`.
+#[no_mangle]
+pub unsafe extern "C" fn fb_bucket_reconfigure(
+    bucket: *const fb_bucket,
+    config: *const fb_bucket_config,
+) -> fb_result {
+    // SAFETY: the pointers obey this function's contract.
+    unsafe { reconfigure("fb_bucket_reconfigure", bucket, config, None) }
+}
+
+/// `fb_bucket_reconfigure` at time `now_ns` (the clock of the other `_at` calls on this
+/// bucket): the tokens in use at `now_ns` stay in use.
+///
+/// Thread safety: safe from many threads at once on one bucket; reconfigurations are
+/// serialised.
+///
+/// # Safety
+/// As `fb_bucket_reconfigure`.
+#[no_mangle]
+pub unsafe extern "C" fn fb_bucket_reconfigure_at(
+    bucket: *const fb_bucket,
+    config: *const fb_bucket_config,
+    now_ns: u64,
+) -> fb_result {
+    // SAFETY: the pointers obey this function's contract.
+    unsafe { reconfigure("fb_bucket_reconfigure_at", bucket, config, Some(now_ns)) }
+}
+
+/// # Safety
+/// As `fb_bucket_reconfigure`.
+unsafe fn reconfigure(
+    func: &'static str,
+    bucket: *const fb_bucket,
+    config: *const fb_bucket_config,
+    now: Option<u64>,
+) -> fb_result {
+    guard(func, || {
+        // SAFETY: the pointers obey the calling function's contract.
+        let (b, config) = unsafe { (handle::bucket(bucket)?, handle::input(config, "config")?) };
+        b.reconfigure(config.to_core(), now_or_clock(now))?;
         Ok(FB_OK)
     })
 }

@@ -167,6 +167,34 @@ pub unsafe extern "C" fn fb_bulkhead_release(bulkhead: *const fb_bulkhead) -> fb
     })
 }
 
+/// Changes the limit at run time. Slots out stay out: a limit lowered below the calls in
+/// flight admits nothing until enough of them are released. Atomic (one word): every
+/// `fb_bulkhead_try_acquire` decides on the old limit or the new one.
+///
+/// On a bulkhead from `fb_region_bulkhead`, the change is made in the region, for every
+/// process attached to the slot.
+///
+/// Returns `FB_OK`, `FB_ERR_INVALID_CONFIG` (`max_concurrent` below `FB_MIN_MAX_CONCURRENT`:
+/// `fb_last_error()` names the field and the value; nothing changes), `FB_ERR_NULL`
+/// (`bulkhead` NULL), `FB_ERR_INVALID_ARGUMENT` (not a bulkhead handle).
+///
+/// Thread safety: safe from many threads at once on one bulkhead (one store).
+///
+/// # Safety
+/// `bulkhead` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn fb_bulkhead_reconfigure(
+    bulkhead: *const fb_bulkhead,
+    max_concurrent: u32,
+) -> fb_result {
+    guard("fb_bulkhead_reconfigure", || {
+        // SAFETY: `bulkhead` obeys this function's contract.
+        let b = unsafe { handle::bulkhead(bulkhead)? };
+        b.bulkhead().reconfigure(max_concurrent)?;
+        Ok(FB_OK)
+    })
+}
+
 /// Stores a snapshot of the counters in `*stats`.
 ///
 /// Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.

@@ -7,7 +7,7 @@ use std::ffi::CString;
 use std::panic::{self, AssertUnwindSafe};
 
 use core_fb::shm::RegionError;
-use core_fb::{BucketRejected, ConfigError};
+use core_fb::{BucketRejected, ConfigError, ReconfigureError};
 
 /// Result of an `fb_*` call: `FB_OK` (0), `FB_REJECTED` (1), or a negative `FB_ERR_*`.
 pub type fb_result = i32;
@@ -82,6 +82,10 @@ pub const FB_ERR_REGION_KIND_MISMATCH: fb_result = -23;
 /// The slot exists with another configuration; `fb_last_error()` shows both, the one in
 /// the region and the one asked for. Nothing changed.
 pub const FB_ERR_REGION_CONFIG_MISMATCH: fb_result = -24;
+/// Another reconfiguration of the same primitive (`fb_*_reconfigure`) was under way for
+/// longer than a bounded wait (in a region: possibly in another process). Nothing changed:
+/// try again.
+pub const FB_ERR_BUSY: fb_result = -25;
 
 /// A static description of a result code, e.g. `"FB_ERR_NULL: a required pointer argument
 /// was NULL"`; unknown codes give `"unknown fb_result code"`. Never NULL.
@@ -136,6 +140,7 @@ fn result_name(code: fb_result) -> &'static core::ffi::CStr {
         FB_ERR_REGION_CONFIG_MISMATCH => {
             c"FB_ERR_REGION_CONFIG_MISMATCH: the slot exists with another configuration"
         }
+        FB_ERR_BUSY => c"FB_ERR_BUSY: another reconfiguration is under way",
         _ => c"unknown fb_result code",
     }
 }
@@ -168,6 +173,8 @@ pub(crate) enum Error {
     Invalid(&'static str, u64, &'static str),
     /// A region or one of its slots could not be opened.
     Region(RegionError),
+    /// Another reconfiguration of the primitive is under way.
+    Busy,
 }
 
 impl Error {
@@ -181,6 +188,7 @@ impl Error {
             Error::Buffer { .. } => FB_ERR_BUFFER,
             Error::Invalid(..) => FB_ERR_INVALID_ARGUMENT,
             Error::Region(e) => region_code(e),
+            Error::Busy => FB_ERR_BUSY,
         }
     }
 
@@ -208,6 +216,7 @@ impl Error {
                 format!("{func}: invalid {arg} = {value}: {reason}")
             }
             Error::Region(e) => format!("{func}: {e}"),
+            Error::Busy => format!("{func}: {}", ReconfigureError::Busy),
         }
     }
 }
@@ -250,6 +259,17 @@ impl From<RegionError> for Error {
 impl From<ConfigError> for Error {
     fn from(e: ConfigError) -> Self {
         Error::Config(e)
+    }
+}
+
+impl From<ReconfigureError> for Error {
+    fn from(e: ReconfigureError) -> Self {
+        match e {
+            ReconfigureError::Invalid(e) => Error::Config(e),
+            // `ReconfigureError` is non-exhaustive: a newer kind of refusal is also "try
+            // again" until it gets a code of its own.
+            _ => Error::Busy,
+        }
     }
 }
 

@@ -48,7 +48,9 @@ pub(crate) struct Slot<T> {
 pub(crate) struct BreakerCell<W> {
     pub(crate) breaker: CircuitBreaker<W>,
     pub(crate) listener: Listener,
-    /// Whether the breaker detects slow calls (then a record needs the call's duration).
+    /// Whether the breaker was built detecting slow calls (then a record needs the call's
+    /// duration; without, `fb_breaker_record` checks the settings in force, which a
+    /// reconfiguration may have changed).
     pub(crate) detects_slow_calls: bool,
 }
 
@@ -85,7 +87,9 @@ type SharedTimeCell = SharedBreakerCell<TimeWindow64>;
 pub(crate) struct BreakerView<'a, W> {
     pub(crate) breaker: &'a CircuitBreaker<W>,
     pub(crate) listener: &'a Listener,
-    /// Whether the breaker detects slow calls (then a record needs the call's duration).
+    /// Whether the breaker was built detecting slow calls (then a record needs the call's
+    /// duration; without, `fb_breaker_record` checks the settings in force, which a
+    /// reconfiguration may have changed).
     pub(crate) detects_slow_calls: bool,
 }
 

@@ -27,7 +27,7 @@ pub const FB_REGION_MAX_NAME_LEN: usize = 100;
 pub const FB_REGION_MAX_SLOT_NAME_LEN: usize = 64;
 /// The layout version this library reads and writes (a region of another version is
 /// refused with `FB_ERR_REGION_VERSION`).
-pub const FB_REGION_LAYOUT_VERSION: u32 = 1;
+pub const FB_REGION_LAYOUT_VERSION: u32 = 2;
 /// The least time between two automatic reclaims of dead processes' permits on one
 /// bulkhead (100 ms, in nanoseconds).
 pub const FB_REGION_REAP_INTERVAL_NS: u64 = 100_000_000u64;

@@ -44,6 +44,8 @@ static void test_breaker_functions(void) {
     fb_breaker_config back;
     CHECK_NULL(fb_breaker_get_config(NULL, &back), "breaker");
     CHECK_NULL(fb_breaker_get_config(b, NULL), "config");
+    CHECK_NULL(fb_breaker_reconfigure(NULL, &c), "breaker");
+    CHECK_NULL(fb_breaker_reconfigure(b, NULL), "config");
     CHECK_NULL(fb_breaker_set_listener(NULL, NULL, NULL), "breaker");
     CHECK_RC(fb_breaker_set_listener(b, NULL, NULL), FB_OK); /* NULL listener: none */
     CHECK_NULL(fb_breaker_state(NULL, &s), "breaker");
@@ -116,6 +118,13 @@ static void test_bucket_functions(void) {
     CHECK_NULL(fb_bucket_retry_after(b, 1, NULL), "wait_ns");
     CHECK_NULL(fb_bucket_retry_after_at(NULL, 1, &w, 0), "bucket");
     CHECK_NULL(fb_bucket_retry_after_at(b, 1, NULL, 0), "wait_ns");
+    fb_bucket_config back;
+    CHECK_NULL(fb_bucket_get_config(NULL, &back), "bucket");
+    CHECK_NULL(fb_bucket_get_config(b, NULL), "config");
+    CHECK_NULL(fb_bucket_reconfigure(NULL, &c), "bucket");
+    CHECK_NULL(fb_bucket_reconfigure(b, NULL), "config");
+    CHECK_NULL(fb_bucket_reconfigure_at(NULL, &c, 0), "bucket");
+    CHECK_NULL(fb_bucket_reconfigure_at(b, NULL, 0), "config");
     fb_bucket_free(b);
 }
 
@@ -136,6 +145,7 @@ static void test_bulkhead_functions(void) {
     CHECK_NULL(fb_bulkhead_release(NULL), "bulkhead");
     CHECK_NULL(fb_bulkhead_metrics(NULL, &st), "bulkhead");
     CHECK_NULL(fb_bulkhead_metrics(b, NULL), "stats");
+    CHECK_NULL(fb_bulkhead_reconfigure(NULL, 1), "bulkhead");
     fb_bulkhead_free(b);
 }
 
