@@ -10,7 +10,11 @@
  * saw during the call; `permit_used` is FB_ERR_PERMIT_USED; `drop` forgets the permit struct;
  * `exceeds` is FB_ERR_EXCEEDS_CAPACITY; `not_held` is FB_ERR_NOT_HELD; `none` (the core's
  * None) is FB_OFF for a rule, FB_RANDOM_SEED for jitter_seed, and the value None stands for
- * otherwise (FB_MAX_WAIT_DURATION_NS, the default window size or bucket count). */
+ * otherwise (FB_MAX_WAIT_DURATION_NS, the default window size or bucket count); `reconfigure`
+ * is fb_breaker_reconfigure, fb_bucket_reconfigure_at or fb_bulkhead_reconfigure with the
+ * configuration in force (kept by the runner) changed by the keys given, and `config_error`
+ * (there and after a header) is FB_ERR_INVALID_CONFIG with `<field> = <value>` in
+ * fb_last_error(). */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
 #include <errno.h>
@@ -46,6 +50,10 @@ struct scenario {
     fb_breaker *breaker;
     fb_bucket *bucket;
     fb_bulkhead *bulkhead;
+    /* The configuration in force: the header's, then each accepted `reconfigure`'s. */
+    fb_breaker_config breaker_config;
+    fb_bucket_config bucket_config;
+    uint32_t max_concurrent;
     uint64_t burst;
     uint64_t now;
     int line;      /* of the statement being run */
@@ -165,6 +173,16 @@ static void on_transition(const fb_breaker *b, fb_state from, fb_state to, void 
 
 /* Sets one `key=value` of a breaker configuration; 0 if the key or value is not understood. */
 static int set_breaker_key(fb_breaker_config *c, const char *key, const char *value) {
+    if (strcmp(key, "window") == 0) {
+        if (strcmp(value, "count") == 0) {
+            c->window_kind = FB_WINDOW_COUNT;
+        } else if (strcmp(value, "time") == 0) {
+            c->window_kind = FB_WINDOW_TIME;
+        } else {
+            return 0;
+        }
+        return 1;
+    }
     int none = strcmp(value, "none") == 0;
     uint64_t v = 0;
     if (!none && !parse_u64(value, &v)) {
@@ -252,20 +270,12 @@ static fb_result construct(struct scenario *s, char **tok, int n) {
             }
             *eq = '\0';
             const char *key = tok[i], *value = eq + 1;
-            if (strcmp(key, "window") == 0) {
-                if (strcmp(value, "count") == 0) {
-                    c.window_kind = FB_WINDOW_COUNT;
-                } else if (strcmp(value, "time") == 0) {
-                    c.window_kind = FB_WINDOW_TIME;
-                } else {
-                    brokenf(s, "window=%s", value);
-                    return -100;
-                }
-            } else if (!set_breaker_key(&c, key, value)) {
+            if (!set_breaker_key(&c, key, value)) {
                 brokenf(s, "breaker key %s=%s", key, value);
                 return -100;
             }
         }
+        s->breaker_config = c;
         fb_result rc = fb_breaker_new(&c, &s->breaker);
         if (rc == FB_OK) {
             rc = fb_breaker_set_listener(s->breaker, on_transition, s);
@@ -295,6 +305,7 @@ static fb_result construct(struct scenario *s, char **tok, int n) {
             }
         }
         s->burst = c.burst;
+        s->bucket_config = c;
         return fb_bucket_new(&c, &s->bucket);
     }
     if (strcmp(tok[0], "bulkhead") == 0) {
@@ -314,6 +325,7 @@ static fb_result construct(struct scenario *s, char **tok, int n) {
             }
             c.max_concurrent = (uint32_t)v;
         }
+        s->max_concurrent = c.max_concurrent;
         return fb_bulkhead_new(&c, &s->bulkhead);
     }
     brokenf(s, "`%s` is not breaker, bucket or bulkhead", tok[0]);
@@ -720,6 +732,164 @@ static void bulkhead_step(struct scenario *s, char **act, int na, char **ex, int
     }
 }
 
+/* ---------- reconfigure ---------- */
+
+/* Field by field: the struct has padding. */
+static int same_breaker_config(const fb_breaker_config *a, const fb_breaker_config *b) {
+    return a->failure_threshold == b->failure_threshold &&
+           a->failure_rate_threshold == b->failure_rate_threshold &&
+           a->slow_call_rate_threshold == b->slow_call_rate_threshold &&
+           a->minimum_calls == b->minimum_calls &&
+           a->slow_call_duration_ns == b->slow_call_duration_ns &&
+           a->window_kind == b->window_kind && a->window_size == b->window_size &&
+           a->window_buckets == b->window_buckets &&
+           a->bucket_duration_ns == b->bucket_duration_ns &&
+           a->wait_duration_ns == b->wait_duration_ns &&
+           a->backoff_factor_milli == b->backoff_factor_milli &&
+           a->jitter_permille == b->jitter_permille &&
+           a->max_wait_duration_ns == b->max_wait_duration_ns &&
+           a->jitter_seed == b->jitter_seed &&
+           a->half_open_max_calls == b->half_open_max_calls &&
+           a->success_threshold == b->success_threshold;
+}
+
+/* The configuration as the primitive reports it (to check that a refused reconfiguration
+ * changed nothing). */
+static int config_snapshot(struct scenario *s, fb_breaker_config *bc, fb_bucket_config *kc,
+                           uint32_t *max) {
+    fb_bulkhead_stats st;
+    switch (s->kind) {
+    case BREAKER:
+        return check_rc(s, "get_config", fb_breaker_get_config(s->breaker, bc), FB_OK);
+    case BUCKET:
+        return check_rc(s, "get_config", fb_bucket_get_config(s->bucket, kc), FB_OK);
+    case BULKHEAD:
+        if (!check_rc(s, "metrics", fb_bulkhead_metrics(s->bulkhead, &st), FB_OK)) {
+            return 0;
+        }
+        *max = st.max_concurrent;
+        return 1;
+    }
+    return 0;
+}
+
+/* `reconfigure key=value ... => ok | config_error <field> <value>`: the configuration in
+ * force, changed by the keys given, applied at the step's time; kept only if accepted. */
+static void reconfigure_step(struct scenario *s, char **args, int nargs, char **ex, int n) {
+    fb_breaker_config bc = s->breaker_config;
+    fb_bucket_config kc = s->bucket_config;
+    uint32_t max = s->max_concurrent;
+    int want_ok = n == 1 && strcmp(ex[0], "ok") == 0;
+    int want_error = n == 3 && strcmp(ex[0], "config_error") == 0;
+    if (nargs == 0 || (!want_ok && !want_error)) {
+        brokenf(s, "reconfigure key=value ... => ok | config_error <field> <value>");
+        return;
+    }
+    for (int i = 0; i < nargs; i++) {
+        char key[64];
+        const char *eq = strchr(args[i], '=');
+        uint64_t v = 0;
+        if (eq == NULL || (size_t)(eq - args[i]) >= sizeof key) {
+            brokenf(s, "reconfigure: `%s` is not key=value", args[i]);
+            return;
+        }
+        memcpy(key, args[i], (size_t)(eq - args[i]));
+        key[eq - args[i]] = '\0';
+        const char *value = eq + 1;
+        int understood = 0;
+        switch (s->kind) {
+        case BREAKER:
+            understood = set_breaker_key(&bc, key, value);
+            break;
+        case BUCKET:
+            understood = parse_u64(value, &v);
+            if (strcmp(key, "rate") == 0) {
+                kc.rate = v;
+            } else if (strcmp(key, "period_ns") == 0) {
+                kc.period_ns = v;
+            } else if (strcmp(key, "burst") == 0) {
+                kc.burst = v;
+            } else {
+                understood = 0;
+            }
+            break;
+        case BULKHEAD:
+            understood = strcmp(key, "max_concurrent") == 0 && parse_u64(value, &v) &&
+                         v <= UINT32_MAX;
+            max = (uint32_t)v;
+            break;
+        }
+        if (!understood) {
+            brokenf(s, "reconfigure: key %s=%s", key, value);
+            return;
+        }
+    }
+    fb_breaker_config bc0, bc1;
+    fb_bucket_config kc0, kc1;
+    uint32_t max0 = 0, max1 = 0;
+    if (!config_snapshot(s, &bc0, &kc0, &max0)) {
+        return;
+    }
+    fb_result rc = FB_ERR_PANIC;
+    switch (s->kind) {
+    case BREAKER:
+        rc = fb_breaker_reconfigure(s->breaker, &bc);
+        break;
+    case BUCKET:
+        rc = fb_bucket_reconfigure_at(s->bucket, &kc, s->now);
+        break;
+    case BULKHEAD:
+        rc = fb_bulkhead_reconfigure(s->bulkhead, max);
+        break;
+    }
+    if (want_ok) {
+        if (check_rc(s, "reconfigure", rc, FB_OK)) {
+            s->breaker_config = bc;
+            s->bucket_config = kc;
+            s->max_concurrent = max;
+            if (s->kind == BUCKET) {
+                s->burst = kc.burst;
+            }
+        }
+        return;
+    }
+    char want[160];
+    uint64_t value;
+    if (parse_u64(ex[2], &value)) {
+        snprintf(want, sizeof want, "%s = %" PRIu64, ex[1], value);
+    } else {
+        snprintf(want, sizeof want, "%s = %s", ex[1], ex[2]);
+    }
+    if (!check_rc(s, "reconfigure", rc, FB_ERR_INVALID_CONFIG)) {
+        return;
+    }
+    if (strstr(fb_last_error(), want) == NULL) {
+        failf(s, "reconfigure: expected config_error naming \"%s\", got \"%s\"", want,
+              fb_last_error());
+    }
+    if (!config_snapshot(s, &bc1, &kc1, &max1)) {
+        return;
+    }
+    int same = 0;
+    switch (s->kind) {
+    case BREAKER:
+        same = same_breaker_config(&bc0, &bc1);
+        break;
+    case BUCKET:
+        same = kc0.rate == kc1.rate && kc0.period_ns == kc1.period_ns && kc0.burst == kc1.burst;
+        break;
+    case BULKHEAD:
+        same = max0 == max1;
+        break;
+    }
+    if (!same) {
+        failf(s, "reconfigure: a refused configuration changed the configuration in force");
+    }
+    if (s->event_count != 0) {
+        failf(s, "reconfigure: a refused configuration changed the state");
+    }
+}
+
 /* Runs one statement `@<t> action... [=> expected...]`. */
 static void run_step(struct scenario *s, char **tok, int n) {
     uint64_t t;
@@ -758,6 +928,10 @@ static void run_step(struct scenario *s, char **tok, int n) {
     }
     s->event_count = 0;
     s->steps++;
+    if (strcmp(act[0], "reconfigure") == 0) {
+        reconfigure_step(s, act + 1, na - 1, ex, ne);
+        return;
+    }
     switch (s->kind) {
     case BREAKER:
         breaker_step(s, act, na, ex, ne);
