@@ -406,13 +406,14 @@ impl TokenBucket {
                 return Ok(0);
             }
             let limit = t.saturating_add(rates.tolerance);
-            // Queued reservations may push the TAT to the end of time: saturate there.
-            let next = (word & TAT_MAX).max(t).saturating_add(cost).min(TAT_MAX);
-            let wait = self.wait_ns(now, next.saturating_sub(limit));
+            // The wait is that of the true end; queued reservations may push the stored
+            // TAT to the end of time: saturate it there.
+            let end = (word & TAT_MAX).max(t).saturating_add(cost);
+            let wait = self.wait_ns(now, end.saturating_sub(limit));
             if wait > max_wait_ns {
                 return Err(BucketRejected::RateLimited { retry_after: wait });
             }
-            if self.commit(word, tag, next) {
+            if self.commit(word, tag, end.min(TAT_MAX)) {
                 return Ok(wait);
             }
         }

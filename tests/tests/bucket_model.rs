@@ -7,19 +7,22 @@
 //!   the definition in 128-bit arithmetic. After every operation the full [`BucketState`] must
 //!   agree too, which pins down the hidden theoretical arrival time (TAT).
 //! * [`extreme_configurations_stay_in_range`]: from one token a day to 10^9 a second, bursts
-//!   up to 2^32 and times up to 2^62 (buckets whose budget is kept in units of 2^k ns): no
-//!   operation panics (debug builds check every overflow), `available <= burst`, the
-//!   queries agree with each other, and every refusal's `retry_after` is exact: one
-//!   nanosecond earlier is refused, at it the request goes through.
+//!   up to 2^32 (buckets whose budget exceeds 2^62 ns are kept in units of 2^k ns), at times
+//!   anywhere in the documented range, below 2^62 ns: no operation panics (debug builds
+//!   check every overflow), `available <= burst`, the queries agree with each other, and
+//!   every refusal's `retry_after` is exact: one nanosecond earlier is refused, at it the
+//!   request goes through. Every time passed in, waits included, stays below 2^62 ns.
 //! * [`drained_bucket_refills_after_retry_after`]: an emptied bucket reports a wait in
 //!   `1..=interval_ns()` that, once waited, lets exactly one more token through.
-//! * [`extreme_configurations_out_of_range`]: the same without keeping requests within 2^63
-//!   ns: unbounded reservation queues (up to a saturated TAT) and requests of any size, whose
-//!   waits must saturate consistently across `try_acquire`, `retry_after` and `state`.
+//! * [`extreme_configurations_out_of_range`]: the same at the same times, without keeping
+//!   requests in range: unbounded reservation queues (up to a saturated TAT: it is kept in 63
+//!   bits and saturates at 2^63 - 1 units, the end of time) and requests of any size, whose
+//!   waits must saturate consistently across `try_acquire`, `reserve_within`, `retry_after`
+//!   and `state`.
 //!
 //! Cases: 8 000 + 2 000 + 2 000 + 2 000. The tests at the end reproduce core bugs these found
 //! (unsaturated waits and TAT after deep reservation queues, unclamped waits on unit-scaled
-//! buckets), since fixed. Failing cases are persisted in
+//! buckets, reservations at the end of time), since fixed. Failing cases are persisted in
 //! `tests/proptest-regressions/bucket_model.txt` and replayed first on every run.
 
 // Loom atomics only work inside a loom model.
@@ -36,16 +39,15 @@ const REGRESSIONS: &str = concat!(
 );
 
 const DAY: u64 = 86_400 * SECOND;
+/// The documented limit: times passed in must stay below 2^62 ns (146 years).
+const LAST_TIME: u64 = (1 << 62) - 1;
 /// The latest time the model test moves its clock to.
-const MODEL_HORIZON: u64 = 1 << 62;
-/// Times the extreme tests use stay at or below this; waits may take them up to `LAST_TIME`.
-const EXTREME_HORIZON: u64 = 1 << 62;
-/// The documented limit: times must stay below 2^63 ns.
-const LAST_TIME: u64 = (1 << 63) - 1;
-/// The in-range extreme test only asks for tokens due by this time (and only waits for those):
-/// every time it uses stays below the documented limit of 2^63 ns, and no wait it sees has
-/// saturated (a saturated wait ends at `u64::MAX`).
-const REPRESENTABLE: u64 = (1 << 63) - (1 << 20);
+const MODEL_HORIZON: u64 = LAST_TIME;
+/// The extreme tests start at or below this (or in the last day before `LAST_TIME`) and move
+/// their clock no further; waiting for tokens may take them up to `LAST_TIME`, never past it.
+const EXTREME_HORIZON: u64 = 1 << 61;
+/// The TAT is kept in 63 bits: a reservation queue saturates at 2^63 - 1 units.
+const TAT_MAX: u64 = (1 << 63) - 1;
 
 fn persisted(cases: u32) -> ProptestConfig {
     ProptestConfig {
@@ -494,6 +496,8 @@ fn extreme_config() -> impl Strategy<Value = BucketConfig> {
     })
 }
 
+/// A start for the extreme tests that do not move the clock on their own: with a day or up
+/// to 2^60 ns later and a wait of at most a day, it stays below 2^62 ns.
 fn extreme_time() -> impl Strategy<Value = u64> {
     prop_oneof![
         1 => Just(0u64),
@@ -501,6 +505,31 @@ fn extreme_time() -> impl Strategy<Value = u64> {
         1 => (EXTREME_HORIZON - DAY)..=EXTREME_HORIZON,
         3 => 0u64..=EXTREME_HORIZON,
     ]
+}
+
+/// A start for [`run_extreme`], which keeps every time it uses at or below `LAST_TIME`:
+/// [`extreme_time`], or the last day of the documented range.
+fn extreme_start() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        6 => extreme_time(),
+        1 => Just(LAST_TIME),
+        1 => (LAST_TIME - DAY)..=LAST_TIME,
+    ]
+}
+
+/// The bucket's time unit as documented: 2^k ns for the smallest `k` in which the budget,
+/// `burst` times the interval (`ceil(period / rate)` ns rounded up to units), fits in 2^62.
+fn unit_shift(config: BucketConfig) -> u32 {
+    let per_token = config.period_ns.div_ceil(config.rate);
+    (0..64)
+        .find(|&k| u128::from(per_token.div_ceil(1 << k)) * u128::from(config.burst) <= 1 << 62)
+        .expect("a valid configuration fits in some unit")
+}
+
+/// The end of time of a bucket kept in units of 2^`shift` ns, in nanoseconds (saturating):
+/// where its TAT saturates.
+fn end_of_time_ns(shift: u32) -> u64 {
+    u64::try_from(u128::from(TAT_MAX) << shift).unwrap_or(u64::MAX)
 }
 
 /// A token count for an extreme bucket: anything up to one above the burst, or the burst.
@@ -528,10 +557,10 @@ enum ExtremeOp {
     /// Move the clock by `x % 2^k` ns, capped at the horizon.
     Advance(u64, u8),
     /// Take tokens; if refused, check that the wait is exact, then wait it (when that stays
-    /// below 2^63 ns) and take them.
+    /// below 2^62 ns) and take them.
     TakeOrWait(BigAmount),
-    /// A reservation. Unless `deep` is set, only if it ends at or before the horizon
-    /// (`reserve_within(n, now, horizon - now)`).
+    /// A reservation. In range, only if its wait ends by `LAST_TIME`
+    /// (`reserve_within(n, now, LAST_TIME - now)`).
     Reserve(BigAmount),
     Refund(BigAmount),
     Reset,
@@ -556,8 +585,9 @@ fn extreme_op() -> impl Strategy<Value = ExtremeOp> {
     ]
 }
 
-/// The queries agree with each other at `now`, and `available <= burst`.
-fn check_queries(bucket: &TokenBucket, now: u64) -> Result<(), TestCaseError> {
+/// The queries agree with each other at `now`, `available <= burst`, and the TAT (when the
+/// bucket is full again) is at most the end of time, `end_of_time` ns.
+fn check_queries(bucket: &TokenBucket, now: u64, end_of_time: u64) -> Result<(), TestCaseError> {
     let burst = bucket.burst();
     let available = bucket.available(now);
     prop_assert!(
@@ -584,16 +614,28 @@ fn check_queries(bucket: &TokenBucket, now: u64) -> Result<(), TestCaseError> {
         );
     }
     prop_assert!(state.retry_after <= state.reset_after, "{:?}", state);
+    prop_assert!(
+        now.checked_add(state.reset_after)
+            .is_some_and(|full| full <= end_of_time),
+        "full again at {} + {} ns, past the end of time {}",
+        now,
+        state.reset_after,
+        end_of_time
+    );
     Ok(())
 }
 
 /// Runs `ops` on an extreme bucket, checking [`check_queries`] after each, and that every
 /// refusal's wait is exact.
 ///
-/// With `in_range`, requests stay within the representable: reservations end by 2^62 ns
-/// (`reserve_within(n, now, 2^62 - now)`) and `try_acquire` is only asked for tokens that
-/// `retry_after` says arrive before [`REPRESENTABLE`] (so that its wait is not clamped). Without it, reservations are unbounded (queues
-/// far past 2^63 ns, up to a saturated TAT) and any request is made.
+/// Either way, every time passed in stays at or below [`LAST_TIME`] (below 2^62 ns): a refusal
+/// is waited out (and checked one nanosecond early) only when its wait ends by then.
+///
+/// With `in_range`, requests stay in range too: reservations only if their wait ends by
+/// `LAST_TIME` (`reserve_within(n, now, LAST_TIME - now)`), and `try_acquire` is only asked
+/// for tokens that `retry_after` says arrive by `LAST_TIME`. Without it, reservations are
+/// unbounded (queues far past 2^62 ns, up to a TAT saturated at 2^63 - 1 units) and any
+/// request is made.
 fn run_extreme(
     config: BucketConfig,
     start: u64,
@@ -602,9 +644,11 @@ fn run_extreme(
 ) -> Result<(), TestCaseError> {
     let bucket = TokenBucket::new(config).unwrap();
     let burst = config.burst;
+    let end_of_time = end_of_time_ns(unit_shift(config));
     let mut now = start;
+    prop_assert!(now <= LAST_TIME);
     prop_assert_eq!(bucket.available(now), burst, "a new bucket is full");
-    check_queries(&bucket, now)?;
+    check_queries(&bucket, now, end_of_time)?;
     for (step, &op) in ops.iter().enumerate() {
         match op {
             ExtremeOp::Advance(x, k) => {
@@ -616,7 +660,7 @@ fn run_extreme(
                 let n = n.resolve(burst);
                 let before = bucket.retry_after(n, now);
                 let representable = match before {
-                    Ok(wait) => now.checked_add(wait).is_some_and(|t| t <= REPRESENTABLE),
+                    Ok(wait) => now.checked_add(wait).is_some_and(|t| t <= LAST_TIME),
                     Err(_) => true,
                 };
                 if in_range && !representable {
@@ -646,11 +690,7 @@ fn run_extreme(
             }
             ExtremeOp::Reserve(n) => {
                 let n = n.resolve(burst);
-                let bound = if in_range {
-                    EXTREME_HORIZON.saturating_sub(now)
-                } else {
-                    u64::MAX
-                };
+                let bound = if in_range { LAST_TIME - now } else { u64::MAX };
                 let expected = bucket.retry_after(n, now);
                 match bucket.reserve_within(n, now, bound) {
                     Ok(wait) => prop_assert_eq!(expected, Ok(wait), "step {}", step),
@@ -664,7 +704,8 @@ fn run_extreme(
             ExtremeOp::Refund(n) => bucket.refund(n.resolve(burst), now),
             ExtremeOp::Reset => bucket.reset(),
         }
-        check_queries(&bucket, now)?;
+        prop_assert!(now <= LAST_TIME);
+        check_queries(&bucket, now, end_of_time)?;
     }
     Ok(())
 }
@@ -682,6 +723,10 @@ fn drain_and_refill(
     prop_assert_eq!(bucket.available(start), burst);
     prop_assert_eq!(bucket.try_acquire(first % (burst + 1), start), Ok(()));
     let now = start + later;
+    prop_assert!(
+        now + bucket.interval_ns() <= LAST_TIME,
+        "the test stays in range"
+    );
     let left = bucket.available(now);
     prop_assert_eq!(
         bucket.try_acquire(left, now),
@@ -718,7 +763,7 @@ proptest! {
     #[test]
     fn extreme_configurations_stay_in_range(
         config in extreme_config(),
-        start in extreme_time(),
+        start in extreme_start(),
         ops in prop::collection::vec(extreme_op(), 1..24),
     ) {
         run_extreme(config, start, &ops, true)?;
@@ -731,26 +776,26 @@ proptest! {
         config in extreme_config(),
         start in extreme_time(),
         first in any::<u64>(),
-        later in prop_oneof![1 => Just(0u64), 2 => 0u64..=DAY, 1 => 0u64..=(1 << 61)],
+        later in prop_oneof![1 => Just(0u64), 2 => 0u64..=DAY, 1 => 0u64..=(1 << 60)],
     ) {
         drain_and_refill(config, start, first, later)?;
     }
 }
 
 // ---------------------------------------------------------------------------------------
-// Regressions: core bugs these tests found (fixed in fe26241)
+// Regressions: core bugs these tests found (fixed in fe26241, and the last one since)
 // ---------------------------------------------------------------------------------------
 
 proptest! {
     #![proptest_config(persisted(2_000))]
 
-    /// As `extreme_configurations_stay_in_range`, without keeping requests representable:
-    /// unbounded `reserve` (queues past 2^63 ns, a saturated TAT) and `try_acquire` of any
-    /// size on any state.
+    /// As `extreme_configurations_stay_in_range`, at the same times, without keeping requests
+    /// in range: unbounded `reserve` (queues past 2^62 ns, a TAT saturated at 2^63 - 1
+    /// units) and `try_acquire` of any size on any state.
     #[test]
     fn extreme_configurations_out_of_range(
         config in extreme_config(),
-        start in extreme_time(),
+        start in extreme_start(),
         ops in prop::collection::vec(extreme_op(), 1..24),
     ) {
         run_extreme(config, start, &ops, false)?;
@@ -758,7 +803,8 @@ proptest! {
 }
 
 /// Was: `try_acquire` added the cost to the TAT without saturating: after two reservations
-/// at the latest documented time the TAT is `u64::MAX`, and the next `try_acquire`
+/// at the latest documented time the TAT had saturated (then at `u64::MAX`, with times below
+/// 2^63 ns; now at 2^63 - 1 units, with times below 2^62 ns), and the next `try_acquire`
 /// overflowed (a panic in debug builds; in release it wrapped, succeeded and erased the
 /// queue, so a bucket of burst 1 handed out 4 tokens at one instant). `state` overflowed the
 /// same way (`tat + interval`).
@@ -780,6 +826,58 @@ fn try_acquire_after_deep_reservations() {
         Err(BucketRejected::RateLimited { retry_after: wait })
     );
     assert!(bucket.try_acquire(1, now).is_err(), "burst 1, two reserved");
+}
+
+/// Was: with the TAT kept in 63 bits, `reserve_within` computed its wait from the end of the
+/// queue clamped to 2^63 - 1 units, where `try_acquire`, `retry_after` and `state` use the
+/// unclamped end. At the latest documented time, 2^62 - 1 ns, a bucket of burst 1 and one
+/// token per 2^62 ns granted every reservation after the first with a wait of 0 (as many
+/// tokens as asked, at one instant); and, found by `extreme_configurations_stay_in_range`, a
+/// bucket of one token a second and burst 3_646_026_529, drained at 1_931_318_979 s, refused
+/// a reservation of its burst with a wait 145_224_193 ns shorter than `retry_after`'s.
+#[test]
+fn reserve_waits_at_the_end_of_time() {
+    let bucket = TokenBucket::new(BucketConfig {
+        rate: 1,
+        period_ns: 1 << 62,
+        burst: 1,
+    })
+    .unwrap();
+    let now = LAST_TIME;
+    assert_eq!(bucket.reserve(1, now), Ok(0));
+    for _ in 0..3 {
+        // The TAT has saturated: every further reservation waits until the end of time.
+        assert_eq!(bucket.reserve(1, now), Ok(1 << 62));
+        assert_eq!(bucket.retry_after(1, now), Ok(1 << 62));
+        assert_eq!(bucket.available(now), 0);
+    }
+
+    let burst = 3_646_026_529;
+    let bucket = TokenBucket::new(BucketConfig {
+        rate: 1,
+        period_ns: SECOND,
+        burst,
+    })
+    .unwrap();
+    let now = 1_931_318_979 * SECOND;
+    assert_eq!(bucket.try_acquire(burst, now), Ok(()));
+    let wait = burst * SECOND;
+    assert_eq!(bucket.retry_after(burst, now), Ok(wait));
+    assert_eq!(
+        bucket.reserve_within(burst, now, wait - 1),
+        Err(BucketRejected::RateLimited { retry_after: wait })
+    );
+    assert_eq!(bucket.reserve_within(burst, now, wait), Ok(wait));
+    // Queued past the end of time: the TAT saturated, and the queries agree.
+    let state = bucket.state(now);
+    assert_eq!(now + state.reset_after, TAT_MAX);
+    assert_eq!(bucket.retry_after(1, now), Ok(state.retry_after));
+    assert_eq!(
+        bucket.try_acquire(1, now),
+        Err(BucketRejected::RateLimited {
+            retry_after: state.retry_after
+        })
+    );
 }
 
 /// Was: on a bucket kept in units of 2^17 ns (one token a day, burst 2^32), `try_acquire`'s
