@@ -13,8 +13,7 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use crate::clock::{PyManualClock, TimeSource};
 use crate::config::{
-    call_duration, duration, real, scaled, seconds_exact, type_error, whole, whole_percent,
-    Translation, Wide,
+    breaker_config, call_duration, seconds_exact, type_error, BreakerArgs, Translation,
 };
 use crate::listeners::{Hook, Listeners};
 use crate::native::{histogram_dict, log_listener_error, make_error, ns_to_s, CIRCUIT_OPEN_ERROR};
@@ -36,9 +35,30 @@ pub(crate) trait Core: Send + Sync {
     fn retry_after(&self, now: u64) -> u64;
     fn manual(&self, to: State, now: u64) -> Option<Transition>;
     fn config(&self) -> BreakerConfig;
+    fn reconfigure(&self, config: BreakerConfig) -> Result<(), fb::ReconfigureError>;
 }
 
-impl<W: fb::Window + Send + Sync> Core for fb::CircuitBreaker<W> {
+/// The core's `reconfigure`, which each window kind defines.
+pub(crate) trait Reconfigure {
+    fn reconfigure_core(&self, config: BreakerConfig) -> Result<(), fb::ReconfigureError>;
+}
+
+impl<const WORDS: usize> Reconfigure for fb::CircuitBreaker<fb::CountWindow<WORDS>> {
+    fn reconfigure_core(&self, config: BreakerConfig) -> Result<(), fb::ReconfigureError> {
+        self.reconfigure(config)
+    }
+}
+
+impl<const B: usize> Reconfigure for fb::CircuitBreaker<fb::TimeWindow<B>> {
+    fn reconfigure_core(&self, config: BreakerConfig) -> Result<(), fb::ReconfigureError> {
+        self.reconfigure(config)
+    }
+}
+
+impl<W: fb::Window + Send + Sync> Core for fb::CircuitBreaker<W>
+where
+    fb::CircuitBreaker<W>: Reconfigure,
+{
     #[inline]
     fn acquire(&self, clock: &TimeSource) -> Result<Permit, Rejected> {
         self.acquire_with(clock)
@@ -79,10 +99,16 @@ impl<W: fb::Window + Send + Sync> Core for fb::CircuitBreaker<W> {
     fn config(&self) -> BreakerConfig {
         fb::CircuitBreaker::config(self)
     }
+    fn reconfigure(&self, config: BreakerConfig) -> Result<(), fb::ReconfigureError> {
+        self.reconfigure_core(config)
+    }
 }
 
 /// A breaker in a shared region: the same calls, on the primitive in the mapping.
-impl<W: fb::Window + Send + Sync> Core for fb::shm::Shared<fb::CircuitBreaker<W>> {
+impl<W: fb::Window + Send + Sync> Core for fb::shm::Shared<fb::CircuitBreaker<W>>
+where
+    fb::CircuitBreaker<W>: Reconfigure,
+{
     #[inline]
     fn acquire(&self, clock: &TimeSource) -> Result<Permit, Rejected> {
         Core::acquire(&**self, clock)
@@ -116,6 +142,11 @@ impl<W: fb::Window + Send + Sync> Core for fb::shm::Shared<fb::CircuitBreaker<W>
     fn config(&self) -> BreakerConfig {
         Core::config(&**self)
     }
+    /// In-process only: a shared breaker is reconfigured through its region (for every
+    /// process, under the slot's writer lock).
+    fn reconfigure(&self, config: BreakerConfig) -> Result<(), fb::ReconfigureError> {
+        Core::reconfigure(&**self, config)
+    }
 }
 
 /// The breaker in slot `name` of `region` (a count window holds up to 1024 outcomes).
@@ -126,6 +157,7 @@ fn shared_core(
     config: BreakerConfig,
     time: bool,
     reconfigure: bool,
+    tr: &Translation,
 ) -> PyResult<Box<dyn Core>> {
     use fb::shm::SlotConfig;
     let slot = if time {
@@ -133,7 +165,9 @@ fn shared_core(
     } else {
         SlotConfig::BreakerCount(config)
     };
-    crate::region::reconfigure(py, region, name, slot, reconfigure)?;
+    if reconfigure {
+        crate::region::reconfigure_slot(py, region, name, slot, tr)?;
+    }
     let err = |e| crate::region::region_error(py, e);
     Ok(if time {
         Box::new(region.shared_breaker_time(name, &config).map_err(err)?)
@@ -155,7 +189,9 @@ fn build_core(config: BreakerConfig, time: bool) -> Result<Box<dyn Core>, fb::Co
 }
 
 /// A constructor argument: not given at all, or given (possibly as `None`).
+#[derive(Default)]
 pub(crate) enum Arg<'py> {
+    #[default]
     Absent,
     Given(Bound<'py, PyAny>),
 }
@@ -206,8 +242,8 @@ pub(crate) struct PyBreaker {
     listeners: Listeners,
     /// The clock the breaker reads.
     pub(crate) clock: TimeSource,
-    /// The jitter seed given (None: random per instance).
-    jitter_seed: Option<u64>,
+    /// Whether the jitter seed in force was given (false: random per instance).
+    seed_given: AtomicBool,
     /// Whether the window is a time window.
     time_window: bool,
     /// State changes by (from, to), for exporters.
@@ -546,149 +582,28 @@ impl PyBreaker {
             .cast::<PyString>()
             .map_err(|_| type_error("name", name, "a str"))?
             .clone();
-        let mut c = BreakerConfig::new();
-        let mut tr = Translation::default();
-        let u32max = u32::MAX as u64;
-        let u16max = u16::MAX as u64;
-        if let Arg::Given(v) = &failure_threshold {
-            c.failure_threshold = if v.is_none() {
-                None
-            } else {
-                let (n, sub) = whole("failure_threshold", v)?.fit(u32max);
-                tr.note("failure_threshold", "failure_threshold", v, sub);
-                Some(n as u32)
-            };
-        }
-        if let Some((given, v, w)) = duration(
-            "wait_duration",
-            wait_duration.value(),
-            "wait_duration_ns",
-            wait_duration_ns.value(),
-        )? {
-            let (n, sub) = w.fit(u64::MAX);
-            tr.note("wait_duration_ns", given, v, sub);
-            c.wait_duration_ns = n;
-        }
-        if let Some(v) = failure_rate_threshold.value() {
-            let (n, sub) = whole_percent("failure_rate_threshold", v)?.fit(u8::MAX as u64);
-            tr.note("failure_rate_threshold", "failure_rate_threshold", v, sub);
-            c.failure_rate_threshold = Some(n as u8);
-        }
-        if let Some(v) = slow_call_rate_threshold.value() {
-            let (n, sub) = whole_percent("slow_call_rate_threshold", v)?.fit(u8::MAX as u64);
-            tr.note(
-                "slow_call_rate_threshold",
-                "slow_call_rate_threshold",
-                v,
-                sub,
-            );
-            c.slow_call_rate_threshold = Some(n as u8);
-        }
-        if let Some((given, v, w)) = duration(
-            "slow_call_duration",
-            slow_call_duration.value(),
-            "slow_call_duration_ns",
-            slow_call_duration_ns.value(),
-        )? {
-            let (n, sub) = w.fit(u64::MAX);
-            tr.note("slow_call_duration_ns", given, v, sub);
-            c.slow_call_duration_ns = n;
-        }
-        if let Some(v) = minimum_calls.value() {
-            let (n, sub) = whole("minimum_calls", v)?.fit(u32max);
-            tr.note("minimum_calls", "minimum_calls", v, sub);
-            c.minimum_calls = n as u32;
-        }
-        if let Some(v) = window.value() {
-            let (n, sub) = whole("window", v)?.fit(u16max);
-            tr.note("window_size", "window", v, sub);
-            c.window_size = Some(n as u16);
-        }
-        // The time window: its span in seconds (split into `buckets`), or the duration of
-        // one bucket in nanoseconds, as the core holds it.
-        let span = duration(
-            "window_seconds",
-            window_seconds.value(),
-            "bucket_duration_ns",
-            bucket_duration_ns.value(),
-        )?;
-        let time = match span {
-            Some((given, v, w)) => {
-                if window.value().is_some() {
-                    return Err(PyValueError::new_err(format!(
-                        "window and {given} are exclusive: give one of them"
-                    )));
-                }
-                let count = match buckets.value() {
-                    Some(b) => {
-                        let (n, sub) = whole("buckets", b)?.fit(u16max);
-                        tr.note("window_buckets", "buckets", b, sub);
-                        c.window_buckets = Some(n as u16);
-                        n
-                    }
-                    None => DEFAULT_WINDOW_BUCKETS as u64,
-                };
-                if given == "bucket_duration_ns" {
-                    let (n, sub) = w.fit(u64::MAX);
-                    tr.note("bucket_duration_ns", given, v, sub);
-                    c.bucket_duration_ns = n;
-                } else {
-                    let span = match w {
-                        Wide::Fits(n) => n,
-                        Wide::Below => 0,
-                        Wide::Above => u64::MAX,
-                    };
-                    c.bucket_duration_ns = span / count.max(1);
-                    tr.note("bucket_duration_ns", given, v, false);
-                }
-                true
-            }
-            None => {
-                if let Some(b) = buckets.value() {
-                    return Err(PyValueError::new_err(format!(
-                        "buckets is given only with window_seconds or bucket_duration_ns, \
-                         got buckets={}",
-                        crate::config::repr(b)
-                    )));
-                }
-                false
-            }
+        let args = BreakerArgs {
+            failure_threshold,
+            wait_duration,
+            wait_duration_ns,
+            failure_rate_threshold,
+            slow_call_rate_threshold,
+            slow_call_duration,
+            slow_call_duration_ns,
+            minimum_calls,
+            window,
+            window_seconds,
+            bucket_duration_ns,
+            buckets,
+            backoff_factor,
+            max_wait_duration,
+            max_wait_duration_ns,
+            jitter,
+            jitter_seed,
+            half_open_max_calls,
+            success_threshold,
         };
-        if let Some(v) = backoff_factor.value() {
-            let (n, sub) = scaled(real("backoff_factor", v)?, 1000.0).fit(u32max);
-            tr.note("backoff_factor_milli", "backoff_factor", v, sub);
-            c.backoff_factor_milli = n as u32;
-        }
-        if let Some((given, v, w)) = duration(
-            "max_wait_duration",
-            max_wait_duration.value(),
-            "max_wait_duration_ns",
-            max_wait_duration_ns.value(),
-        )? {
-            let (n, sub) = w.fit(u64::MAX);
-            tr.note("max_wait_duration_ns", given, v, sub);
-            c.max_wait_duration_ns = Some(n);
-        }
-        if let Some(v) = jitter.value() {
-            let (n, sub) = scaled(real("jitter", v)?, 1000.0).fit(u16max);
-            tr.note("jitter_permille", "jitter", v, sub);
-            c.jitter_permille = n as u16;
-        }
-        if let Some(v) = jitter_seed.value() {
-            let (n, sub) = whole("jitter_seed", v)?.fit(u64::MAX);
-            tr.note("jitter_seed", "jitter_seed", v, sub);
-            c.jitter_seed = Some(n);
-        }
-        if let Some(v) = half_open_max_calls.value() {
-            let (n, sub) = whole("half_open_max_calls", v)?.fit(u16max);
-            tr.note("half_open_max_calls", "half_open_max_calls", v, sub);
-            c.half_open_max_calls = n as u16;
-        }
-        if let Some(v) = success_threshold.value() {
-            let (n, sub) = whole("success_threshold", v)?.fit(u16max);
-            tr.note("success_threshold", "success_threshold", v, sub);
-            c.success_threshold = n as u16;
-        }
+        let (c, time, tr) = breaker_config(&args, BreakerConfig::new(), None)?;
         let count_excluded_as_success = match count_excluded_as_success.value() {
             Some(v) => flag("count_excluded_as_success", v)?,
             None => false,
@@ -754,10 +669,6 @@ impl PyBreaker {
                 ls.push(l?);
             }
         }
-        tr.relate("max_wait_duration_ns", "wait_duration_ns");
-        tr.relate("backoff_factor_milli", "wait_duration_ns");
-        tr.relate("backoff_factor_milli", "max_wait_duration_ns");
-        tr.relate("minimum_calls", "window_size");
         let reconfigure = match reconfigure.value() {
             Some(v) => flag("reconfigure", v)?,
             None => false,
@@ -770,7 +681,7 @@ impl PyBreaker {
         let mut core = build_core(c, time).map_err(|e| tr.error(e))?;
         tr.check_substitutions()?;
         if let Some(region) = &region {
-            core = shared_core(py, region, &name.to_cow()?, c, time, reconfigure)?;
+            core = shared_core(py, region, &name.to_cow()?, c, time, reconfigure, &tr)?;
         }
         Ok(PyBreaker {
             core,
@@ -786,7 +697,7 @@ impl PyBreaker {
             rejection_error,
             listeners: Listeners::new(&ls)?,
             clock,
-            jitter_seed: c.jitter_seed,
+            seed_given: AtomicBool::new(c.jitter_seed.is_some()),
             time_window: time,
             transitions: Transitions::default(),
             fallbacks: AtomicU64::new(0),
@@ -884,7 +795,10 @@ impl PyBreaker {
             None => d.set_item("max_wait_duration", None::<f64>)?,
         }
         d.set_item("jitter", c.jitter_permille as f64 / 1000.0)?;
-        d.set_item("jitter_seed", self.jitter_seed)?;
+        let seed = c
+            .jitter_seed
+            .filter(|_| self.seed_given.load(Ordering::Relaxed));
+        d.set_item("jitter_seed", seed)?;
         d.set_item("half_open_max_calls", c.half_open_max_calls)?;
         d.set_item("success_threshold", c.success_threshold)?;
         d.set_item(
@@ -894,6 +808,119 @@ impl PyBreaker {
         d.set_item("measure_durations", self.durations.is_some())?;
         d.set_item("clock", self.clock(py))?;
         Ok(d)
+    }
+
+    /// Changes the configuration at run time, keeping the state (the state, window,
+    /// consecutive failures, backoff step, probes and permits out carry over; the next
+    /// decision is made on the new settings). Takes the constructor's configuration
+    /// keywords, in its units; an option not given keeps the value in force (see
+    /// ``options()``). ``None`` turns an optional rule off (``failure_threshold``, the rate
+    /// thresholds, ``max_wait_duration``: no cap of its own, ``jitter_seed``: random). The
+    /// window is fixed for the breaker's life: a different ``window`` / ``window_seconds``
+    /// / ``buckets`` is a ValueError. An invalid value is a ValueError as in the
+    /// constructor, and changes nothing. A shared breaker is reconfigured in its region,
+    /// for every process (RegionError ``reason="busy"`` if another process holds the
+    /// slot's writer lock too long); an in-process one raises RuntimeError if another
+    /// reconfiguration holds it too long.
+    #[pyo3(signature = (
+        *,
+        failure_threshold = Arg::Absent,
+        wait_duration = Arg::Absent,
+        failure_rate_threshold = Arg::Absent,
+        slow_call_rate_threshold = Arg::Absent,
+        slow_call_duration = Arg::Absent,
+        minimum_calls = Arg::Absent,
+        window = Arg::Absent,
+        window_seconds = Arg::Absent,
+        buckets = Arg::Absent,
+        backoff_factor = Arg::Absent,
+        max_wait_duration = Arg::Absent,
+        jitter = Arg::Absent,
+        jitter_seed = Arg::Absent,
+        half_open_max_calls = Arg::Absent,
+        success_threshold = Arg::Absent,
+        wait_duration_ns = Arg::Absent,
+        max_wait_duration_ns = Arg::Absent,
+        slow_call_duration_ns = Arg::Absent,
+        bucket_duration_ns = Arg::Absent,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn reconfigure<'py>(
+        &self,
+        py: Python<'py>,
+        failure_threshold: Arg<'py>,
+        wait_duration: Arg<'py>,
+        failure_rate_threshold: Arg<'py>,
+        slow_call_rate_threshold: Arg<'py>,
+        slow_call_duration: Arg<'py>,
+        minimum_calls: Arg<'py>,
+        window: Arg<'py>,
+        window_seconds: Arg<'py>,
+        buckets: Arg<'py>,
+        backoff_factor: Arg<'py>,
+        max_wait_duration: Arg<'py>,
+        jitter: Arg<'py>,
+        jitter_seed: Arg<'py>,
+        half_open_max_calls: Arg<'py>,
+        success_threshold: Arg<'py>,
+        wait_duration_ns: Arg<'py>,
+        max_wait_duration_ns: Arg<'py>,
+        slow_call_duration_ns: Arg<'py>,
+        bucket_duration_ns: Arg<'py>,
+    ) -> PyResult<()> {
+        let args = BreakerArgs {
+            failure_threshold,
+            wait_duration,
+            wait_duration_ns,
+            failure_rate_threshold,
+            slow_call_rate_threshold,
+            slow_call_duration,
+            slow_call_duration_ns,
+            minimum_calls,
+            window,
+            window_seconds,
+            bucket_duration_ns,
+            buckets,
+            backoff_factor,
+            max_wait_duration,
+            max_wait_duration_ns,
+            jitter,
+            jitter_seed,
+            half_open_max_calls,
+            success_threshold,
+        };
+        let mut base = self.core.config();
+        if !self.seed_given.load(Ordering::Relaxed) {
+            // A seed drawn at random stays random (and is kept by the core).
+            base.jitter_seed = None;
+        }
+        let (c, _, tr) = breaker_config(&args, base, Some(self.time_window))?;
+        // Validated as the constructor validates (the same words), before anything changes.
+        build_core(c, self.time_window).map_err(|e| tr.error(e))?;
+        tr.check_substitutions()?;
+        match &self.region {
+            Some(region) => {
+                use fb::shm::SlotConfig;
+                let slot = if self.time_window {
+                    SlotConfig::BreakerTime(c)
+                } else {
+                    SlotConfig::BreakerCount(c)
+                };
+                let name = self.name.bind(py).to_cow()?;
+                crate::region::reconfigure_slot(py, region, &name, slot, &tr)?;
+            }
+            None => self.core.reconfigure(c).map_err(|e| match e {
+                fb::ReconfigureError::Invalid(e) => tr.error(e),
+                _ => PyRuntimeError::new_err(format!(
+                    "breaker {:?}: another reconfiguration is under way and held it too \
+                     long; nothing changed, try again",
+                    self.name.bind(py).to_string()
+                )),
+            })?,
+        }
+        self.seed_given
+            .store(c.jitter_seed.is_some(), Ordering::Relaxed);
+        Ok(())
     }
 
     /// The fallback, or None.

@@ -3,8 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use fastbreaker as fb;
-use fb::limits::{DEFAULT_PERIOD_NS, MAX_BURST};
-use fb::{BucketConfig, BucketRejected, Clock};
+use fb::{BucketRejected, Clock};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
@@ -12,7 +11,7 @@ use pyo3::types::{PyDict, PyString};
 use crate::breaker::Arg;
 use crate::clock::{PyManualClock, TimeSource};
 use crate::config::{
-    call_duration, duration, real, repr, scaled, type_error, whole, Translation, Wide,
+    bucket_config, call_duration, repr, type_error, whole, Rate, Translation, Wide,
 };
 use crate::native::{
     histogram_dict, make_error, ns_to_s, BULKHEAD_FULL, BURST_EXCEEDED, RATE_LIMIT_EXCEEDED,
@@ -27,8 +26,10 @@ const NS: f64 = 1e9;
 #[pyclass(frozen, subclass, module = "fastbreaker._native", name = "RateLimiter")]
 pub(crate) struct PyLimiter {
     bucket: Bucket,
-    rate: f64,
-    per: f64,
+    /// The rate as given (f64 bits) and its period in ns: what `rate` and `per` report
+    /// while the core's configuration is the one they make (see [`PyLimiter::shown`]).
+    rate_bits: AtomicU64,
+    per_ns: AtomicU64,
     name: Option<Py<PyString>>,
     clock: TimeSource,
     /// Granted at once.
@@ -91,6 +92,24 @@ fn repr_name(py: Python<'_>, name: &Option<Py<PyString>>) -> String {
 }
 
 impl PyLimiter {
+    /// The rate as the API reports it: as given, while the core's configuration is the one
+    /// it makes; else (another process reconfigured the shared bucket) the core's.
+    fn shown(&self) -> Rate {
+        let given = Rate {
+            rate: f64::from_bits(self.rate_bits.load(Ordering::Relaxed)),
+            period_ns: self.per_ns.load(Ordering::Relaxed),
+        };
+        let c = self.bucket.config();
+        if given.core() == (c.rate, c.period_ns) {
+            given
+        } else {
+            Rate {
+                rate: c.rate as f64,
+                period_ns: c.period_ns,
+            }
+        }
+    }
+
     /// The error for `n` tokens above the burst.
     fn burst_exceeded(&self, py: Python<'_>, n: &Bound<'_, PyAny>) -> PyErr {
         match (n, self.bucket.burst()).into_pyobject(py) {
@@ -173,40 +192,9 @@ impl PyLimiter {
         reconfigure: bool,
     ) -> PyResult<Self> {
         let name = optional_name(name)?;
-        let mut tr = Translation::default();
-        let r = real("rate", rate)?;
         let per_ns = per_ns.filter(|v| !v.is_none());
-        let period = match duration("per", per.value(), "per_ns", per_ns)? {
-            Some((given, v, w)) => {
-                let (p, sub) = w.fit(u64::MAX);
-                tr.note("period_ns", given, v, sub);
-                p
-            }
-            None => DEFAULT_PERIOD_NS,
-        };
-        let per_s = period as f64 / NS;
-        // Whole tokens per whole nanoseconds as given; any other rate as one token per
-        // (period / rate) nanoseconds.
-        let (tokens, period_ns) = match scaled(r, 1.0) {
-            Wide::Fits(k) if k as f64 == r => (k, period),
-            Wide::Fits(_) if r > 0.0 => (1, (period as f64 / r).round() as u64),
-            w => (w.fit(u64::MAX).0, period),
-        };
-        tr.note("rate", "rate", rate, r < 0.0 || !r.is_finite());
-        let burst = match burst.value() {
-            Some(v) => {
-                let (b, sub) = whole("burst", v)?.fit(u64::MAX);
-                tr.note("burst", "burst", v, sub);
-                b
-            }
-            None => (r.ceil().max(1.0) as u64).min(MAX_BURST),
-        };
-        tr.relate("rate", "period_ns");
-        let config = BucketConfig {
-            rate: tokens,
-            period_ns,
-            burst,
-        };
+        let (shown, config, tr) =
+            bucket_config(Some(rate), per.value(), per_ns, burst.value(), None)?;
         let bucket = fb::TokenBucket::new(config).map_err(|e| tr.error(e))?;
         tr.check_substitutions()?;
         let region = crate::region::region_of(py, shared)?;
@@ -216,20 +204,22 @@ impl PyLimiter {
                 crate::region::no_manual_clock(clock)?;
                 let slot = slot_name("rate limiter", &name, py)?;
                 let err = |e| crate::region::region_error(py, e);
-                crate::region::reconfigure(
-                    py,
-                    region,
-                    &slot,
-                    fb::shm::SlotConfig::Bucket(config),
-                    reconfigure,
-                )?;
+                if reconfigure {
+                    crate::region::reconfigure_slot(
+                        py,
+                        region,
+                        &slot,
+                        fb::shm::SlotConfig::Bucket(config),
+                        &tr,
+                    )?;
+                }
                 Bucket::Region(region.shared_bucket(&slot, config).map_err(err)?)
             }
         };
         Ok(PyLimiter {
             bucket,
-            rate: r,
-            per: per_s,
+            rate_bits: AtomicU64::new(shown.rate.to_bits()),
+            per_ns: AtomicU64::new(shown.period_ns),
             name,
             clock: TimeSource::from_arg(clock)?,
             allowed: AtomicU64::new(0),
@@ -266,8 +256,9 @@ impl PyLimiter {
     fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         d.set_item("name", self.name(py))?;
-        d.set_item("rate", self.rate)?;
-        d.set_item("per", self.per)?;
+        let shown = self.shown();
+        d.set_item("rate", shown.rate)?;
+        d.set_item("per", shown.period_ns as f64 / NS)?;
         d.set_item("burst", self.bucket.burst())?;
         d.set_item("available", self.available())?;
         d.set_item("allowed", self.allowed.load(Ordering::Relaxed))?;
@@ -278,16 +269,74 @@ impl PyLimiter {
         Ok(d)
     }
 
-    /// Tokens per `per` seconds.
+    /// Tokens per `per` seconds (as given, or as the core holds it after another
+    /// process reconfigured a shared limiter).
     #[getter]
     fn rate(&self) -> f64 {
-        self.rate
+        self.shown().rate
     }
 
     /// The period of `rate`, in seconds.
     #[getter]
     fn per(&self) -> f64 {
-        self.per
+        self.shown().period_ns as f64 / NS
+    }
+
+    /// The period of `rate`, in whole nanoseconds.
+    #[getter]
+    fn per_ns(&self) -> u64 {
+        self.shown().period_ns
+    }
+
+    /// Changes the rate, period and burst at run time, keeping the state: the tokens in
+    /// use stay in use (counted at the new rate), so lowering the rate never hands out a
+    /// burst and raising it frees nothing early; a burst lowered below the tokens in use
+    /// leaves the bucket over its limit until they drain. Takes the constructor's keywords
+    /// (``rate``, ``per`` or ``per_ns``, ``burst``); one not given keeps the value in force
+    /// (``burst`` included: it is not recomputed from a new rate). An invalid value is a
+    /// ValueError as in the constructor, and changes nothing. A shared limiter is
+    /// reconfigured in its region, for every process (RegionError ``reason="busy"`` if
+    /// another process holds the slot's writer lock too long); an in-process one raises
+    /// RuntimeError if another reconfiguration holds it too long.
+    #[pyo3(signature = (*, rate = None, per = None, burst = None, per_ns = None))]
+    fn reconfigure(
+        &self,
+        py: Python<'_>,
+        rate: Option<&Bound<'_, PyAny>>,
+        per: Option<&Bound<'_, PyAny>>,
+        burst: Option<&Bound<'_, PyAny>>,
+        per_ns: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let base = (self.shown(), self.bucket.config());
+        let (shown, config, tr) = bucket_config(rate, per, per_ns, burst, Some(base))?;
+        fb::TokenBucket::new(config).map_err(|e| tr.error(e))?;
+        tr.check_substitutions()?;
+        match &self.bucket {
+            Bucket::Own(b) => b
+                .reconfigure(config, self.clock.now_ns())
+                .map_err(|e| match e {
+                    fb::ReconfigureError::Invalid(e) => tr.error(e),
+                    _ => PyRuntimeError::new_err(
+                        "another reconfiguration of this limiter is under way and held it \
+                         too long; nothing changed, try again",
+                    ),
+                })?,
+            Bucket::Region(b) => {
+                let slot = slot_name("rate limiter", &self.name, py)?;
+                crate::region::reconfigure_slot(
+                    py,
+                    b.region(),
+                    &slot,
+                    fb::shm::SlotConfig::Bucket(config),
+                    &tr,
+                )?;
+            }
+        }
+        // Torn with a concurrent reconfiguration, `shown` falls back to the core's values.
+        self.rate_bits
+            .store(shown.rate.to_bits(), Ordering::Relaxed);
+        self.per_ns.store(shown.period_ns, Ordering::Relaxed);
+        Ok(())
     }
 
     /// The most tokens that can be taken at once.
@@ -398,8 +447,8 @@ impl PyLimiter {
         format!(
             "<RateLimiter {}rate={} per={} burst={}>",
             repr_name(py, &self.name),
-            self.rate,
-            self.per,
+            self.rate(),
+            self.per(),
             self.bucket.burst()
         )
     }
@@ -439,13 +488,15 @@ impl PyBulkhead {
                 crate::region::no_manual_clock(clock)?;
                 let slot = slot_name("bulkhead", &name, py)?;
                 let max_concurrent = n as u32;
-                crate::region::reconfigure(
-                    py,
-                    &region,
-                    &slot,
-                    fb::shm::SlotConfig::Bulkhead { max_concurrent },
-                    reconfigure,
-                )?;
+                if reconfigure {
+                    crate::region::reconfigure_slot(
+                        py,
+                        &region,
+                        &slot,
+                        fb::shm::SlotConfig::Bulkhead { max_concurrent },
+                        &tr,
+                    )?;
+                }
                 let shared = region
                     .shared_bulkhead(&slot, max_concurrent)
                     .map_err(|e| crate::region::region_error(py, e))?;
@@ -485,6 +536,42 @@ impl PyBulkhead {
     #[getter]
     fn max_concurrent(&self) -> u32 {
         self.inner.bulkhead().max_concurrent()
+    }
+
+    /// Changes the limit at run time: permits out stay out (a limit lowered below them
+    /// admits no one until enough are released). An invalid value is a ValueError as in
+    /// the constructor, and changes nothing. A shared bulkhead is reconfigured in its
+    /// region, for every process (RegionError ``reason="busy"`` if another process holds
+    /// the slot's writer lock too long).
+    #[pyo3(signature = (*, max_concurrent = None))]
+    fn reconfigure(
+        &self,
+        py: Python<'_>,
+        max_concurrent: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let Some(v) = max_concurrent else {
+            return Ok(());
+        };
+        let mut tr = Translation::default();
+        let (n, sub) = whole("max_concurrent", v)?.fit(u32::MAX as u64);
+        tr.note("max_concurrent", "max_concurrent", v, sub);
+        fb::Bulkhead::new(n as u32).map_err(|e| tr.error(e))?;
+        tr.check_substitutions()?;
+        match &self.inner {
+            BulkheadStore::Own(b) => b.reconfigure(n as u32).map_err(|e| tr.error(e)),
+            BulkheadStore::Region(r) => {
+                let slot = slot_name("bulkhead", &self.name, py)?;
+                crate::region::reconfigure_slot(
+                    py,
+                    r.region(),
+                    &slot,
+                    fb::shm::SlotConfig::Bulkhead {
+                        max_concurrent: n as u32,
+                    },
+                    &tr,
+                )
+            }
+        }
     }
 
     /// Calls in flight now (in every process, for a shared bulkhead).

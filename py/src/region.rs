@@ -4,18 +4,17 @@
 //! The native classes `CircuitBreaker`, `RateLimiter` and `Bulkhead` take `shared=` (a
 //! region or a region name) and then hold a [`Shared`] handle to the primitive in the
 //! region instead of a primitive of their own. Nothing here takes a lock: the region cache
-//! for `shared="name"` is a Python dict, and the owned bulkhead permits sit in a lock-free
-//! bag ([`RawBag`]).
+//! for `shared="name"` is a Python dict, and the owned bulkhead permits are counted per
+//! handle in the core's tally word (no allocation per permit).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use fastbreaker as fb;
 use fb::binding::{bulkhead_release, bulkhead_try_acquire};
 use fb::shm::{
-    BulkheadSlot, RawOwnedPermit, Region, RegionError, RegionOptions, Shared, SlotConfig,
-    SlotEntry, MAX_CAPACITY,
+    BulkheadSlot, Region, RegionError, RegionOptions, Shared, SlotConfig, SlotEntry, MAX_CAPACITY,
 };
 use fb::{Bulkhead, Clock, MonotonicClock};
 use pyo3::prelude::*;
@@ -47,17 +46,9 @@ pub(crate) fn region_error(py: Python<'_>, e: RegionError) -> PyErr {
         RegionError::InvalidConfig { .. } => "invalid_config",
         RegionError::KindMismatch { .. } => "kind_mismatch",
         RegionError::ConfigMismatch { .. } => "config_mismatch",
-        RegionError::ReconfigureUnsupported { .. } => "reconfigure_unsupported",
         _ => "other",
     };
-    let message = match &e {
-        RegionError::ReconfigureUnsupported { name } => format!(
-            "slot {name:?} exists with another configuration, and changing a shared slot's \
-             configuration in place is not supported yet: unlink the region (every process \
-             must reopen it) or use another name"
-        ),
-        other => other.to_string(),
-    };
+    let message = e.to_string();
     let args = match &e {
         RegionError::ConfigMismatch {
             name,
@@ -164,20 +155,34 @@ pub(crate) fn region_of(
     Ok(Some(Arc::clone(&kept.cast::<PyRegion>()?.get().region)))
 }
 
-/// Raises the region's error unless `reconfigure` is false or the slot can take `config`.
-pub(crate) fn reconfigure(
+/// Gives slot `name` the configuration `config` for every process (`reconfigure()` of a
+/// shared primitive): an invalid configuration is a ValueError worded by `tr` (the
+/// caller's Translation of the values given), a slot whose writer lock another live
+/// process holds too long a RegionError with reason "busy", anything else the region's
+/// error.
+pub(crate) fn reconfigure_slot(
     py: Python<'_>,
     region: &Region,
     name: &str,
     config: SlotConfig,
-    reconfigure: bool,
+    tr: &crate::config::Translation,
 ) -> PyResult<()> {
-    if reconfigure {
-        region
-            .reconfigure(name, config)
-            .map_err(|e| region_error(py, e))?;
+    match region.reconfigure(name, config) {
+        Ok(()) => Ok(()),
+        Err(RegionError::InvalidConfig { error, .. }) => Err(tr.error(error)),
+        Err(RegionError::SlotBusy { name, pid, .. }) => {
+            let message = format!(
+                "slot {name:?} of region {:?}: another reconfiguration (pid {pid}) holds its \
+                 writer lock and has not finished in time; nothing changed, try again",
+                region.name()
+            );
+            match (message, "busy").into_pyobject(py) {
+                Ok(args) => Err(make_error(py, &REGION_ERROR, args)),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(region_error(py, e)),
     }
-    Ok(())
 }
 
 /// The ValueError for a shared primitive given a clock.
@@ -359,7 +364,13 @@ fn describe_slot(
         d.set_item("succeeded", m.succeeded)?;
         d.set_item("failed", m.failed)?;
         d.set_item("trips", m.trips)?;
+        d.set_item("ignored", m.ignored)?;
+        d.set_item("slow", m.slow)?;
         d.set_item("consecutive_failures", m.consecutive_failures)?;
+        d.set_item("half_open_in_flight", m.half_open_in_flight)?;
+        d.set_item("window_calls", m.window.samples)?;
+        d.set_item("window_failures", m.window.failures)?;
+        d.set_item("window_slow", m.window.slow)?;
         d.set_item("retry_after", ns_to_s(m.retry_after))?;
         Ok(())
     }
@@ -417,19 +428,18 @@ pub(crate) enum BulkheadStore {
 /// A bulkhead in a region, whose permits record this process as their owner.
 pub(crate) struct RegionBulkhead {
     slot: Shared<BulkheadSlot>,
-    /// The owned permits this handle took and has not given back.
-    bag: RawBag,
-    /// Untracked permits taken when the bag was full.
-    untracked: AtomicU64,
+    /// The core's tally of the permits this process took through this handle and has not
+    /// given back (see `OwnedBulkhead::try_acquire_tallied`; a forked child's copy counts
+    /// none of its parent's). Permits still out when the handle is dropped stay out, until
+    /// this process is gone and they are reaped.
+    tally: AtomicU64,
 }
 
 impl BulkheadStore {
     pub(crate) fn shared(slot: Shared<BulkheadSlot>) -> Self {
-        let size = slot.bulkhead().max_concurrent().min(4096) as usize;
         BulkheadStore::Region(Box::new(RegionBulkhead {
             slot,
-            bag: RawBag::new(size),
-            untracked: AtomicU64::new(0),
+            tally: AtomicU64::new(0),
         }))
     }
 
@@ -463,124 +473,24 @@ impl RegionBulkhead {
         self.slot.region().name()
     }
 
+    pub(crate) fn region(&self) -> &Region {
+        self.slot.region()
+    }
+
+    /// More permits out in this process through one handle than this are untracked (as
+    /// the core's when its owner table is full).
+    const TRACKED: u16 = u16::MAX;
+
+    #[inline]
     fn try_acquire(&self) -> bool {
-        let Ok(permit) = self.slot.owned().try_acquire() else {
-            return false;
-        };
-        match self.bag.push(permit.into_raw()) {
-            Ok(()) => true,
-            Err(raw) => {
-                // More permits out in this process than the bag holds: keep this one
-                // untracked (as the core does when its owner table is full).
-                self.slot.owned().release_raw(raw);
-                if bulkhead_try_acquire(self.slot.bulkhead()) {
-                    self.untracked.fetch_add(1, Ordering::Relaxed);
-                    true
-                } else {
-                    false
-                }
-            }
-        }
+        self.slot
+            .owned()
+            .try_acquire_tallied(&self.tally, Self::TRACKED)
+            .is_ok()
     }
 
+    #[inline]
     fn release(&self) -> bool {
-        let mut n = self.untracked.load(Ordering::Relaxed);
-        while n > 0 {
-            match self.untracked.compare_exchange_weak(
-                n,
-                n - 1,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return bulkhead_release(self.slot.bulkhead()),
-                Err(actual) => n = actual,
-            }
-        }
-        match self.bag.pop() {
-            Some(raw) => self.slot.owned().release_raw(raw),
-            None => false,
-        }
-    }
-}
-
-/// A fixed set of cells, each empty or holding one boxed permit: `push` claims an empty
-/// cell with a compare-and-swap, `pop` empties a full one with a swap, so each permit is
-/// taken out exactly once, with no lock (a fork at any moment leaves every cell usable).
-/// Every permit of one handle is as good as another (they count under the same owner), so
-/// the order does not matter.
-struct RawBag {
-    cells: Box<[AtomicPtr<RawOwnedPermit>]>,
-    /// Where the last push went: the next push and pop start there.
-    hint: AtomicUsize,
-}
-
-impl RawBag {
-    fn new(size: usize) -> Self {
-        RawBag {
-            cells: (0..size.max(1))
-                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
-                .collect(),
-            hint: AtomicUsize::new(0),
-        }
-    }
-
-    fn push(&self, raw: RawOwnedPermit) -> Result<(), RawOwnedPermit> {
-        let p = Box::into_raw(Box::new(raw));
-        let n = self.cells.len();
-        let start = self.hint.load(Ordering::Relaxed);
-        for k in 0..n {
-            let i = (start + k) % n;
-            let cell = &self.cells[i];
-            // Release: pairs with the Acquire swap in `pop`, which then sees the box written.
-            if cell.load(Ordering::Relaxed).is_null()
-                && cell
-                    .compare_exchange(
-                        std::ptr::null_mut(),
-                        p,
-                        Ordering::Release,
-                        Ordering::Relaxed,
-                    )
-                    .is_ok()
-            {
-                self.hint.store(i, Ordering::Relaxed);
-                return Ok(());
-            }
-        }
-        // SAFETY: `p` came from `Box::into_raw` above and was stored in no cell.
-        Err(*unsafe { Box::from_raw(p) })
-    }
-
-    fn pop(&self) -> Option<RawOwnedPermit> {
-        let n = self.cells.len();
-        let start = self.hint.load(Ordering::Relaxed);
-        for k in 0..n {
-            let i = (start + n - k) % n;
-            let cell = &self.cells[i];
-            if cell.load(Ordering::Relaxed).is_null() {
-                continue;
-            }
-            // Acquire: pairs with the Release CAS in `push`.
-            let p = cell.swap(std::ptr::null_mut(), Ordering::Acquire);
-            if !p.is_null() {
-                self.hint.store(i, Ordering::Relaxed);
-                // SAFETY: a non-null cell holds a pointer from `Box::into_raw` in `push`;
-                // the swap took it out, so no one else can take it.
-                return Some(*unsafe { Box::from_raw(p) });
-            }
-        }
-        None
-    }
-}
-
-impl Drop for RawBag {
-    fn drop(&mut self) {
-        for cell in self.cells.iter() {
-            let p = cell.swap(std::ptr::null_mut(), Ordering::Acquire);
-            if !p.is_null() {
-                // SAFETY: as in `pop`. The permit itself stays out (dropping a raw permit
-                // releases nothing); it is reaped when this process is gone.
-                drop(unsafe { Box::from_raw(p) });
-            }
-        }
+        self.slot.owned().release_tallied(&self.tally) == Some(true)
     }
 }

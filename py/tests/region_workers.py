@@ -66,3 +66,34 @@ def hold(name: str, d: str, limit: int, ready: Any) -> None:
         bulkhead._enter()
     ready.set()
     time.sleep(600)
+
+
+def reconfigure_all(name: str, d: str) -> None:
+    """Attaches to breaker ``pay`` (threshold 5), limiter ``gh`` (10/s, burst 10) and
+    bulkhead ``db`` (2) of region ``name`` and lowers them: threshold 4 and a 30 s wait,
+    1 token/s with a burst of 3, 1 in flight."""
+    region = fastbreaker.SharedRegion(name, dir=d)
+    region.breaker("pay", failure_threshold=5).reconfigure(failure_threshold=4, wait_duration=30.0)
+    region.rate_limiter("gh", rate=10, burst=10).reconfigure(rate=1, burst=3)
+    region.bulkhead("db", 2).reconfigure(max_concurrent=1)
+
+
+def observe_reconfigured(name: str, d: str) -> dict[str, Any]:
+    """Attaches with the configuration ``reconfigure_all`` gave, fails once through the
+    breaker and tries the bulkhead: what this process sees."""
+    region = fastbreaker.SharedRegion(name, dir=d)
+    breaker = region.breaker("pay", failure_threshold=4, wait_duration=30.0)
+    limiter = region.rate_limiter("gh", rate=1, burst=3)
+    bulkhead = region.bulkhead("db", 1)
+    try:
+        breaker.call(lambda: 1 / 0)
+    except ZeroDivisionError:
+        pass
+    return {
+        "state": breaker.state,
+        "failure_threshold": breaker.options()["failure_threshold"],
+        "burst": limiter.burst,
+        "rate": limiter.rate,
+        "max_concurrent": bulkhead.max_concurrent,
+        "bulkhead_admits": bulkhead.try_acquire(),
+    }

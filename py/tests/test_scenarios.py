@@ -185,6 +185,33 @@ def breaker_kwargs(cfg: dict[str, str], line: Line, exact: bool) -> dict[str, An
     return kwargs
 
 
+def breaker_changes(
+    cfg: dict[str, str], line: Line, exact: bool, buckets_in_force: int
+) -> dict[str, Any]:
+    """The arguments of ``CircuitBreaker.reconfigure`` for a ``reconfigure`` step's keys: as
+    the header's, but only the keys given (a window key is passed as given, so that a change
+    of the window is refused; in seconds, a bucket's duration is passed as the span of the
+    bucket count given, or in force)."""
+    cfg = dict(cfg)
+    size = cfg.pop("window_size", None)
+    buckets = cfg.pop("window_buckets", None)
+    span = cfg.pop("bucket_duration_ns", None)
+    if "window" in cfg:
+        raise ScenarioError(f"{line.number}: a window's kind is not a reconfigure key")
+    kwargs = breaker_kwargs(cfg, line, exact)  # a count window given no size: no window key
+    if size is not None:
+        kwargs["window"] = number(size)
+    if buckets is not None:
+        kwargs["buckets"] = number(buckets)
+    if span is not None:
+        if exact:
+            kwargs["bucket_duration_ns"] = number(span)
+        else:
+            count = number(buckets) if buckets is not None else buckets_in_force
+            kwargs["window_seconds"] = max(count, 1) * number(span) / NS
+    return kwargs
+
+
 Primitive = Union[CircuitBreaker, RateLimiter, Bulkhead]
 
 
@@ -198,6 +225,7 @@ class Runner:
     permits: dict[str, Permit] = field(default_factory=dict)
     transitions: list[tuple[str, str]] = field(default_factory=list)
     now: int = 0
+    header: dict[str, str] = field(default_factory=dict)
 
     def on_state_change(self, name: str, old: str, new: str) -> None:
         self.transitions.append((old, new))
@@ -211,6 +239,7 @@ class Runner:
         words = line.text.split()
         kind, cfg = words[0], config_pairs(words[1:], line)
         self.kind = kind
+        self.header = dict(cfg)
         if kind == "breaker":
             kwargs = breaker_kwargs(cfg, line, self.exact)
             return lambda: CircuitBreaker("scenario", clock=self.clock, listeners=[self], **kwargs)
@@ -267,30 +296,77 @@ class Runner:
         try:
             make()
         except ValueError as exc:
-            message = str(exc)
-            python_names = {
-                "window_size": "window",
-                "window_buckets": "buckets",
-                "backoff_factor_milli": "backoff_factor",
-                "jitter_permille": "jitter",
-            }
-            if self.exact:
-                python_names["period_ns"] = "per_ns"
-            else:
-                python_names.update(
-                    {
-                        "wait_duration_ns": "wait_duration",
-                        "max_wait_duration_ns": "max_wait_duration",
-                        "slow_call_duration_ns": "slow_call_duration",
-                        "bucket_duration_ns": "window_seconds",
-                        "period_ns": "per",
-                    }
-                )
-            named = field_name in message or python_names.get(field_name, "\0") in message
-            if not named or not re.search(rf"\b{value}\b", message):
-                self.fail(line, f"the error must name {field_name} and {value}: {message}")
+            self.check_config_error(line, exc, field_name, value)
             return
         self.fail(line, f"construction succeeded; expected config_error {field_name} {value}")
+
+    def check_config_error(self, line: Line, exc: ValueError, field_name: str, value: int) -> None:
+        """The error must name the core's field (or its Python parameter) and the value."""
+        message = str(exc)
+        python_names = {
+            "window_size": "window",
+            "window_buckets": "buckets",
+            "backoff_factor_milli": "backoff_factor",
+            "jitter_permille": "jitter",
+        }
+        if self.exact:
+            python_names["period_ns"] = "per_ns"
+        else:
+            python_names.update(
+                {
+                    "wait_duration_ns": "wait_duration",
+                    "max_wait_duration_ns": "max_wait_duration",
+                    "slow_call_duration_ns": "slow_call_duration",
+                    "bucket_duration_ns": "window_seconds",
+                    "period_ns": "per",
+                }
+            )
+        named = field_name in message or python_names.get(field_name, "\0") in message
+        if not named or not re.search(rf"\b{value}\b", message):
+            self.fail(line, f"the error must name {field_name} and {value}: {message}")
+
+    def configuration(self) -> object:
+        """What a failed reconfiguration must leave as it was."""
+        if self.kind == "breaker":
+            return self.obj.options()
+        if self.kind == "bucket":
+            lim: RateLimiter = self.obj
+            return (lim.rate, lim.per_ns, lim.burst, lim.available())
+        return (self.obj.max_concurrent, self.obj.in_flight)
+
+    def reconfigure(self, line: Line, args: list[str], expected: Optional[list[str]]) -> list[str]:
+        cfg = config_pairs(args, line)
+        kwargs: dict[str, Any]
+        if self.kind == "breaker":
+            in_force = self.header.get("window_buckets")
+            count = number(in_force) if in_force else LIMITS["DEFAULT_WINDOW_BUCKETS"]
+            kwargs = breaker_changes(cfg, line, self.exact, count)
+        elif self.kind == "bucket":
+            if set(cfg) - {"rate", "period_ns", "burst"}:
+                self.fail(line, f"bucket takes rate, period_ns and burst, got {sorted(cfg)}")
+            kwargs = {k: number(v) for k, v in cfg.items() if k != "period_ns"}
+            if "period_ns" in cfg and self.exact:
+                kwargs["per_ns"] = number(cfg["period_ns"])
+            elif "period_ns" in cfg:
+                kwargs["per"] = ns_arg(cfg["period_ns"])
+        else:
+            if set(cfg) - {"max_concurrent"}:
+                self.fail(line, f"bulkhead takes max_concurrent, got {sorted(cfg)}")
+            kwargs = {k: number(v) for k, v in cfg.items()}
+        before = self.configuration()
+        try:
+            self.obj.reconfigure(**kwargs)
+        except ValueError as exc:
+            if self.configuration() != before:
+                self.fail(
+                    line, f"a refused reconfiguration changed {before} to {self.configuration()}"
+                )
+            if not expected or expected[0] != "config_error" or len(expected) != 3:
+                self.fail(line, f"raised {exc!r}")
+            assert expected is not None
+            self.check_config_error(line, exc, expected[1], number(expected[2]))
+            return normal(expected)
+        return ["ok"]
 
     # ----- steps -----
 
@@ -302,6 +378,12 @@ class Runner:
             if step.expected is not None or len(args) != 2:
                 self.fail(line, "expect <what> <value>")
             self.expect(line, args[0], args[1])
+            return
+        if verb == "reconfigure":
+            result = self.reconfigure(line, args, step.expected)
+            if step.expected is not None and result != normal(step.expected):
+                want = " ".join(step.expected)
+                self.fail(line, f"expected {want!r}, got {' '.join(result)!r}")
             return
         handler = {
             "breaker": self.breaker_step,

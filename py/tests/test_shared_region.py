@@ -108,11 +108,17 @@ def test_config_mismatch_shows_both(region: SharedRegion) -> None:
         region.bulkhead("db", 2) and region.bulkhead("db", 3)
     with pytest.raises(RegionConfigMismatch, match="burst: 7"):
         region.rate_limiter("gh", 10, burst=5) and region.rate_limiter("gh", 10, burst=7)
-    # reconfigure=True: equivalent configs are fine, others are refused clearly.
-    assert region.breaker("pay", failure_threshold=5, reconfigure=True).shared == "app"
-    with pytest.raises(RegionError, match="not supported yet") as info2:
-        region.breaker("pay", failure_threshold=3, reconfigure=True)
-    assert info2.value.reason == "reconfigure_unsupported"
+    # reconfigure=True gives the slot the configuration asked for, for every process; the
+    # object already built for the name reads the new configuration.
+    first = region.breaker("pay", failure_threshold=5, reconfigure=True)
+    assert first.shared == "app"
+    assert region.breaker("pay", failure_threshold=3, reconfigure=True) is first
+    assert first.options()["failure_threshold"] == 3
+    # reconfigure=False with another configuration is still a mismatch.
+    with pytest.raises(RegionConfigMismatch):
+        region.breaker("pay", failure_threshold=5)
+    with pytest.raises(ValueError, match="cannot change at run time"):
+        region.breaker("pay", failure_threshold=3, window=50, reconfigure=True)
     with pytest.raises(RegionError, match="holds a breaker-count, not a bucket") as info3:
         region.rate_limiter("pay", 10)
     assert info3.value.reason == "kind_mismatch"

@@ -48,9 +48,9 @@ class SharedRegion(_native.SharedRegion):
     ) -> CircuitBreaker:
         """The breaker ``name`` of this region (arguments as ``CircuitBreaker``'s, except
         ``clock``: a shared breaker reads CLOCK_MONOTONIC, which every process shares).
-        ``reconfigure=True`` asks to change an existing slot's configuration to this one:
-        not supported yet, so it raises ``RegionError`` (reason
-        ``"reconfigure_unsupported"``) unless the configurations are equivalent."""
+        ``reconfigure=True`` gives an existing slot this configuration, in place and for
+        every process (its state kept, as ``CircuitBreaker.reconfigure``); without it, a
+        slot with another configuration raises ``RegionConfigMismatch``."""
         return self._get(  # type: ignore[no-any-return]
             CircuitBreaker,
             name,

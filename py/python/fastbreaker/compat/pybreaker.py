@@ -61,13 +61,14 @@ Intended differences:
   reaches the ``success`` / ``failure`` listeners but moves neither the state nor the
   counters. pybreaker cannot interleave calls, and applies a generator's outcome to the state
   it started in.
-- The native configuration is immutable, so setting ``fail_max``, ``reset_timeout`` or
-  ``success_threshold``, or adding or removing an exclusion, builds a new native breaker and
-  carries the state over: closed keeps its consecutive failures (capped at ``fail_max - 1``
-  when ``fail_max`` is lowered below them: ``fail_counter`` then reads the cap, and the next
-  failure trips, as in pybreaker); open keeps its ``opened_at`` (the trial comes
-  ``reset_timeout`` after it, as in pybreaker); half-open keeps its successes. Calls in
-  flight across the change are recorded by the old native breaker and forgotten.
+- Setting ``fail_max``, ``reset_timeout`` or ``success_threshold`` reconfigures the native
+  breaker in place (``CircuitBreaker.reconfigure``), keeping its state, as pybreaker does:
+  closed keeps its consecutive failures (lowered below them, ``fail_max`` trips at the next
+  failure); open keeps its ``opened_at`` (the trial comes ``reset_timeout`` after it);
+  half-open keeps its successes; calls in flight are recorded as usual. Adding or removing
+  an exclusion builds a new native breaker and carries the state over (closed keeps its
+  consecutive failures, capped at ``fail_max - 1``); calls in flight across that change are
+  recorded by the old native breaker and forgotten.
 - ``state_storage``: the native core decides, the storage is not the source of truth for
   counting. It is written through with pybreaker's calls in pybreaker's order
   (``increment_counter``, ``reset_counter``, ``increment_success_counter``,
@@ -634,6 +635,21 @@ class CircuitBreaker:
             count_excluded_as_success=True,
             listeners=[hook],
         )
+
+    def _reconfigure(self) -> None:
+        """Gives the native breaker the settings in force, in place: its state, failures
+        in a row, successes and calls in flight carry over (``reconfigure``)."""
+        with self._lock:
+            self._apply(self._take_events())
+            self._core.reconfigure(
+                failure_threshold=self._fail_max,
+                wait_duration=max(float(self._reset_timeout), 1e-9),
+                success_threshold=self._success_threshold,
+            )
+            if self._deadline is not None:
+                # Open since a moment the core does not know (adopted from the storage, or
+                # carried over a rebuild): the trial comes reset_timeout after it.
+                self._deadline = self._opened_mono + int(self._reset_timeout * 1e9)
 
     def _rebuild(self) -> None:
         """Replaces the native breaker (new settings), carrying the state over."""
@@ -1242,7 +1258,7 @@ class CircuitBreaker:
     @fail_max.setter
     def fail_max(self, number: int) -> None:
         self._fail_max = _int_in("fail_max", number, 1, _MAX_FAIL_MAX)
-        self._rebuild()
+        self._reconfigure()
 
     @property
     def reset_timeout(self) -> float:
@@ -1252,7 +1268,7 @@ class CircuitBreaker:
     @reset_timeout.setter
     def reset_timeout(self, timeout: float) -> None:
         self._reset_timeout = _timeout("reset_timeout", timeout)
-        self._rebuild()
+        self._reconfigure()
 
     @property
     def success_threshold(self) -> int:
@@ -1262,7 +1278,7 @@ class CircuitBreaker:
     @success_threshold.setter
     def success_threshold(self, threshold: int) -> None:
         self._success_threshold = _int_in("success_threshold", threshold, 1, _MAX_SUCCESS_THRESHOLD)
-        self._rebuild()
+        self._reconfigure()
 
     @property
     def name(self) -> Optional[str]:
