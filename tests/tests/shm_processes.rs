@@ -12,6 +12,9 @@
 //!   the same primitives (their outcomes, tokens and permits add up in one place).
 //! * A process killed with SIGKILL while it holds owned bulkhead permits: they come back
 //!   (the next rejection reaps them), while a live holder's stay counted.
+//! * A child made by a real `fork` (no exec: it inherits the parent's cached owner id and
+//!   entry hints) counts its permits in an entry of its own; after SIGKILL they are reaped,
+//!   while its parent's stay.
 //! * Stress: 4 processes hammer one bucket, one bulkhead and one breaker: the bucket never
 //!   grants more than `burst + floor((t_max - t_min) / T)` over the monotonic times of its
 //!   grants; a shared count of bulkhead holders never exceeds the limit; the breaker's
@@ -249,6 +252,102 @@ fn permits_of_a_killed_process_come_back() {
     );
     drop((mine, a, b));
     assert_eq!(owned.bulkhead().in_flight(), 0);
+}
+
+extern "C" {
+    /// POSIX `<unistd.h>`: the real thing (no exec), so that the child inherits this
+    /// process's memory, caches included. No crate of the workspace wraps it.
+    fn fork() -> i32;
+}
+
+/// Sends SIGKILL to `pid` (with kill(1): no process handle of ours).
+fn sigkill(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -9 {pid}: {status}");
+}
+
+#[test]
+fn a_forked_child_is_its_own_owner_and_is_reaped_alone() {
+    const TEST: &str = "a_forked_child_is_its_own_owner_and_is_reaped_alone";
+    if let Some((_, options, name)) = child_env() {
+        // The forker: a permit first, so that its owner id and entry hint are cached.
+        let region = Region::open(&name, &options).unwrap();
+        let owned = region.owned_bulkhead("db", 8).unwrap();
+        std::mem::forget(owned.try_acquire().unwrap());
+        // SAFETY: fork(2) has no preconditions. This process (the test harness run with
+        // --test-threads=1) has one other thread, libtest's main thread, blocked waiting
+        // for this test; the child runs only this thread: it takes permits in the region it
+        // inherited mapped (reading /proc, allocating: glibc's malloc is fork-safe), blocks
+        // on stdin and exits, never returning into the harness.
+        let pid = unsafe { fork() };
+        if pid == 0 {
+            let took = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                std::mem::forget(owned.try_acquire().unwrap());
+                std::mem::forget(owned.try_acquire().unwrap());
+            }));
+            // Held until killed (or, should the test fail first, until stdin closes).
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+            std::process::exit(took.is_ok() as i32 ^ 1);
+        }
+        assert!(pid > 0, "fork failed");
+        // Bounded: wait until the child's permits are counted under its own pid.
+        for _ in 0..1000 {
+            if owned
+                .held_by_owners()
+                .any(|(p, n)| p == pid as u32 && n == 2)
+            {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // The forker's own entry still serves it after the fork.
+        std::mem::forget(owned.try_acquire().unwrap());
+        wait_for_start();
+        return;
+    }
+    let dir = TempDir::new("fork");
+    let region = Region::open("fork", &options(&dir.0)).unwrap();
+    let owned = region.owned_bulkhead("db", 8).unwrap();
+    let mine = owned.try_acquire().unwrap();
+
+    let mut child = spawn(TEST, "fork", &dir.0, "fork");
+    let out = await_ready(&mut child);
+    let (me, forker) = (std::process::id(), child.id());
+    let held: BTreeMap<u32, u64> = owned.held_by_owners().collect();
+    assert_eq!(
+        held.len(),
+        3,
+        "one entry each: {held:?} (me {me}, forker {forker})"
+    );
+    assert_eq!((held[&me], held[&forker]), (1, 2), "{held:?}");
+    let (&grandchild, &n) = held.iter().find(|(&p, _)| p != me && p != forker).unwrap();
+    assert_eq!(n, 2, "the forked child's permits, in its own entry");
+    assert_eq!(owned.bulkhead().in_flight(), 5);
+
+    sigkill(grandchild);
+    // Bounded: the kill lands a moment later (the child then stays a zombie of the
+    // forker's, which counts as dead).
+    let mut reaped = 0;
+    for _ in 0..1000 {
+        reaped += owned.reap();
+        if reaped >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(reaped, 2, "the killed child's permits come back");
+    let held: BTreeMap<u32, u64> = owned.held_by_owners().collect();
+    assert_eq!(
+        held,
+        BTreeMap::from([(me, 1), (forker, 2)]),
+        "the rest stay"
+    );
+    assert_eq!(owned.bulkhead().in_flight(), 3);
+    drop(mine);
+    results(child, Some(out));
 }
 
 const RACERS: usize = 8;

@@ -276,3 +276,25 @@ impl Drop for Mapping {
         let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
 }
+
+extern "C" {
+    /// POSIX (`<pthread.h>`; in glibc's libc since 2.34, in libpthread before, which std
+    /// links).
+    fn pthread_atfork(
+        prepare: Option<unsafe extern "C" fn()>,
+        parent: Option<unsafe extern "C" fn()>,
+        child: Option<unsafe extern "C" fn()>,
+    ) -> core::ffi::c_int;
+}
+
+/// Has `child` run in the child process after every later `fork` (`pthread_atfork`);
+/// `false` if it could not be registered. `child` must be async-signal-safe (it runs in
+/// the forked copy of a process that may have had other threads): stores to atomics only.
+pub(crate) fn on_fork_child(child: extern "C" fn()) -> bool {
+    let child = child as unsafe extern "C" fn();
+    // SAFETY: `pthread_atfork` only records the three pointers (two null). `child` is a
+    // `void (*)(void)` of this library that stays callable while its code is mapped (glibc
+    // drops the handlers of a library it unloads); what it does in the child is the
+    // caller's contract above.
+    unsafe { pthread_atfork(None, None, Some(child)) == 0 }
+}
