@@ -15,6 +15,9 @@
 //! * A child made by a real `fork` (no exec: it inherits the parent's cached owner id and
 //!   entry hints) counts its permits in an entry of its own; after SIGKILL they are reaped,
 //!   while its parent's stay.
+//! * A process SIGKILLed while it holds a shared breaker's only half-open probe does not
+//!   wedge it: once the open wait has passed, the probe is presumed hung and a new one is
+//!   admitted, whose success closes the breaker.
 //! * Stress: 4 processes hammer one bucket, one bulkhead and one breaker: the bucket never
 //!   grants more than `burst + floor((t_max - t_min) / T)` over the monotonic times of its
 //!   grants; a shared count of bulkhead holders never exceeds the limit; the breaker's
@@ -29,7 +32,8 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 
 use fastbreaker::shm::{Region, RegionOptions, SlotEntry};
 use fastbreaker::{
-    BreakerConfig, BucketConfig, Clock, MonotonicClock, Outcome, Rejected, State, SECOND,
+    BreakerConfig, BucketConfig, Clock, MonotonicClock, Outcome, PermitKind, Rejected, State,
+    MILLISECOND, SECOND,
 };
 
 const ROLE: &str = "FB_SHM_ROLE";
@@ -81,8 +85,14 @@ fn spawn(test: &str, role: &str, dir: &Path, region: &str) -> Child {
 
 /// Waits until `child` says it is ready (the line `READY`, printed by [`wait_for_start`]).
 fn await_ready(child: &mut Child) -> BufReader<ChildStdout> {
+    await_ready_results(child).0
+}
+
+/// [`await_ready`], with the `RESULT` values the child printed before `READY`.
+fn await_ready_results(child: &mut Child) -> (BufReader<ChildStdout>, BTreeMap<String, u64>) {
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
+    let mut results = BTreeMap::new();
     // Bounded: the child prints a few lines of the test harness first, then READY.
     for _ in 0..100 {
         line.clear();
@@ -91,10 +101,24 @@ fn await_ready(child: &mut Child) -> BufReader<ChildStdout> {
             "child exited before READY"
         );
         if line.trim() == "READY" {
-            return out;
+            return (out, results);
         }
+        results.extend(parse_results(&line));
     }
     panic!("no READY from the child");
+}
+
+/// The `key=value` pairs of a `RESULT` line (none for other lines).
+fn parse_results(line: &str) -> Vec<(String, u64)> {
+    line.trim()
+        .strip_prefix("RESULT ")
+        .into_iter()
+        .flat_map(|l| l.split_whitespace())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap();
+            (k.to_string(), v.parse().unwrap())
+        })
+        .collect()
 }
 
 /// Waits for `child` (after closing its stdin), reading its output from `out` (or from
@@ -109,14 +133,7 @@ fn results(mut child: Child, out: Option<BufReader<ChildStdout>>) -> BTreeMap<St
     .unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "child failed: {status}\n{text}");
-    text.lines()
-        .filter_map(|l| l.strip_prefix("RESULT "))
-        .flat_map(|l| l.split_whitespace())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap();
-            (k.to_string(), v.parse().unwrap())
-        })
-        .collect()
+    text.lines().flat_map(parse_results).collect()
 }
 
 /// Says READY, then blocks until the parent closes stdin: the start signal.
@@ -348,6 +365,80 @@ fn a_forked_child_is_its_own_owner_and_is_reaped_alone() {
     assert_eq!(owned.bulkhead().in_flight(), 3);
     drop(mine);
     results(child, Some(out));
+}
+
+/// The open wait of [`probe_config`].
+const PROBE_WAIT: u64 = 50 * MILLISECOND;
+
+fn probe_config() -> BreakerConfig {
+    BreakerConfig {
+        failure_threshold: Some(1),
+        wait_duration_ns: PROBE_WAIT,
+        jitter_permille: 0,
+        half_open_max_calls: 1,
+        success_threshold: 1,
+        ..BreakerConfig::new()
+    }
+}
+
+#[test]
+fn a_half_open_probe_of_a_killed_process_does_not_wedge_the_breaker() {
+    const TEST: &str = "a_half_open_probe_of_a_killed_process_does_not_wedge_the_breaker";
+    let clock = MonotonicClock;
+    let pause = std::time::Duration::from_millis(2);
+    if let Some((_, options, name)) = child_env() {
+        let region = Region::open(&name, &options).unwrap();
+        let breaker = region.breaker_count("flaky", &probe_config()).unwrap();
+        let p = breaker.acquire_with(&clock).unwrap();
+        breaker.record_with(&clock, p, Outcome::Failure);
+        assert_eq!(breaker.state(), State::Open);
+        // Bounded: wait out the open wait, then take the only probe.
+        for _ in 0..2500 {
+            let before = clock.now_ns();
+            if let Ok(probe) = breaker.acquire_with(&clock) {
+                assert_eq!(probe.kind(), PermitKind::Probe);
+                println!("RESULT probe_at={before}");
+                wait_for_start(); // holds the probe until killed
+                return;
+            }
+            std::thread::sleep(pause);
+        }
+        panic!("no probe admitted");
+    }
+    let dir = TempDir::new("probe");
+    let region = Region::open("probe", &options(&dir.0)).unwrap();
+    let breaker = region.breaker_count("flaky", &probe_config()).unwrap();
+
+    let mut child = spawn(TEST, "probe", &dir.0, "probe");
+    let (_out, r) = await_ready_results(&mut child);
+    assert_eq!(
+        breaker.state(),
+        State::HalfOpen,
+        "the child holds the probe"
+    );
+    child.kill().unwrap(); // SIGKILL, while it holds the probe
+    child.wait().unwrap();
+
+    // Bounded (5 s): the dead child's probe is presumed hung once the open wait has passed
+    // since it was admitted; then a new probe is admitted.
+    let mut probe = None;
+    for _ in 0..2500 {
+        if let Ok(p) = breaker.acquire_with(&clock) {
+            probe = Some((p, clock.now_ns()));
+            break;
+        }
+        std::thread::sleep(pause);
+    }
+    let (probe, admitted) = probe.expect("the breaker stayed wedged by a dead probe");
+    assert_eq!(probe.kind(), PermitKind::Probe);
+    assert!(
+        admitted - r["probe_at"] >= PROBE_WAIT,
+        "a new probe only once the wait has passed: {} ns after the first",
+        admitted - r["probe_at"]
+    );
+    breaker.record_with(&clock, probe, Outcome::Success);
+    assert_eq!(breaker.state(), State::Closed);
+    assert!(breaker.acquire_with(&clock).is_ok());
 }
 
 const RACERS: usize = 8;
