@@ -46,17 +46,9 @@ pub(crate) fn region_error(py: Python<'_>, e: RegionError) -> PyErr {
         RegionError::InvalidConfig { .. } => "invalid_config",
         RegionError::KindMismatch { .. } => "kind_mismatch",
         RegionError::ConfigMismatch { .. } => "config_mismatch",
-        RegionError::ReconfigureUnsupported { .. } => "reconfigure_unsupported",
         _ => "other",
     };
-    let message = match &e {
-        RegionError::ReconfigureUnsupported { name } => format!(
-            "slot {name:?} exists with another configuration, and changing a shared slot's \
-             configuration in place is not supported yet: unlink the region (every process \
-             must reopen it) or use another name"
-        ),
-        other => other.to_string(),
-    };
+    let message = e.to_string();
     let args = match &e {
         RegionError::ConfigMismatch {
             name,
@@ -163,20 +155,34 @@ pub(crate) fn region_of(
     Ok(Some(Arc::clone(&kept.cast::<PyRegion>()?.get().region)))
 }
 
-/// Raises the region's error unless `reconfigure` is false or the slot can take `config`.
-pub(crate) fn reconfigure(
+/// Gives slot `name` the configuration `config` for every process (`reconfigure()` of a
+/// shared primitive): an invalid configuration is a ValueError worded by `tr` (the
+/// caller's Translation of the values given), a slot whose writer lock another live
+/// process holds too long a RegionError with reason "busy", anything else the region's
+/// error.
+pub(crate) fn reconfigure_slot(
     py: Python<'_>,
     region: &Region,
     name: &str,
     config: SlotConfig,
-    reconfigure: bool,
+    tr: &crate::config::Translation,
 ) -> PyResult<()> {
-    if reconfigure {
-        region
-            .reconfigure(name, config)
-            .map_err(|e| region_error(py, e))?;
+    match region.reconfigure(name, config) {
+        Ok(()) => Ok(()),
+        Err(RegionError::InvalidConfig { error, .. }) => Err(tr.error(error)),
+        Err(RegionError::SlotBusy { name, pid, .. }) => {
+            let message = format!(
+                "slot {name:?} of region {:?}: another reconfiguration (pid {pid}) holds its \
+                 writer lock and has not finished in time; nothing changed, try again",
+                region.name()
+            );
+            match (message, "busy").into_pyobject(py) {
+                Ok(args) => Err(make_error(py, &REGION_ERROR, args)),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(region_error(py, e)),
     }
-    Ok(())
 }
 
 /// The ValueError for a shared primitive given a clock.
@@ -358,7 +364,13 @@ fn describe_slot(
         d.set_item("succeeded", m.succeeded)?;
         d.set_item("failed", m.failed)?;
         d.set_item("trips", m.trips)?;
+        d.set_item("ignored", m.ignored)?;
+        d.set_item("slow", m.slow)?;
         d.set_item("consecutive_failures", m.consecutive_failures)?;
+        d.set_item("half_open_in_flight", m.half_open_in_flight)?;
+        d.set_item("window_calls", m.window.samples)?;
+        d.set_item("window_failures", m.window.failures)?;
+        d.set_item("window_slow", m.window.slow)?;
         d.set_item("retry_after", ns_to_s(m.retry_after))?;
         Ok(())
     }
@@ -459,6 +471,10 @@ impl BulkheadStore {
 impl RegionBulkhead {
     pub(crate) fn region_name(&self) -> &str {
         self.slot.region().name()
+    }
+
+    pub(crate) fn region(&self) -> &Region {
+        self.slot.region()
     }
 
     /// More permits out in this process through one handle than this are untracked (as
