@@ -69,6 +69,7 @@ mod clock;
 mod config;
 mod count_window;
 mod error;
+mod keyed;
 pub mod limits;
 #[cfg(all(feature = "shm", unix))]
 pub mod shm;
@@ -92,6 +93,7 @@ pub use count_window::{
     CountWindow, CountWindow1024, CountWindow128, CountWindow256, CountWindow64,
 };
 pub use error::{ConfigError, ReconfigureError};
+pub use keyed::{KeySlot, KeyedBuckets, KeyedMetrics, KeyedRejected, WhenFull};
 pub use limits::MAX_FAILURE_THRESHOLD;
 pub use state::{Outcome, State};
 pub use time_window::{TimeWindow, TimeWindow64};

@@ -83,3 +83,16 @@ pub const MIN_MAX_CONCURRENT: u32 = 1;
 /// Default bulkhead `max_concurrent` where a binding offers a default configuration (C's
 /// `fb_bulkhead_config_default`).
 pub const DEFAULT_MAX_CONCURRENT: u32 = 10;
+
+/// Longest key of a keyed table ([`KeyedBuckets`](crate::KeyedBuckets)), in bytes. The
+/// table keeps every key whole, so that two keys are never merged; the bindings digest
+/// longer keys (SHA-256) before they reach it.
+pub const MAX_KEY_LEN: usize = 64;
+/// Slots of a keyed table that a key may live in: its home slot and the ones after it. A
+/// new key finds no room when these all hold live keys.
+pub const KEY_PROBE_WINDOW: usize = 16;
+/// Largest keyed table, in slots.
+pub const MAX_KEYED_CAPACITY: usize = 1 << 24;
+/// How long a claim of a new key may hold its home slot's claim lock before another
+/// claimer takes the lock over (a claimer that died, in a shared table): 100 ms.
+pub const KEY_CLAIM_LEASE_NS: u64 = 100 * crate::MILLISECOND;

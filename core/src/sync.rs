@@ -35,3 +35,13 @@ maybe_const_fn! {
         { core::array::from_fn(|_| AtomicU32::new(0)) }
     }
 }
+
+maybe_const_fn! {
+    /// An array of zeroed 64-bit atomics.
+    pub(crate) fn zeroed_u64s<const N: usize>() -> [AtomicU64; N] {
+        #[cfg(not(loom))]
+        { [const { AtomicU64::new(0) }; N] }
+        #[cfg(loom)]
+        { core::array::from_fn(|_| AtomicU64::new(0)) }
+    }
+}

@@ -307,6 +307,13 @@ impl TokenBucket {
         }
     }
 
+    /// The GCRA parameters of the settings in force: interval and tolerance in units,
+    /// burst, and the unit's shift (for the keyed table, which shares this validation).
+    pub(crate) fn params(&self) -> (u64, u64, u64, u32) {
+        let r = Rates::decode(self.settings.read().1);
+        (r.interval, r.tolerance, r.burst, self.shift & 63)
+    }
+
     /// The capacity.
     pub fn burst(&self) -> u64 {
         Rates::decode(self.settings.read().1).burst

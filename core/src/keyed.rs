@@ -1,0 +1,736 @@
+//! Keyed GCRA: one token bucket per key (a client address, an API key, a user), in a table of
+//! fixed capacity that never allocates once built.
+//!
+//! ## The table
+//! Each [`KeySlot`] holds a key (its bytes, whole: at most [`MAX_KEY_LEN`]), a tag (the key's
+//! seeded 47-bit hash and a 16-bit reuse counter) and the key's theoretical arrival time
+//! (TAT). A key lives in one of the [`KEY_PROBE_WINDOW`] slots from its home slot (`hash %
+//! capacity`) on. A key whose TAT has passed holds no tokens: it is the same as an absent
+//! key, and its slot is free for another key, so the table needs no sweeper.
+//!
+//! ## What is lock-free, and what is not
+//! - Finding a key and taking its tokens are lock-free: a scan of at most
+//!   [`KEY_PROBE_WINDOW`] slots (stopping at the first never-used one), then a CAS on the
+//!   key's TAT, exactly as [`TokenBucket::try_acquire`](crate::TokenBucket::try_acquire)
+//!   does. So are [`retry_after`](KeyedBuckets::retry_after), [`state`](KeyedBuckets::state)
+//!   and [`reset`](KeyedBuckets::reset) (which never claim).
+//! - Claiming a slot for a new key is **not** lock-free: claims of keys that share a home
+//!   slot take that slot's claim lock (a spin lock holding the claimer's time), so that two
+//!   callers never give one key two slots. Claims with other homes do not wait for it. A
+//!   lock held longer than [`KEY_CLAIM_LEASE_NS`] (by the caller's clock: a claimer that
+//!   died, in a shared table) is taken over; a caller that cannot take it within a bounded
+//!   spin gets [`KeyedRejected::Busy`].
+//! - Reusing an expired key's slot first swaps its TAT for a sentinel (a CAS on the value
+//!   the claimer found expired), so that a caller still holding the old key fails its CAS
+//!   and looks again; the tag's reuse counter changes with every claim, so a caller that
+//!   read the old key's tag sees the change before it commits.
+//!
+//! When a new key finds every slot of its window holding a live key, the table is full for
+//! it: the caller's [`WhenFull`] says whether it is refused ([`KeyedRejected::TableFull`]) or
+//! let through untracked; both are counted in [`KeyedMetrics`]. A live key is never evicted.
+//!
+//! ```
+//! use fastbreaker::{BucketConfig, KeyedBuckets, KeyedRejected, WhenFull, SECOND};
+//! let table = KeyedBuckets::with_capacity(BucketConfig::per_second(1, 2), WhenFull::Reject, 7, 1024).unwrap();
+//! assert!(table.try_acquire(b"10.0.0.1", 1, 0).is_ok());
+//! assert!(table.try_acquire(b"10.0.0.1", 1, 0).is_ok());
+//! assert_eq!(table.try_acquire(b"10.0.0.1", 1, 0), Err(KeyedRejected::RateLimited { retry_after: SECOND }));
+//! assert!(table.try_acquire(b"10.0.0.2", 1, 0).is_ok(), "another client has its own bucket");
+//! assert_eq!(table.live_keys(0), 2);
+//! assert_eq!(table.live_keys(2 * SECOND), 0, "both full again: absent");
+//! ```
+
+use crate::limits::{KEY_CLAIM_LEASE_NS, KEY_PROBE_WINDOW, MAX_KEYED_CAPACITY, MAX_KEY_LEN};
+use crate::sync::{AtomicU64, Ordering};
+use crate::{BucketConfig, BucketState, ConfigError, TokenBucket};
+
+const KEY_WORDS: usize = MAX_KEY_LEN / 8;
+/// Tag bit: the slot is being claimed (its key and TAT are being written).
+const CLAIMING: u64 = 1 << 63;
+/// Tag bits of the hash (47 bits, above the reuse counter).
+const HASH_MASK: u64 = ((1 << 47) - 1) << 16;
+/// Tag bits of the reuse counter (never 0 in a used slot, so a used tag is never 0).
+const EPOCH_MASK: u64 = 0xFFFF;
+/// The TAT of a slot changing hands.
+const RECLAIMING: u64 = u64::MAX;
+/// Attempts at a decision before giving up with [`KeyedRejected::Busy`] (each failed
+/// attempt means another caller changed the slot: lock-free progress, bounded here).
+const ATTEMPTS: u32 = 1 << 10;
+/// Spins on a claim lock before [`KeyedRejected::Busy`].
+const LOCK_SPINS: u32 = 1 << 14;
+
+/// What a keyed table does with a new key when every slot of its window holds a live key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WhenFull {
+    /// Refuse it: [`KeyedRejected::TableFull`].
+    Reject,
+    /// Let it through without tracking it (it is not limited until it finds a slot).
+    Admit,
+}
+
+/// Why a [`KeyedBuckets`] refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeyedRejected {
+    /// The key has not enough tokens now; they are there in `retry_after` ns.
+    RateLimited {
+        /// Nanoseconds until the request could succeed.
+        retry_after: u64,
+    },
+    /// More tokens asked at once than a key's bucket holds.
+    ExceedsCapacity {
+        /// Tokens asked for.
+        requested: u64,
+        /// The burst.
+        capacity: u64,
+    },
+    /// A new key found no free slot in its window, and the table refuses such keys.
+    TableFull,
+    /// The key is longer than [`MAX_KEY_LEN`] bytes.
+    KeyTooLong {
+        /// Its length.
+        len: usize,
+    },
+    /// The key's claim lock stayed taken (a claim of another key with the same home slot)
+    /// for longer than a bounded spin, or the key's slot kept changing: try again.
+    Busy,
+}
+
+impl core::fmt::Display for KeyedRejected {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            KeyedRejected::RateLimited { retry_after } => {
+                write!(f, "rate limited, retry after {retry_after} ns")
+            }
+            KeyedRejected::ExceedsCapacity {
+                requested,
+                capacity,
+            } => write!(
+                f,
+                "{requested} tokens requested, more than a key's capacity of {capacity}"
+            ),
+            KeyedRejected::TableFull => f.write_str("the keyed table has no room for a new key"),
+            KeyedRejected::KeyTooLong { len } => {
+                write!(f, "key of {len} bytes: at most {MAX_KEY_LEN} allowed")
+            }
+            KeyedRejected::Busy => f.write_str("the key's slot is busy: try again"),
+        }
+    }
+}
+
+/// Counters of a [`KeyedBuckets`] (relaxed: statistics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeyedMetrics {
+    /// Slots in the table.
+    pub capacity: usize,
+    /// Requests granted (tracked keys).
+    pub allowed: u64,
+    /// Requests refused for want of tokens.
+    pub limited: u64,
+    /// New keys refused because their window was full ([`WhenFull::Reject`]).
+    pub full_rejected: u64,
+    /// New keys let through untracked because their window was full ([`WhenFull::Admit`]).
+    pub full_admitted: u64,
+}
+
+/// One slot of a keyed table. Build tables from [`KeySlot::new`] (every bit 0: a zeroed
+/// shared mapping is an empty table too).
+#[derive(Debug)]
+#[repr(C)]
+pub struct KeySlot {
+    /// 0: never used; else `CLAIMING? | hash (47 bits) << 16 | reuse counter (16 bits)`.
+    tag: AtomicU64,
+    /// The key's TAT in units; `RECLAIMING` while the slot changes hands.
+    tat: AtomicU64,
+    /// The key's length in bytes.
+    len: AtomicU64,
+    /// Claim lock of the keys whose home is this slot: 0 free, else the taker's `now + 1`.
+    lock: AtomicU64,
+    /// The key's bytes, zero-padded, in host order words.
+    key: [AtomicU64; KEY_WORDS],
+}
+
+impl Default for KeySlot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl KeySlot {
+    crate::sync::maybe_const_fn! {
+        /// An empty slot (`[const { KeySlot::new() }; N]` makes a static table).
+        pub fn new() -> KeySlot {
+            KeySlot {
+                tag: AtomicU64::new(0),
+                tat: AtomicU64::new(0),
+                len: AtomicU64::new(0),
+                lock: AtomicU64::new(0),
+                key: crate::sync::zeroed_u64s(),
+            }
+        }
+    }
+
+    fn holds(&self, key: &[u8]) -> bool {
+        if self.len.load(Ordering::Relaxed) != key.len() as u64 {
+            return false;
+        }
+        let words = words_of(key);
+        self.key
+            .iter()
+            .zip(words)
+            .all(|(w, v)| w.load(Ordering::Relaxed) == v)
+    }
+
+    fn write_key(&self, key: &[u8]) {
+        self.len.store(key.len() as u64, Ordering::Relaxed);
+        for (w, v) in self.key.iter().zip(words_of(key)) {
+            w.store(v, Ordering::Relaxed);
+        }
+    }
+
+    /// Stores arbitrary bits in every word (tests of corrupt shared state).
+    #[cfg(test)]
+    pub(crate) fn scramble(&self, next: &mut dyn FnMut() -> u64) {
+        for w in [&self.tag, &self.tat, &self.len, &self.lock]
+            .into_iter()
+            .chain(self.key.iter())
+        {
+            w.store(next(), Ordering::Relaxed);
+        }
+    }
+}
+
+fn words_of(key: &[u8]) -> [u64; KEY_WORDS] {
+    let mut out = [0u64; KEY_WORDS];
+    for (i, chunk) in key.chunks(8).enumerate().take(KEY_WORDS) {
+        let mut b = [0u8; 8];
+        b[..chunk.len()].copy_from_slice(chunk);
+        out[i] = u64::from_ne_bytes(b);
+    }
+    out
+}
+
+/// A table of token buckets, one per key, over the slots `S` (an array, a boxed slice, or
+/// slots in a shared mapping). See the module docs.
+#[derive(Debug)]
+pub struct KeyedBuckets<S> {
+    interval: u64,
+    tolerance: u64,
+    burst: u64,
+    shift: u32,
+    config: BucketConfig,
+    when_full: WhenFull,
+    seed: u64,
+    allowed: AtomicU64,
+    limited: AtomicU64,
+    full_rejected: AtomicU64,
+    full_admitted: AtomicU64,
+    slots: S,
+}
+
+/// Where a key is, or where it could go.
+enum Found<'a> {
+    /// In this slot, under this tag.
+    At(&'a KeySlot, u64),
+    Absent,
+}
+
+impl<S: AsRef<[KeySlot]>> KeyedBuckets<S> {
+    /// A table over `slots` (1..=[`MAX_KEYED_CAPACITY`] of them, all empty), each key a
+    /// bucket of `config`, new keys of a full window handled as `when_full`. `seed` keys
+    /// the hash (give a random one, so that clients cannot choose keys that share a window).
+    pub fn new(
+        config: BucketConfig,
+        when_full: WhenFull,
+        seed: u64,
+        slots: S,
+    ) -> Result<Self, ConfigError> {
+        let n = slots.as_ref().len();
+        if n == 0 || n > MAX_KEYED_CAPACITY {
+            return Err(ConfigError::new(
+                "capacity",
+                n as u64,
+                "must be in 1..=2^24 slots",
+            ));
+        }
+        let (interval, tolerance, burst, shift) = TokenBucket::new(config)?.params();
+        Ok(KeyedBuckets {
+            interval,
+            tolerance,
+            burst,
+            shift,
+            config,
+            when_full,
+            seed,
+            allowed: AtomicU64::new(0),
+            limited: AtomicU64::new(0),
+            full_rejected: AtomicU64::new(0),
+            full_admitted: AtomicU64::new(0),
+            slots,
+        })
+    }
+
+    /// The configuration of every key's bucket, and the policy for new keys of a full window.
+    pub fn config(&self) -> (BucketConfig, WhenFull) {
+        (self.config, self.when_full)
+    }
+
+    /// Slots in the table.
+    pub fn capacity(&self) -> usize {
+        self.slots.as_ref().len()
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> KeyedMetrics {
+        KeyedMetrics {
+            capacity: self.capacity(),
+            allowed: self.allowed.load(Ordering::Relaxed),
+            limited: self.limited.load(Ordering::Relaxed),
+            full_rejected: self.full_rejected.load(Ordering::Relaxed),
+            full_admitted: self.full_admitted.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Keys holding tokens at `now` (a scan of the whole table: for metrics, not hot paths).
+    pub fn live_keys(&self, now: u64) -> usize {
+        let t = self.units(now);
+        self.slots
+            .as_ref()
+            .iter()
+            .filter(|s| {
+                let tag = s.tag.load(Ordering::Acquire);
+                let tat = s.tat.load(Ordering::Relaxed);
+                tag != 0 && tag & CLAIMING == 0 && tat != RECLAIMING && tat > t
+            })
+            .count()
+    }
+
+    /// Takes `n` tokens of `key`'s bucket at `now`, claiming a slot for a key not in the
+    /// table (see the module docs for what that may wait on).
+    pub fn try_acquire(&self, key: &[u8], n: u64, now: u64) -> Result<(), KeyedRejected> {
+        let cost = self.cost(key, n)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let t = self.units(now);
+        let h = self.hash(key);
+        for _ in 0..ATTEMPTS {
+            match self.find(key, h) {
+                Found::At(slot, tag) => {
+                    // Acquire: pairs with the Release stores of a claim (below).
+                    let tat = slot.tat.load(Ordering::Acquire);
+                    if tat == RECLAIMING || slot.tag.load(Ordering::Acquire) != tag {
+                        continue; // changing hands: look again
+                    }
+                    let next = tat.max(t).saturating_add(cost);
+                    let limit = t.saturating_add(self.tolerance);
+                    if next > limit {
+                        self.limited.fetch_add(1, Ordering::Relaxed);
+                        return Err(KeyedRejected::RateLimited {
+                            retry_after: self.wait_ns(now, next - limit),
+                        });
+                    }
+                    if slot
+                        .tat
+                        .compare_exchange(tat, next, Ordering::AcqRel, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        self.allowed.fetch_add(1, Ordering::Relaxed);
+                        return Ok(());
+                    }
+                }
+                Found::Absent => match self.claim(key, h, t, now, t.saturating_add(cost)) {
+                    Claim::Done => {
+                        self.allowed.fetch_add(1, Ordering::Relaxed);
+                        return Ok(());
+                    }
+                    Claim::Exists => {}
+                    Claim::Full => {
+                        return match self.when_full {
+                            WhenFull::Reject => {
+                                self.full_rejected.fetch_add(1, Ordering::Relaxed);
+                                Err(KeyedRejected::TableFull)
+                            }
+                            WhenFull::Admit => {
+                                self.full_admitted.fetch_add(1, Ordering::Relaxed);
+                                Ok(())
+                            }
+                        };
+                    }
+                    Claim::Busy => return Err(KeyedRejected::Busy),
+                },
+            }
+        }
+        Err(KeyedRejected::Busy)
+    }
+
+    /// Nanoseconds until `n` tokens of `key` could be taken (0: now; an absent key is full).
+    pub fn retry_after(&self, key: &[u8], n: u64, now: u64) -> Result<u64, KeyedRejected> {
+        let cost = self.cost(key, n)?;
+        if n == 0 {
+            return Ok(0);
+        }
+        let t = self.units(now);
+        let tat = self.tat_of(key, t);
+        let wait = tat
+            .max(t)
+            .saturating_add(cost)
+            .saturating_sub(t.saturating_add(self.tolerance));
+        Ok(self.wait_ns(now, wait))
+    }
+
+    /// Limit, remaining, reset and retry-after of `key` at `now` (for `RateLimit` headers).
+    pub fn state(&self, key: &[u8], now: u64) -> Result<BucketState, KeyedRejected> {
+        self.cost(key, 0)?;
+        let t = self.units(now);
+        let tat = self.tat_of(key, t).max(t);
+        let limit = t.saturating_add(self.tolerance);
+        Ok(BucketState {
+            limit: self.burst,
+            remaining: (limit.saturating_sub(tat) / self.interval).min(self.burst),
+            reset_after: self.wait_ns(now, tat - t),
+            retry_after: self.wait_ns(now, tat.saturating_add(self.interval).saturating_sub(limit)),
+        })
+    }
+
+    /// Refills `key`'s bucket (its slot becomes free for reuse). `false` if it was absent.
+    pub fn reset(&self, key: &[u8]) -> Result<bool, KeyedRejected> {
+        self.cost(key, 0)?;
+        let h = self.hash(key);
+        for _ in 0..ATTEMPTS {
+            match self.find(key, h) {
+                Found::Absent => return Ok(false),
+                Found::At(slot, tag) => {
+                    let tat = slot.tat.load(Ordering::Acquire);
+                    if tat == RECLAIMING || slot.tag.load(Ordering::Acquire) != tag {
+                        continue;
+                    }
+                    if slot
+                        .tat
+                        .compare_exchange(tat, 0, Ordering::AcqRel, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        return Ok(true);
+                    }
+                }
+            }
+        }
+        Err(KeyedRejected::Busy)
+    }
+
+    // ----- internals -----
+
+    fn cost(&self, key: &[u8], n: u64) -> Result<u64, KeyedRejected> {
+        if key.len() > MAX_KEY_LEN {
+            return Err(KeyedRejected::KeyTooLong { len: key.len() });
+        }
+        if n > self.burst {
+            return Err(KeyedRejected::ExceedsCapacity {
+                requested: n,
+                capacity: self.burst,
+            });
+        }
+        Ok(self.interval.saturating_mul(n))
+    }
+
+    fn units(&self, now: u64) -> u64 {
+        now.wrapping_shr(self.shift)
+    }
+
+    fn wait_ns(&self, now: u64, wait: u64) -> u64 {
+        if wait == 0 {
+            return 0;
+        }
+        let shift = self.shift & 63;
+        let end = self.units(now).saturating_add(wait);
+        let end_ns = if end > u64::MAX >> shift {
+            u64::MAX
+        } else {
+            end << shift
+        };
+        end_ns.saturating_sub(now)
+    }
+
+    /// The tag bits of `key`'s hash (seeded FNV-1a, finished with SplitMix64).
+    fn hash(&self, key: &[u8]) -> u64 {
+        let mut h = 0xcbf2_9ce4_8422_2325u64 ^ self.seed;
+        for &b in key {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        crate::backoff::splitmix64(h ^ key.len() as u64) & HASH_MASK
+    }
+
+    fn home(&self, h: u64) -> usize {
+        ((h >> 16) % self.capacity() as u64) as usize
+    }
+
+    /// The slots of `h`'s window, in probe order.
+    fn window(&self, h: u64) -> impl Iterator<Item = &KeySlot> {
+        let slots = self.slots.as_ref();
+        let home = self.home(h);
+        (0..KEY_PROBE_WINDOW.min(slots.len())).map(move |i| &slots[(home + i) % slots.len()])
+    }
+
+    /// Where `key` (hash `h`) is: a published slot holding it, or absent.
+    fn find(&self, key: &[u8], h: u64) -> Found<'_> {
+        for slot in self.window(h) {
+            // Acquire: pairs with the Release store that publishes a claim.
+            let tag = slot.tag.load(Ordering::Acquire);
+            if tag == 0 {
+                break; // never used: no key lies beyond it on this path
+            }
+            if tag & (CLAIMING | HASH_MASK) == h && slot.holds(key) {
+                return Found::At(slot, tag);
+            }
+        }
+        Found::Absent
+    }
+
+    /// `key`'s TAT (0 if absent), without claiming.
+    fn tat_of(&self, key: &[u8], t: u64) -> u64 {
+        let h = self.hash(key);
+        for _ in 0..ATTEMPTS {
+            match self.find(key, h) {
+                Found::Absent => return 0,
+                Found::At(slot, tag) => {
+                    let tat = slot.tat.load(Ordering::Acquire);
+                    if tat != RECLAIMING && slot.tag.load(Ordering::Acquire) == tag {
+                        return tat;
+                    }
+                }
+            }
+        }
+        t // kept changing hands: report it as full, as an absent key is
+    }
+
+    /// Claims a slot for `key` (absent when looked for) with TAT `first`, under the claim
+    /// lock of its home slot.
+    fn claim(&self, key: &[u8], h: u64, t: u64, now: u64, first: u64) -> Claim {
+        let lock = &self.slots.as_ref()[self.home(h)].lock;
+        let mine = now.saturating_add(1);
+        let mut spins = 0;
+        loop {
+            let held = lock.load(Ordering::Relaxed);
+            // Free, or a lease that has run out (or that lies in the future: corrupt).
+            let free = held == 0
+                || now.saturating_sub(held) > KEY_CLAIM_LEASE_NS
+                || held > mine.saturating_add(KEY_CLAIM_LEASE_NS);
+            if free
+                && lock
+                    .compare_exchange(held, mine, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                break;
+            }
+            spins += 1;
+            if spins >= LOCK_SPINS {
+                return Claim::Busy;
+            }
+            core::hint::spin_loop();
+            #[cfg(loom)]
+            loom::thread::yield_now();
+        }
+        let result = self.claim_locked(key, h, t, first);
+        // Release: the next claimer of this home sees this claim published. A CAS, so that
+        // a claimer whose lease was taken over does not free its successor's lock.
+        let _ = lock.compare_exchange(mine, 0, Ordering::Release, Ordering::Relaxed);
+        result
+    }
+
+    fn claim_locked(&self, key: &[u8], h: u64, t: u64, first: u64) -> Claim {
+        for _ in 0..ATTEMPTS {
+            // Under the lock no other caller claims this key; look again for a claim that
+            // finished before we took it.
+            if let Found::At(..) = self.find(key, h) {
+                return Claim::Exists;
+            }
+            let mut candidate = None;
+            for slot in self.window(h) {
+                let tag = slot.tag.load(Ordering::Acquire);
+                if tag == 0 {
+                    candidate = Some((slot, tag, None));
+                    break;
+                }
+                if tag & CLAIMING != 0 {
+                    continue; // another home's claim under way
+                }
+                let tat = slot.tat.load(Ordering::Acquire);
+                if tat != RECLAIMING && tat <= t {
+                    candidate = Some((slot, tag, Some(tat)));
+                    break;
+                }
+            }
+            let Some((slot, tag, expired)) = candidate else {
+                return Claim::Full;
+            };
+            let epoch = match (tag & EPOCH_MASK) + 1 {
+                e if e > EPOCH_MASK => 1,
+                e => e,
+            };
+            let claiming = CLAIMING | h | epoch;
+            let taken = match expired {
+                // A never-used slot: take its tag (claimers of other homes race for it).
+                None => slot
+                    .tag
+                    .compare_exchange(0, claiming, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok(),
+                // An expired key's slot: first its TAT, so that the old key's callers fail
+                // their CAS and look again; then the tag.
+                Some(old) => {
+                    slot.tat
+                        .compare_exchange(old, RECLAIMING, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                        && slot
+                            .tag
+                            .compare_exchange(tag, claiming, Ordering::AcqRel, Ordering::Relaxed)
+                            .is_ok()
+                }
+            };
+            if !taken {
+                if expired.is_some() {
+                    // The TAT was ours but the tag moved (corrupt shared state): put it back.
+                    let _ = slot.tat.compare_exchange(
+                        RECLAIMING,
+                        expired.unwrap_or(0),
+                        Ordering::Release,
+                        Ordering::Relaxed,
+                    );
+                }
+                continue;
+            }
+            slot.write_key(key);
+            slot.tat.store(first, Ordering::Relaxed);
+            // Release: a finder that loads this tag (Acquire) sees the key and the TAT.
+            slot.tag.store(h | epoch, Ordering::Release);
+            return Claim::Done;
+        }
+        Claim::Busy
+    }
+}
+
+enum Claim {
+    /// Claimed, with the first grant in it.
+    Done,
+    /// Someone else's claim of the key finished first: use it.
+    Exists,
+    /// No room in the key's window.
+    Full,
+    Busy,
+}
+
+#[cfg(feature = "std")]
+impl KeyedBuckets<std::boxed::Box<[KeySlot]>> {
+    /// A table of `capacity` slots on the heap (see [`new`](KeyedBuckets::new)).
+    pub fn with_capacity(
+        config: BucketConfig,
+        when_full: WhenFull,
+        seed: u64,
+        capacity: usize,
+    ) -> Result<Self, ConfigError> {
+        if capacity == 0 || capacity > MAX_KEYED_CAPACITY {
+            return Err(ConfigError::new(
+                "capacity",
+                capacity as u64,
+                "must be in 1..=2^24 slots",
+            ));
+        }
+        let slots: std::vec::Vec<KeySlot> = (0..capacity).map(|_| KeySlot::new()).collect();
+        Self::new(config, when_full, seed, slots.into_boxed_slice())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::SECOND;
+
+    fn table(capacity: usize, when_full: WhenFull) -> KeyedBuckets<std::boxed::Box<[KeySlot]>> {
+        KeyedBuckets::with_capacity(BucketConfig::per_second(1, 2), when_full, 42, capacity)
+            .unwrap()
+    }
+
+    #[test]
+    fn keys_have_their_own_buckets_and_expired_keys_are_absent() {
+        let t = table(64, WhenFull::Reject);
+        assert!(t.try_acquire(b"a", 2, 0).is_ok());
+        assert_eq!(
+            t.try_acquire(b"a", 1, 0),
+            Err(KeyedRejected::RateLimited {
+                retry_after: SECOND
+            })
+        );
+        assert!(t.try_acquire(b"b", 2, 0).is_ok());
+        assert_eq!(t.retry_after(b"a", 1, 0), Ok(SECOND));
+        assert_eq!(t.retry_after(b"zzz", 1, 0), Ok(0));
+        assert_eq!(t.state(b"a", 0).unwrap().remaining, 0);
+        assert_eq!(t.state(b"zzz", 0).unwrap().remaining, 2);
+        assert_eq!(t.live_keys(0), 2);
+        assert_eq!(t.live_keys(2 * SECOND), 0);
+        assert_eq!(t.reset(b"a"), Ok(true));
+        assert_eq!(t.reset(b"nope"), Ok(false));
+        assert!(t.try_acquire(b"a", 2, 0).is_ok());
+        let m = t.metrics();
+        assert_eq!((m.allowed, m.limited, m.capacity), (3, 1, 64));
+        assert_eq!(
+            t.try_acquire(&[0; 65], 1, 0),
+            Err(KeyedRejected::KeyTooLong { len: 65 })
+        );
+        assert_eq!(
+            t.try_acquire(b"a", 3, 0),
+            Err(KeyedRejected::ExceedsCapacity {
+                requested: 3,
+                capacity: 2
+            })
+        );
+        // Keys differing only in length or trailing zeros are different keys.
+        assert!(t.try_acquire(b"c", 2, 0).is_ok());
+        assert!(t.try_acquire(b"c\0", 2, 0).is_ok());
+    }
+
+    #[test]
+    fn a_full_window_rejects_or_admits_new_keys_and_never_evicts_live_ones() {
+        for policy in [WhenFull::Reject, WhenFull::Admit] {
+            let t = table(4, policy);
+            for k in 0..4u8 {
+                assert!(t.try_acquire(&[k], 2, 0).is_ok());
+            }
+            let r = t.try_acquire(b"new", 1, 0);
+            match policy {
+                WhenFull::Reject => assert_eq!(r, Err(KeyedRejected::TableFull)),
+                WhenFull::Admit => assert_eq!(r, Ok(())),
+            }
+            for k in 0..4u8 {
+                assert!(
+                    t.try_acquire(&[k], 1, 0).is_err(),
+                    "live key {k} kept its state"
+                );
+            }
+            let m = t.metrics();
+            assert_eq!(m.full_rejected + m.full_admitted, 1);
+            // Once a key's tokens are back, its slot is reused.
+            assert!(t.try_acquire(b"new", 1, 2 * SECOND).is_ok());
+            assert_eq!(t.live_keys(2 * SECOND), 1);
+        }
+    }
+
+    #[test]
+    fn any_bits_in_the_slots_are_survivable() {
+        let mut next = crate::breaker::tests::arbitrary_words(0x1234_5678_9ABC_DEF1);
+        let t = table(8, WhenFull::Admit);
+        for i in 0..5_000u64 {
+            for s in t.slots.iter() {
+                if next() % 3 == 0 {
+                    s.scramble(&mut next);
+                }
+            }
+            let key = [(i % 7) as u8; 3];
+            let now = next() >> (i % 64);
+            let _ = t.try_acquire(&key, next() % 4, now);
+            let _ = t.retry_after(&key, 1, now);
+            let _ = t.state(&key, now);
+            let _ = t.reset(&key);
+            let _ = t.live_keys(now);
+        }
+    }
+}
