@@ -73,6 +73,8 @@ mod keyed;
 pub mod limits;
 #[cfg(all(feature = "shm", unix))]
 pub mod shm;
+#[cfg(feature = "sim")]
+pub mod sim;
 mod state;
 mod sync;
 mod time_window;
