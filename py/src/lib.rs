@@ -23,5 +23,7 @@ mod listeners;
 mod native;
 #[cfg(feature = "python")]
 mod region;
+#[cfg(feature = "python")]
+mod sim;
 
 pub mod stats;
