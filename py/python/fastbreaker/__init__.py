@@ -27,6 +27,7 @@ from ._registry import Registry, registry
 from .fallback import AllTiersFailedError, fallback_chain
 from .health import HealthReport, HealthServer, Probe, health, liveness, readiness, serve_health
 from .retry import retry
+from .sim import simulate
 
 __all__ = [
     "LIMITS",
@@ -58,4 +59,5 @@ __all__ = [
     "registry",
     "retry",
     "serve_health",
+    "simulate",
 ]

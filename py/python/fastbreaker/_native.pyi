@@ -3,7 +3,7 @@
 import os
 from typing import Any, Callable, Final, Iterable, Optional, Union, final
 
-from typing_extensions import TypeAlias, disjoint_base
+from typing_extensions import Buffer, TypeAlias, disjoint_base
 
 __all__ = [
     "LIMITS",
@@ -24,11 +24,24 @@ __all__ = [
     "SharedRegion",
     "__version__",
     "monotonic_ns",
+    "replay",
 ]
 __version__: Final[str]
 LIMITS: Final[dict[str, int]]
 
 def monotonic_ns() -> int: ...
+def replay(
+    t_ns: Buffer,
+    duration_ns: Buffer,
+    failed: Buffer,
+    key: Buffer,
+    subjects: Iterable[tuple[str, dict[str, Any]]],
+    outage_bucket_ns: int = 1000000000,
+    outage_min_calls: int = 5,
+    outage_threshold: float = 0.5,
+    threads: Optional[int] = None,
+    progress: Optional[Callable[[int, int], object]] = None,
+) -> tuple[list[tuple[int, int]], list[dict[str, Any]]]: ...
 
 class FastbreakerError(Exception): ...
 
