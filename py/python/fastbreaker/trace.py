@@ -273,7 +273,7 @@ def _decimal_ns(text: str, scale: int) -> Optional[int]:
     whole, _, frac = text.partition(".")
     if not (whole.isascii() and frac.isascii()):
         return None
-    if whole and not whole.isdigit() or frac and not frac.isdigit() or not (whole or frac):
+    if (whole and not whole.isdigit()) or (frac and not frac.isdigit()) or not (whole or frac):
         return None
     if len(whole) > 30:
         return _U64_MAX + 1  # out of range, and int() of a very long string is refused
@@ -334,6 +334,8 @@ def _duration_ns(value: Any) -> int:
 
 def _iso_ns(m: re.Match[str]) -> int:
     year, month, day, hour, minute, second = (int(m.group(i)) for i in range(1, 7))
+    if second > 60:
+        raise TraceError(f"timestamp {m.group(0).strip()!r}: second must be in 0..60")
     try:
         dt = _dt.datetime(year, month, day, hour, minute, min(second, 59), tzinfo=_dt.timezone.utc)
     except ValueError as exc:
