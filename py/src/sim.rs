@@ -237,7 +237,7 @@ fn events(
 
 fn unexpected(kind: &str, key: &str, known: &str) -> PyErr {
     PyTypeError::new_err(format!(
-        "{kind} got an unexpected parameter {key:?} (its parameters: {known})"
+        "{kind} got an unexpected parameter '{key}' (its parameters: {known})"
     ))
 }
 
