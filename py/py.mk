@@ -13,7 +13,7 @@ PY_SOURCES    := $(wildcard $(PY_DIR)/src/*.rs) $(PY_DIR)/Cargo.toml $(PY_DIR)/p
                  $(wildcard core/src/*.rs) $(wildcard core/src/shm/*.rs) core/Cargo.toml
 DEMO_ARGS     ?=
 
-.PHONY: py-test py-build demo py-bench py-clean
+.PHONY: py-test py-build py-chromium demo py-bench py-clean
 
 # The venv, with the pinned tools; redone only when the pins change.
 $(PY_VENV)/.installed: $(PY_DIR)/requirements-dev.txt
@@ -29,7 +29,14 @@ $(PY_VENV)/.built: $(PY_VENV)/.installed $(PY_SOURCES)
 
 py-build: $(PY_VENV)/.built
 
-py-test: py-build
+# A real headless Chromium for the HTML plot test (py/tests/test_sim_plot.py), from Debian's
+# packages when missing (as root, or with passwordless sudo).
+py-chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
+py-test: py-build py-chromium
 	cd $(PY_DIR) && .venv/bin/ruff check python tests benches examples
 	cd $(PY_DIR) && .venv/bin/ruff format --check python tests benches examples
 	cd $(PY_DIR) && .venv/bin/mypy

@@ -8,6 +8,10 @@
 - ``exporter --region NAME [--dir DIR] [--host HOST] [--port PORT] [--once]``: serves the
   Prometheus metrics of every primitive of a shared region on ``/metrics`` (or prints them
   once).
+- ``simulate TRACE|- [--breaker SPEC]... [--grid GRID] [--plot OUT] [--json]``: replays a
+  trace (CSV, JSON lines, nginx or Apache log) through breaker, limiter and bulkhead
+  configurations; ``trace generate [--duration D] [--rate R] [--outage LEN@START:RATIO]...``:
+  writes a synthetic trace as CSV.
 """
 
 from __future__ import annotations
@@ -32,6 +36,14 @@ def main(argv: list[str] | None = None) -> int:
         from .exporter import main as main_exporter
 
         return main_exporter(args_in[1:])
+    if args_in[:1] == ["simulate"]:
+        from .sim_cli import main_simulate
+
+        return main_simulate(args_in[1:])
+    if args_in[:1] == ["trace"]:
+        from .sim_cli import main_trace
+
+        return main_trace(args_in[1:])
     parser = argparse.ArgumentParser(prog="python -m fastbreaker")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="live demo against a flaky local HTTP service")
@@ -42,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser(
         "exporter", help="serve a shared region's Prometheus metrics (exporter --region NAME)"
     )
+    sub.add_parser("simulate", help="replay a trace through breaker/limiter configurations")
+    sub.add_parser("trace", help="generate a synthetic trace (trace generate ...)")
     args = parser.parse_args(args_in)
     from .demo import run
 
