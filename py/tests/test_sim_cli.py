@@ -9,6 +9,7 @@ import io
 import json
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -408,8 +409,14 @@ def test_simulate_subprocess_end_to_end(tmp_path: Path) -> None:
     )  # fmt: skip
     assert gen.returncode == 0, gen.stderr
     grid = "failure_threshold=3..6,wait_duration=5,30"
-    done = cli("simulate", str(trace_path), "--grid", grid, "--bulkhead", "8", "--json")
+    svg = tmp_path / "plot.svg"
+    done = cli(
+        "simulate", str(trace_path), "--grid", grid, "--bulkhead", "8", "--json",
+        "--plot", str(svg),
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    assert done.stderr == f"wrote {svg}\n"
+    assert ET.parse(svg).getroot().tag == "{http://www.w3.org/2000/svg}svg"
     doc = json.loads(done.stdout)
     labels = [r["label"] for r in doc["rows"]]
     assert len(labels) == 9

@@ -70,6 +70,11 @@ def test_csv_without_key_column_and_other_names_and_auto_by_name(tmp_path: Path)
     assert columns(trace) == ([T0, T0], [S // 2, 3 * S // 2], [0, 0], [None, None])
 
 
+def test_csv_with_a_byte_order_mark_and_crlf() -> None:
+    trace, _ = read("\ufefftimestamp,outcome,duration\r\n1700000000,success,1\r\n")
+    assert columns(trace) == ([T0], [S], [0], [None])
+
+
 def test_csv_fields_mapping_and_failure_statuses() -> None:
     text = "ts,code,rt,client\n1700000000,404,1,a\n1700000001,503,1,b\n"
     fields = {"t": "ts", "outcome": "code", "duration": "rt", "key": "client"}

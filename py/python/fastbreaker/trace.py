@@ -193,15 +193,23 @@ class Trace:
         """Writes the trace as CSV that :func:`read_trace` reads back exactly (timestamps and
         durations in seconds with 9 decimals, outcome ``success``/``failure``)."""
         out.write("timestamp,outcome,duration,key\n")
-        names = self.key_names
-        write = out.write
-        for t, d, f, k in zip(self.t_ns, self.duration_ns, self.failed, self.key):
-            key = names[k - 1] if k else ""
-            if key and any(c in key for c in ',"\r\n'):
-                key = '"' + key.replace('"', '""') + '"'
-            write(
-                f"{t // _NS}.{t % _NS:09d},{'failure' if f else 'success'},"
-                f"{d // _NS}.{d % _NS:09d},{key}\n"
+        names = [""]
+        for name in self.key_names:
+            if any(c in name for c in ',"\r\n'):
+                name = '"' + name.replace('"', '""') + '"'
+            names.append(name)
+        outcome = ("success", "failure")
+        columns = (self.t_ns, self.duration_ns, self.failed, self.key)
+        chunk = 1 << 16
+        for i in range(0, len(self.t_ns), chunk):
+            out.write(
+                "".join(
+                    [
+                        f"{t // _NS}.{t % _NS:09d},{outcome[f]},{d // _NS}.{d % _NS:09d},"
+                        f"{names[k]}\n"
+                        for t, d, f, k in zip(*(c[i : i + chunk] for c in columns))
+                    ]
+                )
             )
 
 
@@ -428,6 +436,9 @@ def _read_csv(
     lines: Iterator[str], columns: dict[str, tuple[str, ...]], emit: _Emit, first_line: int
 ) -> None:
     reader = csv.reader(lines, strict=True)
+    decimal, add = _decimal_ns, emit.builder.add
+    ti = oi = di = 0
+    index_ready = False
     header: Optional[list[str]] = None
     index: dict[str, Optional[int]] = {}
     while True:
@@ -444,7 +455,7 @@ def _read_csv(
         if not row or all(not c.strip() for c in row):
             continue
         if header is None:
-            header = [c.strip() for c in row]
+            header = [c.strip().lstrip("\ufeff") for c in row]
             for name, candidates in columns.items():
                 found = next((header.index(c) for c in candidates if c in header), None)
                 if found is None and name != "key":
@@ -456,17 +467,21 @@ def _read_csv(
                     )
                 index[name] = found
             continue
+        if not index_ready:
+            ti, oi, di = index["t"] or 0, index["outcome"] or 0, index["duration"] or 0
+            index_ready = True
         if len(row) != len(header):
             emit.bad(line, f"{len(row)} columns, the header has {len(header)}")
             continue
         ki = index["key"]
-        emit.call(
-            line,
-            row[index["t"] or 0],
-            row[index["outcome"] or 0],
-            row[index["duration"] or 0],
-            row[ki].strip() if ki is not None else None,
-        )
+        t, outcome, duration = row[ti], row[oi], row[di]
+        key = row[ki].strip() if ki is not None else None
+        # The common case (plain decimal seconds, a word outcome) without the checks' calls.
+        at, d, failed = decimal(t, _NS), decimal(duration, _NS), _OUTCOMES.get(outcome)
+        if at is None or d is None or failed is None or at > _U64_MAX or d > _U64_MAX:
+            emit.call(line, t, outcome, duration, key)
+        else:
+            add(at, failed, d, key)
 
 
 def _reject_constant(name: str) -> Any:
@@ -736,8 +751,8 @@ def _ratio(what: str) -> Callable[[str], float]:
 _LATENCY_KINDS = ("lognormal", "const", "exp")
 
 
-def _latency(spec: str) -> Callable[[random.Random], float]:
-    """A sampler of latencies in ns from ``lognormal:MEDIAN[:SIGMA]``, ``const:D`` or
+def _latency(spec: str) -> Callable[[random.Random, int], list[float]]:
+    """A sampler of ``n`` latencies in ns from ``lognormal:MEDIAN[:SIGMA]``, ``const:D`` or
     ``exp:MEAN``."""
     parts = spec.split(":")
     kind = parts[0].strip()
@@ -748,11 +763,12 @@ def _latency(spec: str) -> Callable[[random.Random], float]:
         )
     scale = float(parse_duration(parts[1], what="latency"))
     if kind == "const":
-        return lambda rng: scale
+        return lambda rng, n: [scale] * n
     if kind == "exp":
         if scale <= 0:
             raise ValueError(f"latency: the mean of {spec!r} must be > 0")
-        return lambda rng: rng.expovariate(1.0 / scale)
+        lam = 1.0 / scale
+        return lambda rng, n: [rng.expovariate(lam) for _ in range(n)]
     sigma = 0.5
     if len(parts) == 3:
         try:
@@ -764,7 +780,13 @@ def _latency(spec: str) -> Callable[[random.Random], float]:
     if scale <= 0:
         raise ValueError(f"latency: the median of {spec!r} must be > 0")
     mu = math.log(scale)
-    return lambda rng: math.exp(mu + sigma * rng.gauss(0.0, 1.0))
+    exp = math.exp
+
+    def lognormal(rng: random.Random, n: int) -> list[float]:
+        gauss = rng.gauss
+        return [exp(mu + sigma * gauss(0.0, 1.0)) for _ in range(n)]
+
+    return lognormal
 
 
 def _as_list(value: Union[str, Sequence[str], None]) -> list[str]:
@@ -850,41 +872,35 @@ def generate_trace(
         ratios = [w.value for w in failing if w.start_ns <= a < w.end_ns]
         seg_ratio.append(max(ratios) if ratios else healthy)
         seg_extra.append(sum(w.value for w in slow if w.start_ns <= a < w.end_ns))
-    cum: list[float] = []
+    # Arrivals first, then per segment of constant ratio and latency: durations, outcomes.
+    expo = rng.expovariate
+    rand = rng.random
+    lam = rate / _NS
+    times: list[int] = []
+    push = times.append
+    t = expo(lam)
+    while t < span:
+        push(int(t))
+        t += expo(lam)
+    n = len(times)
+    durations: list[int] = []
+    failed: list[int] = []
+    for seg, (a, b) in enumerate(zip(cuts, cuts[1:])):
+        lo, hi = bisect.bisect_left(times, a), bisect.bisect_left(times, b)
+        ratio, extra = seg_ratio[seg], seg_extra[seg]
+        durations.extend(int(d + extra) for d in sample(rng, hi - lo))
+        failed.extend([1 if rand() < ratio else 0 for _ in range(lo, hi)])
     if keys:
+        cum: list[float] = []
         total = 0.0
         for i in range(keys):
             total += 1.0 / (i + 1)
             cum.append(total)
-    t_out: array[int] = array("Q")
-    d_out: array[int] = array("Q")
-    f_out: array[int] = array("B")
-    k_out: array[int] = array("I")
-    mean_gap = _NS / rate
-    expo = rng.expovariate
-    rand = rng.random
-    t = 0.0
-    seg = 0
-    next_cut = cuts[1] if len(cuts) > 1 else span
-    ratio_now = seg_ratio[0] if seg_ratio else healthy
-    extra_now = seg_extra[0] if seg_extra else 0.0
-    lam = 1.0 / mean_gap
-    while True:
-        t += expo(lam)
-        if t >= span:
-            break
-        ti = int(t)
-        while ti >= next_cut:
-            seg += 1
-            next_cut = cuts[seg + 1]
-            ratio_now = seg_ratio[seg]
-            extra_now = seg_extra[seg]
-        t_out.append(t0 + ti)
-        d_out.append(int(sample(rng) + extra_now))
-        f_out.append(1 if rand() < ratio_now else 0)
-        if keys:
-            k_out.append(1 + min(bisect.bisect_left(cum, rand() * cum[-1]), keys - 1))
-        else:
-            k_out.append(0)
+        where = bisect.bisect_left
+        last = keys - 1
+        key = [1 + min(where(cum, rand() * total), last) for _ in range(n)]
+    else:
+        key = [0] * n
+    t_out = array("Q", [t0 + x for x in times])
     names = [f"client-{i}" for i in range(keys)] if keys else []
-    return Trace(t_out, d_out, f_out, k_out, names)
+    return Trace(t_out, array("Q", durations), array("B", failed), array("I", key), names)
