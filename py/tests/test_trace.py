@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import math
 import statistics
 from array import array
@@ -268,6 +269,12 @@ def test_from_rows_and_parse_duration() -> None:
         parse_duration("5 parsecs", what="brownout")
     with pytest.raises(TraceError, match=r"out of range"):
         parse_duration("99999999999999999999s")
+    with pytest.raises(TraceError, match=r"duration is out of range"):
+        parse_duration(1e300)
+    with pytest.raises(TraceError, match=r"^row 1: timestamp is out of range"):
+        Trace.from_rows([(1e300, "success", 1, None)])
+    with pytest.raises(TraceError, match=r"^row 1: outcome '²²²' is not success"):
+        Trace.from_rows([(1, "²²²", 1, None)])
 
 
 # -- fuzz: never anything but TraceError --------------------------------------------------------
@@ -306,6 +313,9 @@ _FRAGMENTS = st.sampled_from(
         "\r",
         "é",
         "9" * 40,
+        "²²²",
+        "1e300",
+        "NaN",
     ]
 )
 _LINES = st.lists(
@@ -342,6 +352,50 @@ def test_fuzz_readers_raise_only_trace_error(
     assert len(trace.duration_ns) == len(trace.failed) == len(trace.key) == n
     assert all(trace.t_ns[i] <= trace.t_ns[i + 1] for i in range(n - 1))
     assert all(k <= len(trace.key_names) for k in trace.key)
+
+
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),
+    st.sampled_from(["1700000000.5", "503", "timeout", "2023-11-14T22:13:20Z", "5ms"]),
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(rows=st.lists(st.tuples(_VALUES, _VALUES, _VALUES, _VALUES), max_size=5))
+def test_fuzz_from_rows_raises_only_trace_error(rows: list[tuple[object, ...]]) -> None:
+    try:
+        Trace.from_rows(rows)  # type: ignore[arg-type]
+    except TraceError as exc:
+        assert str(exc).startswith("row ")
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(
+    objects=st.lists(
+        st.dictionaries(
+            st.sampled_from(["timestamp", "outcome", "duration", "key", "other"]),
+            st.recursive(
+                _VALUES.filter(lambda v: not isinstance(v, float) or math.isfinite(v)),
+                lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner),
+                max_leaves=5,
+            ),
+        ),
+        max_size=5,
+    ),
+    skip_bad=st.booleans(),
+)
+def test_fuzz_json_objects_raise_only_trace_error(
+    objects: list[dict[str, object]], skip_bad: bool
+) -> None:
+    text = "\n".join(json.dumps(o) for o in objects)
+    try:
+        read(text, format="jsonl", skip_bad=skip_bad)
+    except TraceError as exc:
+        assert str(exc).startswith("line ")
 
 
 # -- the generator -----------------------------------------------------------------------------

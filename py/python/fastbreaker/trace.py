@@ -294,6 +294,14 @@ def _decimal_ns(text: str, scale: int) -> Optional[int]:
     return ns
 
 
+def _number_ns(seconds: Union[int, float]) -> int:
+    """Finite seconds >= 0 in ns (above 2^64 - 1 when too large for a float)."""
+    if isinstance(seconds, int):
+        return seconds * _NS
+    ns = seconds * _NS
+    return round(ns) if math.isfinite(ns) else _U64_MAX + 1
+
+
 def _check_u64(ns: int, what: str) -> int:
     if ns > _U64_MAX:
         raise TraceError(f"{what} is out of range (above 2^64 - 1 ns)")
@@ -309,9 +317,7 @@ def parse_duration(value: Union[str, float, int], *, what: str = "duration") -> 
     if isinstance(value, (int, float)):
         if not math.isfinite(value) or value < 0:
             raise TraceError(f"{what} {value!r} is not a finite number of seconds >= 0")
-        if isinstance(value, int):
-            return _check_u64(value * _NS, what)
-        return _check_u64(round(value * _NS), what)
+        return _check_u64(_number_ns(value), what)
     if not isinstance(value, str):
         raise TraceError(f"{what} {value!r} is not a duration (seconds, or with a unit: 50ms)")
     text = value.strip()
@@ -374,8 +380,7 @@ def _time_ns(value: Any) -> int:
     if isinstance(value, (int, float)):
         if not math.isfinite(value) or value < 0:
             raise TraceError(f"timestamp {value!r} is not Unix seconds >= 0")
-        ns = value * _NS if isinstance(value, int) else round(value * _NS)
-        return _check_u64(ns, "timestamp")
+        return _check_u64(_number_ns(value), "timestamp")
     if not isinstance(value, str):
         raise TraceError(f"timestamp {value!r} is not Unix seconds or ISO-8601")
     text = value.strip()
@@ -407,7 +412,7 @@ def _failed(value: Any, statuses: Collection[int]) -> bool:
         known = _OUTCOMES.get(text.lower())
         if known is not None:
             return known
-        if len(text) == 3 and text.isdigit():
+        if len(text) == 3 and text.isascii() and text.isdigit():
             value = int(text)
     if isinstance(value, int) and 100 <= value <= 599:
         return value in statuses
