@@ -55,9 +55,17 @@ const EPOCH_MASK: u64 = 0xFFFF;
 const RECLAIMING: u64 = u64::MAX;
 /// Attempts at a decision before giving up with [`KeyedRejected::Busy`] (each failed
 /// attempt means another caller changed the slot: lock-free progress, bounded here).
+#[cfg(not(loom))]
 const ATTEMPTS: u32 = 1 << 10;
 /// Spins on a claim lock before [`KeyedRejected::Busy`].
+#[cfg(not(loom))]
 const LOCK_SPINS: u32 = 1 << 14;
+// Under loom, short bounds (a spinning thread multiplies the interleavings): the models
+// take `Busy` as "try again", as callers do.
+#[cfg(loom)]
+const ATTEMPTS: u32 = 4;
+#[cfg(loom)]
+const LOCK_SPINS: u32 = 2;
 
 /// What a keyed table does with a new key when every slot of its window holds a live key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -600,7 +608,10 @@ impl<S: AsRef<[KeySlot]>> KeyedBuckets<S> {
                 continue;
             }
             slot.write_key(key);
-            slot.tat.store(first, Ordering::Relaxed);
+            // Release: a caller of the old key that loads this TAT (Acquire) then sees the
+            // tag changed above, and looks again instead of granting into this key's bucket
+            // (found by the loom model of a reclaimed slot).
+            slot.tat.store(first, Ordering::Release);
             // Release: a finder that loads this tag (Acquire) sees the key and the TAT.
             slot.tag.store(h | epoch, Ordering::Release);
             return Claim::Done;
