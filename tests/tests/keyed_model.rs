@@ -31,8 +31,7 @@ use std::collections::HashMap;
 
 use fastbreaker::limits::{KEY_PROBE_WINDOW, MAX_KEY_LEN};
 use fastbreaker::{
-    BucketConfig, BucketState, KeySlot, KeyedBuckets, KeyedMetrics, KeyedRejected, WhenFull,
-    SECOND,
+    BucketConfig, BucketState, KeySlot, KeyedBuckets, KeyedMetrics, KeyedRejected, WhenFull, SECOND,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, RngAlgorithm};
