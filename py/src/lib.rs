@@ -16,6 +16,8 @@ mod config;
 #[cfg(feature = "python")]
 mod guard;
 #[cfg(feature = "python")]
+mod keyed;
+#[cfg(feature = "python")]
 mod limiter;
 #[cfg(feature = "python")]
 mod listeners;

@@ -472,6 +472,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<crate::region::PyRegion>()?;
     crate::guard::install(m)?;
     crate::sim::install(m)?;
+    crate::keyed::install(m)?;
     m.add_function(wrap_pyfunction!(monotonic_ns, m)?)?;
     Ok(())
 }
