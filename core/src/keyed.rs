@@ -5,8 +5,10 @@
 //! Each [`KeySlot`] holds a key (its bytes, whole: at most [`MAX_KEY_LEN`]), a tag (the key's
 //! seeded 47-bit hash and a 16-bit reuse counter) and the key's theoretical arrival time
 //! (TAT). A key lives in one of the [`KEY_PROBE_WINDOW`] slots from its home slot (`hash %
-//! capacity`) on. A key whose TAT has passed holds no tokens: it is the same as an absent
-//! key, and its slot is free for another key, so the table needs no sweeper.
+//! capacity`) on. A key whose TAT has passed holds no tokens: it answers as an absent key
+//! does, and [`KEY_REUSE_GRACE_NS`] later its slot is free for another key, so the table
+//! needs no sweeper. (The grace is for callers whose clocks lag: one that lags by less still
+//! finds the key, so the per-key GCRA bound holds for callers whose `now`s agree within it.)
 //!
 //! ## What is lock-free, and what is not
 //! - Finding a key and taking its tokens are lock-free: a scan of at most
@@ -40,7 +42,9 @@
 //! assert_eq!(table.live_keys(2 * SECOND), 0, "both full again: absent");
 //! ```
 
-use crate::limits::{KEY_CLAIM_LEASE_NS, KEY_PROBE_WINDOW, MAX_KEYED_CAPACITY, MAX_KEY_LEN};
+use crate::limits::{
+    KEY_CLAIM_LEASE_NS, KEY_PROBE_WINDOW, KEY_REUSE_GRACE_NS, MAX_KEYED_CAPACITY, MAX_KEY_LEN,
+};
 use crate::sync::{AtomicU64, Ordering};
 use crate::{BucketConfig, BucketState, ConfigError, TokenBucket};
 
@@ -564,7 +568,8 @@ impl<S: AsRef<[KeySlot]>> KeyedBuckets<S> {
                     continue; // another home's claim under way
                 }
                 let tat = slot.tat.load(Ordering::Acquire);
-                if tat != RECLAIMING && tat <= t {
+                let grace = KEY_REUSE_GRACE_NS.wrapping_shr(self.shift);
+                if tat != RECLAIMING && tat.saturating_add(grace) <= t {
                     candidate = Some((slot, tag, Some(tat)));
                     break;
                 }
@@ -719,9 +724,16 @@ mod tests {
             }
             let m = t.metrics();
             assert_eq!(m.full_rejected + m.full_admitted, 1);
-            // Once a key's tokens are back, its slot is reused.
-            assert!(t.try_acquire(b"new", 1, 2 * SECOND).is_ok());
-            assert_eq!(t.live_keys(2 * SECOND), 1);
+            // Once a key's tokens are back (at 2 s), and the reuse grace has passed, its
+            // slot is reused.
+            let back = 2 * SECOND;
+            let r = t.try_acquire(b"new", 1, back + KEY_REUSE_GRACE_NS - 1);
+            match policy {
+                WhenFull::Reject => assert_eq!(r, Err(KeyedRejected::TableFull)),
+                WhenFull::Admit => assert_eq!(r, Ok(())),
+            }
+            assert!(t.try_acquire(b"new", 1, back + KEY_REUSE_GRACE_NS).is_ok());
+            assert_eq!(t.live_keys(back + KEY_REUSE_GRACE_NS), 1);
         }
     }
 

@@ -97,6 +97,11 @@ pub const MAX_KEY_LEN: usize = 8;
 pub const KEY_PROBE_WINDOW: usize = 16;
 /// Largest keyed table, in slots.
 pub const MAX_KEYED_CAPACITY: usize = 1 << 24;
+/// How long after its tokens are back (its TAT has passed) a key keeps its slot before a
+/// new key may take it: 1 s. Callers pass their own `now`; one whose clock lags another's by
+/// less than this still finds the key where it was, so the per-key GCRA bound holds for
+/// callers whose clocks agree within it.
+pub const KEY_REUSE_GRACE_NS: u64 = crate::SECOND;
 /// How long a claim of a new key may hold its home slot's claim lock before another
 /// claimer takes the lock over (a claimer that died, in a shared table): 100 ms.
 pub const KEY_CLAIM_LEASE_NS: u64 = 100 * crate::MILLISECOND;

@@ -29,7 +29,7 @@
 
 use std::collections::HashMap;
 
-use fastbreaker::limits::{KEY_PROBE_WINDOW, MAX_KEY_LEN};
+use fastbreaker::limits::{KEY_PROBE_WINDOW, KEY_REUSE_GRACE_NS, MAX_KEY_LEN};
 use fastbreaker::{
     BucketConfig, BucketState, KeySlot, KeyedBuckets, KeyedMetrics, KeyedRejected, WhenFull, SECOND,
 };
@@ -106,6 +106,24 @@ impl Model {
 
     fn live_keys(&self, now: u64) -> usize {
         self.tat.keys().filter(|&&k| self.live(k, now)).count()
+    }
+
+    /// Whether key `k` holds a slot no new key may take at `now` (see `slot_holders`).
+    fn holds_slot(&self, k: usize, now: u64) -> bool {
+        self.tat
+            .get(&k)
+            .is_some_and(|&t| t + u128::from(KEY_REUSE_GRACE_NS) > u128::from(now))
+    }
+
+    /// Keys that hold a slot no new key may take at `now`: granted (tracked) at some time,
+    /// with a TAT less than the reuse grace before `now`. (A key's slot can only be taken
+    /// once its TAT is a grace behind, and the clock here never goes back, so such a key is
+    /// certainly still in the table.)
+    fn slot_holders(&self, now: u64) -> usize {
+        self.tat
+            .values()
+            .filter(|&&t| t + u128::from(KEY_REUSE_GRACE_NS) > u128::from(now))
+            .count()
     }
 
     /// The refusals every operation checks first: the key's length, then the count.
@@ -336,7 +354,7 @@ fn run(
             Op::TryAcquire(k, n) => {
                 let (key, n) = (&keys[k][..], n.resolve(burst));
                 let before = table.metrics();
-                let live = model.live_keys(now);
+                let live = model.slot_holders(now);
                 let got = table.try_acquire(key, n, now);
                 let after = table.metrics();
                 let what = format!("step {step}: try_acquire({key:?}, {n}, {now}): {got:?}");
@@ -344,8 +362,9 @@ fn run(
                     prop_assert_eq!(got, Err(e), "{}", what);
                 } else if n == 0 {
                     prop_assert_eq!(got, Ok(()), "{}", what);
-                } else if model.live(k, now) {
-                    // A live key: exact GCRA, never forgotten.
+                } else if model.live(k, now) || model.holds_slot(k, now) {
+                    // A live key, or one whose slot no new key may take yet (so it is still
+                    // in the table): exact GCRA, never forgotten.
                     let (end, late) = model.probe(k, n, now);
                     if late > 0 {
                         let retry_after = to_u64(late);
@@ -365,19 +384,20 @@ fn run(
                         _ => return Err(TestCaseError::fail(format!("{what}: unexpected"))),
                     };
                     if roomy {
-                        prop_assert!(!full, "{}: fewer live keys than a window holds", what);
+                        prop_assert!(!full, "{}: fewer slot holders than a window holds", what);
                     } else if capacity <= KEY_PROBE_WINDOW {
-                        // The window is the whole table: full exactly when every slot is live.
+                        // The window is the whole table: full exactly when every slot is held
+                        // (by a key whose tokens are not back for a reuse grace yet).
                         prop_assert_eq!(
                             full,
                             live == capacity,
-                            "{}: {} live keys in {} slots",
+                            "{}: {} slot holders in {} slots",
                             what,
                             live,
                             capacity
                         );
                     } else if full {
-                        prop_assert!(live >= window, "{}: full with {} live keys", what, live);
+                        prop_assert!(live >= window, "{}: full with {} slot holders", what, live);
                     }
                     if full {
                         match when_full {
