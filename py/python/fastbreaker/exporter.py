@@ -211,10 +211,14 @@ def main(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) ->
         return 1
     in_main = threading.current_thread() is threading.main_thread()
     previous: Any = None
+    previous_int: Any = None
     try:
-        # SIGTERM stops it as Ctrl-C does, from before it says it is serving.
+        # SIGTERM stops it as Ctrl-C does, from before it says it is serving; so does SIGINT
+        # even when it was started with SIGINT ignored (a background job of a shell without
+        # job control inherits that, and Python then installs no KeyboardInterrupt handler).
         if in_main:
             previous = signal.signal(signal.SIGTERM, _on_sigterm)
+            previous_int = signal.signal(signal.SIGINT, _on_sigterm)
         path = SharedRegion.path_of(args.region, dir=args.dir)
         err.write(f"{_PROG}: region {args.region} ({path}) on {server.url}/metrics\n")
         err.flush()
@@ -225,5 +229,7 @@ def main(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) ->
         server.server_close()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if previous_int is not None:
+            signal.signal(signal.SIGINT, previous_int)
     err.write(f"{_PROG}: stopped\n")
     return 0
