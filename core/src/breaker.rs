@@ -479,10 +479,7 @@ impl<const WORDS: usize> CircuitBreaker<CountWindow<WORDS>> {
     #[cfg(all(feature = "shm", unix))]
     pub(crate) fn reconfigure_exclusive(&self, config: BreakerConfig) -> Result<(), ConfigError> {
         let shape = Self::new(config)?.window.shape();
-        self.apply(&config, shape, true).map_err(|e| match e {
-            ReconfigureError::Invalid(e) => e,
-            ReconfigureError::Busy => unreachable!("exclusive writes do not wait"),
-        })
+        self.apply_exclusive(&config, shape)
     }
 }
 
@@ -499,14 +496,24 @@ impl<const B: usize> CircuitBreaker<TimeWindow<B>> {
     #[cfg(all(feature = "shm", unix))]
     pub(crate) fn reconfigure_exclusive(&self, config: BreakerConfig) -> Result<(), ConfigError> {
         let shape = Self::new(config)?.window.shape();
-        self.apply(&config, shape, true).map_err(|e| match e {
-            ReconfigureError::Invalid(e) => e,
-            ReconfigureError::Busy => unreachable!("exclusive writes do not wait"),
-        })
+        self.apply_exclusive(&config, shape)
     }
 }
 
 impl<W: Window> CircuitBreaker<W> {
+    /// [`apply`](Self::apply) by a writer that excludes the others (never busy).
+    #[cfg(all(feature = "shm", unix))]
+    fn apply_exclusive(
+        &self,
+        config: &BreakerConfig,
+        shape: WindowShape,
+    ) -> Result<(), ConfigError> {
+        self.apply(config, shape, true).map_err(|e| match e {
+            ReconfigureError::Invalid(e) => e,
+            ReconfigureError::Busy => unreachable!("exclusive writes do not wait"),
+        })
+    }
+
     /// Publishes `config` (validated, its window of shape `shape`) as the next settings.
     fn apply(
         &self,
