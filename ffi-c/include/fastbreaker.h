@@ -8,8 +8,9 @@
  * negative FB_ERR_*; fb_last_error() then describes the failure on this thread. Every pointer
  * argument is checked: a NULL handle, configuration, permit, storage or out-parameter gives
  * FB_ERR_NULL (fb_last_error() names the argument) and the call changes and writes nothing.
- * The one optional out-parameter is retry_after_ns of fb_bucket_try_acquire[_at]: NULL there
- * means "do not store it"; the optional inputs are the options of fb_region_open and the dir
+ * The optional out-parameters are retry_after_ns of fb_bucket_try_acquire[_at] and
+ * fb_keyed_try_acquire[_at] and found of fb_keyed_reset: NULL there means "do not store it";
+ * the optional inputs are the options of fb_region_open and the dir
  * of fb_region_unlink and fb_region_options (NULL: the defaults). Every _free accepts NULL. Every function runs inside a panic
  * boundary (FB_ERR_PANIC). Every function may be called from many threads at once on one
  * handle, except _free, which must be the last call on its handle. Times are nanoseconds on a
@@ -140,6 +141,17 @@
 #define FB_MAX_BURST UINT64_C(4294967296)
 
 /**
+ * Longest key of a keyed table (`fb_keyed_*`), in bytes: the table keeps every key whole,
+ * so that two keys are never merged. Digest longer keys (e.g. SHA-256) before passing them.
+ */
+#define FB_MAX_KEY_LEN 64
+
+/**
+ * Largest `capacity` of a keyed table, in slots (2^24).
+ */
+#define FB_MAX_KEYED_CAPACITY 16777216
+
+/**
  * Smallest `max_concurrent` of a bulkhead.
  */
 #define FB_MIN_MAX_CONCURRENT 1
@@ -253,6 +265,12 @@ typedef struct fb_bucket fb_bucket;
  * `fb_bulkhead_init`.
  */
 typedef struct fb_bulkhead fb_bulkhead;
+
+/**
+ * A table of GCRA token buckets, one per key (opaque): keyed rate limits. Create it with
+ * `fb_keyed_new`.
+ */
+typedef struct fb_keyed fb_keyed;
 
 /**
  * A named shared-memory region holding breakers, buckets and bulkheads shared by every
@@ -598,6 +616,43 @@ typedef struct fb_bulkhead_stats {
 } fb_bulkhead_stats;
 
 /**
+ * What a keyed table does with a new key when every slot it may live in holds a live key
+ * (`fb_keyed_new`): `FB_WHEN_FULL_REJECT` or `FB_WHEN_FULL_ADMIT`.
+ */
+typedef uint32_t fb_when_full;
+
+/**
+ * Counters of a keyed table, from `fb_keyed_metrics`.
+ */
+typedef struct fb_keyed_stats {
+    /**
+     * Slots in the table (the `capacity` it was made with).
+     */
+    size_t capacity;
+    /**
+     * Requests granted to tracked keys, in all.
+     */
+    uint64_t allowed;
+    /**
+     * Requests refused for want of tokens (`FB_REJECTED`), in all.
+     */
+    uint64_t limited;
+    /**
+     * New keys refused because the table had no room for them (`FB_ERR_TABLE_FULL`).
+     */
+    uint64_t full_rejected;
+    /**
+     * New keys let through untracked because the table had no room for them
+     * (`FB_WHEN_FULL_ADMIT`).
+     */
+    uint64_t full_admitted;
+    /**
+     * Keys holding tokens (not full) at the time of the call: a scan of the whole table.
+     */
+    size_t live_keys;
+} fb_keyed_stats;
+
+/**
  * How to open a region; start from `fb_region_options_default()`.
  */
 typedef struct fb_region_options {
@@ -839,10 +894,24 @@ typedef int32_t (*fb_region_list_fn)(const struct fb_region_slot *slot,
 
 /**
  * Another reconfiguration of the same primitive (`fb_*_reconfigure`) was under way for
- * longer than a bounded wait (in a region: possibly in another process). Nothing changed:
- * try again.
+ * longer than a bounded wait (in a region: possibly in another process), or, in a keyed
+ * table, another caller was giving a slot near the key's to a new key for that long. Nothing
+ * changed: try again.
  */
 #define FB_ERR_BUSY -25
+
+/**
+ * A new key found no room in a keyed table made with `FB_WHEN_FULL_REJECT` (every slot it
+ * may live in holds a live key). Nothing changed; the key may find room once other keys'
+ * buckets are full again.
+ */
+#define FB_ERR_TABLE_FULL -26
+
+/**
+ * A key longer than `FB_MAX_KEY_LEN` bytes; `fb_last_error()` gives its length. Nothing
+ * changed.
+ */
+#define FB_ERR_KEY_TOO_LONG -27
 
 /**
  * Calls go through; outcomes are recorded and may trip the breaker.
@@ -939,6 +1008,16 @@ typedef int32_t (*fb_region_list_fn)(const struct fb_region_slot *slot,
  * A call in the disabled state: its outcome is not recorded at all.
  */
 #define FB_PERMIT_PASSIVE 3
+
+/**
+ * Refuse the new key: `fb_keyed_try_acquire` returns `FB_ERR_TABLE_FULL`.
+ */
+#define FB_WHEN_FULL_REJECT 0
+
+/**
+ * Let the new key through untracked (`FB_OK`): it is not limited until it finds a slot.
+ */
+#define FB_WHEN_FULL_ADMIT 1
 
 /**
  * A breaker on a count window (`fb_region_slot.breaker` is its configuration).
@@ -1878,6 +1957,192 @@ fb_result fb_bulkhead_reconfigure(const struct fb_bulkhead *bulkhead,
  */
 fb_result fb_bulkhead_metrics(const struct fb_bulkhead *bulkhead,
                               struct fb_bulkhead_stats *stats);
+
+/**
+ * Creates a keyed table of `capacity` slots on the heap, each key a bucket of `*config`,
+ * and stores its handle in `*out`; free it with `fb_keyed_free`. The table never allocates
+ * again: a key lives in one of the few slots from its home slot (its hash, seeded at random
+ * here so that clients cannot choose keys that collide), a key whose bucket is full again
+ * holds no slot (after a grace of 1 s), and a new key that finds no room is refused or let
+ * through untracked as `when_full` says. A live key is never evicted.
+ *
+ * Returns `FB_OK`, `FB_ERR_INVALID_CONFIG` (`fb_last_error()` names the field, the value
+ * and the legal range: the bucket's fields, or `capacity`, 1..=`FB_MAX_KEYED_CAPACITY`),
+ * `FB_ERR_INVALID_ARGUMENT` (an unknown `when_full`), `FB_ERR_NULL`.
+ *
+ * Thread safety: safe from any thread.
+ *
+ * # Safety
+ * `config` is NULL or points to an `fb_bucket_config`; `out` is NULL or writable.
+ */
+fb_result fb_keyed_new(const struct fb_bucket_config *config,
+                       size_t capacity,
+                       fb_when_full when_full,
+                       struct fb_keyed **out);
+
+/**
+ * Frees a keyed table made by `fb_keyed_new`. NULL is ignored.
+ *
+ * Thread safety: must be the last call on this table, from any thread.
+ *
+ * # Safety
+ * `keyed` is NULL or a live handle that no other thread is using or will use.
+ */
+void fb_keyed_free(struct fb_keyed *keyed);
+
+/**
+ * Takes `n` tokens of the bucket of the key `key[0..key_len)` (any bytes, at most
+ * `FB_MAX_KEY_LEN`) now if they are all there; otherwise takes nothing. A key not in the
+ * table starts full and is given a slot.
+ *
+ * Returns `FB_OK` (`*retry_after_ns` = 0), `FB_REJECTED` with the nanoseconds until the
+ * key's tokens would be there in `*retry_after_ns`, `FB_ERR_EXCEEDS_CAPACITY` (`n` above the
+ * burst: no wait helps), `FB_ERR_TABLE_FULL` (a new key found no room, and the table was made
+ * with `FB_WHEN_FULL_REJECT`; with `FB_WHEN_FULL_ADMIT` it is `FB_OK`), `FB_ERR_KEY_TOO_LONG`
+ * (`fb_last_error()` gives the length), `FB_ERR_BUSY` (another caller was claiming a slot
+ * near the key's for longer than a bounded wait: try again). `n` = 0 always succeeds.
+ * `retry_after_ns` may be NULL; it is written only with `FB_OK` and `FB_REJECTED`.
+ * Other errors: `FB_ERR_NULL` (`keyed` or `key`), `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once on one table (a key's tokens: one CAS;
+ * giving a new key a slot waits only for claims of keys with the same home slot).
+ *
+ * # Safety
+ * `keyed` is NULL or a live handle; `key` is NULL or valid for reads of `key_len` bytes;
+ * `retry_after_ns` is NULL or writable.
+ */
+fb_result fb_keyed_try_acquire(const struct fb_keyed *keyed,
+                               const uint8_t *key,
+                               size_t key_len,
+                               uint64_t n,
+                               uint64_t *retry_after_ns);
+
+/**
+ * `fb_keyed_try_acquire` at time `now_ns`.
+ *
+ * Thread safety: safe from many threads at once on one table.
+ *
+ * # Safety
+ * As `fb_keyed_try_acquire`.
+ */
+fb_result fb_keyed_try_acquire_at(const struct fb_keyed *keyed,
+                                  const uint8_t *key,
+                                  size_t key_len,
+                                  uint64_t n,
+                                  uint64_t *retry_after_ns,
+                                  uint64_t now_ns);
+
+/**
+ * Stores in `*wait_ns` the nanoseconds until `n` tokens of the key `key[0..key_len)` could
+ * be taken (0: now; a key not in the table is full), taking nothing and claiming no slot.
+ *
+ * Returns `FB_OK`, `FB_ERR_EXCEEDS_CAPACITY` (`n` above the burst: no wait helps),
+ * `FB_ERR_KEY_TOO_LONG`, `FB_ERR_NULL` (`keyed`, `key` or `wait_ns` NULL),
+ * `FB_ERR_INVALID_ARGUMENT`. On an error `*wait_ns` is left unchanged.
+ *
+ * Thread safety: safe from many threads at once on one table (loads only).
+ *
+ * # Safety
+ * `keyed` is NULL or a live handle; `key` is NULL or valid for reads of `key_len` bytes;
+ * `wait_ns` is NULL or writable.
+ */
+fb_result fb_keyed_retry_after(const struct fb_keyed *keyed,
+                               const uint8_t *key,
+                               size_t key_len,
+                               uint64_t n,
+                               uint64_t *wait_ns);
+
+/**
+ * `fb_keyed_retry_after` at time `now_ns`.
+ *
+ * Thread safety: safe from many threads at once on one table (loads only).
+ *
+ * # Safety
+ * As `fb_keyed_retry_after`.
+ */
+fb_result fb_keyed_retry_after_at(const struct fb_keyed *keyed,
+                                  const uint8_t *key,
+                                  size_t key_len,
+                                  uint64_t n,
+                                  uint64_t *wait_ns,
+                                  uint64_t now_ns);
+
+/**
+ * Stores limit, remaining, reset and retry-after of the key `key[0..key_len)`, from one
+ * read of its slot, in `*stats` (for `RateLimit` headers; a key not in the table is full).
+ *
+ * Returns `FB_OK`, `FB_ERR_KEY_TOO_LONG`, `FB_ERR_NULL` (`keyed`, `key` or `stats` NULL),
+ * `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once on one table (loads only).
+ *
+ * # Safety
+ * `keyed` is NULL or a live handle; `key` is NULL or valid for reads of `key_len` bytes;
+ * `stats` is NULL or writable.
+ */
+fb_result fb_keyed_state(const struct fb_keyed *keyed,
+                         const uint8_t *key,
+                         size_t key_len,
+                         struct fb_bucket_stats *stats);
+
+/**
+ * `fb_keyed_state` at time `now_ns`.
+ *
+ * Thread safety: safe from many threads at once on one table (loads only).
+ *
+ * # Safety
+ * As `fb_keyed_state`.
+ */
+fb_result fb_keyed_state_at(const struct fb_keyed *keyed,
+                            const uint8_t *key,
+                            size_t key_len,
+                            struct fb_bucket_stats *stats,
+                            uint64_t now_ns);
+
+/**
+ * Refills the bucket of the key `key[0..key_len)` completely (its slot becomes free for
+ * another key). `*found` (may be NULL) says whether the key was in the table; a key that
+ * was not is `FB_OK` too.
+ *
+ * Returns `FB_OK`, `FB_ERR_KEY_TOO_LONG`, `FB_ERR_BUSY` (the key's slot kept changing
+ * hands: try again), `FB_ERR_NULL` (`keyed` or `key` NULL), `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once on one table.
+ *
+ * # Safety
+ * `keyed` is NULL or a live handle; `key` is NULL or valid for reads of `key_len` bytes;
+ * `found` is NULL or writable.
+ */
+fb_result fb_keyed_reset(const struct fb_keyed *keyed,
+                         const uint8_t *key,
+                         size_t key_len,
+                         bool *found);
+
+/**
+ * Stores the table's counters, and the keys live now, in `*stats`.
+ *
+ * Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once on one table (relaxed loads: statistics;
+ * `live_keys` scans the whole table, so call it for metrics, not on hot paths).
+ *
+ * # Safety
+ * `keyed` is NULL or a live handle; `stats` is NULL or writable.
+ */
+fb_result fb_keyed_metrics(const struct fb_keyed *keyed,
+                           struct fb_keyed_stats *stats);
+
+/**
+ * `fb_keyed_metrics` at time `now_ns` (the time at which `live_keys` is counted).
+ *
+ * Thread safety: safe from many threads at once on one table.
+ *
+ * # Safety
+ * As `fb_keyed_metrics`.
+ */
+fb_result fb_keyed_metrics_at(const struct fb_keyed *keyed,
+                              struct fb_keyed_stats *stats,
+                              uint64_t now_ns);
 
 /**
  * The default options: `/dev/shm` (`dir` NULL), `FB_REGION_DEFAULT_CAPACITY` slots, create

@@ -7,7 +7,7 @@ use std::ffi::CString;
 use std::panic::{self, AssertUnwindSafe};
 
 use core_fb::shm::RegionError;
-use core_fb::{BucketRejected, ConfigError, ReconfigureError};
+use core_fb::{BucketRejected, ConfigError, KeyedRejected, ReconfigureError};
 
 /// Result of an `fb_*` call: `FB_OK` (0), `FB_REJECTED` (1), or a negative `FB_ERR_*`.
 pub type fb_result = i32;
@@ -83,9 +83,17 @@ pub const FB_ERR_REGION_KIND_MISMATCH: fb_result = -23;
 /// the region and the one asked for. Nothing changed.
 pub const FB_ERR_REGION_CONFIG_MISMATCH: fb_result = -24;
 /// Another reconfiguration of the same primitive (`fb_*_reconfigure`) was under way for
-/// longer than a bounded wait (in a region: possibly in another process). Nothing changed:
-/// try again.
+/// longer than a bounded wait (in a region: possibly in another process), or, in a keyed
+/// table, another caller was giving a slot near the key's to a new key for that long. Nothing
+/// changed: try again.
 pub const FB_ERR_BUSY: fb_result = -25;
+/// A new key found no room in a keyed table made with `FB_WHEN_FULL_REJECT` (every slot it
+/// may live in holds a live key). Nothing changed; the key may find room once other keys'
+/// buckets are full again.
+pub const FB_ERR_TABLE_FULL: fb_result = -26;
+/// A key longer than `FB_MAX_KEY_LEN` bytes; `fb_last_error()` gives its length. Nothing
+/// changed.
+pub const FB_ERR_KEY_TOO_LONG: fb_result = -27;
 
 /// A static description of a result code, e.g. `"FB_ERR_NULL: a required pointer argument
 /// was NULL"`; unknown codes give `"unknown fb_result code"`. Never NULL.
@@ -140,7 +148,9 @@ fn result_name(code: fb_result) -> &'static core::ffi::CStr {
         FB_ERR_REGION_CONFIG_MISMATCH => {
             c"FB_ERR_REGION_CONFIG_MISMATCH: the slot exists with another configuration"
         }
-        FB_ERR_BUSY => c"FB_ERR_BUSY: another reconfiguration is under way",
+        FB_ERR_BUSY => c"FB_ERR_BUSY: another reconfiguration or claim is under way: try again",
+        FB_ERR_TABLE_FULL => c"FB_ERR_TABLE_FULL: the keyed table has no room for a new key",
+        FB_ERR_KEY_TOO_LONG => c"FB_ERR_KEY_TOO_LONG: the key is longer than FB_MAX_KEY_LEN bytes",
         _ => c"unknown fb_result code",
     }
 }
@@ -175,6 +185,8 @@ pub(crate) enum Error {
     Region(RegionError),
     /// Another reconfiguration of the primitive is under way.
     Busy,
+    /// A keyed table refused a key for another reason than its tokens.
+    Keyed(KeyedRejected),
 }
 
 impl Error {
@@ -189,6 +201,14 @@ impl Error {
             Error::Invalid(..) => FB_ERR_INVALID_ARGUMENT,
             Error::Region(e) => region_code(e),
             Error::Busy => FB_ERR_BUSY,
+            Error::Keyed(r) => match r {
+                KeyedRejected::ExceedsCapacity { .. } => FB_ERR_EXCEEDS_CAPACITY,
+                KeyedRejected::TableFull => FB_ERR_TABLE_FULL,
+                KeyedRejected::KeyTooLong { .. } => FB_ERR_KEY_TOO_LONG,
+                // `KeyedRejected` is non-exhaustive: a newer kind of refusal is also "try
+                // again" until it gets a code of its own (RateLimited never gets here).
+                _ => FB_ERR_BUSY,
+            },
         }
     }
 
@@ -217,6 +237,7 @@ impl Error {
             }
             Error::Region(e) => format!("{func}: {e}"),
             Error::Busy => format!("{func}: {}", ReconfigureError::Busy),
+            Error::Keyed(r) => format!("{func}: {r}"),
         }
     }
 }

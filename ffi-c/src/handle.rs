@@ -14,7 +14,7 @@
 //! `Arc<Region>`.
 //!
 //! The rest of the crate sees only references: [`breaker`], [`bucket`], [`bulkhead`],
-//! [`region`], [`input`], [`out`] and [`inout`] check for NULL and turn the pointers into
+//! [`keyed`], [`region`], [`input`], [`out`] and [`inout`] check for NULL and turn the pointers into
 //! `&T`. Uses `error`, `breaker_types`, `listener` and `permits` of this crate.
 
 use core::ffi::c_void;
@@ -23,13 +23,15 @@ use core::mem::{align_of, size_of, MaybeUninit};
 use std::sync::Arc;
 
 use core_fb::shm::{Region, Shared};
-use core_fb::{Bulkhead, CircuitBreaker, CountWindow1024, TimeWindow64, TokenBucket};
+use core_fb::{
+    Bulkhead, CircuitBreaker, CountWindow1024, KeySlot, KeyedBuckets, TimeWindow64, TokenBucket,
+};
 
 use crate::breaker_types::{CoreConfig, WindowKind};
 use crate::error::Error;
 use crate::listener::Listener;
 use crate::permits::SharedBulkhead;
-use crate::{fb_breaker, fb_bucket, fb_bulkhead, fb_region};
+use crate::{fb_breaker, fb_bucket, fb_bulkhead, fb_keyed, fb_region};
 
 /// What a handle points to.
 #[repr(C)]
@@ -66,6 +68,10 @@ const TAG_SHARED_TIME: u32 = 0x1041;
 const TAG_SHARED_BUCKET: u32 = 0x2002;
 const TAG_SHARED_BULKHEAD: u32 = 0x3002;
 const TAG_REGION: u32 = 0x4001;
+const TAG_KEYED: u32 = 0x5001;
+
+/// A keyed table on the heap (`fb_keyed`).
+pub(crate) type KeyedTable = KeyedBuckets<Box<[KeySlot]>>;
 
 type CountCell = BreakerCell<CountWindow1024>;
 type TimeCell = BreakerCell<TimeWindow64>;
@@ -432,6 +438,30 @@ pub(crate) unsafe fn region<'a>(p: *const fb_region) -> Result<&'a Arc<Region>, 
 pub(crate) unsafe fn free_region(p: *mut fb_region) {
     // SAFETY: forwarded from this function's contract.
     unsafe { free_single::<Arc<Region>>(p.cast(), TAG_REGION) }
+}
+
+/// A keyed table handle on the heap.
+pub(crate) fn new_keyed(table: KeyedTable) -> *mut fb_keyed {
+    boxed(TAG_KEYED, table).cast()
+}
+
+/// The keyed table behind `p`.
+///
+/// # Safety
+/// As [`breaker`], for keyed table handles.
+#[inline(always)]
+pub(crate) unsafe fn keyed<'a>(p: *const fb_keyed) -> Result<&'a KeyedTable, Error> {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { single(p.cast(), TAG_KEYED, "keyed") }
+}
+
+/// Frees a keyed table handle; ignores NULL.
+///
+/// # Safety
+/// As [`free_breaker`], for keyed table handles.
+pub(crate) unsafe fn free_keyed(p: *mut fb_keyed) {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { free_single::<KeyedTable>(p.cast(), TAG_KEYED) }
 }
 
 /// A C input pointer as a reference.

@@ -19,7 +19,8 @@
 //! `breaker_types` (the breaker's C types and their conversions to and from the core's),
 //! `listener` (the state-change listener of a breaker), `permits` (the owner-tracked
 //! permits of a region bulkhead handle), `handle` (every cast between a C pointer and a Rust
-//! object), then the functions of each primitive: `breaker`, `bucket` and `bulkhead`, and
+//! object), then the functions of each primitive: `breaker`, `bucket`, `bulkhead` and `keyed`
+//! (one bucket per key, using `bucket`'s types), and
 //! `region` (host-shared primitives in a named shared-memory region).
 #![warn(missing_docs)]
 // The C names (fb_breaker, fb_result, ...) are the API.
@@ -41,6 +42,7 @@ mod handle;
 mod breaker;
 mod bucket;
 mod bulkhead;
+mod keyed;
 mod region;
 
 pub use breaker::*;
@@ -48,6 +50,7 @@ pub use breaker_types::*;
 pub use bucket::*;
 pub use bulkhead::*;
 pub use error::*;
+pub use keyed::*;
 pub use limits::*;
 pub use listener::fb_breaker_listener;
 pub use region::*;
@@ -65,6 +68,12 @@ pub struct fb_bucket {
 /// A bulkhead, a limit on calls in flight (opaque). Create it with `fb_bulkhead_new` or
 /// `fb_bulkhead_init`.
 pub struct fb_bulkhead {
+    _opaque: [u8; 0],
+}
+
+/// A table of GCRA token buckets, one per key (opaque): keyed rate limits. Create it with
+/// `fb_keyed_new`.
+pub struct fb_keyed {
     _opaque: [u8; 0],
 }
 

@@ -34,6 +34,11 @@ pub const FB_MAX_HALF_OPEN_MAX_CALLS: u32 = 1023;
 pub const FB_MAX_SUCCESS_THRESHOLD: u32 = 1023;
 /// Largest `burst` of a bucket (2^32 tokens).
 pub const FB_MAX_BURST: u64 = 4_294_967_296u64;
+/// Longest key of a keyed table (`fb_keyed_*`), in bytes: the table keeps every key whole,
+/// so that two keys are never merged. Digest longer keys (e.g. SHA-256) before passing them.
+pub const FB_MAX_KEY_LEN: usize = 64;
+/// Largest `capacity` of a keyed table, in slots (2^24).
+pub const FB_MAX_KEYED_CAPACITY: usize = 16_777_216;
 /// Smallest `max_concurrent` of a bulkhead.
 pub const FB_MIN_MAX_CONCURRENT: u32 = 1;
 
@@ -52,4 +57,6 @@ const _: () = {
     assert!(FB_MAX_SUCCESS_THRESHOLD == core::MAX_SUCCESS_THRESHOLD as u32);
     assert!(FB_MAX_BURST == core::MAX_BURST);
     assert!(FB_MIN_MAX_CONCURRENT == core::MIN_MAX_CONCURRENT);
+    assert!(FB_MAX_KEY_LEN == core::MAX_KEY_LEN);
+    assert!(FB_MAX_KEYED_CAPACITY == core::MAX_KEYED_CAPACITY);
 };

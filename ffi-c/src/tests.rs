@@ -359,6 +359,80 @@ fn readme_c_example_is_the_tested_quickstart() {
     );
 }
 
+/// The README's keyed example (its second ```c block) is the one `make ffi-test` runs.
+#[test]
+fn readme_keyed_example_is_the_tested_one() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).expect("README.md");
+    let example =
+        std::fs::read_to_string(format!("{root}/ffi-c/examples/keyed.c")).expect("keyed.c");
+    let blocks: Vec<&str> = readme
+        .split("```c\n")
+        .skip(1)
+        .map(|b| &b[..b.find("```").expect("closing fence")])
+        .collect();
+    assert!(
+        blocks.contains(&example.as_str()),
+        "paste ffi-c/examples/keyed.c into the README's C section"
+    );
+}
+
+/// A keyed table through the ABI: per-key limits, the new codes and their messages.
+#[test]
+fn keyed_round_trip_and_codes() {
+    let config = fb_bucket_config_per_second(1, 2);
+    let mut k = ptr::null_mut();
+    let mut wait = 0u64;
+    let long = [b'x'; FB_MAX_KEY_LEN + 1];
+    // SAFETY: valid pointers to locals; `k` is live until freed.
+    unsafe {
+        assert_eq!(fb_keyed_new(&config, 1, FB_WHEN_FULL_REJECT, &mut k), FB_OK);
+        for _ in 0..2 {
+            assert_eq!(
+                fb_keyed_try_acquire_at(k, b"a".as_ptr(), 1, 1, &mut wait, 0),
+                FB_OK
+            );
+        }
+        assert_eq!(
+            fb_keyed_try_acquire_at(k, b"a".as_ptr(), 1, 1, &mut wait, 0),
+            FB_REJECTED
+        );
+        assert_eq!(wait, FB_SECOND);
+        assert_eq!(
+            fb_keyed_try_acquire_at(k, b"b".as_ptr(), 1, 1, &mut wait, 0),
+            FB_ERR_TABLE_FULL
+        );
+        assert_eq!(
+            fb_keyed_try_acquire_at(k, long.as_ptr(), long.len(), 1, &mut wait, 0),
+            FB_ERR_KEY_TOO_LONG
+        );
+        assert_eq!(
+            last_error(),
+            "fb_keyed_try_acquire_at: key of 65 bytes: at most 64 allowed"
+        );
+        let mut m: fb_keyed_stats = core::mem::zeroed();
+        assert_eq!(fb_keyed_metrics_at(k, &mut m, 0), FB_OK);
+        assert_eq!(
+            (
+                m.capacity,
+                m.allowed,
+                m.limited,
+                m.full_rejected,
+                m.live_keys
+            ),
+            (1, 2, 1, 1, 1)
+        );
+        fb_keyed_free(k);
+    }
+    for code in [FB_ERR_TABLE_FULL, FB_ERR_KEY_TOO_LONG] {
+        // SAFETY: fb_result_str returns a static NUL-terminated string.
+        let s = unsafe { CStr::from_ptr(fb_result_str(code)) }
+            .to_str()
+            .unwrap();
+        assert!(s.starts_with("FB_ERR_TABLE_FULL:") || s.starts_with("FB_ERR_KEY_TOO_LONG:"));
+    }
+}
+
 /// A listener and its `user_data` are read together: while one thread swaps between two
 /// (function, data) pairs, notifications on other threads always get a matching pair.
 #[test]

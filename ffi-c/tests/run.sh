@@ -9,13 +9,15 @@
 #     host-shared region tests: test_region.c (one process) and test_region_procs.c (fork:
 #     children hammering one region breaker, bucket and bulkhead; a creation race; a child
 #     SIGKILLed holding bulkhead permits), each in its own mkdtemp directory under $TMPDIR;
-#   - the threaded programs (test_threads.c, test_listener.c) under ThreadSanitizer (the C side
-#     is instrumented; the library's own atomics are checked by loom and the Rust stress tests);
+#   - the threaded programs (test_threads.c, test_listener.c, test_keyed.c) under
+#     ThreadSanitizer (the C side is instrumented; the library's own atomics are checked by loom
+#     and the Rust stress tests);
 #   - test_limits.c with -Wformat=2 -Wformat-signedness (FB_SECOND & co. print with PRIu64);
 #   - the header as C99 and as C++17 (g++ -std=c++17 -Wall -Wextra -Werror -pedantic), and
 #     ffi-c/tests/cpp/header_test.cpp using it;
 #   - ffi-c/examples/quickstart.c (the README's C example), static and dynamic, and
-#     ffi-c/examples/region.c (host-shared state across forked workers);
+#     ffi-c/examples/region.c (host-shared state across forked workers) and
+#     ffi-c/examples/keyed.c (the README's keyed rate limits example);
 #   - `make install` into a scratch prefix, then the quick start built through pkg-config
 #     (fastbreaker and fastbreaker-static) and, if cmake is installed, find_package().
 set -euo pipefail
@@ -90,7 +92,7 @@ for src in ffi-c/tests/c/test_*.c; do
     case_ "$t/asan+ubsan" c_program "$BIN/$t-asan" "$src" "$static_link" "${SANITIZE[@]}"
 done
 
-for t in test_threads test_listener; do
+for t in test_threads test_listener test_keyed; do
     case_ "$t/tsan" c_program "$BIN/$t-tsan" "ffi-c/tests/c/$t.c" "$static_link" \
         -fsanitize=thread
 done
@@ -130,6 +132,17 @@ quickstart() {
 }
 case_ "examples/quickstart-static" quickstart static "$static_link"
 case_ "examples/quickstart-dynamic" quickstart dynamic "$dynamic_link"
+
+keyed_example() {
+    c_program "$BIN/keyed-$1" ffi-c/examples/keyed.c "$2" >"$BIN/keyed-$1.out"
+    cat "$BIN/keyed-$1.out"
+    test "$(grep -c "10.0.0.1: allowed" "$BIN/keyed-$1.out")" = 2
+    grep -q "10.0.0.1: 429, retry in 1.0 s" "$BIN/keyed-$1.out"
+    grep -q "10.0.0.2: allowed" "$BIN/keyed-$1.out"
+    grep -q "2 clients tracked now" "$BIN/keyed-$1.out"
+}
+case_ "examples/keyed-static" keyed_example static "$static_link"
+case_ "examples/keyed-dynamic" keyed_example dynamic "$dynamic_link"
 
 # The region example, on a region of its own name (in /dev/shm, unlinked by the example).
 region_example() {

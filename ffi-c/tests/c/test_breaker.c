@@ -356,11 +356,12 @@ static void test_names(void) {
     const fb_result codes[] = {FB_OK, FB_REJECTED, FB_ERR_NULL, FB_ERR_INVALID_CONFIG,
                                FB_ERR_PANIC, FB_ERR_EXCEEDS_CAPACITY, FB_ERR_BUFFER,
                                FB_ERR_INVALID_ARGUMENT, FB_ERR_PERMIT_USED, FB_ERR_NOT_HELD,
-                               FB_ERR_BUSY};
+                               FB_ERR_BUSY, FB_ERR_TABLE_FULL, FB_ERR_KEY_TOO_LONG};
     const char *names[] = {"FB_OK", "FB_REJECTED", "FB_ERR_NULL", "FB_ERR_INVALID_CONFIG",
                            "FB_ERR_PANIC", "FB_ERR_EXCEEDS_CAPACITY", "FB_ERR_BUFFER",
                            "FB_ERR_INVALID_ARGUMENT", "FB_ERR_PERMIT_USED",
-                           "FB_ERR_NOT_HELD", "FB_ERR_BUSY"};
+                           "FB_ERR_NOT_HELD", "FB_ERR_BUSY", "FB_ERR_TABLE_FULL",
+                           "FB_ERR_KEY_TOO_LONG"};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         const char *s = fb_result_str(codes[i]);
         CHECK(strncmp(s, names[i], strlen(names[i])) == 0 && s[strlen(names[i])] == ':');

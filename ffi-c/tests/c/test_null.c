@@ -2,6 +2,7 @@
  * the argument; optional out-parameters accept NULL; every _free accepts NULL. Also handles of
  * the wrong kind. */
 #include <stdalign.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "check.h"
@@ -149,6 +150,54 @@ static void test_bulkhead_functions(void) {
     fb_bulkhead_free(b);
 }
 
+static void test_keyed_functions(void) {
+    fb_bucket_config c = fb_bucket_config_per_second(10, 5);
+    fb_keyed *k = NULL;
+    CHECK_RC(fb_keyed_new(&c, 16, FB_WHEN_FULL_REJECT, &k), FB_OK);
+    const uint8_t *key = (const uint8_t *)"client";
+    uint64_t w;
+    bool found;
+    fb_bucket_stats st;
+    fb_keyed_stats m;
+    fb_keyed *out;
+
+    CHECK_NULL(fb_keyed_new(NULL, 16, FB_WHEN_FULL_REJECT, &out), "config");
+    CHECK_NULL(fb_keyed_new(&c, 16, FB_WHEN_FULL_REJECT, NULL), "out");
+    fb_keyed_free(NULL);
+    CHECK_NULL(fb_keyed_try_acquire(NULL, key, 6, 1, &w), "keyed");
+    CHECK_NULL(fb_keyed_try_acquire(k, NULL, 6, 1, &w), "key");
+    CHECK_NULL(fb_keyed_try_acquire(k, NULL, 0, 1, &w), "key"); /* even when empty */
+    CHECK_NULL(fb_keyed_try_acquire_at(NULL, key, 6, 1, &w, 0), "keyed");
+    CHECK_NULL(fb_keyed_try_acquire_at(k, NULL, 6, 1, &w, 0), "key");
+    CHECK_RC(fb_keyed_try_acquire_at(k, key, 6, 1, NULL, 0), FB_OK); /* optional */
+    CHECK_RC(fb_keyed_try_acquire(k, key, 6, 1, NULL), FB_OK);
+    CHECK_NULL(fb_keyed_retry_after(NULL, key, 6, 1, &w), "keyed");
+    CHECK_NULL(fb_keyed_retry_after(k, NULL, 6, 1, &w), "key");
+    CHECK_NULL(fb_keyed_retry_after(k, key, 6, 1, NULL), "wait_ns");
+    CHECK_NULL(fb_keyed_retry_after_at(NULL, key, 6, 1, &w, 0), "keyed");
+    CHECK_NULL(fb_keyed_retry_after_at(k, NULL, 6, 1, &w, 0), "key");
+    CHECK_NULL(fb_keyed_retry_after_at(k, key, 6, 1, NULL, 0), "wait_ns");
+    CHECK_NULL(fb_keyed_state(NULL, key, 6, &st), "keyed");
+    CHECK_NULL(fb_keyed_state(k, NULL, 6, &st), "key");
+    CHECK_NULL(fb_keyed_state(k, key, 6, NULL), "stats");
+    CHECK_NULL(fb_keyed_state_at(NULL, key, 6, &st, 0), "keyed");
+    CHECK_NULL(fb_keyed_state_at(k, NULL, 6, &st, 0), "key");
+    CHECK_NULL(fb_keyed_state_at(k, key, 6, NULL, 0), "stats");
+    CHECK_NULL(fb_keyed_reset(NULL, key, 6, &found), "keyed");
+    CHECK_NULL(fb_keyed_reset(k, NULL, 6, &found), "key");
+    CHECK_NULL(fb_keyed_metrics(NULL, &m), "keyed");
+    CHECK_NULL(fb_keyed_metrics(k, NULL), "stats");
+    CHECK_NULL(fb_keyed_metrics_at(NULL, &m, 0), "keyed");
+    CHECK_NULL(fb_keyed_metrics_at(k, NULL, 0), "stats");
+    CHECK(strstr(fb_last_error(), "fb_keyed_metrics_at: ") == fb_last_error());
+
+    /* Nothing above changed the table but the two grants; reset's `found` is optional. */
+    CHECK_RC(fb_keyed_metrics_at(k, &m, 0), FB_OK);
+    CHECK(m.allowed == 2 && m.limited == 0);
+    CHECK_RC(fb_keyed_reset(k, key, 6, NULL), FB_OK);
+    fb_keyed_free(k);
+}
+
 /* A handle of one kind passed as another is caught by its tag. */
 static void test_wrong_handles(void) {
     fb_bucket_config bc = fb_bucket_config_per_second(10, 5);
@@ -167,6 +216,12 @@ static void test_wrong_handles(void) {
     /* _free of the wrong kind is ignored rather than freeing with the wrong type. */
     fb_bucket_free((fb_bucket *)(void *)bulkhead);
     CHECK_RC(fb_bulkhead_try_acquire(bulkhead), FB_OK);
+    fb_keyed_stats ks;
+    CHECK_RC(fb_keyed_metrics((const fb_keyed *)(const void *)bucket, &ks),
+             FB_ERR_INVALID_ARGUMENT);
+    CHECK_ERROR_HAS("not a live handle");
+    fb_keyed_free((fb_keyed *)(void *)bulkhead);
+    CHECK_RC(fb_bulkhead_release(bulkhead), FB_OK);
     fb_bucket_free(bucket);
     fb_bulkhead_free(bulkhead);
 }
@@ -176,6 +231,7 @@ int main(void) {
     test_breaker_functions();
     test_bucket_functions();
     test_bulkhead_functions();
+    test_keyed_functions();
     test_wrong_handles();
     CHECK(fb_version() != NULL && fb_result_str(-100) != NULL && fb_state_str(100) != NULL);
     return check_report("test_null");
