@@ -222,8 +222,58 @@ fn words_of(key: &[u8]) -> [u64; KEY_WORDS] {
     out
 }
 
+/// The counters of a keyed table, as atomic words (relaxed: statistics). A table keeps its
+/// own unless its storage provides them ([`KeyStorage::counters`]: a table in shared memory
+/// keeps them beside its slots, so that every process counts in the same words). All-zero
+/// is a fresh set; any bits are survivable.
+#[derive(Debug)]
+#[repr(C)]
+pub struct KeyCounters {
+    allowed: AtomicU64,
+    limited: AtomicU64,
+    full_rejected: AtomicU64,
+    full_admitted: AtomicU64,
+}
+
+impl Default for KeyCounters {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl KeyCounters {
+    crate::sync::maybe_const_fn! {
+        /// Counters at 0.
+        pub fn new() -> KeyCounters {
+            KeyCounters {
+                allowed: AtomicU64::new(0),
+                limited: AtomicU64::new(0),
+                full_rejected: AtomicU64::new(0),
+                full_admitted: AtomicU64::new(0),
+            }
+        }
+    }
+}
+
+/// The storage of a [`KeyedBuckets`]: its slots, and optionally its counters. Every
+/// `AsRef<[KeySlot]>` (an array, a boxed slice) is one, with the table's own counters.
+pub trait KeyStorage {
+    /// The slots (their number must not change).
+    fn slots(&self) -> &[KeySlot];
+    /// Counters kept with the slots; `None` (the default): the table keeps its own.
+    fn counters(&self) -> Option<&KeyCounters> {
+        None
+    }
+}
+
+impl<T: AsRef<[KeySlot]>> KeyStorage for T {
+    fn slots(&self) -> &[KeySlot] {
+        self.as_ref()
+    }
+}
+
 /// A table of token buckets, one per key, over the slots `S` (an array, a boxed slice, or
-/// slots in a shared mapping). See the module docs.
+/// slots in a shared mapping: any [`KeyStorage`]). See the module docs.
 #[derive(Debug)]
 pub struct KeyedBuckets<S> {
     interval: u64,
@@ -233,10 +283,7 @@ pub struct KeyedBuckets<S> {
     config: BucketConfig,
     when_full: WhenFull,
     seed: u64,
-    allowed: AtomicU64,
-    limited: AtomicU64,
-    full_rejected: AtomicU64,
-    full_admitted: AtomicU64,
+    own: KeyCounters,
     slots: S,
 }
 
@@ -247,7 +294,7 @@ enum Found<'a> {
     Absent,
 }
 
-impl<S: AsRef<[KeySlot]>> KeyedBuckets<S> {
+impl<S: KeyStorage> KeyedBuckets<S> {
     /// A table over `slots` (1..=[`MAX_KEYED_CAPACITY`] of them, all empty), each key a
     /// bucket of `config`, new keys of a full window handled as `when_full`. `seed` keys
     /// the hash (give a random one, so that clients cannot choose keys that share a window).
@@ -257,7 +304,7 @@ impl<S: AsRef<[KeySlot]>> KeyedBuckets<S> {
         seed: u64,
         slots: S,
     ) -> Result<Self, ConfigError> {
-        let n = slots.as_ref().len();
+        let n = slots.slots().len();
         if n == 0 || n > MAX_KEYED_CAPACITY {
             return Err(ConfigError::new(
                 "capacity",
@@ -274,10 +321,7 @@ impl<S: AsRef<[KeySlot]>> KeyedBuckets<S> {
             config,
             when_full,
             seed,
-            allowed: AtomicU64::new(0),
-            limited: AtomicU64::new(0),
-            full_rejected: AtomicU64::new(0),
-            full_admitted: AtomicU64::new(0),
+            own: KeyCounters::new(),
             slots,
         })
     }
@@ -287,19 +331,30 @@ impl<S: AsRef<[KeySlot]>> KeyedBuckets<S> {
         (self.config, self.when_full)
     }
 
+    /// The seed of the key hash.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The storage of the slots (and of the counters, if it keeps them).
+    pub fn storage(&self) -> &S {
+        &self.slots
+    }
+
     /// Slots in the table.
     pub fn capacity(&self) -> usize {
-        self.slots.as_ref().len()
+        self.slots.slots().len()
     }
 
     /// The counters.
     pub fn metrics(&self) -> KeyedMetrics {
+        let c = self.counters();
         KeyedMetrics {
             capacity: self.capacity(),
-            allowed: self.allowed.load(Ordering::Relaxed),
-            limited: self.limited.load(Ordering::Relaxed),
-            full_rejected: self.full_rejected.load(Ordering::Relaxed),
-            full_admitted: self.full_admitted.load(Ordering::Relaxed),
+            allowed: c.allowed.load(Ordering::Relaxed),
+            limited: c.limited.load(Ordering::Relaxed),
+            full_rejected: c.full_rejected.load(Ordering::Relaxed),
+            full_admitted: c.full_admitted.load(Ordering::Relaxed),
         }
     }
 
@@ -307,7 +362,7 @@ impl<S: AsRef<[KeySlot]>> KeyedBuckets<S> {
     pub fn live_keys(&self, now: u64) -> usize {
         let t = self.units(now);
         self.slots
-            .as_ref()
+            .slots()
             .iter()
             .filter(|s| {
                 let tag = s.tag.load(Ordering::Acquire);
@@ -337,7 +392,7 @@ impl<S: AsRef<[KeySlot]>> KeyedBuckets<S> {
                     let next = tat.max(t).saturating_add(cost);
                     let limit = t.saturating_add(self.tolerance);
                     if next > limit {
-                        self.limited.fetch_add(1, Ordering::Relaxed);
+                        self.counters().limited.fetch_add(1, Ordering::Relaxed);
                         return Err(KeyedRejected::RateLimited {
                             retry_after: self.wait_ns(now, next - limit),
                         });
@@ -347,24 +402,28 @@ impl<S: AsRef<[KeySlot]>> KeyedBuckets<S> {
                         .compare_exchange(tat, next, Ordering::AcqRel, Ordering::Relaxed)
                         .is_ok()
                     {
-                        self.allowed.fetch_add(1, Ordering::Relaxed);
+                        self.counters().allowed.fetch_add(1, Ordering::Relaxed);
                         return Ok(());
                     }
                 }
                 Found::Absent => match self.claim(key, h, t, now, t.saturating_add(cost)) {
                     Claim::Done => {
-                        self.allowed.fetch_add(1, Ordering::Relaxed);
+                        self.counters().allowed.fetch_add(1, Ordering::Relaxed);
                         return Ok(());
                     }
                     Claim::Exists => {}
                     Claim::Full => {
                         return match self.when_full {
                             WhenFull::Reject => {
-                                self.full_rejected.fetch_add(1, Ordering::Relaxed);
+                                self.counters()
+                                    .full_rejected
+                                    .fetch_add(1, Ordering::Relaxed);
                                 Err(KeyedRejected::TableFull)
                             }
                             WhenFull::Admit => {
-                                self.full_admitted.fetch_add(1, Ordering::Relaxed);
+                                self.counters()
+                                    .full_admitted
+                                    .fetch_add(1, Ordering::Relaxed);
                                 Ok(())
                             }
                         };
@@ -432,6 +491,10 @@ impl<S: AsRef<[KeySlot]>> KeyedBuckets<S> {
 
     // ----- internals -----
 
+    fn counters(&self) -> &KeyCounters {
+        self.slots.counters().unwrap_or(&self.own)
+    }
+
     fn cost(&self, key: &[u8], n: u64) -> Result<u64, KeyedRejected> {
         if key.len() > MAX_KEY_LEN {
             return Err(KeyedRejected::KeyTooLong { len: key.len() });
@@ -479,7 +542,7 @@ impl<S: AsRef<[KeySlot]>> KeyedBuckets<S> {
 
     /// The slots of `h`'s window, in probe order.
     fn window(&self, h: u64) -> impl Iterator<Item = &KeySlot> {
-        let slots = self.slots.as_ref();
+        let slots = self.slots.slots();
         let home = self.home(h);
         (0..KEY_PROBE_WINDOW.min(slots.len())).map(move |i| &slots[(home + i) % slots.len()])
     }
@@ -519,7 +582,7 @@ impl<S: AsRef<[KeySlot]>> KeyedBuckets<S> {
     /// Claims a slot for `key` (absent when looked for) with TAT `first`, under the claim
     /// lock of its home slot.
     fn claim(&self, key: &[u8], h: u64, t: u64, now: u64, first: u64) -> Claim {
-        let lock = &self.slots.as_ref()[self.home(h)].lock;
+        let lock = &self.slots.slots()[self.home(h)].lock;
         let mine = now.saturating_add(1);
         let mut spins = 0;
         loop {

@@ -1,12 +1,14 @@
 //! `KeyedRateLimiter`: one GCRA token bucket per key (a client address, an API key), in the
-//! core's fixed-capacity [`fastbreaker::KeyedBuckets`] table, in this process only.
+//! core's fixed-capacity [`fastbreaker::KeyedBuckets`] table: in this process, or (with
+//! `shared=`) in a keyed table of a shared-memory region that every process shares.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use fastbreaker as fb;
 use fb::limits::MAX_KEY_LEN;
 use fb::{Clock, KeyedRejected, WhenFull};
-use pyo3::exceptions::{PyNotImplementedError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyString};
@@ -79,11 +81,59 @@ fn random_seed(py: Python<'_>) -> PyResult<u64> {
     Ok(u64::from_ne_bytes(w))
 }
 
+/// The table: this process's, or a region's (shared by every process that opens it).
+enum Table {
+    Own(fb::KeyedBuckets<Box<[fb::KeySlot]>>),
+    Region {
+        table: Arc<fb::shm::SharedKeyed>,
+        region: String,
+    },
+}
+
+/// Calls `$m` on whichever table it is.
+macro_rules! on_table {
+    ($t:expr, $m:ident($($a:expr),*)) => {
+        match $t {
+            Table::Own(t) => t.$m($($a),*),
+            Table::Region { table, .. } => table.$m($($a),*),
+        }
+    };
+}
+
+impl Table {
+    fn try_acquire(&self, key: &[u8], n: u64, now: u64) -> Result<(), KeyedRejected> {
+        on_table!(self, try_acquire(key, n, now))
+    }
+    fn retry_after(&self, key: &[u8], n: u64, now: u64) -> Result<u64, KeyedRejected> {
+        on_table!(self, retry_after(key, n, now))
+    }
+    fn state(&self, key: &[u8], now: u64) -> Result<fb::BucketState, KeyedRejected> {
+        on_table!(self, state(key, now))
+    }
+    fn reset(&self, key: &[u8]) -> Result<bool, KeyedRejected> {
+        on_table!(self, reset(key))
+    }
+    fn live_keys(&self, now: u64) -> usize {
+        on_table!(self, live_keys(now))
+    }
+    fn metrics(&self) -> fb::KeyedMetrics {
+        on_table!(self, metrics())
+    }
+    fn config(&self) -> (fb::BucketConfig, WhenFull) {
+        on_table!(self, config())
+    }
+    fn capacity(&self) -> usize {
+        on_table!(self, capacity())
+    }
+}
+
 /// Token buckets per key: `rate` tokens every `per` seconds (or `per_ns` nanoseconds), at
-/// most `burst` at once, for each key, in a table of `capacity` slots of this process.
+/// most `burst` at once, for each key, in a table of `capacity` slots of this process, or
+/// with `shared=` (a SharedRegion or a region name, and a `name=`) in the region's keyed
+/// table `name`, which every process that opens it shares (keys and counters).
 #[pyclass(frozen, module = "fastbreaker._native", name = "KeyedRateLimiter")]
 pub(crate) struct PyKeyedLimiter {
-    table: fb::KeyedBuckets<Box<[fb::KeySlot]>>,
+    table: Table,
     shown: Rate,
     name: Option<Py<PyString>>,
     clock: TimeSource,
@@ -182,11 +232,6 @@ impl PyKeyedLimiter {
         name: Option<&Bound<'py, PyAny>>,
         shared: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Self> {
-        if shared.is_some_and(|s| !s.is_none()) {
-            return Err(PyNotImplementedError::new_err(
-                "shared keyed tables are not supported yet (issue 15)",
-            ));
-        }
         let name = match name {
             Some(n) if !n.is_none() => Some(
                 n.cast::<PyString>()
@@ -222,8 +267,38 @@ impl PyKeyedLimiter {
         };
         // Checked by the core before it allocates; a count past usize is past its range.
         let slots = usize::try_from(slots).unwrap_or(usize::MAX);
-        let table = fb::KeyedBuckets::with_capacity(config, when_full, random_seed(py)?, slots)
-            .map_err(|e| tr.error(e))?;
+        let table = match crate::region::region_of(py, shared)? {
+            None => Table::Own(
+                fb::KeyedBuckets::with_capacity(config, when_full, random_seed(py)?, slots)
+                    .map_err(|e| tr.error(e))?,
+            ),
+            Some(region) => {
+                crate::region::no_manual_clock(clock)?;
+                // Errors worded as for a table of this process: the core checks the
+                // capacity (before it allocates anything), then the configuration.
+                let check = if (1..=fb::limits::MAX_KEYED_CAPACITY).contains(&slots) {
+                    1
+                } else {
+                    slots
+                };
+                fb::KeyedBuckets::with_capacity(config, when_full, 0, check)
+                    .map_err(|e| tr.error(e))?;
+                let Some(table_name) = &name else {
+                    return Err(PyValueError::new_err(
+                        "a shared keyed rate limiter needs a name= (the name of its table in \
+                         the region)",
+                    ));
+                };
+                let table_name = table_name.bind(py).to_cow()?.into_owned();
+                let table = region
+                    .shared_keyed(&table_name, config, when_full, slots)
+                    .map_err(|e| crate::region::region_error(py, e))?;
+                Table::Region {
+                    table,
+                    region: region.name().to_string(),
+                }
+            }
+        };
         tr.check_substitutions()?;
         Ok(PyKeyedLimiter {
             table,
@@ -240,10 +315,14 @@ impl PyKeyedLimiter {
         self.name.as_ref().map(|n| n.clone_ref(py))
     }
 
-    /// Always None: keyed tables live in this process (shared ones are not there yet).
+    /// The name of the shared region whose keyed table the limiter uses, or None (a table
+    /// of this process).
     #[getter]
     fn shared(&self) -> Option<&str> {
-        None
+        match &self.table {
+            Table::Own(_) => None,
+            Table::Region { region, .. } => Some(region),
+        }
     }
 
     /// The ManualClock the limiter reads, or None (the system's monotonic clock).

@@ -46,11 +46,25 @@ pub(crate) fn region_error(py: Python<'_>, e: RegionError) -> PyErr {
         RegionError::InvalidConfig { .. } => "invalid_config",
         RegionError::KindMismatch { .. } => "kind_mismatch",
         RegionError::ConfigMismatch { .. } => "config_mismatch",
+        RegionError::KeyedConfigMismatch { .. } => "config_mismatch",
         _ => "other",
     };
     let message = e.to_string();
     let args = match &e {
         RegionError::ConfigMismatch {
+            name,
+            existing,
+            requested,
+        } => (
+            message,
+            reason,
+            name.as_str(),
+            existing.to_string(),
+            requested.to_string(),
+        )
+            .into_pyobject(py)
+            .map(|t| (t, &REGION_CONFIG_MISMATCH)),
+        RegionError::KeyedConfigMismatch {
             name,
             existing,
             requested,
@@ -236,6 +250,48 @@ impl PyRegion {
             }
         }
         Region::unlink(&name.to_cow()?, &o).map_err(|e| region_error(py, e))
+    }
+
+    /// A ``KeyedRateLimiter`` (token buckets per key) on this region's keyed table
+    /// ``name``, shared by every process that opens it: ``KeyedRateLimiter(rate, per,
+    /// burst, capacity=capacity, when_full=when_full, name=name, shared=self)``.
+    #[pyo3(
+        signature = (name, rate, per = None, burst = None, *, capacity = None, when_full = None),
+        text_signature = "($self, name, rate, per=1.0, burst=None, *, capacity=65536, when_full='reject')"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    fn keyed_rate_limiter<'py>(
+        slf: &Bound<'py, Self>,
+        name: &Bound<'py, PyAny>,
+        rate: &Bound<'py, PyAny>,
+        per: Option<&Bound<'py, PyAny>>,
+        burst: Option<&Bound<'py, PyAny>>,
+        capacity: Option<&Bound<'py, PyAny>>,
+        when_full: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("name", name)?;
+        kwargs.set_item("shared", slf)?;
+        if let Some(c) = capacity {
+            kwargs.set_item("capacity", c)?;
+        }
+        if let Some(w) = when_full {
+            kwargs.set_item("when_full", w)?;
+        }
+        if let Some(p) = per {
+            kwargs.set_item("per", p)?;
+        }
+        if let Some(b) = burst {
+            kwargs.set_item("burst", b)?;
+        }
+        py.get_type::<crate::keyed::PyKeyedLimiter>()
+            .call((rate,), Some(&kwargs))
+    }
+
+    /// The names of this region's keyed tables (their files beside the region's), sorted.
+    fn keyed_tables(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        self.region.keyed_tables().map_err(|e| region_error(py, e))
     }
 
     /// The path of region ``name``'s file (under ``dir``, default /dev/shm), after

@@ -1,6 +1,6 @@
 //! What a region can refuse, and the kinds and configurations of its slots.
 
-use crate::{BreakerConfig, BucketConfig, ConfigError};
+use crate::{BreakerConfig, BucketConfig, ConfigError, WhenFull};
 use std::boxed::Box;
 use std::fmt;
 use std::path::PathBuf;
@@ -91,6 +91,35 @@ impl fmt::Display for SlotConfig {
                 write!(f, "bulkhead {{ max_concurrent: {max_concurrent} }}")
             }
         }
+    }
+}
+
+/// The configuration of a keyed table in a region (see [`Region::keyed`](super::Region::keyed)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyedConfig {
+    /// Every key's bucket.
+    pub config: BucketConfig,
+    /// What a new key of a full window gets.
+    pub when_full: WhenFull,
+    /// Slots in the table.
+    pub capacity: usize,
+}
+
+impl fmt::Display for KeyedConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = &self.config;
+        write!(
+            f,
+            "keyed {{ rate: {}, period_ns: {}, burst: {}, when_full: {}, capacity: {} }}",
+            b.rate,
+            b.period_ns,
+            b.burst,
+            match self.when_full {
+                WhenFull::Reject => "reject",
+                WhenFull::Admit => "admit",
+            },
+            self.capacity
+        )
     }
 }
 
@@ -230,6 +259,15 @@ pub enum RegionError {
         /// The configuration asked for.
         requested: Box<SlotConfig>,
     },
+    /// The keyed table exists with another configuration.
+    KeyedConfigMismatch {
+        /// The table's name.
+        name: String,
+        /// The configuration in its file.
+        existing: KeyedConfig,
+        /// The configuration asked for.
+        requested: KeyedConfig,
+    },
 }
 
 impl RegionError {
@@ -309,6 +347,14 @@ impl fmt::Display for RegionError {
             } => write!(
                 f,
                 "slot {name:?} exists with another configuration\n  existing:  {existing}\n  requested: {requested}"
+            ),
+            KeyedConfigMismatch {
+                name,
+                existing,
+                requested,
+            } => write!(
+                f,
+                "keyed table {name:?} exists with another configuration\n  existing:  {existing}\n  requested: {requested}"
             ),
         }
     }

@@ -268,8 +268,8 @@ pub(crate) fn parse_meta(w: &[u64; META_WORDS]) -> Result<Meta, &'static str> {
     })
 }
 
-/// Region names become file names: no `/`, no `..`, no NUL or control characters,
-/// 1..=100 bytes.
+/// Region names become file names: no `/`, no `..`, no NUL or control characters, no
+/// `.keyed.` and no `.keyed` at the end (keyed tables' files), 1..=100 bytes.
 pub(crate) fn check_region_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         return Err("must not be empty");
@@ -288,6 +288,11 @@ pub(crate) fn check_region_name(name: &str) -> Result<(), &'static str> {
     }
     if name.chars().any(char::is_control) {
         return Err("must not contain control characters");
+    }
+    // Keyed tables live in `fastbreaker.<region>.keyed.<table>`: no region's name may make
+    // its file, or its tables' files, another region's table file.
+    if name.contains(".keyed.") || name.ends_with(".keyed") {
+        return Err("must not contain \".keyed.\" or end with \".keyed\"");
     }
     Ok(())
 }

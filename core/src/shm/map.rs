@@ -40,6 +40,10 @@ unsafe impl InPlace for super::owners::BulkheadSlot {}
 unsafe impl InPlace for CircuitBreaker<CountWindow1024> {}
 // SAFETY: as above.
 unsafe impl InPlace for CircuitBreaker<TimeWindow64> {}
+// SAFETY: `KeySlot` is `repr(C)` and `AtomicU64` words only (tag, TAT, length, lock, key).
+unsafe impl InPlace for crate::KeySlot {}
+// SAFETY: `KeyCounters` is `repr(C)` and four `AtomicU64` words.
+unsafe impl InPlace for crate::keyed::KeyCounters {}
 
 const fn fits<T>() -> bool {
     size_of::<T>() <= AREA_SIZE && align_of::<T>() <= 64 && !needs_drop::<T>()
@@ -134,6 +138,23 @@ impl Mapping {
         // lives as long as `self` (unmapped on drop). All accesses to these words, in every
         // process, are atomic.
         unsafe { &*self.ptr.as_ptr().add(offset).cast::<[AtomicU64; N]>() }
+    }
+
+    /// `n` values of `T` from byte `offset` on (a keyed table's counters and slots), if
+    /// they lie within the mapping.
+    pub(crate) fn slice_at<T: InPlace>(&self, offset: usize, n: usize) -> &[T] {
+        let end = n
+            .checked_mul(size_of::<T>())
+            .and_then(|bytes| offset.checked_add(bytes))
+            .expect("size overflow");
+        assert!(
+            end <= self.len && offset % align_of::<T>() == 0 && align_of::<T>() <= 64,
+            "values out of bounds"
+        );
+        // SAFETY: in bounds and aligned (checked above, against a page-aligned base); every
+        // bit pattern is a valid `T` (`InPlace`), which is only accessed through atomics, in
+        // every process; the memory lives as long as `self` (unmapped on drop).
+        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr().add(offset).cast::<T>(), n) }
     }
 
     /// The header's words.

@@ -57,6 +57,17 @@
 //! machines. Any bit pattern in the atomic words is survivable (no panic, no hang).
 //! [`check_region_bytes`] runs the same checks on a byte buffer, for fuzzing.
 //!
+//! ## Keyed tables
+//! [`Region::keyed`] gives a [`KeyedBuckets`](crate::KeyedBuckets) (a token bucket per
+//! key) that every process opening the region shares, slots and counters alike. A table is
+//! too large for a slot: it lives in a file of its own beside the region's,
+//! `fastbreaker.<region>.keyed.<table>`, created and checked as a region file is, with a
+//! checksummed header holding its configuration and hash seed. Tables are found by file
+//! name (not listed by [`Region::list`]: see [`Region::keyed_tables`]); a later opener
+//! with another configuration gets [`RegionError::KeyedConfigMismatch`];
+//! [`Region::unlink`] removes them with the region. Region names may therefore not contain
+//! `.keyed.` nor end with `.keyed`. See `keyed.rs` for the file layout.
+//!
 //! ## Limits (phase 1)
 //! - Slots are never freed; [`Region::unlink`] removes the whole region. Processes that
 //!   still have the old one mapped keep using it, while new openers create a new one.
@@ -70,13 +81,19 @@
 //!   can.
 
 mod error;
+mod keyed;
 mod layout;
 mod map;
 mod owners;
 #[cfg(test)]
 mod tests;
 
-pub use error::{RegionError, SlotConfig, SlotKind};
+pub use crate::keyed::{KeyCounters, KeyStorage};
+pub use error::{KeyedConfig, RegionError, SlotConfig, SlotKind};
+pub use keyed::{
+    check_keyed_bytes, keyed_file_size, KeyedFile, SharedKeyed, KEYED_COUNTERS_OFFSET,
+    KEYED_LAYOUT_VERSION, KEYED_MAGIC, KEYED_SLOTS_OFFSET, MAX_KEYED_NAME_LEN,
+};
 pub use layout::{
     region_size, AREA_SIZE, DEFAULT_CAPACITY, HEADER_SIZE, LAYOUT_VERSION, MAGIC, MAX_CAPACITY,
     MAX_REGION_NAME_LEN, MAX_SLOT_NAME_LEN, META_SIZE, SLOT_SIZE,
@@ -355,147 +372,38 @@ impl Region {
                 reason: "must be in 1..=65536",
             });
         }
-        // Bounded: each round either opens the file or loses a creation race to a region
-        // that someone then removed again.
-        for _ in 0..16 {
-            let mut open = OpenOptions::new();
-            open.read(true)
-                .write(true)
-                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
-            match open.open(&path) {
-                Ok(file) => return Self::attach(file, name, path, options),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    if !options.create {
-                        return Err(RegionError::NotFound { path });
-                    }
-                }
-                Err(e) => return Err(RegionError::io("open", &path, e)),
-            }
-            if let Some(region) = Self::create(name, &path, options)? {
-                return Ok(region);
-            }
-        }
-        Err(RegionError::io(
-            "open",
-            &path,
-            std::io::Error::other("the region kept appearing and disappearing"),
-        ))
-    }
-
-    fn attach(
-        file: File,
-        name: &str,
-        path: PathBuf,
-        options: &RegionOptions,
-    ) -> Result<Region, RegionError> {
-        let meta = file
-            .metadata()
-            .map_err(|e| RegionError::io("fstat", &path, e))?;
-        let untrusted = |reason: String| RegionError::Untrusted {
-            path: path.clone(),
-            reason,
+        let spec = FileSpec {
+            path: &path,
+            stem: name,
+            create: options.create,
+            size: region_size(options.capacity),
+            header: layout::new_header(options.capacity, std::process::id()),
+            check: &layout::check_header,
         };
-        if !meta.file_type().is_file() {
-            return Err(untrusted("not a regular file".into()));
-        }
-        let uid = rustix::process::geteuid().as_raw();
-        if meta.uid() != uid {
-            return Err(untrusted(format!(
-                "owned by uid {}, not this user ({uid})",
-                meta.uid()
-            )));
-        }
-        if meta.mode() & 0o077 != 0 {
-            return Err(untrusted(format!(
-                "mode {:o} lets other users in (0600 expected)",
-                meta.mode() & 0o777
-            )));
-        }
-        let len = meta.len();
-        if len < HEADER_SIZE as u64 {
-            return Err(RegionError::Truncated {
-                expected: HEADER_SIZE as u64,
-                actual: len,
-            });
-        }
-        let mut bytes = [0u8; HEADER_SIZE];
-        file.read_exact_at(&mut bytes, 0)
-            .map_err(|e| RegionError::io("read header", &path, e))?;
-        let capacity = layout::check_header(&words_of(&bytes), len)?;
-        let map =
-            Mapping::file(&file, len as usize).map_err(|e| RegionError::io("mmap", &path, e))?;
+        let (map, capacity, created) = open_file(&spec)?;
         Ok(Region {
             map,
             capacity,
             name: name.to_string(),
             path,
-            created: false,
+            created,
             init_timeout: options.init_timeout,
         })
     }
 
-    /// Builds the region under a temporary name and links it into place. `None`: another
-    /// process linked its region first.
-    fn create(
-        name: &str,
-        path: &Path,
-        options: &RegionOptions,
-    ) -> Result<Option<Region>, RegionError> {
-        static COUNTER: portable_atomic::AtomicU32 = portable_atomic::AtomicU32::new(0);
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let pid = std::process::id();
-        let (tmp, file) = loop {
-            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let tmp = dir.join(format!(".fastbreaker.{name}.{pid}.{n}.tmp"));
-            let mut open = OpenOptions::new();
-            open.read(true)
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
-            match open.open(&tmp) {
-                Ok(file) => break (tmp, file),
-                // A leftover of a dead process whose pid we now have: take the next number.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n % 1024 != 1023 => {}
-                Err(e) => return Err(RegionError::io("create", &tmp, e)),
-            }
-        };
-        let result = (|| {
-            let size = region_size(options.capacity);
-            file.set_len(size)
-                .map_err(|e| RegionError::io("ftruncate", &tmp, e))?;
-            let map = Mapping::file(&file, size as usize)
-                .map_err(|e| RegionError::io("mmap", &tmp, e))?;
-            for (word, v) in map
-                .header()
-                .iter()
-                .zip(layout::new_header(options.capacity, pid))
-            {
-                // Relaxed: nobody else can open the file before it is linked into place,
-                // and the link is a system call made after these stores.
-                word.store(v, Ordering::Relaxed);
-            }
-            match std::fs::hard_link(&tmp, path) {
-                Ok(()) => Ok(Some(Region {
-                    map,
-                    capacity: options.capacity,
-                    name: name.to_string(),
-                    path: path.to_path_buf(),
-                    created: true,
-                    init_timeout: options.init_timeout,
-                })),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(None),
-                Err(e) => Err(RegionError::io("link", path, e)),
-            }
-        })();
-        let _ = std::fs::remove_file(&tmp);
-        result
-    }
-
-    /// Removes region `name`'s file. Returns whether there was one. Processes that have it
-    /// open keep using it; the next [`open`](Self::open) creates a new region.
+    /// Removes region `name`'s file, and its keyed tables' files. Returns whether there was
+    /// a region file. Processes that have them open keep using them; the next
+    /// [`open`](Self::open) creates a new region (and tables).
     pub fn unlink(name: &str, options: &RegionOptions) -> Result<bool, RegionError> {
         let path = options.path(name)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        for (_, table) in keyed::keyed_files(dir, name)? {
+            match std::fs::remove_file(&table) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(RegionError::io("unlink", &table, e)),
+            }
+        }
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
@@ -885,6 +793,142 @@ impl Region {
             pid: 0,
         })
     }
+}
+
+/// Checks a header read from a file of the given length; what it says.
+type CheckHeader<'a, T> = &'a dyn Fn(&[u64; HEADER_WORDS], u64) -> Result<T, RegionError>;
+
+/// A file to open, or to create if missing: a region's, or a keyed table's beside it.
+struct FileSpec<'a, T> {
+    /// Its final name.
+    path: &'a Path,
+    /// What temporary names are made of (`.fastbreaker.<stem>.<pid>.<n>.tmp`).
+    stem: &'a str,
+    /// Whether to create it if missing ([`RegionError::NotFound`] otherwise).
+    create: bool,
+    /// Its size when created (zeros after the header).
+    size: u64,
+    /// Its header when created.
+    header: [u64; HEADER_WORDS],
+    /// Checks a header read from a file of the given length; what it says.
+    check: CheckHeader<'a, T>,
+}
+
+/// Opens `spec`'s file (checking it: see the module docs), or creates it; the mapping, what
+/// its header says, and whether this call created it.
+fn open_file<T>(spec: &FileSpec<'_, T>) -> Result<(Mapping, T, bool), RegionError> {
+    let path = spec.path;
+    // Bounded: each round either opens the file or loses a creation race to a file that
+    // someone then removed again.
+    for _ in 0..16 {
+        let mut open = OpenOptions::new();
+        open.read(true)
+            .write(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+        match open.open(path) {
+            Ok(file) => return attach_file(file, spec).map(|(map, t)| (map, t, false)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !spec.create {
+                    return Err(RegionError::NotFound {
+                        path: path.to_path_buf(),
+                    });
+                }
+            }
+            Err(e) => return Err(RegionError::io("open", path, e)),
+        }
+        if let Some((map, t)) = create_file(spec)? {
+            return Ok((map, t, true));
+        }
+    }
+    Err(RegionError::io(
+        "open",
+        path,
+        std::io::Error::other("the file kept appearing and disappearing"),
+    ))
+}
+
+fn attach_file<T>(file: File, spec: &FileSpec<'_, T>) -> Result<(Mapping, T), RegionError> {
+    let path = spec.path;
+    let meta = file
+        .metadata()
+        .map_err(|e| RegionError::io("fstat", path, e))?;
+    let untrusted = |reason: String| RegionError::Untrusted {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if !meta.file_type().is_file() {
+        return Err(untrusted("not a regular file".into()));
+    }
+    let uid = rustix::process::geteuid().as_raw();
+    if meta.uid() != uid {
+        return Err(untrusted(format!(
+            "owned by uid {}, not this user ({uid})",
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(untrusted(format!(
+            "mode {:o} lets other users in (0600 expected)",
+            meta.mode() & 0o777
+        )));
+    }
+    let len = meta.len();
+    if len < HEADER_SIZE as u64 {
+        return Err(RegionError::Truncated {
+            expected: HEADER_SIZE as u64,
+            actual: len,
+        });
+    }
+    let mut bytes = [0u8; HEADER_SIZE];
+    file.read_exact_at(&mut bytes, 0)
+        .map_err(|e| RegionError::io("read header", path, e))?;
+    let said = (spec.check)(&words_of(&bytes), len)?;
+    let map = Mapping::file(&file, len as usize).map_err(|e| RegionError::io("mmap", path, e))?;
+    Ok((map, said))
+}
+
+/// Builds the file under a temporary name and links it into place. `None`: another process
+/// linked its file first.
+fn create_file<T>(spec: &FileSpec<'_, T>) -> Result<Option<(Mapping, T)>, RegionError> {
+    static COUNTER: portable_atomic::AtomicU32 = portable_atomic::AtomicU32::new(0);
+    let path = spec.path;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let pid = std::process::id();
+    let (tmp, file) = loop {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".fastbreaker.{}.{pid}.{n}.tmp", spec.stem));
+        let mut open = OpenOptions::new();
+        open.read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+        match open.open(&tmp) {
+            Ok(file) => break (tmp, file),
+            // A leftover of a dead process whose pid we now have: take the next number.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n % 1024 != 1023 => {}
+            Err(e) => return Err(RegionError::io("create", &tmp, e)),
+        }
+    };
+    let result = (|| {
+        let said = (spec.check)(&spec.header, spec.size)?;
+        file.set_len(spec.size)
+            .map_err(|e| RegionError::io("ftruncate", &tmp, e))?;
+        let map = Mapping::file(&file, spec.size as usize)
+            .map_err(|e| RegionError::io("mmap", &tmp, e))?;
+        for (word, &v) in map.header().iter().zip(&spec.header) {
+            // Relaxed: nobody else can open the file before it is linked into place, and
+            // the link is a system call made after these stores.
+            word.store(v, Ordering::Relaxed);
+        }
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => Ok(Some((map, said))),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(None),
+            Err(e) => Err(RegionError::io("link", path, e)),
+        }
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result
 }
 
 fn words_of<const N: usize>(bytes: &[u8]) -> [u64; N] {

@@ -759,3 +759,263 @@ fn a_dead_writers_locks_are_taken_over_and_a_live_ones_waited_for() {
 fn path_of(region: &Region) -> std::path::PathBuf {
     region.path().to_path_buf()
 }
+
+// ----- keyed tables -----
+
+fn keyed_config() -> BucketConfig {
+    BucketConfig::per_second(1, 2)
+}
+
+#[test]
+fn two_openers_share_a_keyed_tables_keys_and_counters() {
+    let dir = TempDir::new("keyed-share");
+    let a = Region::open("kr", &dir.options()).unwrap();
+    let b = Region::open("kr", &dir.options()).unwrap();
+    let ta = a
+        .keyed("clients", keyed_config(), crate::WhenFull::Reject, 64)
+        .unwrap();
+    let tb = b
+        .keyed("clients", keyed_config(), crate::WhenFull::Reject, 64)
+        .unwrap();
+    assert!(ta.storage().created() && !tb.storage().created());
+    assert_eq!(
+        ta.seed(),
+        tb.seed(),
+        "the seed is the table's, from its header"
+    );
+    assert_eq!(
+        ta.storage().path(),
+        dir.0.join("fastbreaker.kr.keyed.clients")
+    );
+    let mode = std::fs::metadata(ta.storage().path())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(ta.try_acquire(b"10.0.0.1", 2, 0).is_ok());
+    assert_eq!(
+        tb.try_acquire(b"10.0.0.1", 1, 0),
+        Err(crate::KeyedRejected::RateLimited {
+            retry_after: SECOND
+        }),
+        "the other opener sees the key's bucket empty"
+    );
+    assert!(tb.try_acquire(b"10.0.0.2", 1, 0).is_ok());
+    assert_eq!(ta.live_keys(0), 2);
+    let (ma, mb) = (ta.metrics(), tb.metrics());
+    assert_eq!(ma, mb, "counters are shared");
+    assert_eq!((ma.allowed, ma.limited, ma.capacity), (2, 1, 64));
+    // A shared handle outlives the region handle it came from.
+    let shared = Arc::new(Region::open("kr", &dir.options()).unwrap())
+        .shared_keyed("clients", keyed_config(), crate::WhenFull::Reject, 64)
+        .unwrap();
+    assert_eq!(shared.metrics().allowed, 2);
+    assert_eq!(a.keyed_tables().unwrap(), vec![String::from("clients")]);
+    // A table and a slot may share a name.
+    a.bucket("clients", keyed_config()).unwrap();
+    // Unlink removes the tables too; a new region gets a new, empty table.
+    assert!(Region::unlink("kr", &dir.options()).unwrap());
+    assert!(!ta.storage().path().exists());
+    let c = Region::open("kr", &dir.options()).unwrap();
+    let tc = c
+        .keyed("clients", keyed_config(), crate::WhenFull::Reject, 64)
+        .unwrap();
+    assert!(tc.storage().created());
+    assert_eq!(tc.metrics().allowed, 0);
+    assert!(
+        ta.try_acquire(b"10.0.0.3", 1, 0).is_ok(),
+        "old handles go on"
+    );
+}
+
+#[test]
+fn a_keyed_table_with_another_configuration_is_refused() {
+    let dir = TempDir::new("keyed-mismatch");
+    let r = Region::open("kr", &dir.options()).unwrap();
+    r.keyed("t", keyed_config(), crate::WhenFull::Reject, 64)
+        .unwrap();
+    for (config, when_full, capacity) in [
+        (BucketConfig::per_second(2, 2), crate::WhenFull::Reject, 64),
+        (keyed_config(), crate::WhenFull::Admit, 64),
+        (keyed_config(), crate::WhenFull::Reject, 65),
+    ] {
+        let e = r.keyed("t", config, when_full, capacity).unwrap_err();
+        let RegionError::KeyedConfigMismatch {
+            name,
+            existing,
+            requested,
+        } = &e
+        else {
+            panic!("{e:?}")
+        };
+        assert_eq!(name, "t");
+        assert_eq!(existing.config, keyed_config());
+        assert_eq!(
+            (requested.config, requested.when_full, requested.capacity),
+            (config, when_full, capacity)
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains("existing:") && text.contains("requested:"),
+            "{text}"
+        );
+    }
+    assert!(matches!(
+        r.keyed("t", keyed_config(), crate::WhenFull::Reject, 0),
+        Err(RegionError::InvalidOptions { .. })
+    ));
+    assert!(matches!(
+        r.keyed(
+            "u",
+            BucketConfig::per_second(0, 2),
+            crate::WhenFull::Reject,
+            4
+        ),
+        Err(RegionError::InvalidConfig { .. })
+    ));
+    for bad in ["", "a/b", "..", "a\0b", &"x".repeat(65)] {
+        assert!(
+            matches!(
+                r.keyed(bad, keyed_config(), crate::WhenFull::Reject, 4),
+                Err(RegionError::InvalidName { .. })
+            ),
+            "{bad:?}"
+        );
+    }
+    for bad in ["a.keyed.b", "a.keyed"] {
+        assert!(matches!(
+            Region::open(bad, &dir.options()),
+            Err(RegionError::InvalidName { .. })
+        ));
+    }
+}
+
+#[test]
+fn corrupt_or_truncated_keyed_files_are_refused_by_name() {
+    let dir = TempDir::new("keyed-corrupt");
+    let r = Region::open("kr", &dir.options()).unwrap();
+    let open = |r: &Region| r.keyed("t", keyed_config(), crate::WhenFull::Reject, 16);
+    let path = open(&r).unwrap().storage().path().to_path_buf();
+    let good = std::fs::read(&path).unwrap();
+    let restore = || std::fs::write(&path, &good).unwrap();
+    let w = header_words(&path);
+
+    let mut bad = w;
+    bad[0] = MAGIC; // a region's magic is not a table's
+    write_header(&path, bad, true);
+    assert!(matches!(open(&r), Err(RegionError::BadMagic { .. })));
+    restore();
+
+    let mut bad = w;
+    bad[1] = (bad[1] & !0xFFFF_FFFF) | 99;
+    write_header(&path, bad, true);
+    assert!(matches!(
+        open(&r),
+        Err(RegionError::VersionMismatch { found: 99, .. })
+    ));
+    restore();
+
+    let mut bad = w;
+    bad[7] ^= 1;
+    write_header(&path, bad, false);
+    assert!(matches!(
+        open(&r),
+        Err(RegionError::ChecksumMismatch { .. })
+    ));
+    restore();
+
+    let mut bad = w;
+    bad[3] += 8;
+    write_header(&path, bad, true);
+    assert!(matches!(
+        open(&r),
+        Err(RegionError::LayoutMismatch {
+            field: "key_slot_size",
+            ..
+        })
+    ));
+    restore();
+
+    for (i, v, field) in [
+        (2, 0, "capacity"),
+        (8, 7, "when_full"),
+        (12, 1, "reserved"),
+        (5, 0, "bucket_config"),
+    ] {
+        let mut bad = w;
+        bad[i] = v;
+        write_header(&path, bad, true);
+        match open(&r) {
+            Err(RegionError::CorruptHeader { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{field}: {other:?}"),
+        }
+        restore();
+    }
+
+    let f = OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(good.len() as u64 - 8).unwrap();
+    assert!(matches!(open(&r), Err(RegionError::Truncated { .. })));
+    f.set_len(good.len() as u64 + 8).unwrap();
+    assert!(matches!(
+        open(&r),
+        Err(RegionError::LayoutMismatch {
+            field: "file_size",
+            ..
+        })
+    ));
+    f.set_len(10).unwrap();
+    assert!(matches!(open(&r), Err(RegionError::Truncated { .. })));
+    restore();
+
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(matches!(open(&r), Err(RegionError::Untrusted { .. })));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    std::fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink(dir.0.join("elsewhere"), &path).unwrap();
+    assert!(open(&r).is_err(), "a symlink is not followed");
+    std::fs::remove_file(&path).unwrap();
+    assert!(open(&r).unwrap().storage().created());
+
+    assert!(matches!(
+        check_keyed_bytes(&good[..100]),
+        Err(RegionError::Truncated { .. })
+    ));
+    assert_eq!(check_keyed_bytes(&good).unwrap().capacity, 16);
+}
+
+#[test]
+fn any_bits_in_a_shared_keyed_table_are_survivable() {
+    let dir = TempDir::new("keyed-bits");
+    let r = Region::open("kr", &dir.options()).unwrap();
+    let t = r
+        .keyed("t", keyed_config(), crate::WhenFull::Admit, 8)
+        .unwrap();
+    let path = t.storage().path().to_path_buf();
+    let len = std::fs::metadata(&path).unwrap().len();
+    let mut next = crate::breaker::tests::arbitrary_words(0x005E_ED0F_B175);
+    for i in 0..3_000u64 {
+        // Scribble over the counters and slots (the mapping sees it: same pages).
+        for _ in 0..4 {
+            let at = KEYED_COUNTERS_OFFSET as u64 + next() % (len - KEYED_COUNTERS_OFFSET as u64);
+            poke(&path, at & !7, &next().to_ne_bytes());
+        }
+        let key = [(i % 7) as u8; 3];
+        let now = next() >> (i % 64);
+        let _ = t.try_acquire(&key, next() % 4, now);
+        let _ = t.retry_after(&key, 1, now);
+        let _ = t.state(&key, now);
+        let _ = t.reset(&key);
+        let _ = t.live_keys(now);
+        let _ = t.metrics();
+    }
+    let mut bytes = std::fs::read(&path).unwrap();
+    for _ in 0..200 {
+        let mut copy = bytes.clone();
+        for b in copy[KEYED_COUNTERS_OFFSET..].iter_mut() {
+            *b = next() as u8;
+        }
+        check_keyed_bytes(&copy).unwrap();
+        bytes = copy;
+    }
+}
