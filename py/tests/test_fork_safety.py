@@ -116,3 +116,43 @@ def test_fork_while_threads_hammer_registry_health_and_exporters() -> None:
             t.join(30)
     assert not errors, errors
     assert not failures, f"children failed: {failures}"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_while_a_prometheus_registry_is_locked_waits_for_it() -> None:
+    """A fork while another thread holds the lock of a Prometheus registry that fastbreaker
+    exports to: the fork waits for it (at most a few seconds), so the child does not inherit
+    it locked. Deterministic: the other thread is parked inside the registry's lock."""
+    reg = Registry()
+    reg.get_or_create("b", failure_threshold=3)
+    prom = CollectorRegistry()
+    prometheus.register(reg, prometheus_registry=prom, namespace="parent")
+    inside = threading.Event()
+    leave = threading.Event()
+
+    class Parked:
+        def describe(self) -> list[object]:
+            inside.set()
+            leave.wait(10)
+            return []
+
+        def collect(self) -> list[object]:
+            return []
+
+    holder = threading.Thread(target=prom.register, args=(Parked(),), daemon=True)
+    holder.start()
+    assert inside.wait(10), "the holder never got inside the registry's lock"
+    threading.Timer(0.3, leave.set).start()  # the fork waits for this
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            _child_work(reg, prom)
+            code = 0
+        finally:
+            os._exit(code)
+    assert _wait(pid) == 0
+    holder.join(10)
+    assert leave.is_set()

@@ -337,6 +337,41 @@ _registered: weakref.WeakKeyDictionary[Any, dict[str, FastbreakerCollector]] = (
 )
 
 
+# Fork safety of the Prometheus registries this module registers into. `register` and
+# `unregister` call prometheus_client under `_lock`, and prometheus_client takes its
+# registry's own `_lock` inside: a fork while another thread is in there would leave the
+# child's copy of that registry locked forever (`_forksafe` re-creates only our own locks).
+# So, as the logging module does, a fork first takes `_lock` and the lock of every registry
+# used here (waiting at most a few seconds for each), and both sides release them after.
+_FORK_LOCK_WAIT = 5.0
+_held_for_fork: list[Any] = []
+
+
+def _before_fork() -> None:
+    held = []
+    if _lock.acquire(timeout=_FORK_LOCK_WAIT):
+        held.append(_lock)
+        for prom in list(_registered.keys()):
+            lock = getattr(prom, "_lock", None)
+            if lock is not None and lock.acquire(timeout=_FORK_LOCK_WAIT):
+                held.append(lock)
+    _held_for_fork[:] = held
+
+
+def _after_fork() -> None:
+    # In the child, `_forksafe` has already put a fresh `_lock` in place (its handler was
+    # registered first); releasing the old one is then harmless.
+    for lock in reversed(_held_for_fork):
+        lock.release()
+    _held_for_fork.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork
+    )
+
+
 def _prometheus_registry(prometheus_registry: Optional[CollectorRegistry]) -> CollectorRegistry:
     _prometheus_client()
     from prometheus_client import REGISTRY
