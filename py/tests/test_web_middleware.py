@@ -2,10 +2,11 @@
 under real servers driven over real HTTP.
 
 The servers (``servers/fb_ratelimit_app.py``): uvicorn with one worker (ASGI) and gunicorn
-with one worker of 4 threads (WSGI), one worker each because keyed tables live in one
-process until shared keyed tables land. Each is started once per module on a free
-loopback port in a session of its own, and stopped at the end (SIGTERM, then SIGKILL to its
-process group). Its output goes to a file that a failing test prints.
+with one worker of 4 threads (WSGI), with tables in the worker; and uvicorn ``--workers 2``
+(spawned) and gunicorn ``-w 2`` (forked), whose workers share the tables in a region in a
+temporary directory (``shared=``). Each is started once per module on a free loopback port
+in a session of its own, and stopped at the end (SIGTERM, then SIGKILL to its process
+group). Its output goes to a file that a failing test prints.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from typing import Any, Optional
 import httpx
 import pytest
 
-from fastbreaker import ManualClock, asgi, wsgi
+from fastbreaker import ManualClock, RegionConfigMismatch, SharedRegion, asgi, wsgi
+from fastbreaker._keyed import shared_table_name
 
 # ----- in process -----
 
@@ -250,11 +252,82 @@ def test_errors(kind: str) -> None:
         make(kind, rate=1, when_full="drop")
 
 
+def test_shared_table_names() -> None:
+    assert shared_table_name("default") == "rl:default"
+    assert shared_table_name("/login") == "rl:%2Flogin"
+    assert shared_table_name("/api/v1.2") == "rl:%2Fapi%2Fv1%2E2"
+    assert shared_table_name("/..") == "rl:%2F%2E%2E"
+    assert shared_table_name("/ü") == "rl:%2F%C3%BC"
+    assert shared_table_name("/default") == "rl:%2Fdefault"
+    long = shared_table_name("/" + "x" * 70)
+    assert long.startswith("rl:sha256:") and len(long) == 42
+    assert long != shared_table_name("/" + "x" * 71)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_shared_tables_in_a_region(kind: str, tmp_path: Path) -> None:
+    """Two middlewares on one region (as two workers would be) share each client's budget;
+    the tables are named after the policies."""
+    region = SharedRegion("mw", dir=str(tmp_path))
+    try:
+        routes = {"/login/": (1, 60.0, 1), "/v1.2/x": (2, 60.0, 2), "/health": None}
+        one = make(kind, clock=None, rate=3, per=60.0, burst=3, routes=routes, shared=region)
+        two = make(kind, clock=None, rate=3, per=60.0, burst=3, routes=routes, shared=region)
+        assert sorted(region.keyed_tables()) == ["rl:%2Flogin%2F", "rl:%2Fv1%2E2%2Fx", "rl:default"]
+        codes = [call(kind, mw, "/a")[0] for mw in (one, two, one, two, one, two)]
+        assert codes == [200, 200, 200, 429, 429, 429]
+        status, headers, _ = call(kind, two, "/a")
+        assert status == 429 and headers["retry-after"] in ("19", "20")
+        assert headers["ratelimit-policy"] == '"default";q=3;w=60'
+        assert call(kind, one, "/a", client="10.0.0.2")[0] == 200, "another client"
+        assert [call(kind, mw, "/login/x")[0] for mw in (two, one)] == [200, 429]
+        assert call(kind, one, "/health")[0] == 200
+        m = one.metrics()
+        assert (m["allowed"], m["limited"]) == (5, 5), "the counts of both"
+        assert m["policies"]["default"]["name"] == "rl:default"
+        # By name: the region of that name under /dev/shm is another one; a SharedRegion
+        # opened again by name in this directory is the same.
+        again = SharedRegion("mw", dir=str(tmp_path))
+        three = make(kind, clock=None, rate=3, per=60.0, burst=3, routes=routes, shared=again)
+        assert call(kind, three, "/a")[0] == 429
+        with pytest.raises(RegionConfigMismatch, match="rl:default"):
+            make(kind, clock=None, rate=4, per=60.0, burst=3, shared=region)
+        with pytest.raises(RegionConfigMismatch, match="rl:%2Flogin%2F"):
+            make(
+                kind,
+                clock=None,
+                rate=3,
+                per=60.0,
+                burst=3,
+                routes={"/login/": (1, 60.0, 2)},
+                shared=region,
+            )
+        with pytest.raises(ValueError, match="clock= cannot be given with shared="):
+            make(kind, rate=3, shared=region, clock=ManualClock())
+        with pytest.raises(TypeError, match="shared must be a SharedRegion, a region name"):
+            make(kind, clock=None, rate=3, shared=5)
+    finally:
+        SharedRegion.unlink("mw", dir=str(tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+
 # ----- under real servers -----
 
 SERVERS_DIR = Path(__file__).parent / "servers"
 RATE, PER, BURST = 5.0, 60.0, 3  # one every 12 s, 3 at once
+REGION = "rlsrv"  # the region of the servers with shared tables
+SHARED_WORKERS = 2
 LOGIN = (1.0, 60.0, 2)
+
+
+def _fresh_client(timeout: float = 30.0) -> httpx.Client:
+    """A client that opens a new connection for each request, so that requests spread over
+    the workers (a kept-alive connection stays with the worker that accepted it)."""
+    return httpx.Client(
+        timeout=timeout,
+        limits=httpx.Limits(max_keepalive_connections=0),
+        headers={"Connection": "close"},
+    )
 
 
 def _free_port() -> int:
@@ -264,9 +337,16 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, kind: str, log_path: Path) -> None:
+    """A server of ``fb_ratelimit_app``: ``workers`` processes, sharing the tables in region
+    ``REGION`` of ``region_dir`` if given."""
+
+    def __init__(
+        self, kind: str, log_path: Path, workers: int = 1, region_dir: Optional[Path] = None
+    ) -> None:
         self.kind = kind
         self.log_path = log_path
+        self.workers = workers
+        self.region_dir = region_dir
         self.proc: Optional[subprocess.Popen[bytes]] = None
         self.port = 0
 
@@ -289,16 +369,24 @@ class Server:
             FB_RL_LOGIN=",".join(str(x) for x in LOGIN),
             PYTHONPATH=os.pathsep.join([str(SERVERS_DIR), env.get("PYTHONPATH", "")]),
         )
+        env.pop("FASTBREAKER_SHARED", None)
+        env.pop("FB_RL_REGION", None)
+        if self.region_dir is not None:
+            env.update(FB_RL_REGION=REGION, FB_RL_DIR=str(self.region_dir))
         for attempt in range(3):
             self.port = _free_port()
             if self.kind == "uvicorn":
-                cmd = ["-m", "uvicorn", "fb_ratelimit_app:asgi_app", "--workers", "1"]
+                cmd = ["-m", "uvicorn", "fb_ratelimit_app:asgi_app", "--workers", str(self.workers)]
                 cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--lifespan", "off"]
                 cmd += ["--no-access-log", "--timeout-graceful-shutdown", "5"]
-            else:
+            elif self.workers == 1:
                 cmd = ["-m", "gunicorn", "-w", "1", "--threads", "4", "-k", "gthread"]
                 cmd += ["-b", f"127.0.0.1:{self.port}", "--graceful-timeout", "5"]
                 cmd += ["fb_ratelimit_app:wsgi_app"]
+            else:  # sync workers: one request at a time each, so requests spread
+                cmd = ["-m", "gunicorn", "-w", str(self.workers), "-k", "sync"]
+                cmd += ["-b", f"127.0.0.1:{self.port}", "--graceful-timeout", "5"]
+                cmd += ["--timeout", "120", "fb_ratelimit_app:wsgi_app"]
             with open(self.log_path, "ab") as log:
                 log.write(f"=== attempt {attempt}: {cmd}\n".encode())
                 log.flush()
@@ -317,15 +405,22 @@ class Server:
         pytest.fail(f"{self.kind} did not start; its output:\n{self.log()}")
 
     def _wait_ready(self) -> bool:
+        """Waits (bounded) until every worker has answered (known by ``X-Worker``), over
+        new connections."""
         assert self.proc is not None
         deadline = time.monotonic() + 60
-        with httpx.Client(timeout=5.0) as client:
+        seen: set[str] = set()
+        with _fresh_client(5.0) as client:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     return False
                 try:
-                    if client.get(f"{self.url}/metrics").status_code == 200:
-                        return True
+                    r = client.get(f"{self.url}/metrics")
+                    if r.status_code == 200:
+                        seen.add(r.headers["X-Worker"])
+                        if len(seen) >= self.workers:
+                            return True
+                        continue
                 except httpx.TransportError:
                     pass
                 time.sleep(0.05)
@@ -444,6 +539,122 @@ def test_server_parallel_burst(server: Server) -> None:
         assert sorted(statuses) == [200] * BURST + [429] * (12 - BURST)
         body = json.dumps(server.metrics())
         assert '"busy": 0' in body
+    except BaseException:
+        print(f"----- {server.kind} output -----\n{server.log()}")
+        raise
+
+
+# ----- several workers sharing the tables -----
+
+
+@pytest.fixture(scope="module", params=["uvicorn", "gunicorn"])
+def shared_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    kind: str = request.param
+    d = tmp_path_factory.mktemp(f"{kind}-shared")
+    region_dir = d / "region"
+    region_dir.mkdir()
+    srv = Server(kind, d / "server.log", workers=SHARED_WORKERS, region_dir=region_dir)
+    try:
+        srv.start()
+        yield srv
+    finally:
+        try:
+            srv.stop()
+        finally:
+            SharedRegion.unlink(REGION, dir=str(region_dir))
+    assert list(region_dir.iterdir()) == [], "the region and its tables are gone"
+
+
+def _spread(server: Server, who: str, requests: int, threads: int = 4) -> list[httpx.Response]:
+    """``requests`` requests of client ``who`` (about: each thread stops at the count) from
+    ``threads`` threads over new connections; a request that gets through holds its worker
+    50 ms, so that the next connections go to the other worker."""
+    answers: list[httpx.Response] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        try:
+            with _fresh_client() as client:
+                while True:
+                    with lock:
+                        if len(answers) >= requests:
+                            return
+                    r = _get(client, f"{server.url}/work?block=0.05", who)
+                    with lock:
+                        answers.append(r)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=run, daemon=True) for _ in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(120)
+    assert errors == [], errors
+    assert not any(t.is_alive() for t in workers), "a client thread hung"
+    return answers
+
+
+def test_shared_server_one_budget_per_client_across_workers(shared_server: Server) -> None:
+    server = shared_server
+    try:
+        before = server.metrics()["policies"]["default"]
+        start = time.monotonic()
+        answers = _spread(server, "erin", 40)
+        span = time.monotonic() - start
+        pids = {r.headers["X-Worker"] for r in answers}
+        allowed = [r for r in answers if r.status_code == 200]
+        limited = [r for r in answers if r.status_code == 429]
+        detail = (
+            f"{len(allowed)} allowed, {len(limited)} limited in {span:.2f} s by workers "
+            + str(sorted((r.headers["X-Worker"], r.status_code) for r in answers))
+        )
+        assert len(allowed) + len(limited) == len(answers), detail
+        # Each worker answered erin: with tables of their own, each would grant its first.
+        assert len(pids) == SHARED_WORKERS, detail
+        # One budget: the burst, and what refilled while the requests ran (one every 12 s).
+        bound = BURST + RATE / PER * span
+        assert BURST <= len(allowed) <= bound, f"{detail}: bound {bound:.2f}"
+        for r in allowed:
+            assert r.text == f"ok {r.headers['X-Worker']}"
+            assert r.headers["RateLimit-Policy"] == '"default";q=3;w=36'
+        for r in limited:
+            assert r.text == "Too Many Requests\n"
+            assert 1 <= int(r.headers["Retry-After"]) <= 12, r.headers
+            assert r.headers["RateLimit-Policy"] == '"default";q=3;w=36'
+            reset = r.headers["RateLimit"].removeprefix('"default";r=0;t=')
+            assert reset.isdigit() and int(r.headers["Retry-After"]) <= int(reset) <= 36
+
+        # Another client has its own bucket, whichever worker answers.
+        others = _spread(server, "fred", BURST + 2, threads=1)
+        assert [r.status_code for r in others] == [200] * BURST + [429, 429]
+        assert others[0].headers["RateLimit"] == '"default";r=2;t=12'
+
+        # The counters are the table's, shared too: any worker tells them all.
+        after = server.metrics()["policies"]["default"]
+        assert after["name"] == "rl:default"
+        assert after["allowed"] - before["allowed"] == len(allowed) + BURST
+        assert after["limited"] - before["limited"] == len(limited) + 2
+        region = SharedRegion(REGION, dir=str(server.region_dir))
+        assert sorted(region.keyed_tables()) == ["rl:%2Flogin", "rl:default"]
+    except BaseException:
+        print(f"----- {server.kind} output -----\n{server.log()}")
+        raise
+
+
+def test_shared_server_route_table(shared_server: Server) -> None:
+    """``/login`` (2 at once, one a minute) across both workers, from new connections."""
+    server = shared_server
+    try:
+        with _fresh_client() as client:
+            login = [_get(client, f"{server.url}/login", "gina") for _ in range(12)]
+        codes = [r.status_code for r in login]
+        assert codes == [200, 200] + [429] * 10, codes
+        assert login[0].headers["RateLimit-Policy"] == '"/login";q=2;w=120'
+        assert all(r.headers["Retry-After"] in ("59", "60") for r in login[2:])
     except BaseException:
         print(f"----- {server.kind} output -----\n{server.log()}")
         raise

@@ -5,22 +5,52 @@ limit, and one per route prefix), picks the policy of a request path, takes a to
 client's bucket and builds the response headers: ``Retry-After`` on a refusal, and the
 ``RateLimit-Policy`` and ``RateLimit`` fields of the IETF draft
 draft-ietf-httpapi-ratelimit-headers (structured-field form) on every limited path.
+
+With ``shared=`` (a :class:`~fastbreaker.SharedRegion` or a region name), each policy's
+table is the region's keyed table :func:`shared_table_name` of the policy, which every
+process that opens the region shares.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import Any, Optional, Union
+from urllib.parse import quote
 
-from ._native import KeyedRateLimiter, ManualClock
+from ._native import KeyedRateLimiter, ManualClock, SharedRegion
 
 Key = Union[str, bytes]
+#: Where the tables live: None (this process), a region name or a SharedRegion.
+Shared = Union[None, str, SharedRegion]
 #: A route's limit: ``(rate, per)`` or ``(rate, per, burst)``, or None (not limited).
 RouteLimit = Optional[Sequence[Any]]
 
 NS = 1_000_000_000
 BODY_429 = b"Too Many Requests\n"
+
+
+#: Keyed table names: at most this many bytes (the region's rule).
+_MAX_TABLE_NAME = 64
+TABLE_PREFIX = "rl:"
+
+
+def shared_table_name(policy: str) -> str:
+    """The name of the region's keyed table that holds ``policy``'s buckets with
+    ``shared=``: ``"rl:default"`` for the default limit; for a route, ``"rl:"`` and the
+    prefix percent-encoded as UTF-8 (every character but ASCII letters, digits, ``-``,
+    ``_`` and ``~``: ``"/login"`` is ``"rl:%2Flogin"``, ``"/api/v1.2"`` is
+    ``"rl:%2Fapi%2Fv1%2E2"``), which is one-to-one and valid as a table name (no ``/``,
+    no ``..``, no control characters); a name that would be over 64 bytes is
+    ``"rl:sha256:"`` and the first 32 hex digits of the prefix's SHA-256 instead. The same
+    routes give the same names in every worker."""
+    if policy == "default":
+        return TABLE_PREFIX + "default"
+    name = TABLE_PREFIX + quote(policy, safe="").replace(".", "%2E")
+    if len(name.encode()) <= _MAX_TABLE_NAME:
+        return name
+    return TABLE_PREFIX + "sha256:" + hashlib.sha256(policy.encode("utf-8")).hexdigest()[:32]
 
 
 def _ceil_s(ns: int) -> int:
@@ -56,11 +86,24 @@ class Policy:
         capacity: int,
         when_full: str,
         clock: Optional[ManualClock],
+        shared: Shared = None,
     ) -> None:
         self.name = name
-        self.limiter = KeyedRateLimiter(
-            rate, per, burst, capacity=capacity, when_full=when_full, clock=clock, name=name
-        )
+        if shared is None:
+            self.limiter = KeyedRateLimiter(
+                rate, per, burst, capacity=capacity, when_full=when_full, clock=clock, name=name
+            )
+        else:
+            self.limiter = KeyedRateLimiter(
+                rate,
+                per,
+                burst,
+                capacity=capacity,
+                when_full=when_full,
+                clock=clock,
+                name=shared_table_name(name),
+                shared=shared,
+            )
         self.sf_name = sf_string(name)
         # GCRA as a quota: `burst` requests per the time the bucket takes to refill from
         # empty (burst * per / rate), in whole seconds rounded up; the same long-run rate.
@@ -71,7 +114,12 @@ class Policy:
 
 
 def _route_policy(
-    prefix: object, limit: RouteLimit, capacity: int, when_full: str, clock: Optional[ManualClock]
+    prefix: object,
+    limit: RouteLimit,
+    capacity: int,
+    when_full: str,
+    clock: Optional[ManualClock],
+    shared: Shared,
 ) -> Optional[Policy]:
     if not isinstance(prefix, str) or not prefix.startswith("/"):
         raise ValueError(f"routes: a route is a path prefix starting with '/', got {prefix!r}")
@@ -88,8 +136,10 @@ def _route_policy(
     rate, per, *rest = limit
     burst = rest[0] if rest else None
     try:
-        return Policy(prefix, rate, per, burst, capacity, when_full, clock)
+        return Policy(prefix, rate, per, burst, capacity, when_full, clock, shared)
     except (TypeError, ValueError) as e:
+        if type(e) not in (TypeError, ValueError):
+            raise  # a region's error (RegionConfigMismatch names the table) as it is
         raise type(e)(f"routes[{prefix!r}]: {e}") from e
 
 
@@ -129,14 +179,19 @@ class Limits:
         capacity: int,
         when_full: str,
         clock: Optional[ManualClock],
+        shared: Shared = None,
     ) -> None:
+        if shared is not None and not isinstance(shared, (str, SharedRegion)):
+            raise TypeError(
+                f"shared must be a SharedRegion, a region name (str) or None, got {shared!r}"
+            )
         self.default = (
             None
             if rate is None
-            else Policy("default", rate, per, burst, capacity, when_full, clock)
+            else Policy("default", rate, per, burst, capacity, when_full, clock, shared)
         )
         parsed = [
-            (prefix, _route_policy(prefix, limit, capacity, when_full, clock))
+            (prefix, _route_policy(prefix, limit, capacity, when_full, clock, shared))
             for prefix, limit in (routes or {}).items()
         ]
         # Longest prefix first: the first match is the longest.

@@ -32,11 +32,23 @@ Options (the same as :class:`fastbreaker.wsgi.RateLimitMiddleware`):
   other paths get the default limit.
 - ``capacity``, ``when_full``: each table's slots, and what a new client gets when its
   slots all hold live clients: ``"reject"`` (429) or ``"admit"`` (let through untracked).
-- ``clock``: a :class:`~fastbreaker.ManualClock` for tests.
+- ``clock``: a :class:`~fastbreaker.ManualClock` for tests (not with ``shared``).
+- ``shared``: where the tables live. None (the default): in this process, so with several
+  worker processes each has its own and a client gets up to the limit from each worker.
+  A :class:`~fastbreaker.SharedRegion` (``SharedRegion("myapp", dir=...)``) or a region
+  name (``"myapp"``, under /dev/shm): each policy's table is a keyed table of that region,
+  which every worker of the host that opens it shares (keys, buckets and the ``allowed`` /
+  ``limited`` counters of :meth:`~RateLimitMiddleware.metrics`), so each client's budget is
+  the limit across all workers. The tables are named after the policy, the same in every
+  worker (:func:`shared_table_name`): ``"rl:default"`` for the default limit, ``"rl:"`` and
+  the percent-encoded prefix for a route (``"/login"``: ``"rl:%2Flogin"``; a name over 64
+  bytes is ``"rl:sha256:"`` and 32 hex digits of the prefix's SHA-256), in the files
+  ``fastbreaker.<region>.keyed.<table>`` beside the region's. Every worker must give the
+  same limits, ``capacity`` and ``when_full`` (else
+  :class:`~fastbreaker.RegionConfigMismatch`); two apps with different limits on the same
+  paths need regions of their own. ``SharedRegion.unlink(region)`` removes the tables.
 
-Tables live in this process: with several workers each has its own (shared tables are not
-there yet), so start one worker or divide the limits by the number of workers. Only
-``http`` scopes are limited; ``websocket`` and ``lifespan`` pass through.
+Only ``http`` scopes are limited; ``websocket`` and ``lifespan`` pass through.
 """
 
 from __future__ import annotations
@@ -44,10 +56,19 @@ from __future__ import annotations
 from collections.abc import Awaitable, Mapping, MutableMapping
 from typing import Any, Callable, Optional
 
-from ._keyed import BODY_429, Key, Limits, RouteLimit, forwarded_client, trusted_proxies
+from ._keyed import (
+    BODY_429,
+    Key,
+    Limits,
+    RouteLimit,
+    Shared,
+    forwarded_client,
+    shared_table_name,
+    trusted_proxies,
+)
 from ._native import ManualClock
 
-__all__ = ["RateLimitMiddleware"]
+__all__ = ["RateLimitMiddleware", "shared_table_name"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -86,12 +107,13 @@ class RateLimitMiddleware:
         capacity: int = 65536,
         when_full: str = "reject",
         clock: Optional[ManualClock] = None,
+        shared: Shared = None,
     ) -> None:
         proxies = trusted_proxies(trust_forwarded)
         if key is not None and proxies:
             raise ValueError("trust_forwarded applies to the default key only: not with key=")
         self.app = app
-        self.limits = Limits(rate, per, burst, routes, capacity, when_full, clock)
+        self.limits = Limits(rate, per, burst, routes, capacity, when_full, clock, shared)
         self._key: Callable[[Scope], Optional[Key]] = (
             key if key is not None else (lambda scope: client_address(scope, proxies))
         )
@@ -99,7 +121,7 @@ class RateLimitMiddleware:
     def metrics(self) -> dict[str, Any]:
         """Requests ``allowed`` and ``limited`` (every policy), and each policy's
         ``KeyedRateLimiter.metrics()`` under ``policies`` ("default" and the route
-        prefixes)."""
+        prefixes). With ``shared``, the counts are those of every worker."""
         return self.limits.metrics()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

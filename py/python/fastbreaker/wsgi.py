@@ -9,7 +9,11 @@ The options and the responses are those of :class:`fastbreaker.asgi.RateLimitMid
 key is ``REMOTE_ADDR`` (or, with ``trust_forwarded``, the entry of ``X-Forwarded-For`` that
 many places from the right), a ``key=`` function takes the environ, and the routes are
 matched against ``SCRIPT_NAME + PATH_INFO``. The check is one native call, safe from any
-number of threads. Tables live in this process (shared tables are not there yet).
+number of threads. Tables live in this process, or with ``shared=`` (a
+:class:`~fastbreaker.SharedRegion` or a region name) in keyed tables of that region that
+every worker process shares, named by :func:`shared_table_name` (``"rl:default"``,
+``"rl:%2Flogin"``, ...; see :mod:`fastbreaker.asgi`): with ``gunicorn -w 4``, a client gets
+its limit across the four workers, not from each.
 """
 
 from __future__ import annotations
@@ -17,13 +21,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from ._keyed import BODY_429, Key, Limits, RouteLimit, forwarded_client, trusted_proxies
+from ._keyed import (
+    BODY_429,
+    Key,
+    Limits,
+    RouteLimit,
+    Shared,
+    forwarded_client,
+    shared_table_name,
+    trusted_proxies,
+)
 from ._native import ManualClock
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = ["RateLimitMiddleware"]
+__all__ = ["RateLimitMiddleware", "shared_table_name"]
 
 
 def client_address(environ: WSGIEnvironment, proxies: int = 0) -> Optional[str]:
@@ -63,12 +76,13 @@ class RateLimitMiddleware:
         capacity: int = 65536,
         when_full: str = "reject",
         clock: Optional[ManualClock] = None,
+        shared: Shared = None,
     ) -> None:
         proxies = trusted_proxies(trust_forwarded)
         if key is not None and proxies:
             raise ValueError("trust_forwarded applies to the default key only: not with key=")
         self.app = app
-        self.limits = Limits(rate, per, burst, routes, capacity, when_full, clock)
+        self.limits = Limits(rate, per, burst, routes, capacity, when_full, clock, shared)
         self._key: Callable[[WSGIEnvironment], Optional[Key]] = (
             key if key is not None else (lambda environ: client_address(environ, proxies))
         )
