@@ -46,6 +46,7 @@ use crate::limits::{
     KEY_CLAIM_LEASE_NS, KEY_PROBE_WINDOW, KEY_REUSE_GRACE_NS, MAX_KEYED_CAPACITY, MAX_KEY_LEN,
 };
 use crate::sync::{AtomicU64, Ordering};
+use crate::token_bucket::{state_of, units, wait_ns};
 use crate::{BucketConfig, BucketState, ConfigError, TokenBucket};
 
 const KEY_WORDS: usize = MAX_KEY_LEN / 8;
@@ -453,15 +454,15 @@ impl<S: KeyStorage> KeyedBuckets<S> {
     /// Limit, remaining, reset and retry-after of `key` at `now` (for `RateLimit` headers).
     pub fn state(&self, key: &[u8], now: u64) -> Result<BucketState, KeyedRejected> {
         self.cost(key, 0)?;
-        let t = self.units(now);
-        let tat = self.tat_of(key, t).max(t);
-        let limit = t.saturating_add(self.tolerance);
-        Ok(BucketState {
-            limit: self.burst,
-            remaining: (limit.saturating_sub(tat) / self.interval).min(self.burst),
-            reset_after: self.wait_ns(now, tat - t),
-            retry_after: self.wait_ns(now, tat.saturating_add(self.interval).saturating_sub(limit)),
-        })
+        let tat = self.tat_of(key, self.units(now));
+        Ok(state_of(
+            tat,
+            now,
+            self.shift,
+            self.interval,
+            self.tolerance,
+            self.burst,
+        ))
     }
 
     /// Refills `key`'s bucket (its slot becomes free for reuse). `false` if it was absent.
@@ -509,21 +510,11 @@ impl<S: KeyStorage> KeyedBuckets<S> {
     }
 
     fn units(&self, now: u64) -> u64 {
-        now.wrapping_shr(self.shift)
+        units(now, self.shift)
     }
 
     fn wait_ns(&self, now: u64, wait: u64) -> u64 {
-        if wait == 0 {
-            return 0;
-        }
-        let shift = self.shift & 63;
-        let end = self.units(now).saturating_add(wait);
-        let end_ns = if end > u64::MAX >> shift {
-            u64::MAX
-        } else {
-            end << shift
-        };
-        end_ns.saturating_sub(now)
+        wait_ns(now, wait, self.shift)
     }
 
     /// The tag bits of `key`'s hash (seeded FNV-1a, finished with SplitMix64).

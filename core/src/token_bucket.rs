@@ -207,6 +207,54 @@ fn convert(tat: u64, t: u64, from_interval: u64, to_interval: u64) -> u64 {
     t + (if scaled > room { room } else { scaled }) as u64
 }
 
+/// `now` in units of 2^`shift` ns.
+#[inline]
+pub(crate) fn units(now: u64, shift: u32) -> u64 {
+    now.wrapping_shr(shift)
+}
+
+/// Nanoseconds from `now` until the unit clock (units of 2^`shift` ns) reads `units(now) +
+/// wait` (saturating).
+#[inline]
+pub(crate) fn wait_ns(now: u64, wait: u64, shift: u32) -> u64 {
+    if wait == 0 {
+        return 0;
+    }
+    let shift = shift & 63;
+    let end = units(now, shift).saturating_add(wait);
+    let end_ns = if end > u64::MAX >> shift {
+        u64::MAX
+    } else {
+        end << shift
+    };
+    end_ns.saturating_sub(now)
+}
+
+/// A GCRA bucket's [`BucketState`] at `now`, from its TAT and settings (in units of
+/// 2^`shift` ns); shared by [`TokenBucket`] and the keyed table.
+pub(crate) fn state_of(
+    tat: u64,
+    now: u64,
+    shift: u32,
+    interval: u64,
+    tolerance: u64,
+    burst: u64,
+) -> BucketState {
+    let t = units(now, shift);
+    let tat = tat.max(t);
+    let limit = t.saturating_add(tolerance);
+    BucketState {
+        limit: burst,
+        remaining: (limit.saturating_sub(tat) / interval).min(burst),
+        reset_after: wait_ns(now, tat - t, shift),
+        retry_after: wait_ns(
+            now,
+            tat.saturating_add(interval).saturating_sub(limit),
+            shift,
+        ),
+    }
+}
+
 impl TokenBucket {
     /// The largest supported burst.
     pub const MAX_BURST: u64 = MAX_BURST;
@@ -332,23 +380,12 @@ impl TokenBucket {
     /// `now` in units.
     #[inline]
     fn units(&self, now: u64) -> u64 {
-        now.wrapping_shr(self.shift)
+        units(now, self.shift)
     }
 
-    /// Nanoseconds from `now` until the unit clock reads `units_now + wait` (saturating).
     #[inline]
     fn wait_ns(&self, now: u64, wait: u64) -> u64 {
-        if wait == 0 {
-            return 0;
-        }
-        let shift = self.shift & 63;
-        let end = self.units(now).saturating_add(wait);
-        let end_ns = if end > u64::MAX >> shift {
-            u64::MAX
-        } else {
-            end << shift
-        };
-        end_ns.saturating_sub(now)
+        wait_ns(now, wait, self.shift)
     }
 
     /// Takes `n` tokens at `now` if they are all there; otherwise takes nothing and says how
@@ -471,17 +508,14 @@ impl TokenBucket {
     pub fn state(&self, now: u64) -> BucketState {
         let t = self.units(now);
         let (rates, _, word) = self.load(t);
-        let tat = (word & TAT_MAX).max(t);
-        let limit = t.saturating_add(rates.tolerance);
-        BucketState {
-            limit: rates.burst,
-            remaining: (limit.saturating_sub(tat) / rates.interval).min(rates.burst),
-            reset_after: self.wait_ns(now, tat - t),
-            retry_after: self.wait_ns(
-                now,
-                tat.saturating_add(rates.interval).saturating_sub(limit),
-            ),
-        }
+        state_of(
+            word & TAT_MAX,
+            now,
+            self.shift,
+            rates.interval,
+            rates.tolerance,
+            rates.burst,
+        )
     }
 
     /// Refills the bucket completely.
