@@ -13,7 +13,7 @@ PY_SOURCES    := $(wildcard $(PY_DIR)/src/*.rs) $(PY_DIR)/Cargo.toml $(PY_DIR)/p
                  $(wildcard core/src/*.rs) $(wildcard core/src/shm/*.rs) core/Cargo.toml
 DEMO_ARGS     ?=
 
-.PHONY: py-test py-build py-chromium demo py-bench py-clean
+.PHONY: py-test py-build py-chromium py-redis-server demo py-bench py-clean
 
 # The venv, with the pinned tools; redone only when the pins change.
 $(PY_VENV)/.installed: $(PY_DIR)/requirements-dev.txt
@@ -36,7 +36,14 @@ py-chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
-py-test: py-build py-chromium
+# A real redis-server for the fleet-mode tests (py/tests/redis_server.py starts and stops
+# its own on a free loopback port), from Debian's packages when missing.
+py-redis-server:
+	@command -v redis-server >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server; }
+
+py-test: py-build py-chromium py-redis-server
 	cd $(PY_DIR) && .venv/bin/ruff check python tests benches examples
 	cd $(PY_DIR) && .venv/bin/ruff format --check python tests benches examples
 	cd $(PY_DIR) && .venv/bin/mypy

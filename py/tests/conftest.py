@@ -8,6 +8,9 @@ import pytest
 
 from fastbreaker import Listener
 
+# The real redis-server fixtures (redis_server, redis_url) of the fleet-mode tests.
+pytest_plugins = ("redis_server",)
+
 
 class Recorder(Listener):
     """Collects every listener event."""
