@@ -4,6 +4,22 @@ Work in progress: the limiters live in ``_limiters.py``, the breaker in ``_break
 """
 
 from ._breaker import CircuitBreaker, RedisShared
-from ._limiters import KeyedRateLimiter, RateLimiter
+from ._errors import StoreError
+from ._limiters import (
+    AsyncKeyedRateLimiter,
+    AsyncRateLimiter,
+    Decision,
+    KeyedRateLimiter,
+    RateLimiter,
+)
 
-__all__ = ["CircuitBreaker", "KeyedRateLimiter", "RateLimiter", "RedisShared"]
+__all__ = [
+    "AsyncKeyedRateLimiter",
+    "AsyncRateLimiter",
+    "CircuitBreaker",
+    "Decision",
+    "KeyedRateLimiter",
+    "RateLimiter",
+    "RedisShared",
+    "StoreError",
+]
