@@ -7,7 +7,8 @@ whose options come, for each option, from the first of:
 1. ``FASTBREAKER_<NAME>_<OPTION>``: this object only;
 2. ``FASTBREAKER_<OPTION>``: every breaker (or limiter) built with ``from_env``;
 3. the keyword arguments given to ``from_env`` (the code's own choice);
-4. the profile selected by ``FASTBREAKER_ENV`` (breakers only, see ``PROFILES``);
+4. the profile selected by ``FASTBREAKER_ENV`` (breakers only, see ``PROFILES``; the usual
+   short names ``dev``, ``stage``, ``prod`` and ``test`` are aliases, see ``ENV_ALIASES``);
 5. the constructor's defaults.
 
 ``<OPTION>`` is the constructor keyword upper-cased (``FAILURE_THRESHOLD``); ``<NAME>`` is the
@@ -35,7 +36,16 @@ from typing import Any, Callable, Mapping, Optional, TypeVar, overload
 from ._breaker import CircuitBreaker
 from ._limiters import RateLimiter
 
-__all__ = ["ENV_PREFIX", "PROFILES", "breaker_from_env", "env_name", "limiter_from_env"]
+__all__ = [
+    "ENV_ALIASES",
+    "ENV_PREFIX",
+    "PROFILES",
+    "breaker_from_env",
+    "env_name",
+    "limiter_from_env",
+    "profile_name",
+    "retry_from_env",
+]
 
 ENV_PREFIX = "FASTBREAKER_"
 """Every variable read here starts with this prefix."""
@@ -58,7 +68,14 @@ PROFILES: Mapping[str, Mapping[str, Any]] = MappingProxyType(
         ),
     }
 )
-"""Breaker defaults selected by ``FASTBREAKER_ENV`` (a value in these keys, any case)."""
+"""Breaker defaults selected by ``FASTBREAKER_ENV`` (a value in these keys or in
+``ENV_ALIASES``, any case)."""
+
+ENV_ALIASES: Mapping[str, str] = MappingProxyType(
+    {"dev": "development", "stage": "staging", "prod": "production", "test": "testing"}
+)
+"""The short names ``FASTBREAKER_ENV`` (and a config file's ``profiles``) accept for each
+profile of ``PROFILES``."""
 
 _B = TypeVar("_B", bound=CircuitBreaker)
 _L = TypeVar("_L", bound=RateLimiter)
@@ -145,14 +162,26 @@ def env_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "_", name).upper()
 
 
+def profile_name(raw: str, what: str = PROFILE_VARIABLE) -> str:
+    """The full profile name of ``raw`` (a key of ``PROFILES`` or of ``ENV_ALIASES``, any
+    case, surrounding blanks ignored): ``"Prod"`` -> ``"production"``. Anything else is a
+    ``ValueError`` naming ``what`` (the variable or setting that held it) and the legal values.
+    """
+    if not isinstance(raw, str):
+        raise TypeError(f"{what} must be a str, got {raw!r} ({type(raw).__name__})")
+    text = raw.strip().lower()
+    name = ENV_ALIASES.get(text, text)
+    if name not in PROFILES:
+        legal = sorted(PROFILES) + sorted(ENV_ALIASES)
+        raise ValueError(f"{what} must be one of {legal} (any case), got {raw!r}")
+    return name
+
+
 def _profile(environ: Mapping[str, str]) -> Mapping[str, Any]:
     raw = environ.get(PROFILE_VARIABLE)
     if raw is None or not raw.strip():
         return {}
-    profile = PROFILES.get(raw.strip().lower())
-    if profile is None:
-        raise ValueError(f"{PROFILE_VARIABLE} must be one of {sorted(PROFILES)}, got {raw!r}")
-    return profile
+    return PROFILES[profile_name(raw)]
 
 
 class _Layer:
@@ -269,7 +298,8 @@ def _build(
             message = f"{variables}: {message}"
         else:
             message = f"{message} ({variables} in the environment)"
-        raise type(exc)(message) from exc
+        exc.args = (message, *exc.args[1:])  # same type and attributes (ConfigMismatchError)
+        raise
 
 
 @overload
@@ -340,3 +370,42 @@ def limiter_from_env(
     options["name"] = name
     limiter: RateLimiter = _build(target, (), options, sources)
     return limiter
+
+
+_RETRY_OPTIONS: Mapping[str, _Parser] = {
+    "attempts": _parse_int,
+    "base_delay": _parse_float,
+    "max_delay": _parse_float,
+    "multiplier": _parse_float,
+    "jitter": _parse_float,
+    "timeout": _optional(_parse_float),
+    "seed": _optional(_parse_int),
+}
+
+
+def retry_from_env(
+    name: str, *, environ: Optional[Mapping[str, str]] = None, **kwargs: Any
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``fastbreaker.retry(...)`` whose numeric options may come from the environment.
+
+    Precedence, per option: ``FASTBREAKER_<NAME>_RETRY_<OPTION>`` (this retry policy) >
+    ``FASTBREAKER_RETRY_<OPTION>`` (every policy built with ``retry_from_env``) > ``kwargs`` >
+    ``retry``'s defaults. The options read are ``attempts``, ``base_delay``, ``max_delay``,
+    ``multiplier``, ``jitter``, ``timeout`` and ``seed`` (``timeout`` and ``seed`` accept
+    ``none``/``off``); ``kwargs`` may also hold ``retry_on`` and the test hooks. The ``RETRY``
+    infix keeps these variables apart from a breaker's of the same name (both have a
+    ``JITTER``). A bad value raises ``ValueError`` naming the variable and its value.
+    """
+    from .retry import retry
+
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    layers = [
+        _Layer.from_env(env, f"{ENV_PREFIX}{env_name(name)}_RETRY_", _RETRY_OPTIONS),
+        _Layer.from_env(env, f"{ENV_PREFIX}RETRY_", _RETRY_OPTIONS),
+        _Layer.of(kwargs),
+    ]
+    options, sources = _resolve(layers)
+    decorator: Callable[[Callable[..., Any]], Callable[..., Any]] = _build(
+        retry, (), options, sources
+    )
+    return decorator
