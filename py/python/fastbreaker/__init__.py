@@ -24,7 +24,7 @@ from ._native import (
     monotonic_ns,
 )
 from ._region import SharedRegion
-from ._registry import Registry, registry
+from ._registry import ConfigMismatchError, Registry, registry
 from .fallback import AllTiersFailedError, fallback_chain
 from .health import HealthReport, HealthServer, Probe, health, liveness, readiness, serve_health
 from .retry import retry
@@ -38,6 +38,7 @@ __all__ = [
     "BurstExceeded",
     "CircuitBreaker",
     "CircuitOpenError",
+    "ConfigMismatchError",
     "FastbreakerError",
     "HealthReport",
     "HealthServer",
