@@ -36,7 +36,10 @@ without one) and ``socket_connect_timeout``, times the attempts its ``retry`` al
 that retry's backoff sleeps (redis-py's default retries 3 times with backoff of up to
 seconds; for a limiter on the request path use e.g.
 ``redis.Redis(..., socket_timeout=0.1, retry=Retry(NoBackoff(), 0))``, which bounds a call
-at about one timeout). A Redis restart without persistence forgets every bucket, so each
+at about one timeout). A check that timed out may still have been applied: a frozen
+Redis runs the commands it had received when it wakes up, so its tokens may be taken
+although the caller saw a failure (the limit still holds; it errs toward refusing). A Redis
+restart without persistence forgets every bucket, so each
 limit starts full again: up to ``burst`` more grants than the rate allows, once.
 
 Sync and async: ``RateLimiter`` and ``KeyedRateLimiter`` take a ``redis.Redis``;
