@@ -75,9 +75,9 @@ def main() -> None:
     skew = float(cfg.get("skew_s", 0.0))
     if skew:
         real_time = time.time
-        time.time = lambda: real_time() + skew  # type: ignore[assignment]
+        time.time = lambda: real_time() + skew
     seconds = float(cfg.get("seconds", 20.0))
-    client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    client: Any = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
     breaker = CircuitBreaker(client, cfg["name"], **cfg.get("options", {}))
     breaker.sync()
     emit(event="ready", pid=os.getpid())
@@ -147,7 +147,7 @@ def main() -> None:
     elif mode == "hold":
 
         def hold() -> None:
-            emit(event="probing", lease=client.get(breaker.keys[2]).decode())  # type: ignore[union-attr]
+            emit(event="probing", lease=client.get(breaker.keys[2]).decode())
             time.sleep(seconds)
 
         deadline = time.monotonic() + seconds

@@ -33,7 +33,7 @@ from fastbreaker.redis._breaker import BREAKER_SCRIPT
 
 WORKER = str(Path(__file__).with_name("redis_breaker_workers.py"))
 BOUND_S = 2.0  # the stated bound for a fleet change to reach another process
-FAST = dict(flush_interval=0.02, timeout=0.2, store_retry=0.3, resync_interval=0.2)
+FAST: dict[str, Any] = dict(flush_interval=0.02, timeout=0.2, store_retry=0.3, resync_interval=0.2)
 
 
 def wait_until(cond: Callable[[], bool], seconds: float = 10.0, step: float = 0.005) -> bool:
@@ -55,7 +55,8 @@ def ok() -> str:
 
 
 @pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
+def client(redis_url: str) -> Iterator[Any]:
+    """A plain sync client (typed Any: redis-py's stubs type every reply as sync | async)."""
     c = redis.Redis.from_url(redis_url, socket_timeout=5.0, socket_connect_timeout=5.0)
     yield c
     c.close()
@@ -132,7 +133,7 @@ def start_file(tmp_path: Path) -> Path:
 # ----- configuration and usage in process -----
 
 
-def test_bad_arguments_name_the_parameter(client: redis.Redis) -> None:
+def test_bad_arguments_name_the_parameter(client: Any) -> None:
     with pytest.raises(ValueError, match=r"on_store_error must be one of .* got 'sometimes'"):
         CircuitBreaker(client, "x", on_store_error="sometimes")
     with pytest.raises(ValueError, match=r"flush_interval must be in \(0.0, 60.0\] .* got 0"):
@@ -158,9 +159,7 @@ def test_bad_arguments_name_the_parameter(client: redis.Redis) -> None:
         CircuitBreaker(client, "x", half_open_max_calls=0)
 
 
-def test_used_like_the_in_process_breaker(
-    client: redis.Redis, breakers: list[CircuitBreaker]
-) -> None:
+def test_used_like_the_in_process_breaker(client: Any, breakers: list[CircuitBreaker]) -> None:
     b = CircuitBreaker(client, "usage", failure_threshold=3, wait_duration=30.0, **FAST)
     breakers.append(b)
     assert b.sync() and b.fleet_state == "closed"
@@ -199,7 +198,7 @@ def test_used_like_the_in_process_breaker(
     assert wait_until(lambda: client.hget(b.keys[0], "state") == b"closed")
 
 
-def test_shared_and_prefix(client: redis.Redis, breakers: list[CircuitBreaker]) -> None:
+def test_shared_and_prefix(client: Any, breakers: list[CircuitBreaker]) -> None:
     b = CircuitBreaker(shared=RedisShared(client, "app:"), name="p", **FAST)
     breakers.append(b)
     assert b.sync()
@@ -233,7 +232,7 @@ def test_async_client_and_coroutines(redis_url: str, breakers: list[CircuitBreak
 
 
 def test_failures_spread_over_breakers_trip_the_fleet(
-    client: redis.Redis, breakers: list[CircuitBreaker]
+    client: Any, breakers: list[CircuitBreaker]
 ) -> None:
     """Consecutive failures counted fleet-wide: 2 + 2 failures in two breakers (threshold
     4) trip the fleet, though neither breaker saw 4."""
@@ -262,9 +261,9 @@ def test_failures_spread_over_breakers_trip_the_fleet(
 
 
 def test_trip_in_one_process_seen_by_the_others(
-    redis_url: str, client: redis.Redis, workers: list[Worker], tmp_path: Path
+    redis_url: str, client: Any, workers: list[Worker], tmp_path: Path
 ) -> None:
-    opts = dict(failure_threshold=3, wait_duration=30.0, flush_interval=0.05)
+    opts: dict[str, Any] = dict(failure_threshold=3, wait_duration=30.0, flush_interval=0.05)
     for _ in range(3):
         workers.append(Worker(redis_url, dict(mode="watch", name="seen", options=opts)))
     for w in workers:
@@ -296,12 +295,12 @@ def test_trip_in_one_process_seen_by_the_others(
 
 
 def test_fleet_window_adds_up_processes(
-    redis_url: str, client: redis.Redis, workers: list[Worker], tmp_path: Path
+    redis_url: str, client: Any, workers: list[Worker], tmp_path: Path
 ) -> None:
     """4 processes, 6 failures each: no process reaches minimum_calls=20 alone, the fleet
     window (24 calls, 100 % failures >= 50 %) trips, and every process sees it."""
     start = start_file(tmp_path)
-    opts = dict(
+    opts: dict[str, Any] = dict(
         failure_threshold=None,
         failure_rate_threshold=50.0,
         minimum_calls=20,
@@ -323,21 +322,21 @@ def test_fleet_window_adds_up_processes(
     for w in workers:
         assert w.event("open", 15.0)["state"] == "open"
         assert w.finish() == 0
-    assert client.hget("{fastbreaker:cb:window}:state", b"state") == b"open"
+    assert client.hget("{fastbreaker:cb:window}:state", "state") == b"open"
 
 
 def test_at_most_half_open_max_calls_probes_fleet_wide(
-    redis_url: str, client: redis.Redis, workers: list[Worker], tmp_path: Path
+    redis_url: str, client: Any, workers: list[Worker], tmp_path: Path
 ) -> None:
     start = start_file(tmp_path)
-    opts = dict(
+    opts: dict[str, Any] = dict(
         failure_threshold=1,
         wait_duration=0.2,
         half_open_max_calls=2,
         success_threshold=2,
         flush_interval=0.01,
     )
-    cfg = dict(
+    cfg: dict[str, Any] = dict(
         mode="probe",
         name="probes",
         options=opts,
@@ -371,11 +370,13 @@ def test_at_most_half_open_max_calls_probes_fleet_wide(
 
 
 def test_a_killed_probe_holder_lease_expires(
-    redis_url: str, client: redis.Redis, workers: list[Worker], tmp_path: Path
+    redis_url: str, client: Any, workers: list[Worker], tmp_path: Path
 ) -> None:
     start = start_file(tmp_path)
     ttl = 1.5
-    opts = dict(failure_threshold=1, wait_duration=0.2, probe_ttl=ttl, flush_interval=0.01)
+    opts: dict[str, Any] = dict(
+        failure_threshold=1, wait_duration=0.2, probe_ttl=ttl, flush_interval=0.01
+    )
     holder = Worker(
         redis_url, dict(mode="hold", name="lease", options=opts, start=str(start), seconds=60)
     )
@@ -419,11 +420,11 @@ def test_a_killed_probe_holder_lease_expires(
 
 
 def test_clock_skew_between_clients_has_no_effect(
-    redis_url: str, client: redis.Redis, workers: list[Worker]
+    redis_url: str, client: Any, workers: list[Worker]
 ) -> None:
     """Workers whose wall clocks are an hour ahead and an hour behind read the same open
     wait (from the server's TIME), not one an hour off."""
-    opts = dict(wait_duration=5.0, flush_interval=0.02)
+    opts: dict[str, Any] = dict(wait_duration=5.0, flush_interval=0.02)
     for skew in (3600.0, -3600.0):
         workers.append(Worker(redis_url, dict(mode="skew", name="skew", options=opts, skew_s=skew)))
     for w in workers:
@@ -447,7 +448,7 @@ def test_clock_skew_between_clients_has_no_effect(
 def test_redis_killed_and_restarted(
     policy: str,
     redis_server: RedisServer,
-    client: redis.Redis,
+    client: Any,
     breakers: list[CircuitBreaker],
 ) -> None:
     b = CircuitBreaker(
@@ -506,7 +507,7 @@ def test_redis_killed_and_restarted(
 
 
 def test_paused_redis_never_stalls_calls(
-    redis_server: RedisServer, client: redis.Redis, breakers: list[CircuitBreaker]
+    redis_server: RedisServer, client: Any, breakers: list[CircuitBreaker]
 ) -> None:
     timeout = 0.2
     b = CircuitBreaker(client, "paused", on_store_error="closed", **{**FAST, "timeout": timeout})
@@ -544,7 +545,7 @@ def test_paused_redis_never_stalls_calls(
     assert not any(t.is_alive() for t in b.threads())
 
 
-def test_script_flush_is_recovered(client: redis.Redis, breakers: list[CircuitBreaker]) -> None:
+def test_script_flush_is_recovered(client: Any, breakers: list[CircuitBreaker]) -> None:
     a = CircuitBreaker(client, "noscript", wait_duration=30.0, **FAST)
     b = CircuitBreaker(client, "noscript", wait_duration=30.0, **FAST)
     breakers.extend([a, b])
@@ -561,7 +562,7 @@ def test_script_flush_is_recovered(client: redis.Redis, breakers: list[CircuitBr
 # ----- shutdown -----
 
 
-def test_close_stops_threads(client: redis.Redis) -> None:
+def test_close_stops_threads(client: Any) -> None:
     before = {t.ident for t in threading.enumerate()}
     b = CircuitBreaker(client, "shutdown", **FAST)
     threads = b.threads()
