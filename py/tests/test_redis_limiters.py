@@ -473,7 +473,8 @@ def test_killed_mid_run_then_restarted(
     if policy == "raise":
         assert all(isinstance(o, StoreError) for o in down)
         assert all(isinstance(o.__cause__, redis.ConnectionError) for o in down)
-        assert "kill" in str(down[0]) and "check" in str(down[0])
+        assert (down[0].name, down[0].operation) == ("kill", "try_acquire")
+        assert "redis store error in try_acquire of 'kill'" in str(down[0])
     else:
         assert down == [policy == "allow"] * 20
     assert limiter.store_errors == 20

@@ -102,7 +102,7 @@ if type(v) == 'string' and #v <= 30 and string.find(v, '^%d+$') then
   end
   diff = (s - now_s) * 1e9 + (ns - now_n)
 end
-if diff < 0 then diff = 0 elseif diff > tolerance then diff = tolerance end
+if not (diff >= 0) then diff = 0 elseif diff > tolerance then diff = tolerance end
 local nxt = diff + cost
 if nxt > tolerance then
   return {0, nxt - tolerance, math.floor((tolerance - diff) / interval), diff}
@@ -283,10 +283,11 @@ class _Core:
         granted, wait, remaining, reset = (int(x) for x in reply)
         decision = Decision(granted == 1, wait / 1e9, remaining, reset / 1e9, "redis")
         if take and self.local_precheck and not decision.allowed:
-            self._remember(key, wait / 1e9, n)
+            self.remember(key, wait / 1e9, n)
         return decision
 
-    def _remember(self, key: bytes, wait: float, n: int) -> None:
+    def remember(self, key: bytes, wait: float, n: int) -> None:
+        """Refuses requests of ``n`` or more for ``key`` locally for ``wait`` seconds."""
         blocked = self._blocked
         if len(blocked) >= self.local_keys and key not in blocked:
             now = time.monotonic()
@@ -428,6 +429,51 @@ async def _async_eval(
     return core.decide(key, reply, take, n)
 
 
+def _sync_take(client: Any, core: _Core, key: bytes, n: int) -> bool:
+    """``try_acquire``'s path: as :func:`_sync_eval` with take, without building a Decision."""
+    if core.local_precheck and core.local(key, n) is not None:
+        return False
+    args = core.args(key, n, True)
+    try:
+        try:
+            reply = client.execute_command(*args)
+        except NoScriptError:
+            reply = client.execute_command("EVAL", GCRA_SCRIPT, *args[2:])
+    except (RedisError, OSError) as exc:
+        return core.failed("try_acquire", exc).allowed
+    if reply[0] == 1:
+        return True
+    if core.local_precheck:
+        core.remember(key, int(reply[1]) / 1e9, n)
+    return False
+
+
+async def _async_take(client: Any, core: _Core, key: bytes, n: int) -> bool:
+    """The async twin of :func:`_sync_take`."""
+    if core.local_precheck and core.local(key, n) is not None:
+        return False
+    args = core.args(key, n, True)
+    try:
+        try:
+            reply = await client.execute_command(*args)
+        except NoScriptError:
+            reply = await client.execute_command("EVAL", GCRA_SCRIPT, *args[2:])
+    except (RedisError, OSError) as exc:
+        return core.failed("try_acquire", exc).allowed
+    if reply[0] == 1:
+        return True
+    if core.local_precheck:
+        core.remember(key, int(reply[1]) / 1e9, n)
+    return False
+
+
+def _valid_n(n: object, burst: int) -> int:
+    """``n`` if it is an int in 1..=burst (the common case, checked first), else the error."""
+    if type(n) is int and 0 < n <= burst:
+        return n
+    return _check_n(n, burst)
+
+
 def _sync_delete(client: Any, core: _Core, key: bytes) -> None:
     core.forget(key)
     try:
@@ -494,7 +540,7 @@ class RateLimiter(_Options):
     def try_acquire(self, n: int = 1) -> bool:
         """Takes ``n`` tokens if they are available now: True if granted, False if not.
         Never waits. ``n`` must be in 1..=burst (BurstExceeded, a ValueError, above)."""
-        return self.check(n).allowed
+        return _sync_take(self._client, self._core, self._key, _valid_n(n, self._core.burst))
 
     def retry_after(self, n: int = 1) -> float:
         """Seconds until ``n`` tokens could be granted (0.0 if now), taking nothing; raises
@@ -549,7 +595,7 @@ class AsyncRateLimiter(_Options):
 
     async def try_acquire(self, n: int = 1) -> bool:
         """See :meth:`RateLimiter.try_acquire`."""
-        return (await self.check(n)).allowed
+        return await _async_take(self._client, self._core, self._key, _valid_n(n, self._core.burst))
 
     async def retry_after(self, n: int = 1) -> float:
         """See :meth:`RateLimiter.retry_after`."""
@@ -615,7 +661,8 @@ class KeyedRateLimiter(_Options):
 
     def try_acquire(self, key: _Key, n: int = 1) -> bool:
         """Takes ``n`` of ``key``'s tokens if available now: True if granted."""
-        return self.check(key, n).allowed
+        rkey = self._rkey(key)
+        return _sync_take(self._client, self._core, rkey, _valid_n(n, self._core.burst))
 
     def retry_after(self, key: _Key, n: int = 1) -> float:
         """Seconds until ``n`` of ``key``'s tokens could be granted, taking nothing."""
@@ -673,7 +720,8 @@ class AsyncKeyedRateLimiter(_Options):
 
     async def try_acquire(self, key: _Key, n: int = 1) -> bool:
         """See :meth:`KeyedRateLimiter.try_acquire`."""
-        return (await self.check(key, n)).allowed
+        rkey = self._rkey(key)
+        return await _async_take(self._client, self._core, rkey, _valid_n(n, self._core.burst))
 
     async def retry_after(self, key: _Key, n: int = 1) -> float:
         """See :meth:`KeyedRateLimiter.retry_after`."""
