@@ -181,8 +181,10 @@ def test_used_like_the_in_process_breaker(client: Any, breakers: list[CircuitBre
     assert wait_until(lambda: client.hget(b.keys[0], "state") == b"open")
     assert b.state == "open"
     assert 0.0 < b.retry_after <= 30.0
-    with pytest.raises(CircuitOpenError):
+    with pytest.raises(CircuitOpenError) as refused:
         flaky(False)
+    # The error tells the fleet's state and the server's remaining wait (not forced_open).
+    assert refused.value.state == "open" and 0.0 < refused.value.retry_after <= 30.0
     fields = client.hgetall(b.keys[0])
     assert fields[b"trips"] == b"1"
     assert b.keys == (

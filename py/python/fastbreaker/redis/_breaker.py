@@ -413,7 +413,20 @@ class CircuitBreaker(_LocalBreaker):
                     "the Redis server's and its configuration is per process"
                 )
         local = {k: v for k, v in options.items() if k not in _FLEET_KEYWORDS}
-        return super().__new__(cls, name, **local)  # type: ignore[return-value]
+        user_rejection = local.pop("rejection_error", None)
+        cell: list[CircuitBreaker] = []
+
+        def rejection(name: str, state: str, retry_after: float) -> BaseException:
+            # A fleet open is held locally as forced_open: the error says what the fleet is.
+            if cell:
+                state, retry_after = cell[0]._rejection_view(state, retry_after)
+            if user_rejection is not None:
+                return user_rejection(name, state, retry_after)  # type: ignore[no-any-return]
+            return CircuitOpenError(name, state, retry_after)
+
+        self = super().__new__(cls, name, rejection_error=rejection, **local)
+        cell.append(self)  # type: ignore[arg-type]
+        return self  # type: ignore[return-value]
 
     def __init__(
         self,
@@ -638,6 +651,11 @@ class CircuitBreaker(_LocalBreaker):
             self._events.append((op, -2))
         self._wake.set()
 
+    def _rejection_view(self, state: str, retry_after: float) -> tuple[str, float]:
+        if state == "forced_open" and self._store_ok and self._fleet_state in ("open", "half_open"):
+            return self._fleet_state, max(0.0, self._open_until - time.monotonic())
+        return state, retry_after
+
     def _local_failure(self) -> None:
         self._failures += 1
         if self._failures >= self._flush_at:
@@ -657,6 +675,9 @@ class CircuitBreaker(_LocalBreaker):
                 self._apply_local("forced_open")
                 self._events.append(("trip", gen))
                 self._lease_since = None
+                # Until the fleet answers: open for wait_duration (the reply corrects both).
+                self._fleet_state = "open"
+                self._open_until = time.monotonic() + float(self.options()["wait_duration"])
             self._wake.set()
         elif old == "half_open" and new == "closed":
             with self._lock:
