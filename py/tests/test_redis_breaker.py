@@ -579,3 +579,125 @@ def test_close_stops_threads(client: Any) -> None:
     assert b.call(ok) == "ok"
     leaked = [t for t in threading.enumerate() if t.ident not in before and "fastbreaker" in t.name]
     assert leaked == []
+
+
+def test_user_rejection_error_sees_the_fleet(client: Any, breakers: list[CircuitBreaker]) -> None:
+    seen: list[tuple[str, str, float]] = []
+
+    def rejection(name: str, state: str, retry_after: float) -> BaseException:
+        seen.append((name, state, retry_after))
+        return RuntimeError(f"{name} is {state}")
+
+    b = CircuitBreaker(client, "rej", wait_duration=30.0, rejection_error=rejection, **FAST)
+    breakers.append(b)
+    b.trip()
+    assert b.sync()
+    with pytest.raises(RuntimeError, match="rej is open"):
+        b.call(ok)
+    assert seen[0][:2] == ("rej", "open") and 0.0 < seen[0][2] <= 30.0
+
+
+def test_script_rejects_stale_and_foreign_requests(client: Any) -> None:
+    """The Lua script itself: a trip reported for an older generation, or a close from a
+    process that does not hold the lease, changes nothing."""
+    keys = ["{t:cb:s}:state", "{t:cb:s}:window", "{t:cb:s}:probe"]
+    script = client.register_script(BREAKER_SCRIPT)
+
+    def run(op: str, epoch: str, gen: int, holder: str = "me") -> list[Any]:
+        args = [op, epoch, gen, holder, 0, 0, 0, 0, 5, -1, -1, 10, 1000, 10]
+        args += [0.0, 1.0, 60000.0, 0.0, 5000, "{t:cb:s}:events"]
+        return list(script(keys=keys, args=args))
+
+    state, epoch, gen, _, _ = run("get", "", -3)
+    assert (state, gen) == (b"closed", 0)
+    epoch = epoch.decode()
+    assert run("reset", epoch, -2)[2] == 1  # generation 1
+    assert run("trip", epoch, 0)[4] == 0  # seen in generation 0: stale
+    assert run("trip", "another-epoch", 1)[4] == 0  # another epoch
+    assert run("trip", epoch, 1)[4] == 1  # current: opens (wait 0 ms here)
+    assert run("probe", epoch, 2, "other")[4] == 1  # the wait (0 ms) is over: lease
+    assert client.get(keys[2]) == b"other"
+    assert run("probe", epoch, 2, "me")[4] == 0  # held by another
+    assert run("close", epoch, 2, "me")[4] == 0  # not my lease
+    assert run("renew", epoch, 2, "me")[4] == 0
+    assert run("close", epoch, 2, "other")[4] == 1
+    assert run("get", epoch, -3)[0] == b"closed"
+    assert client.get(keys[2]) is None
+
+
+def test_a_live_holder_keeps_renewing_its_lease(
+    client: Any, breakers: list[CircuitBreaker]
+) -> None:
+    """A probe that runs 3x longer than probe_ttl keeps the lease (renewed every batch):
+    nobody else is admitted until it ends, and its success closes the fleet."""
+    ttl = 0.4
+    opts: dict[str, Any] = dict(failure_threshold=1, wait_duration=0.1, probe_ttl=ttl, **FAST)
+    a = CircuitBreaker(client, "renew", **opts)
+    b = CircuitBreaker(client, "renew", **opts)
+    breakers.extend([a, b])
+    a.trip()
+    assert a.sync() and wait_until(lambda: b.fleet_state == "open", BOUND_S)
+    finished = threading.Event()
+
+    def long_probe() -> str:
+        time.sleep(3 * ttl)
+        finished.set()
+        return "ok"
+
+    results: list[str] = []
+
+    def caller() -> None:
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            try:
+                results.append(a.call(long_probe))
+                return
+            except CircuitOpenError:
+                time.sleep(0.005)
+
+    t = threading.Thread(target=caller)
+    t.start()
+    try:
+        assert wait_until(lambda: client.get(a.keys[2]) is not None, 5.0)
+        others_admitted = 0
+        while not finished.is_set():
+            try:
+                b.call(ok)
+                others_admitted += 1
+            except CircuitOpenError:
+                pass
+            time.sleep(0.01)
+    finally:
+        t.join(15)
+    assert results == ["ok"]
+    assert others_admitted == 0
+    assert wait_until(lambda: b.state == "closed", BOUND_S)
+
+
+def test_an_unused_lease_is_given_up(client: Any, breakers: list[CircuitBreaker]) -> None:
+    """A process that took the lease (its callers were refused) and then admits no probe
+    gives it up after probe_ttl, and another process probes."""
+    ttl = 0.4
+    opts: dict[str, Any] = dict(failure_threshold=1, wait_duration=0.1, probe_ttl=ttl, **FAST)
+    a = CircuitBreaker(client, "unused", **opts)
+    b = CircuitBreaker(client, "unused", **opts)
+    breakers.extend([a, b])
+    a.trip()
+    assert a.sync()
+
+    # One refused call after the open wait is over is the demand that takes the lease.
+    assert wait_until(lambda: a.retry_after == 0.0, 5.0)
+    with pytest.raises(CircuitOpenError):
+        a.call(ok)
+    assert wait_until(lambda: bool(a.fleet_metrics()["holds_probe_lease"]), 5.0)
+    assert a.state == "half_open"  # a probe would be admitted here; none is made
+    assert client.get(a.keys[2]).decode() == a._holder
+
+    def b_admitted() -> bool:
+        try:
+            return bool(b.call(ok) == "ok")
+        except CircuitOpenError:
+            return False
+
+    assert wait_until(b_admitted, ttl * 2 + 5.0, 0.01)
+    assert wait_until(lambda: a.state == "closed", BOUND_S)
