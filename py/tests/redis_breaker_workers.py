@@ -162,7 +162,11 @@ def main() -> None:
         if wait_for(lambda: breaker.state != "closed", seconds):
             emit(event="retry_after", value=breaker.retry_after, wall=time.time())
     breaker.close()
-    emit(event="exit", alive=[t.is_alive() for t in breaker.threads()])
+    emit(
+        event="exit",
+        alive=[t.is_alive() for t in breaker.threads()],
+        store_errors=breaker.store_errors,
+    )
 
 
 if __name__ == "__main__":

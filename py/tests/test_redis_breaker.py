@@ -547,18 +547,35 @@ def test_paused_redis_never_stalls_calls(
     assert not any(t.is_alive() for t in b.threads())
 
 
-def test_script_flush_is_recovered(client: Any, breakers: list[CircuitBreaker]) -> None:
-    a = CircuitBreaker(client, "noscript", wait_duration=30.0, **FAST)
-    b = CircuitBreaker(client, "noscript", wait_duration=30.0, **FAST)
-    breakers.extend([a, b])
-    assert a.sync() and b.sync()
+def test_script_flush_is_recovered(
+    redis_url: str,
+    client: Any,
+    breakers: list[CircuitBreaker],
+    workers: list[Worker],
+    tmp_path: Path,
+) -> None:
+    """After SCRIPT FLUSH, a worker process's batch (EVALSHA -> NOSCRIPT -> load) trips the
+    fleet and this process sees it; neither counts a store error."""
+    start = start_file(tmp_path)
+    opts: dict[str, Any] = dict(failure_threshold=3, wait_duration=30.0, **FAST)
+    w = Worker(
+        redis_url, dict(mode="fail", name="noscript", options=opts, failures=3, start=str(start))
+    )
+    workers.append(w)
+    w.event("ready")
+    b = CircuitBreaker(client, "noscript", **opts)
+    breakers.append(b)
+    assert b.sync()
     sha = client.script_load(BREAKER_SCRIPT)
     client.script_flush()
     assert client.script_exists(sha) == [False]
-    a.trip()
+    start.touch()
+    assert w.event("open", 15.0)["state"] == "open"
     assert wait_until(lambda: b.state == "open", BOUND_S)
-    assert a.store_errors == 0 and b.store_errors == 0
+    assert w.event("exit")["store_errors"] == 0
+    assert b.store_errors == 0
     assert client.script_exists(sha) == [True]
+    assert w.finish() == 0
 
 
 # ----- shutdown -----
