@@ -7,9 +7,12 @@ decorator, with ``call`` / ``call_async``, as a ``with`` / ``async with`` block,
 ``acquire`` / ``record``.
 
 Hot path
-    A call never takes a lock and never makes a round trip: the local breaker decides, in
-    every state. All Redis traffic happens in two background threads per breaker (a flusher
-    and a pub/sub subscriber), so a slow or dead Redis never delays a call at all.
+    A call never makes a round trip and takes no lock: the local breaker decides, in every
+    state. All Redis traffic happens in two background threads per breaker (a flusher and a
+    pub/sub subscriber), so a slow or dead Redis never delays a call. The one exception to
+    "no lock" is the call whose outcome changes the local state (a local trip, a probe's
+    result): its listener takes an in-process lock for a few microseconds (no I/O under it)
+    to hold the breaker open and queue the report.
 
 Outcomes
     Every ``flush_interval`` seconds (default 0.05), or as soon as ``flush_at`` failures are
@@ -40,8 +43,9 @@ Trips, resets, manual opens
     ``force_open()``, ``half_open()``) gets a new generation and is published on the channel
     ``{<prefix>cb:<name>}:events``; every subscribed process applies it to its local breaker
     at once (typically within a millisecond or two on one host: measured in
-    ``tests/test_redis_breaker.py``). Pub/sub delivers at most once, so the flusher also reads
-    the fleet state every ``resync_interval`` seconds (default 1) and after any reconnect.
+    ``tests/test_redis_breaker.py``; the bound asserted there is 2 s). Pub/sub delivers at
+    most once, so the flusher also reads the fleet state every ``resync_interval`` seconds
+    (default 1) and after any reconnect.
     While the fleet is open, the local breaker is held in ``forced_open`` (so that it never
     admits a probe of its own); ``state`` reports the fleet's state (``"open"``,
     ``"half_open"``, ``"forced_open"``), and ``retry_after`` the server's remaining wait.
@@ -57,7 +61,9 @@ Half-open probes
     close the fleet; a failure reopens it, with the next backoff step. A holder renews the
     lease every batch while it keeps it; a holder that is killed stops renewing, and its lease
     expires ``probe_ttl`` seconds (default 5) after the last renewal, when another process may
-    take it. A holder that admits no probe within ``probe_ttl`` gives the lease up.
+    take it. A holder that admits no probe within ``probe_ttl`` gives the lease up. Within
+    the holder, probes follow the in-process breaker's rules (a probe hung past the open wait
+    gives its slot to a new one).
 
 When Redis fails (``on_store_error``)
     Every Redis call has a timeout (``timeout``, default 0.25 s: the breaker talks to Redis
@@ -96,19 +102,23 @@ Keys (``prefix`` defaults to ``"fastbreaker:"``; ``prefix`` and ``name`` may not
 - channel ``{<prefix>cb:<name>}:events``: ``state|epoch|generation|remaining_ms``.
 
 Clients and lifetime
-    ``client`` is a ``redis.Redis`` or a ``redis.asyncio.Redis``; either way the breaker's
-    own Redis calls run in its background threads (not on the event loop), and every call
-    path works in sync and async code alike. ``close()`` (or leaving a ``with`` block on the
-    breaker *object* used as a context manager through :meth:`closing`) stops both threads,
-    joins them and closes the private pool; the breaker then goes on as a plain local
-    breaker. The threads are daemon threads. Create the breaker after a fork (threads do not
+    ``client`` is a ``redis.Redis`` or a ``redis.asyncio.Redis`` with an ordinary connection
+    pool (TCP, TLS or a Unix socket; not Sentinel or Cluster clients): the breaker opens its
+    own small sync pool with the same connection settings, used only by its background
+    threads (never on the event loop), so every call path works in sync and async code
+    alike. Each breaker holds one pub/sub connection and one for its batches. ``close()`` (or
+    ``with breaker.closing(): ...``; ``with breaker:`` is a call through the breaker, as for
+    the in-process one) stops both threads, joins them and closes the private pool; the
+    breaker then goes on as a plain local breaker. The threads are daemon threads and keep
+    the breaker alive until ``close()``. Create the breaker after a fork (threads do not
     survive one).
 
 Manual control: ``trip()``, ``reset()``, ``force_open()`` and ``half_open()`` act on the
 fleet: they apply locally at once and are sent to Redis by the flusher (``sync()`` waits
-for that). ``disable()`` and ``metrics_only()`` act on this process only, until the next
-fleet state change. Listeners see the local breaker's transitions (a fleet open appears as
-``forced_open``).
+for that); during an outage they act on this process only. ``disable()`` and
+``metrics_only()`` act on this process only, until the next fleet state change. Listeners
+see the local breaker's transitions (a fleet open appears as ``forced_open``). Configure
+every process of a fleet alike: the script judges each batch by its sender's thresholds.
 """
 
 from __future__ import annotations
