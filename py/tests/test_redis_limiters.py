@@ -176,10 +176,11 @@ def test_stored_state_and_ttl_until_full(redis_url: str) -> None:
 
 def test_keys_expire_when_the_bucket_is_full(redis_url: str) -> None:
     c = client(redis_url)
-    keyed = KeyedRateLimiter(c, "exp", rate=10, per=1.0, burst=2)
+    keyed = KeyedRateLimiter(c, "exp", rate=4, per=1.0, burst=2)
     for k in ("a", "b", "c"):
         assert keyed.try_acquire(k, 2)
-        assert 0 < c.pttl(keyed.key_of(k)) <= 200
+        pttl = c.pttl(keyed.key_of(k))  # -2: already expired (a stalled machine), -1: no TTL
+        assert pttl == -2 or 0 < pttl <= 500
     deadline = time.monotonic() + 10.0
     while c.keys("*") and time.monotonic() < deadline:
         time.sleep(0.05)
