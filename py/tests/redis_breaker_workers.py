@@ -23,6 +23,10 @@ printed once the breaker has read the fleet state. Modes:
 - ``hold``: after the start file appears, calls through the breaker until one call is
   admitted; that call prints {"event": "probing"} and sleeps for ``seconds`` (the test
   SIGKILLs the process while it holds the probe lease).
+- ``steady``: after the start file appears, calls a no-op through the breaker every 2 ms for
+  ``run_s`` seconds, then waits (bounded) until Redis is reachable again and prints
+  {"event": "done", "ran": n, "refused": n, "slowest_s": s, "store_errors": n,
+  "store_available": bool, "state": ...}.
 - ``skew``: prints {"event": "retry_after", "value": ...} once the breaker is open (the test
   trips it), with ``time.time`` shifted by ``skew_s``.
 """
@@ -158,6 +162,29 @@ def main() -> None:
             except CircuitOpenError:
                 time.sleep(0.01)
         emit(event="gave_up")
+    elif mode == "steady":
+        ran = refused = 0
+        slowest = 0.0
+        end = time.monotonic() + float(cfg["run_s"])
+        while time.monotonic() < end:
+            t0 = time.monotonic()
+            try:
+                breaker.call(lambda: None)
+                ran += 1
+            except CircuitOpenError:
+                refused += 1
+            slowest = max(slowest, time.monotonic() - t0)
+            time.sleep(0.002)
+        wait_for(lambda: breaker.store_available, seconds, 0.01)
+        emit(
+            event="done",
+            ran=ran,
+            refused=refused,
+            slowest_s=slowest,
+            store_errors=breaker.store_errors,
+            store_available=breaker.store_available,
+            state=breaker.state,
+        )
     elif mode == "skew":
         if wait_for(lambda: breaker.state != "closed", seconds):
             emit(event="retry_after", value=breaker.retry_after, wall=time.time())

@@ -508,6 +508,42 @@ def test_redis_killed_and_restarted(
         assert b.call(ok) == "ok"
 
 
+@pytest.mark.parametrize("policy", ["local", "open", "closed"])
+def test_redis_killed_under_worker_processes(
+    policy: str, redis_server: RedisServer, workers: list[Worker], tmp_path: Path
+) -> None:
+    """Two processes call steadily while Redis is SIGKILLed and restarted 1.5 s later: no
+    call waits for Redis, the policy decides during the outage, both reconnect."""
+    start = start_file(tmp_path)
+    opts: dict[str, Any] = dict(on_store_error=policy, **FAST)
+    for _ in range(2):
+        workers.append(
+            Worker(
+                redis_server.url,
+                dict(mode="steady", name="steady", options=opts, start=str(start), run_s=4.0),
+            )
+        )
+    for w in workers:
+        w.event("ready")
+    start.touch()
+    time.sleep(0.5)
+    redis_server.kill()
+    time.sleep(1.5)
+    redis_server.start()
+    done = [w.event("done", 30.0) for w in workers]
+    print(f"\n{policy}: {done}")
+    for d in done:
+        assert d["slowest_s"] < 1.0  # a bound, not a speed claim
+        assert d["store_errors"] >= 1 and d["store_available"]
+        assert d["state"] == "closed"
+        if policy == "closed":
+            assert d["refused"] > 0 and d["ran"] > 0
+        else:
+            assert d["refused"] == 0 and d["ran"] > 0
+    for w in workers:
+        assert w.finish() == 0
+
+
 def test_paused_redis_never_stalls_calls(
     redis_server: RedisServer, client: Any, breakers: list[CircuitBreaker]
 ) -> None:
