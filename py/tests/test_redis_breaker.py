@@ -226,11 +226,18 @@ def test_async_client_and_coroutines(redis_url: str, breakers: list[CircuitBreak
         for _ in range(2):
             with pytest.raises(ConnectionError):
                 await call(True)
-        async with b:
-            pass
+        assert await a.sync_async()  # a's trip is sent (if its flusher has not yet) ...
+        assert await b.sync_async()  # ... and b reads the fleet state
+        assert b.state == "open"
+        with pytest.raises(CircuitOpenError):
+            async with b:
+                pass
+        await a.aclose()
+        await b.aclose()
+        assert a.closed and b.closed
 
     asyncio.run(run())
-    assert wait_until(lambda: b.state == "open", BOUND_S)
+    assert not any(t.is_alive() for t in a.threads() + b.threads())
 
 
 def test_failures_spread_over_breakers_trip_the_fleet(

@@ -102,16 +102,19 @@ Keys (``prefix`` defaults to ``"fastbreaker:"``; ``prefix`` and ``name`` may not
 - channel ``{<prefix>cb:<name>}:events``: ``state|epoch|generation|remaining_ms``.
 
 Clients and lifetime
-    ``client`` is a ``redis.Redis`` or a ``redis.asyncio.Redis`` with an ordinary connection
-    pool (TCP, TLS or a Unix socket; not Sentinel or Cluster clients): the breaker opens its
-    own small sync pool with the same connection settings, used only by its background
-    threads (never on the event loop), so every call path works in sync and async code
-    alike. Each breaker holds one pub/sub connection and one for its batches. ``close()`` (or
-    ``with breaker.closing(): ...``; ``with breaker:`` is a call through the breaker, as for
-    the in-process one) stops both threads, joins them and closes the private pool; the
-    breaker then goes on as a plain local breaker. The threads are daemon threads and keep
-    the breaker alive until ``close()``. Create the breaker after a fork (threads do not
-    survive one).
+    The constructor makes no Redis call: it returns at once and the flusher reads the fleet
+    state right away in the background (``sync()``, or ``await sync_async()``, waits for it);
+    until then the local breaker starts closed. ``client`` is a ``redis.Redis`` or a
+    ``redis.asyncio.Redis`` with an ordinary connection pool (TCP, TLS or a Unix socket; not
+    Sentinel or Cluster clients): the breaker opens its own small sync pool with the same
+    connection settings, used only by its background threads (never on the event loop), so
+    every call path works in sync and async code alike. Each breaker holds one pub/sub
+    connection and one for its batches. ``close()`` (or ``with breaker.closing(): ...``, or
+    ``await aclose()``; ``with breaker:`` is a call through the breaker, as for the
+    in-process one) stops both threads, joins them and closes the private pool; the breaker
+    then goes on as a plain local breaker. The threads are daemon threads and keep the
+    breaker alive until ``close()``. Create the breaker after a fork (threads do not survive
+    one).
 
 Manual control: ``trip()``, ``reset()``, ``force_open()`` and ``half_open()`` act on the
 fleet: they apply locally at once and are sent to Redis by the flusher (``sync()`` waits
@@ -123,6 +126,7 @@ every process of a fleet alike: the script judges each batch by its sender's thr
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import os
 import random
@@ -525,6 +529,8 @@ class CircuitBreaker(_LocalBreaker):
         )
         self._closed = False
         self._subscribed = threading.Event()
+        self._resync.set()
+        self._wake.set()  # read the fleet state at once
         self._flusher.start()
         self._subscriber.start()
 
@@ -589,6 +595,15 @@ class CircuitBreaker(_LocalBreaker):
         batch the flusher is sending (bounded the same way)."""
         with self._flush_lock:
             return self._flush_once(force_get=True)
+
+    async def sync_async(self) -> bool:
+        """``sync()`` for async code: runs it in a worker thread (the event loop never waits
+        on Redis)."""
+        return await asyncio.to_thread(self.sync)
+
+    async def aclose(self) -> None:
+        """``close()`` for async code: runs it in a worker thread."""
+        await asyncio.to_thread(self.close)
 
     def close(self) -> None:
         """Stops and joins the flusher and subscriber threads and closes the private Redis
