@@ -604,3 +604,69 @@ def test_repr_and_options(redis_url: str) -> None:
         False,
     )
     assert "KeyedRateLimiter(name='opt'" in repr(limiter)
+
+
+# --- a one-node Redis Cluster (optional in issue 16: keys route by their hash tags) -------
+
+
+@pytest.fixture(scope="module")
+def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A redis-server in cluster mode on a free loopback port that serves all 16384 slots
+    itself; killed at the end. (The shared redis_server fixture runs standalone servers.)"""
+    import shutil
+
+    from redis_server import _ping, free_port
+
+    exe = shutil.which("redis-server")
+    assert exe is not None, "redis-server is not installed (make py-redis-server)"
+    port = free_port()
+    d = tmp_path_factory.mktemp("cluster")
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(d), "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10.0
+        while not _ping(port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        plain: Any = redis.Redis(port=port, socket_timeout=2.0)
+        plain.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+        while time.monotonic() < deadline:
+            if plain.execute_command("CLUSTER", "INFO").find(b"cluster_state:ok") >= 0:
+                break
+            time.sleep(0.05)
+        plain.close()
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_cluster_client_routes_each_key_by_its_tag(cluster_url: str) -> None:
+    from redis.cluster import RedisCluster
+
+    rc: Any = RedisCluster.from_url(cluster_url, socket_timeout=2.0)
+    try:
+        with pytest.raises(ValueError, match="socket_timeout is None"):
+            RateLimiter(RedisCluster.from_url(cluster_url), "x", rate=1)
+        weights = [2, 1, 3, 1, 1]
+        plain = RateLimiter(rc, "c1", burst=4, **SLOW)
+        keyed = KeyedRateLimiter(rc, "c2", burst=4, **SLOW)
+        assert [(d.allowed, d.remaining) for d in map(plain.check, weights)] == core_sequence(
+            4, weights
+        )
+        for user in ("alice", "bob", "carol"):
+            assert keyed.try_acquire(user, 4) and not keyed.try_acquire(user)
+            key = keyed.key_of(user)
+            tag = key[1 : key.index("}")]
+            assert rc.keyslot(key) == rc.keyslot(tag)  # the slot is the hash tag's
+            assert 0 < rc.pttl(key)
+        rc.script_flush()
+        plain.reset()
+        assert plain.try_acquire(4)  # NOSCRIPT on the node, EVAL, cached again
+        assert rc.script_exists(GCRA_SHA) == [True]
+    finally:
+        rc.close()

@@ -42,6 +42,10 @@ although the caller saw a failure (the limit still holds; it errs toward refusin
 restart without persistence forgets every bucket, so each
 limit starts full again: up to ``burst`` more grants than the rate allows, once.
 
+A ``redis.cluster.RedisCluster`` client works too (each script call names its one key, so
+the client routes it to that key's slot; tested against a one-node cluster): its own
+cluster retries then add to the stall bound.
+
 Sync and async: ``RateLimiter`` and ``KeyedRateLimiter`` take a ``redis.Redis``;
 ``AsyncRateLimiter`` and ``AsyncKeyedRateLimiter`` take a ``redis.asyncio.Redis`` and have
 the same methods as coroutines. Each refuses the other kind of client with a TypeError
@@ -187,7 +191,8 @@ def _check_client(client: object, want_async: bool, cls: str, twin: str) -> None
     if inspect.iscoroutinefunction(execute) != want_async:
         kind = "a redis.asyncio.Redis" if not want_async else "a sync redis.Redis"
         raise TypeError(f"client is {kind}: {cls} needs the other kind; use {twin}")
-    pool = getattr(client, "connection_pool", None)
+    # redis.Redis keeps its connections' options in its pool, RedisCluster in its nodes manager
+    pool = getattr(client, "connection_pool", None) or getattr(client, "nodes_manager", None)
     kwargs = getattr(pool, "connection_kwargs", None)
     if isinstance(kwargs, dict) and kwargs.get("socket_timeout") is None:
         raise ValueError(
