@@ -352,9 +352,10 @@ if TYPE_CHECKING:
         clock: Optional[ManualClock]
         routes: Optional[RoutesArg]
 
+    # Keys: a host str or a compiled re.Pattern (Mapping is invariant in its key type).
     RoutesArg: TypeAlias = Union[
-        Mapping[Union[str, "re.Pattern[str]"], Union["Rule", Mapping[str, Any]]],
-        Iterable[tuple[Union[str, "re.Pattern[str]"], Union["Rule", Mapping[str, Any]]]],
+        Mapping[Any, Union["Rule", Mapping[str, Any]]],
+        Iterable[tuple[Any, Union["Rule", Mapping[str, Any]]]],
     ]
 
 

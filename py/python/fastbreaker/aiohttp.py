@@ -19,7 +19,9 @@ and ``asyncio.TimeoutError``; its timeouts (an overload signal for an adaptive l
 ``asyncio.TimeoutError`` (aiohttp's timeout errors derive from it). A refused request raises
 ``CircuitOpenError``, ``RateLimitExceeded`` (``RetryAfterPause``, ``AdaptiveLimitExceeded``)
 or ``BulkheadFull`` before anything is sent. The latency an adaptive limiter is told is the
-time to the response's headers; so is the time a breaker's slow-call rule sees.
+time to the response's headers. aiohttp itself sends an idempotent request once more when
+the connection drops (``ServerDisconnectedError``, ``ClientOSError``), through the middleware
+again: each send is counted, and the second one can be refused (an open breaker).
 """
 
 from __future__ import annotations
