@@ -208,6 +208,18 @@ def test_shared_and_prefix(client: Any, breakers: list[CircuitBreaker]) -> None:
     assert client.exists("{app:cb:p}:state") == 1
 
 
+def test_from_env(client: Any, breakers: list[CircuitBreaker]) -> None:
+    env = {"FASTBREAKER_ENVB_FAILURE_THRESHOLD": "7", "FASTBREAKER_WAIT_DURATION": "12.5"}
+    b = CircuitBreaker.from_env("envb", client=client, environ=env, prefix="e:", **FAST)
+    breakers.append(b)
+    assert isinstance(b, CircuitBreaker)
+    o = b.options()
+    assert (o["failure_threshold"], o["wait_duration"]) == (7, 12.5)
+    assert b.keys[0] == "{e:cb:envb}:state" and b.sync()
+    with pytest.raises(TypeError, match="from_env needs client="):
+        CircuitBreaker.from_env("envb", environ=env)
+
+
 def test_async_client_and_coroutines(redis_url: str, breakers: list[CircuitBreaker]) -> None:
     aclient = redis.asyncio.Redis.from_url(redis_url)
     a = CircuitBreaker(aclient, "async", failure_threshold=2, wait_duration=30.0, **FAST)

@@ -536,6 +536,27 @@ class CircuitBreaker(_LocalBreaker):
 
     # ----- public surface -----
 
+    @classmethod
+    def from_env(cls, name: str, **kwargs: Any) -> CircuitBreaker:
+        """A fleet breaker whose breaker options are read from the environment exactly as
+        :meth:`fastbreaker.CircuitBreaker.from_env` reads them (``FASTBREAKER_<NAME>_<OPTION>``
+        and so on; ``environ=`` replaces ``os.environ``). ``kwargs`` must hold ``client=``
+        (or ``shared=``) and may hold the fleet keywords and any breaker option."""
+        from ..env import breaker_from_env
+
+        fleet = {k: kwargs.pop(k) for k in list(kwargs) if k in _FLEET_KEYWORDS}
+        client = kwargs.pop("client", None)
+        shared = kwargs.pop("shared", None)
+        if client is None and shared is None:
+            raise TypeError("from_env needs client= (a redis.Redis) or shared= (RedisShared)")
+        # Options that options() does not read back.
+        unread = ("exclude", "fallback", "listeners", "rejection_error")
+        passed: dict[str, Any] = {k: v for k, v in kwargs.items() if k in unread}
+        probe = breaker_from_env(name, cls=_LocalBreaker, **kwargs)
+        options = {k: v for k, v in probe.options().items() if k != "clock"}
+        options.update(passed)
+        return cls(client, name, shared=shared, **fleet, **options)
+
     @property
     def on_store_error(self) -> str:
         """The outage policy: ``"local"``, ``"open"`` or ``"closed"``."""
