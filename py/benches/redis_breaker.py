@@ -25,6 +25,7 @@ that its calls returned the no-op's value. Keys are this run's own and deleted a
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import statistics
 import sys
@@ -120,7 +121,7 @@ def main() -> None:
     print(
         f"fleet breaker bench: {args.rounds} rounds x {n} calls (pybreaker {n // 10}, "
         f"pybreaker redis and PING {max(1, n // 100)}), python {sys.version.split()[0]}, "
-        f"redis-py {redis.__version__}, pybreaker {getattr(pybreaker, '__version__', '?')}"
+        f"redis-py {redis.__version__}, pybreaker {importlib.metadata.version('pybreaker')}"
     )
     for k, v in med.items():
         print(f"  {k:<16} {v:>12.1f} ns/call")
