@@ -649,6 +649,13 @@ def test_close_stops_threads(client: Any) -> None:
     b.close()  # twice is fine
     # Still a working local breaker.
     assert b.call(ok) == "ok"
+    # A fleet open held when the breaker is closed becomes a local open (not stuck forced).
+    c = CircuitBreaker(client, "shutdown", wait_duration=30.0, **FAST)
+    c.trip()
+    assert c.sync()
+    c.close()
+    assert c.state == "open" and 0.0 < c.retry_after <= 30.0
+    assert not any(t.is_alive() for t in c.threads())
     leaked = [t for t in threading.enumerate() if t.ident not in before and "fastbreaker" in t.name]
     assert leaked == []
 

@@ -503,7 +503,8 @@ class CircuitBreaker(_LocalBreaker):
         # Background state: touched by the flusher and subscriber threads (under _lock) and
         # by manual operations; never by the hot path.
         self._lock = threading.RLock()
-        self._flush_lock = threading.Lock()
+        # Reentrant: a listener run by the flusher may call sync().
+        self._flush_lock = threading.RLock()
         self._tls = threading.local()
         self._events: collections.deque[tuple[str, int]] = collections.deque()
         self._failures = 0
@@ -628,7 +629,9 @@ class CircuitBreaker(_LocalBreaker):
 
     def close(self) -> None:
         """Stops and joins the flusher and subscriber threads and closes the private Redis
-        pool. The breaker goes on as a local breaker. Safe to call more than once."""
+        pool. The breaker goes on as a local breaker: a fleet open (or an outage policy's
+        hold) becomes a local open with a fresh ``wait_duration`` (or closed, after
+        ``"open"``); a manual ``force_open()`` stays. Safe to call more than once."""
         with self._lock:
             if self._closed:
                 return
@@ -644,6 +647,17 @@ class CircuitBreaker(_LocalBreaker):
             self._redis.connection_pool.disconnect()
         except Exception:  # pragma: no cover - disconnecting a dead pool
             pass
+        with self._lock:
+            # Release what the fleet (or the outage policy) held: a plain local breaker now.
+            local = _native.CircuitBreaker.state.__get__(self)
+            if local == "forced_open" and (
+                self._fleet_state in ("open", "half_open")
+                or (not self._store_ok and self._policy == "closed")
+            ):
+                self._apply_local("open")  # a local open wait, then local probes
+            elif local == "disabled" and not self._store_ok and self._policy == "open":
+                self._apply_local("closed")
+            self._lease_since = None
 
     @property
     def closed(self) -> bool:
@@ -765,9 +779,9 @@ class CircuitBreaker(_LocalBreaker):
             self._epoch, self._gen, self._fleet_state = epoch, gen, state
             self._open_until = time.monotonic() + remaining_ms / 1000.0
             local = _native.CircuitBreaker.state.__get__(self)
+            if local in ("disabled", "metrics_only") and not new_gen and not force:
+                return  # this process's own manual mode, until the next fleet change
             if state == "closed":
-                if local in ("disabled", "metrics_only") and not new_gen and not force:
-                    return  # this process's own manual mode, until the next fleet change
                 if local != "closed":
                     self._apply_local("closed")
                     self.applied += 1
@@ -900,9 +914,14 @@ class CircuitBreaker(_LocalBreaker):
                 talked = True
                 if int(reply[4]):
                     with self._lock:
-                        self._lease_since = now
-                        self._fleet_state = "half_open"
-                        self._apply_local("half_open")
+                        # Unless a newer fleet change was applied meanwhile (it dropped the
+                        # lease in Redis), probe: half-open the local breaker.
+                        if int(reply[2]) == self._gen and str(
+                            reply[1].decode() if isinstance(reply[1], bytes) else reply[1]
+                        ) == (self._epoch or ""):
+                            self._lease_since = now
+                            self._fleet_state = "half_open"
+                            self._apply_local("half_open")
                 else:
                     self._reply(reply)
             if force_get or (not talked and now - self._last_get >= self._resync_interval):
