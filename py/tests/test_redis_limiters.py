@@ -609,17 +609,34 @@ def test_repr_and_options(redis_url: str) -> None:
 # --- a one-node Redis Cluster (optional in issue 16: keys route by their hash tags) -------
 
 
+def cluster_port() -> int:
+    """A free loopback port whose cluster bus port (port + 10000) is free too and valid."""
+    import socket
+
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20_000, 55_000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10_000))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free pair of ports (port, port + 10000) for a cluster node")
+
+
 @pytest.fixture(scope="module")
 def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A redis-server in cluster mode on a free loopback port that serves all 16384 slots
     itself; killed at the end. (The shared redis_server fixture runs standalone servers.)"""
     import shutil
 
-    from redis_server import _ping, free_port
+    from redis_server import _ping
 
     exe = shutil.which("redis-server")
     assert exe is not None, "redis-server is not installed (make py-redis-server)"
-    port = free_port()
+    port = cluster_port()
     d = tmp_path_factory.mktemp("cluster")
     proc = subprocess.Popen(
         [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -629,14 +646,15 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Any:
         start_new_session=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 10.0
+        deadline = time.monotonic() + 30.0  # bounded; generous for a loaded machine
         while not _ping(port) and time.monotonic() < deadline:
+            assert proc.poll() is None, f"cluster redis-server exited with {proc.returncode}"
             time.sleep(0.05)
-        plain: Any = redis.Redis(port=port, socket_timeout=2.0)
+        assert _ping(port), "cluster redis-server did not answer PING within 30 s"
+        plain: Any = redis.Redis(port=port, socket_timeout=5.0)
         plain.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
-        while time.monotonic() < deadline:
-            if plain.execute_command("CLUSTER", "INFO").find(b"cluster_state:ok") >= 0:
-                break
+        while b"cluster_state:ok" not in plain.execute_command("CLUSTER", "INFO"):
+            assert time.monotonic() < deadline, "the one-node cluster did not become ok"
             time.sleep(0.05)
         plain.close()
         yield f"redis://127.0.0.1:{port}/0"
