@@ -278,6 +278,86 @@ def test_failures_spread_over_breakers_trip_the_fleet(
     assert client.hget(a.keys[0], "state") == b"closed"
 
 
+def test_slow_calls_add_up_across_breakers(client: Any, breakers: list[CircuitBreaker]) -> None:
+    opts: dict[str, Any] = dict(
+        failure_threshold=None,
+        slow_call_rate_threshold=50.0,
+        slow_call_duration=0.02,
+        minimum_calls=4,
+        window_seconds=30.0,
+        buckets=10,
+        wait_duration=30.0,
+        **FAST,
+    )
+    a = CircuitBreaker(client, "slow", **opts)
+    b = CircuitBreaker(client, "slow", **opts)
+    breakers.extend([a, b])
+
+    def slow() -> str:
+        time.sleep(0.03)
+        return "ok"
+
+    for br in (a, b, a, b):
+        br.call(slow)
+        br.sync()
+    assert wait_until(lambda: a.state == "open" and b.state == "open", BOUND_S)
+    assert a.metrics()["trips"] == 0 and b.metrics()["trips"] == 0
+
+
+def test_open_wait_backoff_and_cap(client: Any, breakers: list[CircuitBreaker]) -> None:
+    """Consecutive fleet trips grow the wait by backoff_factor up to max_wait_duration, on
+    the server's clock."""
+    b = CircuitBreaker(
+        client,
+        "backoff",
+        wait_duration=10.0,
+        backoff_factor=2.0,
+        max_wait_duration=30.0,
+        **FAST,
+    )
+    breakers.append(b)
+    waits = []
+    for _ in range(4):
+        b.trip()
+        assert b.sync()
+        waits.append(b.retry_after)
+    assert 9.0 < waits[0] <= 10.0
+    assert 19.0 < waits[1] <= 20.0
+    assert 29.0 < waits[2] <= 30.0 and 29.0 < waits[3] <= 30.0
+    b.reset()
+    b.trip()
+    assert b.sync() and 9.0 < b.retry_after <= 10.0  # a close restarts the backoff
+
+
+def test_keys_of_another_type_are_replaced(client: Any, breakers: list[CircuitBreaker]) -> None:
+    """Keys of the wrong type or with junk values are replaced or skipped: no store error."""
+    b = CircuitBreaker(
+        client,
+        "junk",
+        failure_threshold=1,
+        wait_duration=30.0,
+        window_seconds=30.0,
+        buckets=10,
+        **FAST,
+    )
+    breakers.append(b)
+    client.set(b.keys[0], "not a hash")
+    client.rpush(b.keys[1], "not", "a", "hash")
+    client.hset(b.keys[2], "not", "a string")
+    assert b.sync() and b.fleet_state == "closed" and b.store_errors == 0
+    client.hset(b.keys[0], mapping={"state": "sideways", "gen": "x"})
+    assert b.sync() and b.fleet_state == "closed"
+    t = client.time()
+    bucket = (t[0] * 1000 + t[1] // 1000) // 3000  # window_seconds / buckets = 3 s
+    client.hset(b.keys[1], mapping={f"{bucket}:f": "nan", "junk": "1", f"{bucket}:c": "-5"})
+    assert b.call(ok) == "ok"  # a success is reported: the script reads the junk window
+    assert b.sync() and b.fleet_state == "closed" and b.store_errors == 0
+    assert client.hexists(b.keys[1], "junk") == 0  # dropped
+    with pytest.raises(ConnectionError):
+        b.call(bad)
+    assert b.sync() and b.state == "open" and b.store_errors == 0
+
+
 # ----- several processes -----
 
 

@@ -170,6 +170,15 @@ local wait_ms, backoff = tonumber(ARGV[15]), tonumber(ARGV[16])
 local max_wait_ms, jitter_u = tonumber(ARGV[17]), tonumber(ARGV[18])
 local lease_ms, channel = tonumber(ARGV[19]), ARGV[20]
 
+-- A key of another type (written by something else) is dropped, never an error.
+local function want(key, kind)
+  local k = redis.call('TYPE', key)['ok']
+  if k ~= 'none' and k ~= kind then redis.call('DEL', key) end
+end
+want(S, 'hash')
+want(W, 'hash')
+want(L, 'string')
+
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local h = redis.call('HMGET', S, 'state', 'epoch', 'gen', 'until', 'trips', 'consec')
@@ -233,6 +242,7 @@ if op == 'report' then
       local sep = string.find(all[i], ':', 1, true)
       local fb = sep and tonumber(string.sub(all[i], 1, sep - 1))
       local v = tonumber(all[i + 1]) or 0
+      if v ~= v or v < 0 or v > 1e15 then v = 0 end
       if not fb or fb <= b - nbuckets or fb > b then
         redis.call('HDEL', W, all[i])
       else
