@@ -458,7 +458,9 @@ def test_killed_mid_run_then_restarted(
     redis_server: RedisServer, redis_url: str, policy: str
 ) -> None:
     c = client(redis_url, TIMEOUT)
-    limiter = RateLimiter(c, "kill", rate=1, per=1000.0, burst=1000, on_store_error=policy)
+    limiter = RateLimiter(
+        c, "kill", rate=1, per=1000.0, burst=1000, on_store_error=policy, store_cooldown=None
+    )
     outcomes: list[Any] = []
     for i in range(60):
         if i == 20:
@@ -492,7 +494,9 @@ def test_killed_mid_run_then_restarted(
 @pytest.mark.parametrize("policy", ["raise", "allow", "deny"])
 def test_paused_server_times_out(redis_server: RedisServer, redis_url: str, policy: str) -> None:
     c = client(redis_url, TIMEOUT)
-    keyed = KeyedRateLimiter(c, "pause", burst=3, on_store_error=policy, **SLOW)
+    keyed = KeyedRateLimiter(
+        c, "pause", burst=3, on_store_error=policy, store_cooldown=None, **SLOW
+    )
     assert keyed.try_acquire("a")
     redis_server.pause()
     try:
@@ -517,7 +521,7 @@ def test_async_paused_and_killed(redis_server: RedisServer, redis_url: str) -> N
     async def run() -> None:
         c = aclient(redis_url, TIMEOUT)
         try:
-            limiter = AsyncRateLimiter(c, "apause", burst=5, **SLOW)
+            limiter = AsyncRateLimiter(c, "apause", burst=5, store_cooldown=None, **SLOW)
             assert await limiter.try_acquire()
             redis_server.pause()
             try:
@@ -539,6 +543,52 @@ def test_async_paused_and_killed(redis_server: RedisServer, redis_url: str) -> N
             await c.aclose()
 
     asyncio.run(run())
+
+
+def test_store_guard_skips_redis_while_it_is_down(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    c = client(redis_url, TIMEOUT)
+    deny = RateLimiter(c, "guard", burst=20, on_store_error="deny", store_cooldown=0.5, **SLOW)
+    strict = KeyedRateLimiter(c, "guard2", burst=20, store_cooldown=0.5, **SLOW)
+    assert deny.try_acquire() and strict.try_acquire("k")
+    assert deny.store_guard is not None and deny.store_guard.state == "closed"
+    redis_server.pause()
+    try:
+        first, took = timed(deny.check)
+        assert first.source == "fallback" and not first.allowed
+        assert TIMEOUT * 0.5 < took < BOUND  # this one waited for the socket timeout
+        assert deny.store_guard.state == "open"
+        # the guard answers the next ones without calling Redis
+        assert [deny.try_acquire() for _ in range(20)] == [False] * 20
+        assert deny.store_errors == 21
+        err, _ = timed(lambda: strict.try_acquire("k"))
+        assert isinstance(err, StoreError) and isinstance(err.__cause__, redis.TimeoutError)
+        err, _ = timed(lambda: strict.try_acquire("k"))
+        assert isinstance(err, StoreError)
+        assert isinstance(err.__cause__, fastbreaker.CircuitOpenError)
+        err, _ = timed(lambda: strict.retry_after("k"))
+        assert isinstance(err, StoreError)
+        assert isinstance(err.__cause__, fastbreaker.CircuitOpenError)
+    finally:
+        redis_server.resume()
+    # after the cooldown one call probes Redis, and its success closes the guard (bounded)
+    for _ in range(200):
+        if deny.try_acquire():
+            break
+        time.sleep(0.05)
+    assert deny.store_guard.state == "closed"
+    assert deny.check().source == "redis"
+
+
+def test_store_guard_options(redis_url: str) -> None:
+    c = client(redis_url)
+    assert RateLimiter(c, "g", rate=1, store_cooldown=None).store_guard is None
+    guard = KeyedRateLimiter(c, "g", rate=1, store_cooldown=2.5).store_guard
+    assert guard is not None and guard.name == "redis:fastbreaker:g"
+    for bad in (0, -1.0, float("nan"), 1e9, "1", True):
+        with pytest.raises(ValueError, match=re.escape(f"store_cooldown = {bad!r}")):
+            RateLimiter(c, "g", rate=1, store_cooldown=bad)  # type: ignore[arg-type]
 
 
 # --- bad input ---------------------------------------------------------------------------

@@ -27,20 +27,33 @@ server's clock, as decimal digits. A value that is not such a number (or a key o
 type) is read as an empty bucket and overwritten by the next grant.
 
 When Redis fails (down, connection refused, a timeout, an error reply), a check follows
-``on_store_error``: ``"raise"`` (the default) raises :class:`fastbreaker.redis.StoreError`;
-``"allow"`` grants (fail open); ``"deny"`` refuses (fail closed). Either way nothing is
-retried by the limiter, and the failure is counted in ``store_errors``. ``reset`` always
-raises ``StoreError`` on failure. How long a call can take while Redis is slow or frozen is
-set by the redis-py client: its ``socket_timeout`` (required: the limiter refuses a client
-without one) and ``socket_connect_timeout``, times the attempts its ``retry`` allows, plus
-that retry's backoff sleeps (redis-py's default retries 3 times with backoff of up to
-seconds; for a limiter on the request path use e.g.
-``redis.Redis(..., socket_timeout=0.1, retry=Retry(NoBackoff(), 0))``, which bounds a call
-at about one timeout). A check that timed out may still have been applied: a frozen
-Redis runs the commands it had received when it wakes up, so its tokens may be taken
-although the caller saw a failure (the limit still holds; it errs toward refusing). A Redis
-restart without persistence forgets every bucket, so each
-limit starts full again: up to ``burst`` more grants than the rate allows, once.
+``on_store_error``: ``"raise"`` (the default) raises :class:`fastbreaker.redis.StoreError`
+(the redis-py error chained as its cause); ``"allow"`` grants (fail open); ``"deny"``
+refuses (fail closed). The limiter never retries, and counts each failed check in
+``store_errors``. ``retry_after`` and ``reset`` raise ``StoreError`` on failure whatever
+the policy.
+
+Timeouts and the store guard: a Redis call lasts as long as the redis-py client lets it.
+The client must have a ``socket_timeout`` (the limiter refuses one without); a call may
+then last ``socket_connect_timeout`` + ``socket_timeout`` per attempt, times the attempts
+the client's ``retry`` allows, plus that retry's backoff sleeps. redis-py's default retry
+(3 retries, exponential backoff with jitter, base 1 s) made one check last 4 to 10 s here
+with Redis down; on a request path use e.g.
+``redis.Redis(..., socket_timeout=0.1, retry=Retry(NoBackoff(), 0))``. On top of that,
+``store_cooldown`` (default 1.0 s; None: off) puts a ``fastbreaker.CircuitBreaker``
+(``failure_threshold=1``, ``wait_duration=store_cooldown``, exposed as ``store_guard``) in
+front of Redis: after a failed call, Redis is not called for ``store_cooldown`` seconds and
+every check answers at once by ``on_store_error`` (``StoreError``'s cause is then the
+guard's ``CircuitOpenError``); then one call probes Redis (the others keep answering at
+once until it returns) and a success closes the guard. So while Redis is down or frozen,
+at most one call per cooldown waits for the timeout, and a check may follow the policy for
+up to ``store_cooldown`` after Redis is back.
+
+A check that timed out may still have been applied: a frozen Redis runs the commands it
+had received when it wakes up, so its tokens may be taken although the caller saw a
+failure (the limit still holds; it errs toward refusing). A Redis restart without
+persistence forgets every bucket, so each limit starts full again: up to ``burst`` more
+grants than the rate allows, once.
 
 A ``redis.cluster.RedisCluster`` client works too (each script call names its one key, so
 the client routes it to that key's slot; tested against a one-node cluster): its own
@@ -202,6 +215,21 @@ def _check_client(client: object, want_async: bool, cls: str, twin: str) -> None
         )
 
 
+def _store_guard(name: str, cooldown: object) -> _native.CircuitBreaker | None:
+    """The breaker that guards Redis (see ``store_cooldown``), or None for no guard."""
+    if cooldown is None:
+        return None
+    if (
+        isinstance(cooldown, bool)
+        or not isinstance(cooldown, (int, float))
+        or not 0.0 < cooldown <= 86_400.0
+    ):
+        raise ValueError(
+            f"invalid store_cooldown = {cooldown!r}: must be seconds in (0, 86400], or None"
+        )
+    return _native.CircuitBreaker(name, failure_threshold=1, wait_duration=float(cooldown))
+
+
 def _check_n(n: object, burst: int) -> int:
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"n must be an int, got {n!r} ({type(n).__name__})")
@@ -238,6 +266,7 @@ class _Core:
         on_store_error: str,
         local_precheck: bool,
         local_keys: int,
+        store_cooldown: float | None,
     ) -> None:
         self.name = _check_part("name", name)
         if not name:
@@ -257,6 +286,17 @@ class _Core:
         self._blocked: dict[bytes, tuple[float, int]] = {}
         self._lock = threading.Lock()
         self.store_errors = 0
+        self.guard = _store_guard(f"redis:{self.prefix}{self.name}", store_cooldown)
+
+    def enter(self) -> Any:
+        """A permit of the store guard (None without a guard); raises CircuitOpenError while
+        the guard is open, so that the caller skips Redis."""
+        return None if self.guard is None else self.guard.acquire()
+
+    def leave(self, permit: Any, outcome: BaseException | str | None) -> None:
+        """Records the Redis call's outcome (None: success) on the store guard."""
+        if permit is not None and self.guard is not None:
+            self.guard.record(permit, outcome)
 
     def args(self, key: bytes, n: int, take: bool) -> tuple[Any, ...]:
         return (
@@ -303,13 +343,18 @@ class _Core:
         old = blocked.get(key)
         blocked[key] = (time.monotonic() + wait, n if old is None else min(n, old[1]))
 
-    def failed(self, operation: str, exc: Exception) -> Decision:
+    def failed(self, operation: str, exc: BaseException) -> Decision:
+        """What a check answers when Redis failed with ``exc``: ``on_store_error``'s."""
         with self._lock:
             self.store_errors += 1
         if self.on_store_error == "allow":
             return _GRANTED_FALLBACK
         if self.on_store_error == "deny":
             return _DENIED_FALLBACK
+        return self.raise_last(operation, exc)
+
+    def raise_last(self, operation: str, exc: BaseException) -> Decision:
+        """Raises StoreError for ``exc``, the failure of a Redis call."""
         raise StoreError(self.name, operation, exc) from exc
 
     def forget(self, key: bytes | None) -> None:
@@ -377,6 +422,11 @@ class _Options:
         return self._core.local_precheck
 
     @property
+    def store_guard(self) -> _native.CircuitBreaker | None:
+        """The breaker in front of Redis (``store_cooldown``), or None when it is off."""
+        return self._core.guard
+
+    @property
     def store_errors(self) -> int:
         """How many checks Redis failed (whatever ``on_store_error`` then did)."""
         return self._core.store_errors
@@ -392,8 +442,20 @@ def _init_core(
     on_store_error: str,
     local_precheck: bool,
     local_keys: int,
+    store_cooldown: float | None,
 ) -> _Core:
-    return _Core(name, rate, per, burst, per_ns, prefix, on_store_error, local_precheck, local_keys)
+    return _Core(
+        name,
+        rate,
+        per,
+        burst,
+        per_ns,
+        prefix,
+        on_store_error,
+        local_precheck,
+        local_keys,
+        store_cooldown,
+    )
 
 
 def _sync_eval(client: Any, core: _Core, key: bytes, n: int, take: bool, op: str) -> Decision:
@@ -401,17 +463,67 @@ def _sync_eval(client: Any, core: _Core, key: bytes, n: int, take: bool, op: str
         local = core.local(key, n)
         if local is not None:
             return local
-    args = core.args(key, n, take)
+    reply = _sync_script(client, core, core.args(key, n, take))
+    if isinstance(reply, BaseException):
+        return core.failed(op, reply) if take else core.raise_last(op, reply)
+    return core.decide(key, reply, take, n)
+
+
+def _sync_take(client: Any, core: _Core, key: bytes, n: int) -> bool:
+    """``try_acquire``'s path: as :func:`_sync_eval` with take, without building a Decision."""
+    if core.local_precheck and core.local(key, n) is not None:
+        return False
+    reply = _sync_script(client, core, core.args(key, n, True))
+    if isinstance(reply, BaseException):
+        return core.failed("try_acquire", reply).allowed
+    if reply[0] == 1:
+        return True
+    if core.local_precheck:
+        core.remember(key, int(reply[1]) / 1e9, n)
+    return False
+
+
+def _sync_script(client: Any, core: _Core, args: tuple[Any, ...]) -> Any:
+    """The reply to ``args`` (EVALSHA, or EVAL after NOSCRIPT), or the exception when Redis
+    failed or the store guard is open (CircuitOpenError): replies are never exceptions."""
+    try:
+        permit = core.enter()
+    except _native.CircuitOpenError as exc:
+        return exc
     try:
         try:
             reply = client.execute_command(*args)
         except NoScriptError:
             reply = client.execute_command("EVAL", GCRA_SCRIPT, *args[2:])
     except (RedisError, OSError) as exc:
-        if not take:
-            raise StoreError(core.name, op, exc) from exc
-        return core.failed(op, exc)
-    return core.decide(key, reply, take, n)
+        core.leave(permit, exc)
+        return exc
+    except BaseException:  # interrupted: the call's outcome is unknown, hand the permit back
+        core.leave(permit, "ignored")
+        raise
+    core.leave(permit, None)
+    return reply
+
+
+async def _async_script(client: Any, core: _Core, args: tuple[Any, ...]) -> Any:
+    """The async twin of :func:`_sync_script`."""
+    try:
+        permit = core.enter()
+    except _native.CircuitOpenError as exc:
+        return exc
+    try:
+        try:
+            reply = await client.execute_command(*args)
+        except NoScriptError:
+            reply = await client.execute_command("EVAL", GCRA_SCRIPT, *args[2:])
+    except (RedisError, OSError) as exc:
+        core.leave(permit, exc)
+        return exc
+    except BaseException:  # cancelled: the call's outcome is unknown, hand the permit back
+        core.leave(permit, "ignored")
+        raise
+    core.leave(permit, None)
+    return reply
 
 
 async def _async_eval(
@@ -421,50 +533,19 @@ async def _async_eval(
         local = core.local(key, n)
         if local is not None:
             return local
-    args = core.args(key, n, take)
-    try:
-        try:
-            reply = await client.execute_command(*args)
-        except NoScriptError:
-            reply = await client.execute_command("EVAL", GCRA_SCRIPT, *args[2:])
-    except (RedisError, OSError) as exc:
-        if not take:
-            raise StoreError(core.name, op, exc) from exc
-        return core.failed(op, exc)
+    reply = await _async_script(client, core, core.args(key, n, take))
+    if isinstance(reply, BaseException):
+        return core.failed(op, reply) if take else core.raise_last(op, reply)
     return core.decide(key, reply, take, n)
-
-
-def _sync_take(client: Any, core: _Core, key: bytes, n: int) -> bool:
-    """``try_acquire``'s path: as :func:`_sync_eval` with take, without building a Decision."""
-    if core.local_precheck and core.local(key, n) is not None:
-        return False
-    args = core.args(key, n, True)
-    try:
-        try:
-            reply = client.execute_command(*args)
-        except NoScriptError:
-            reply = client.execute_command("EVAL", GCRA_SCRIPT, *args[2:])
-    except (RedisError, OSError) as exc:
-        return core.failed("try_acquire", exc).allowed
-    if reply[0] == 1:
-        return True
-    if core.local_precheck:
-        core.remember(key, int(reply[1]) / 1e9, n)
-    return False
 
 
 async def _async_take(client: Any, core: _Core, key: bytes, n: int) -> bool:
     """The async twin of :func:`_sync_take`."""
     if core.local_precheck and core.local(key, n) is not None:
         return False
-    args = core.args(key, n, True)
-    try:
-        try:
-            reply = await client.execute_command(*args)
-        except NoScriptError:
-            reply = await client.execute_command("EVAL", GCRA_SCRIPT, *args[2:])
-    except (RedisError, OSError) as exc:
-        return core.failed("try_acquire", exc).allowed
+    reply = await _async_script(client, core, core.args(key, n, True))
+    if isinstance(reply, BaseException):
+        return core.failed("try_acquire", reply).allowed
     if reply[0] == 1:
         return True
     if core.local_precheck:
@@ -481,18 +562,16 @@ def _valid_n(n: object, burst: int) -> int:
 
 def _sync_delete(client: Any, core: _Core, key: bytes) -> None:
     core.forget(key)
-    try:
-        client.execute_command("DEL", key)
-    except (RedisError, OSError) as exc:
-        raise StoreError(core.name, "reset", exc) from exc
+    reply = _sync_script(client, core, ("DEL", key))
+    if isinstance(reply, BaseException):
+        core.raise_last("reset", reply)
 
 
 async def _async_delete(client: Any, core: _Core, key: bytes) -> None:
     core.forget(key)
-    try:
-        await client.execute_command("DEL", key)
-    except (RedisError, OSError) as exc:
-        raise StoreError(core.name, "reset", exc) from exc
+    reply = await _async_script(client, core, ("DEL", key))
+    if isinstance(reply, BaseException):
+        core.raise_last("reset", reply)
 
 
 class RateLimiter(_Options):
@@ -522,11 +601,21 @@ class RateLimiter(_Options):
         prefix: str = "fastbreaker:",
         on_store_error: str = "raise",
         local_precheck: bool = False,
+        store_cooldown: float | None = 1.0,
     ) -> None:
         _check_client(client, False, "RateLimiter", "AsyncRateLimiter")
         self._client = client
         self._core = _init_core(
-            name, rate, per, burst, per_ns, prefix, on_store_error, local_precheck, 1
+            name,
+            rate,
+            per,
+            burst,
+            per_ns,
+            prefix,
+            on_store_error,
+            local_precheck,
+            1,
+            store_cooldown,
         )
         self._key = f"{{{self._core.prefix}rl:{self._core.name}}}".encode()
 
@@ -579,11 +668,21 @@ class AsyncRateLimiter(_Options):
         prefix: str = "fastbreaker:",
         on_store_error: str = "raise",
         local_precheck: bool = False,
+        store_cooldown: float | None = 1.0,
     ) -> None:
         _check_client(client, True, "AsyncRateLimiter", "RateLimiter")
         self._client = client
         self._core = _init_core(
-            name, rate, per, burst, per_ns, prefix, on_store_error, local_precheck, 1
+            name,
+            rate,
+            per,
+            burst,
+            per_ns,
+            prefix,
+            on_store_error,
+            local_precheck,
+            1,
+            store_cooldown,
         )
         self._key = f"{{{self._core.prefix}rl:{self._core.name}}}".encode()
 
@@ -642,11 +741,21 @@ class KeyedRateLimiter(_Options):
         on_store_error: str = "raise",
         local_precheck: bool = False,
         local_keys: int = DEFAULT_LOCAL_KEYS,
+        store_cooldown: float | None = 1.0,
     ) -> None:
         _check_client(client, False, "KeyedRateLimiter", "AsyncKeyedRateLimiter")
         self._client = client
         self._core = _init_core(
-            name, rate, per, burst, per_ns, prefix, on_store_error, local_precheck, local_keys
+            name,
+            rate,
+            per,
+            burst,
+            per_ns,
+            prefix,
+            on_store_error,
+            local_precheck,
+            local_keys,
+            store_cooldown,
         )
         self._head = f"{{{self._core.prefix}krl:{self._core.name}:".encode()
 
@@ -701,11 +810,21 @@ class AsyncKeyedRateLimiter(_Options):
         on_store_error: str = "raise",
         local_precheck: bool = False,
         local_keys: int = DEFAULT_LOCAL_KEYS,
+        store_cooldown: float | None = 1.0,
     ) -> None:
         _check_client(client, True, "AsyncKeyedRateLimiter", "KeyedRateLimiter")
         self._client = client
         self._core = _init_core(
-            name, rate, per, burst, per_ns, prefix, on_store_error, local_precheck, local_keys
+            name,
+            rate,
+            per,
+            burst,
+            per_ns,
+            prefix,
+            on_store_error,
+            local_precheck,
+            local_keys,
+            store_cooldown,
         )
         self._head = f"{{{self._core.prefix}krl:{self._core.name}:".encode()
 
