@@ -736,6 +736,13 @@ def test_close_stops_threads(client: Any) -> None:
     c.close()
     assert c.state == "open" and 0.0 < c.retry_after <= 30.0
     assert not any(t.is_alive() for t in c.threads())
+    # A trip still waiting when close() is called is sent: the fleet opens.
+    d = CircuitBreaker(client, "last", failure_threshold=1, wait_duration=30.0, **FAST)
+    assert d.sync()
+    with d.closing():
+        with pytest.raises(ConnectionError):
+            d.call(bad)
+    assert client.hget(d.keys[0], "state") == b"open"
     leaked = [t for t in threading.enumerate() if t.ident not in before and "fastbreaker" in t.name]
     assert leaked == []
 

@@ -638,8 +638,9 @@ class CircuitBreaker(_LocalBreaker):
         await asyncio.to_thread(self.close)
 
     def close(self) -> None:
-        """Stops and joins the flusher and subscriber threads and closes the private Redis
-        pool. The breaker goes on as a local breaker: a fleet open (or an outage policy's
+        """Sends the waiting events and counts (when Redis is available; bounded by the
+        timeout), stops and joins the flusher and subscriber threads and closes the private
+        Redis pool. The breaker goes on as a local breaker: a fleet open (or an outage policy's
         hold) becomes a local open with a fresh ``wait_duration`` (or closed, after
         ``"open"``); a manual ``force_open()`` stays. Safe to call more than once."""
         with self._lock:
@@ -653,6 +654,14 @@ class CircuitBreaker(_LocalBreaker):
             self._flusher.join(bound)
         if threading.current_thread() is not self._subscriber:
             self._subscriber.join(bound)
+        if self._store_ok:
+            # The last batch: a trip or counts still waiting reach the fleet (each call
+            # bounded by the timeout; a failure is only counted).
+            try:
+                with self._flush_lock:
+                    self._flush_once(final=True)
+            except Exception:  # pragma: no cover - best effort on the way out
+                pass
         try:
             self._redis.connection_pool.disconnect()
         except Exception:  # pragma: no cover - disconnecting a dead pool
@@ -868,8 +877,9 @@ class CircuitBreaker(_LocalBreaker):
 
                 logging.getLogger("fastbreaker").exception("fleet breaker flusher")
 
-    def _flush_once(self, force_get: bool = False) -> bool:
-        """One batch: events, counts, probe lease, resync. Returns True when Redis answered."""
+    def _flush_once(self, force_get: bool = False, final: bool = False) -> bool:
+        """One batch: events, counts, probe lease, resync. Returns True when Redis answered.
+        ``final``: events and counts only (the last batch, sent by ``close()``)."""
         now = time.monotonic()
         counters = self._counters(_native.CircuitBreaker.metrics(self))
         base, self._base = self._base, counters
@@ -899,6 +909,9 @@ class CircuitBreaker(_LocalBreaker):
                     self._call("report", self._gen, (delta[0], delta[1], delta[2], trailing))
                 )
                 talked = True
+            if final:
+                self.store_breaker.record(permit)
+                return True
             local = _native.CircuitBreaker.state.__get__(self)
             if self._lease_since is not None:
                 # Renew while probing; give an unused lease up after probe_ttl.
