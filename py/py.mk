@@ -1,6 +1,7 @@
 # Python package targets; included by the top-level Makefile (run from the repo root).
 #   make py-test   build fastbreaker into py/.venv, then ruff, mypy, stubtest and pytest
 #   make demo      build into py/.venv and run the live demo (python -m fastbreaker demo)
+#   make demo-adaptive  the same for the adaptive-limit demo (python -m fastbreaker demo-adaptive)
 #   make py-bench  compare against pure-Python peers in py/.venv-bench, the shared region
 #                  against in-process, and limits + a real redis-server (py/benches/)
 
@@ -13,7 +14,7 @@ PY_SOURCES    := $(wildcard $(PY_DIR)/src/*.rs) $(PY_DIR)/Cargo.toml $(PY_DIR)/p
                  $(wildcard core/src/*.rs) $(wildcard core/src/shm/*.rs) core/Cargo.toml
 DEMO_ARGS     ?=
 
-.PHONY: py-test py-build py-chromium py-redis-server demo py-bench py-clean
+.PHONY: py-test py-build py-chromium py-redis-server demo demo-adaptive py-bench py-clean
 
 # The venv, with the pinned tools; redone only when the pins change.
 $(PY_VENV)/.installed: $(PY_DIR)/requirements-dev.txt
@@ -52,6 +53,10 @@ py-test: py-build py-chromium py-redis-server
 
 demo: py-build
 	$(PY_BIN)/python -m fastbreaker demo $(DEMO_ARGS)
+
+# A client's adaptive limit following a local server whose capacity changes (issue 18).
+demo-adaptive: py-build
+	$(PY_BIN)/python -m fastbreaker demo-adaptive $(DEMO_ARGS)
 
 # Benchmarks against the peers, in their own venv (pins in py/benches/requirements.txt).
 $(PY_BENCH_VENV)/.installed: $(PY_DIR)/benches/requirements.txt $(PY_VENV)/.built

@@ -573,10 +573,10 @@ def test_adaptive_limit_tracks_server_capacity(
     # its adaptive rate limit lets it, advancing the clock by each refusal's retry_after.
     clock = ManualClock()
     limiter = fastbreaker.AdaptiveLimiter(  # type: ignore[attr-defined]
-        50.0, min_limit=1.0, max_limit=500.0, mode="rate", rtt=0.1, clock=clock
+        20.0, min_limit=1.0, max_limit=200.0, mode="rate", rtt=0.25, clock=clock
     )
     driver = drivers(kind, server.url, limiter=limiter, clock=clock, respect_retry_after=False)
-    phases = [(100.0, 20.0), (20.0, 20.0), (100.0, 20.0)]  # (capacity, manual seconds)
+    phases = [(100.0, 10.0), (20.0, 10.0), (100.0, 10.0)]  # (capacity, manual seconds)
     means: list[float] = []
     rejected: list[float] = []
     for capacity, seconds in phases:
@@ -585,7 +585,7 @@ def test_adaptive_limit_tracks_server_capacity(
         limits: list[float] = []
         answers = {"200": 0, "429": 0}
         sent = 0
-        while clock.now() < end and sent < 20000:
+        while clock.now() < end and sent < 5000:
             try:
                 status = str(driver.request())
                 answers[status] = answers.get(status, 0) + 1
@@ -599,9 +599,8 @@ def test_adaptive_limit_tracks_server_capacity(
         rejected.append(answers["429"] / max(sent, 1))
     # The limit follows capacity down and back up (second half of each phase).
     assert means[1] < means[0] and means[1] < means[2], means
-    assert 0.5 * 100 <= means[0] <= 2.0 * 100, means
-    assert 0.5 * 20 <= means[1] <= 2.0 * 20, means
-    assert 0.5 * 100 <= means[2] <= 2.0 * 100, means
+    for (capacity, _), mean in zip(phases, means):
+        assert 0.5 * capacity <= mean <= 2.0 * capacity, (phases, means)
     assert all(r < 0.5 for r in rejected), rejected
 
 

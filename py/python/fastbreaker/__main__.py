@@ -1,6 +1,8 @@
 """``python -m fastbreaker COMMAND``.
 
 - ``demo [--duration SECONDS] [--threads N]``: live demo against a flaky local HTTP service.
+- ``demo-adaptive [--seconds S] [--threads N] [--once]``: an adaptive limit following a local
+  server's changing capacity (needs ``AdaptiveLimiter``).
 - ``grafana-dashboard [--datasource-uid UID] [-o FILE]``: prints the Grafana dashboard JSON
   for the metrics ``fastbreaker.prometheus`` exports.
 - ``region [--dir DIR] ls [NAME] | show [--json] NAME | unlink NAME``: lists the shared
@@ -28,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
         from .grafana import main_grafana_dashboard
 
         return main_grafana_dashboard(args_in[1:])
+    if args_in[:1] == ["demo-adaptive"]:
+        from .demo_adaptive import main as main_demo_adaptive
+
+        return main_demo_adaptive(args_in[1:])
     if args_in[:1] == ["region"]:
         from .region_cli import main as main_region
 
@@ -49,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="live demo against a flaky local HTTP service")
     demo.add_argument("--duration", type=float, default=20.0, help="seconds (default 20)")
     demo.add_argument("--threads", type=int, default=4, help="client threads (default 4)")
+    sub.add_parser(
+        "demo-adaptive", help="an adaptive limit following a local server's changing capacity"
+    )
     sub.add_parser("grafana-dashboard", help="print the Grafana dashboard JSON")
     sub.add_parser("region", help="list, show or unlink shared regions")
     sub.add_parser(

@@ -73,6 +73,7 @@ class ScriptedServer:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go in two writes
 
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
