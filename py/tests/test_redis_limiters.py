@@ -216,6 +216,18 @@ def test_corrupt_or_foreign_values_read_as_empty(redis_url: str) -> None:
     assert limiter.interval_ns * 1 / 1e9 - 60 < wait <= limiter.interval_ns / 1e9
 
 
+def test_any_reply_decoding_and_any_str_key(redis_url: str) -> None:
+    decoded = redis.Redis.from_url(redis_url, socket_timeout=2.0, decode_responses=True)
+    resp3 = redis.Redis.from_url(redis_url, socket_timeout=2.0, protocol=3)
+    for i, c in enumerate((decoded, resp3)):
+        keyed = KeyedRateLimiter(c, f"dec{i}", burst=2, **SLOW)
+        for key in ("\ud800", "é", b"\x00"):  # a lone surrogate, non-ASCII, a NUL byte
+            assert [keyed.try_acquire(key) for _ in range(3)] == [True, True, False]
+            assert not keyed.check(key).allowed
+            assert 100_000 - 60 < keyed.retry_after(key) <= 100_000
+        assert keyed.key_of("é") == "{fastbreaker:krl:dec" + str(i) + ":é}"
+
+
 def test_two_instances_share_one_bucket(redis_url: str) -> None:
     a = RateLimiter(client(redis_url), "shared", burst=3, **SLOW)
     b = RateLimiter(client(redis_url), "shared", burst=3, **SLOW)

@@ -242,7 +242,7 @@ def _check_n(n: object, burst: int) -> int:
 
 def _key_bytes(key: object) -> bytes:
     if isinstance(key, str):
-        return key.encode()
+        return key.encode("utf-8", "surrogatepass")
     if isinstance(key, bytes):
         return key
     raise TypeError(f"key must be a str or bytes, got {key!r} ({type(key).__name__})")
