@@ -142,8 +142,8 @@ GCRA_SHA = hashlib.sha1(GCRA_SCRIPT.encode()).hexdigest()
 class Decision:
     """The answer to one check.
 
-    ``allowed``: the tokens were granted (by ``try_acquire``/``check``) or would be now (by
-    ``peek``). ``retry_after``: seconds until the request could be granted, 0.0 when it was.
+    ``allowed``: the tokens were granted. ``retry_after``: seconds until the request could
+    be granted (on the server's clock, as of the check), 0.0 when it was.
     ``remaining``: whole tokens left after the check. ``reset_after``: seconds until the
     bucket is full again. ``source``: ``"redis"`` (the script decided), ``"local"`` (the
     local pre-check refused with no round trip; ``remaining`` is then 0 and ``reset_after``
@@ -587,6 +587,9 @@ class RateLimiter(_Options):
     ``n``): it never grants what Redis would refuse, but a ``reset`` from another process
     is not seen until then. ``rate``, ``per`` and ``burst`` are validated by the core's
     rules (``fastbreaker.RateLimiter``); ``burst * per / rate`` may not exceed 2^52 ns.
+    ``on_store_error`` (``"raise"``, ``"allow"``, ``"deny"``) says what a check does when
+    Redis fails, and ``store_cooldown`` how long Redis is skipped after a failure (the store
+    guard; None: never skipped): see the module docs.
     """
 
     def __init__(
