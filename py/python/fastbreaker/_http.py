@@ -323,18 +323,6 @@ class Retry:
         )
 
 
-class Ticket:
-    """What one admitted attempt holds until :meth:`Rule.exit` gives it back."""
-
-    __slots__ = ("adaptive", "bulkhead", "permit", "started")
-
-    def __init__(self, permit: Any, bulkhead: bool, adaptive: bool, started: float) -> None:
-        self.permit = permit
-        self.bulkhead = bulkhead
-        self.adaptive = adaptive
-        self.started = started
-
-
 if TYPE_CHECKING:
 
     class RuleOptions(TypedDict, total=False):
@@ -363,11 +351,12 @@ class Rule:
     """The protection of one group of requests: breaker, limiter, bulkhead and retry.
 
     ``breaker``: a ``CircuitBreaker`` counting ``failure_statuses`` (default 500..=599, or a
-    predicate on the status) and ``failure_exceptions`` (default: the client's connection
+    predicate on the status, asked once for each status 0..=599 when the rule is built: it
+    must be a pure function) and ``failure_exceptions`` (default: the client's connection
     errors and timeouts) as failures. ``limiter``: a ``RateLimiter`` (one token an attempt)
     or an adaptive limiter (duck typed: it has ``record``), told about ``overload_statuses``
-    (429 and 503 by default) and timeouts. ``bulkhead``: a ``Bulkhead`` held during each
-    attempt. ``retry``: a :class:`Retry` (an int ``n`` is ``Retry(attempts=n)``).
+    (429 and 503 by default, or a pure predicate) and timeouts. ``bulkhead``: a ``Bulkhead``
+    held during each attempt. ``retry``: a :class:`Retry` (an int ``n`` is ``Retry(attempts=n)``).
     ``max_wait``: how many seconds an attempt may wait for the limiter or a ``Retry-After``
     pause before it is refused with ``RateLimitExceeded`` (default 0: refuse at once).
     ``respect_retry_after``: a ``Retry-After`` on an overload status pauses the rule's
@@ -379,6 +368,7 @@ class Rule:
         "_default_failure_exceptions",
         "_pause_lock",
         "_paused_until",
+        "_status_class",
         "_timeout_exceptions",
         "adaptive",
         "breaker",
@@ -447,6 +437,12 @@ class Rule:
             else _exceptions("failure_exceptions", failure_exceptions)
         )
         self.overload_status = _statuses("overload_statuses", overload_statuses)
+        # One lookup per response instead of two predicate calls: for each status in
+        # 0..=599, bit 0 failure, bit 1 overload (a predicate is asked once per status here).
+        self._status_class = bytes(
+            (1 if self.failure_status(code) else 0) | (2 if self.overload_status(code) else 0)
+            for code in range(600)
+        )
         self.max_wait = _seconds("max_wait", max_wait)
         self.respect_retry_after = bool(respect_retry_after)
         self.clock = clock
@@ -515,24 +511,27 @@ class Rule:
         # A concurrency limit does not know when a permit comes back: poll every 1 ms.
         return min(wait, budget) if wait > 0.0 else min(0.001, budget)
 
-    def admit(self) -> Ticket:
+    def admit(self) -> Any:
         """After ``reserve`` returned 0.0 (or a negative wait that was slept): the breaker and
-        the bulkhead. On a refusal, gives the limiter's leave back and raises."""
+        the bulkhead. Returns the breaker's permit (None without a breaker). On a refusal,
+        gives the limiter's leave back and raises."""
         permit = None
         breaker = self.breaker
         if breaker is not None:
             try:
                 permit = breaker.acquire()
             except CircuitOpenError:
-                self._unreserve()
+                if self.limiter is not None:
+                    self._unreserve()
                 raise
         bulkhead = self.bulkhead
         if bulkhead is not None and not bulkhead.try_acquire():
             if permit is not None:
                 breaker.record(permit, "ignored")  # type: ignore[union-attr]
-            self._unreserve()
+            if self.limiter is not None:
+                self._unreserve()
             raise BulkheadFull(bulkhead.max_concurrent)
-        return Ticket(permit, bulkhead is not None, self.adaptive, self.now())
+        return permit
 
     def _unreserve(self) -> None:
         limiter = self.limiter
@@ -554,51 +553,58 @@ class Rule:
 
     def exit(
         self,
-        ticket: Ticket,
+        permit: Any,
+        started: float,
         status: int,
         headers: Optional[HeaderGetter] = None,
         exc: Optional[BaseException] = None,
     ) -> Optional[float]:
-        """Counts the attempt ``ticket`` admitted: its ``status`` and response ``headers``
-        (anything with a case-insensitive ``get``), or ``exc``, the error it raised. Returns
-        the ``Retry-After`` in seconds when an overload status carried one, else None."""
-        now = self.now()
+        """Counts an attempt :meth:`enter` admitted (``permit``: what it returned;
+        ``started``: ``now()`` right after it, read only for an adaptive limiter's latency):
+        its ``status`` and response ``headers`` (anything with a case-insensitive ``get``),
+        or ``exc``, the error it raised. Returns the ``Retry-After`` in seconds when an
+        overload status carried one, else None."""
         seconds: Optional[float] = None
         if exc is None:
-            overload = self.overload_status(status)
+            if 0 <= status < 600:
+                kind = self._status_class[status]
+            else:
+                kind = int(self.failure_status(status)) | (2 if self.overload_status(status) else 0)
+            overload = kind > 1
             if overload and headers is not None:
                 value = headers.get("retry-after")
                 if value is not None:
                     seconds = parse_retry_after(value, date=headers.get("date"))
+            if permit is not None:
+                if kind & 1:
+                    self.breaker.record(permit, "failure")  # type: ignore[union-attr]
+                else:
+                    self.breaker.record(permit)  # type: ignore[union-attr]
         else:
             overload = isinstance(exc, self._timeout_exceptions)
-        permit = ticket.permit
-        if permit is not None:
-            if exc is None:
-                outcome = "failure" if self.failure_status(status) else "success"
-            else:
+            if permit is not None:
                 outcome = "failure" if self.is_failure(exc) else "ignored"
-            self.breaker.record(permit, outcome)  # type: ignore[union-attr]
-        if ticket.bulkhead:
-            self.bulkhead.release()  # type: ignore[union-attr]
-        if ticket.adaptive:
+                self.breaker.record(permit, outcome)  # type: ignore[union-attr]
+        if self.bulkhead is not None:
+            self.bulkhead.release()
+        if self.adaptive:
             if overload:
                 self.limiter.record("overload", retry_after=seconds)
             elif exc is None and status < 400:
-                self.limiter.record("success", latency=max(now - ticket.started, 0.0))
+                self.limiter.record("success", latency=max(self.now() - started, 0.0))
             else:
                 self.limiter.record("ignore")
-        if seconds is not None and self.respect_retry_after and seconds > 0.0:
+        if seconds is not None and seconds > 0.0 and self.respect_retry_after:
             self.pause(seconds)
         return seconds
 
-    def abandon(self, ticket: Ticket) -> None:
-        """Gives back what ``ticket`` holds without counting an outcome (cancellation)."""
-        if ticket.permit is not None:
-            self.breaker.record(ticket.permit, "ignored")  # type: ignore[union-attr]
-        if ticket.bulkhead:
-            self.bulkhead.release()  # type: ignore[union-attr]
-        if ticket.adaptive:
+    def abandon(self, permit: Any) -> None:
+        """Gives back what an admitted attempt holds without counting it (cancellation)."""
+        if permit is not None:
+            self.breaker.record(permit, "ignored")  # type: ignore[union-attr]
+        if self.bulkhead is not None:
+            self.bulkhead.release()
+        if self.adaptive:
             self.limiter.record("ignore")
 
     def retry_wait(
@@ -653,47 +659,67 @@ class Rule:
 
         return asyncio.sleep
 
-    def enter(self) -> Ticket:
+    def enter(self) -> Any:
         """Everything before sending one attempt, sleeping up to ``max_wait`` in all (with
-        the ``Retry``'s ``sleep`` hook when it has one); raises the refusals."""
-        budget = self.max_wait
-        sleep: Optional[Callable[[float], object]] = None
-        while True:
-            wait = self.reserve(budget)
-            if wait == 0.0:
-                break
-            if sleep is None:
-                sleep = self._sleep_hook()
-            try:
-                sleep(abs(wait))
-            except BaseException:
+        the ``Retry``'s ``sleep`` hook when it has one); raises the refusals. Returns the
+        breaker's permit (None without a breaker), for :meth:`exit` or :meth:`abandon`."""
+        if self._paused_until or self.limiter is not None:
+            budget = self.max_wait
+            sleep: Optional[Callable[[float], object]] = None
+            while True:
+                wait = self.reserve(budget)
+                if wait == 0.0:
+                    break
+                if sleep is None:
+                    sleep = self._sleep_hook()
+                try:
+                    sleep(abs(wait))
+                except BaseException:
+                    if wait < 0.0:
+                        self._unreserve()
+                    raise
                 if wait < 0.0:
+                    break
+                budget = max(budget - max(wait, 0.001), 0.0)
+        # admit(), inlined: this is the path of every request.
+        permit = None
+        breaker = self.breaker
+        if breaker is not None:
+            try:
+                permit = breaker.acquire()
+            except CircuitOpenError:
+                if self.limiter is not None:
                     self._unreserve()
                 raise
-            if wait < 0.0:
-                break
-            budget = max(budget - max(wait, 0.001), 0.0)
-        return self.admit()
+        bulkhead = self.bulkhead
+        if bulkhead is not None and not bulkhead.try_acquire():
+            if permit is not None:
+                breaker.record(permit, "ignored")  # type: ignore[union-attr]
+            if self.limiter is not None:
+                self._unreserve()
+            raise BulkheadFull(bulkhead.max_concurrent)
+        return permit
 
-    async def enter_async(self) -> Ticket:
+    async def enter_async(self) -> Any:
         """:meth:`enter` for coroutines: awaits the waits (``Retry.async_sleep`` hook)."""
-        budget = self.max_wait
-        sleep: Optional[Callable[[float], Awaitable[object]]] = None
-        while True:
-            wait = self.reserve(budget)
-            if wait == 0.0:
-                break
-            if sleep is None:
-                sleep = self._async_sleep_hook()
-            try:
-                await sleep(abs(wait))
-            except BaseException:
+        if self._paused_until or self.limiter is not None:
+            budget = self.max_wait
+            sleep: Optional[Callable[[float], Awaitable[object]]] = None
+            while True:
+                wait = self.reserve(budget)
+                if wait == 0.0:
+                    break
+                if sleep is None:
+                    sleep = self._async_sleep_hook()
+                try:
+                    await sleep(abs(wait))
+                except BaseException:
+                    if wait < 0.0:
+                        self._unreserve()
+                    raise
                 if wait < 0.0:
-                    self._unreserve()
-                raise
-            if wait < 0.0:
-                break
-            budget = max(budget - max(wait, 0.001), 0.0)
+                    break
+                budget = max(budget - max(wait, 0.001), 0.0)
         return self.admit()
 
     def sleep(self, seconds: float) -> None:

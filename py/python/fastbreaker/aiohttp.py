@@ -99,11 +99,12 @@ class Middleware:
         nonce = -1
         while True:
             attempt += 1
-            ticket = await rule.enter_async()
+            permit = await rule.enter_async()
+            started = rule.now() if rule.adaptive else 0.0
             try:
                 response = await handler(request)
             except Exception as exc:
-                rule.exit(ticket, 0, None, exc)
+                rule.exit(permit, started, 0, None, exc)
                 if rule.retry is None or not _replayable(request):
                     raise
                 wait, nonce = rule.retry_wait(method, attempt, 0, None, exc, nonce)
@@ -112,10 +113,10 @@ class Middleware:
                 await rule.sleep_async(wait)
                 continue
             except BaseException:
-                rule.abandon(ticket)
+                rule.abandon(permit)
                 raise
             status = response.status
-            retry_after = rule.exit(ticket, status, response.headers)
+            retry_after = rule.exit(permit, started, status, response.headers)
             if rule.retry is None:
                 return response
             wait, nonce = rule.retry_wait(method, attempt, status, retry_after, None, nonce)

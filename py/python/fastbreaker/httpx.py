@@ -91,19 +91,23 @@ class Transport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Sends ``request`` through the rule of its host (retrying as the rule says)."""
-        url = request.url
         router = self.router
-        rule = router.rule(url.host, url.port, str(url) if router.needs_url else None)
+        if router.needs_host:
+            url = request.url
+            rule = router.rule(url.host, url.port, str(url) if router.needs_url else None)
+        else:
+            rule = router.default
         send = self.transport.handle_request
         attempt = 0
         nonce = -1
         while True:
             attempt += 1
-            ticket = rule.enter()
+            permit = rule.enter()
+            started = rule.now() if rule.adaptive else 0.0
             try:
                 response = send(request)
             except Exception as exc:
-                rule.exit(ticket, 0, None, exc)
+                rule.exit(permit, started, 0, None, exc)
                 if rule.retry is None or not _replayable(request):
                     raise
                 wait, nonce = rule.retry_wait(request.method, attempt, 0, None, exc, nonce)
@@ -112,10 +116,10 @@ class Transport(httpx.BaseTransport):
                 rule.sleep(wait)
                 continue
             except BaseException:
-                rule.abandon(ticket)
+                rule.abandon(permit)
                 raise
             status = response.status_code
-            retry_after = rule.exit(ticket, status, response.headers)
+            retry_after = rule.exit(permit, started, status, response.headers)
             if rule.retry is None:
                 return response
             wait, nonce = rule.retry_wait(request.method, attempt, status, retry_after, None, nonce)
@@ -151,19 +155,23 @@ class AsyncTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Sends ``request`` through the rule of its host (retrying as the rule says)."""
-        url = request.url
         router = self.router
-        rule = router.rule(url.host, url.port, str(url) if router.needs_url else None)
+        if router.needs_host:
+            url = request.url
+            rule = router.rule(url.host, url.port, str(url) if router.needs_url else None)
+        else:
+            rule = router.default
         send = self.transport.handle_async_request
         attempt = 0
         nonce = -1
         while True:
             attempt += 1
-            ticket = await rule.enter_async()
+            permit = await rule.enter_async()
+            started = rule.now() if rule.adaptive else 0.0
             try:
                 response = await send(request)
             except Exception as exc:
-                rule.exit(ticket, 0, None, exc)
+                rule.exit(permit, started, 0, None, exc)
                 if rule.retry is None or not _replayable(request):
                     raise
                 wait, nonce = rule.retry_wait(request.method, attempt, 0, None, exc, nonce)
@@ -172,10 +180,10 @@ class AsyncTransport(httpx.AsyncBaseTransport):
                 await rule.sleep_async(wait)
                 continue
             except BaseException:
-                rule.abandon(ticket)
+                rule.abandon(permit)
                 raise
             status = response.status_code
-            retry_after = rule.exit(ticket, status, response.headers)
+            retry_after = rule.exit(permit, started, status, response.headers)
             if rule.retry is None:
                 return response
             wait, nonce = rule.retry_wait(request.method, attempt, status, retry_after, None, nonce)

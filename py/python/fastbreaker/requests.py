@@ -105,11 +105,12 @@ class Adapter(HTTPAdapter):
         nonce = -1
         while True:
             attempt += 1
-            ticket = rule.enter()
+            permit = rule.enter()
+            started = rule.now() if rule.adaptive else 0.0
             try:
                 response = send(request, stream, timeout, verify, cert, proxies)
             except Exception as exc:
-                rule.exit(ticket, 0, None, exc)
+                rule.exit(permit, started, 0, None, exc)
                 if rule.retry is None or not _replayable(request):
                     raise
                 wait, nonce = rule.retry_wait(method, attempt, 0, None, exc, nonce)
@@ -118,10 +119,10 @@ class Adapter(HTTPAdapter):
                 rule.sleep(wait)
                 continue
             except BaseException:
-                rule.abandon(ticket)
+                rule.abandon(permit)
                 raise
             status = response.status_code
-            retry_after = rule.exit(ticket, status, response.headers)
+            retry_after = rule.exit(permit, started, status, response.headers)
             if rule.retry is None:
                 return response
             wait, nonce = rule.retry_wait(method, attempt, status, retry_after, None, nonce)

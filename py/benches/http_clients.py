@@ -1,0 +1,265 @@
+"""Overhead per request of fastbreaker's HTTP client integrations (issue 18).
+
+Two measures, each printed with its ratio to the bare client:
+
+1. In isolation (the goal: under 2 us a request): the wrapper around an inner transport /
+   adapter / handler that answers a canned 200 at once, against that inner one called
+   directly, so the figure is the wrapper's own work (routing, breaker acquire + record,
+   limiter, bulkhead, status checks) and not the network's noise.
+2. End to end: the same client with and without the wrapper, sending GETs to one real local
+   HTTP/1.1 server (py/tests/servers/scripted_http.py, keep-alive), rounds interleaved.
+
+Run: ``py/.venv/bin/python py/benches/http_clients.py [--quick]``. Medians of the rounds;
+the machine is noisy, so read the ratios and the differences, not the absolute values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import aiohttp
+import httpx
+import requests
+from requests.adapters import HTTPAdapter
+
+import fastbreaker.aiohttp
+import fastbreaker.httpx
+import fastbreaker.requests
+from fastbreaker import Bulkhead, CircuitBreaker, RateLimiter
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "servers"))
+from scripted_http import ScriptedServer
+
+
+def configs() -> dict[str, Callable[[], dict[str, Any]]]:
+    """The wrapper configurations measured: name -> a factory of fresh keywords."""
+    return {
+        "breaker": lambda: {"breaker": CircuitBreaker("bench", 5, 30.0)},
+        "breaker+limiter+bulkhead": lambda: {
+            "breaker": CircuitBreaker("bench", 5, 30.0),
+            "limiter": RateLimiter(1e9, burst=1_000_000),
+            "bulkhead": Bulkhead(64),
+        },
+        "breaker, 3 host routes": lambda: {
+            "breaker": CircuitBreaker("bench", 5, 30.0),
+            "routes": {
+                "api.example.com": {"breaker": CircuitBreaker("a", 5, 30.0)},
+                "*.example.org": {"breaker": CircuitBreaker("b", 5, 30.0)},
+                "other:8443": {"breaker": CircuitBreaker("c", 5, 30.0)},
+            },
+        },
+    }
+
+
+def per_call_ns(fn: Callable[[], object], n: int, rounds: int) -> float:
+    """Median over ``rounds`` of the mean ns per call of ``n`` calls."""
+    samples = []
+    for _ in range(rounds):
+        t0 = time.perf_counter_ns()
+        for _ in range(n):
+            fn()
+        samples.append((time.perf_counter_ns() - t0) / n)
+    return statistics.median(samples)
+
+
+def per_call_ns_async(
+    fn: Callable[[], Awaitable[object]], n: int, rounds: int, loop: asyncio.AbstractEventLoop
+) -> float:
+    """``per_call_ns`` for a coroutine function, awaited in one loop."""
+
+    async def batch() -> float:
+        t0 = time.perf_counter_ns()
+        for _ in range(n):
+            await fn()
+        return (time.perf_counter_ns() - t0) / n
+
+    return statistics.median(loop.run_until_complete(batch()) for _ in range(rounds))
+
+
+def row(name: str, bare: float, wrapped: float) -> None:
+    print(
+        f"  {name:<44} bare {bare / 1000:8.2f} us   wrapped {wrapped / 1000:8.2f} us   "
+        f"overhead {(wrapped - bare) / 1000:7.2f} us   ratio {wrapped / bare:5.2f}x",
+        flush=True,
+    )
+
+
+class _Canned(HTTPAdapter):
+    """An HTTPAdapter that answers a canned 200 without sending anything."""
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
+        response = requests.Response()
+        response.status_code = 200
+        response.request = request
+        return response
+
+
+class _CannedAdapter(fastbreaker.requests.Adapter, _Canned):
+    """fastbreaker's Adapter around the canned one (its super().send is _Canned.send)."""
+
+
+class _CannedResponse:
+    status = 200
+    headers: dict[str, str] = {}
+
+
+def isolated(n: int, rounds: int) -> None:
+    print(
+        f"In isolation: the wrapper around an inner answer returned at once ({n} calls x "
+        f"{rounds} rounds, median)"
+    )
+    loop = asyncio.new_event_loop()
+    canned = httpx.Response(200)
+    inner = httpx.MockTransport(lambda request: canned)
+    request = httpx.Request("GET", "http://127.0.0.1:8000/items")
+    prepared = requests.Request("GET", "http://127.0.0.1:8000/items").prepare()
+    bare_httpx = per_call_ns(lambda: inner.handle_request(request), n, rounds)
+
+    async def inner_async(req: httpx.Request) -> httpx.Response:
+        return canned
+
+    async_inner = httpx.MockTransport(inner_async)
+    bare_httpx_async = per_call_ns_async(
+        lambda: async_inner.handle_async_request(request), n, rounds, loop
+    )
+    plain = _Canned()
+    bare_requests = per_call_ns(lambda: plain.send(prepared), n, rounds)
+    response = _CannedResponse()
+
+    async def handler(req: Any) -> Any:
+        return response
+
+    bare_aiohttp = per_call_ns_async(lambda: handler(None), n, rounds, loop)
+    aio_request = type("Req", (), {"method": "GET", "url": None, "body": b""})()
+    for name, make in configs().items():
+        transport = fastbreaker.httpx.Transport(inner, **make())
+        row(
+            f"httpx Transport [{name}]",
+            bare_httpx,
+            per_call_ns(lambda: transport.handle_request(request), n, rounds),
+        )
+        atransport = fastbreaker.httpx.AsyncTransport(async_inner, **make())
+        row(
+            f"httpx AsyncTransport [{name}]",
+            bare_httpx_async,
+            per_call_ns_async(lambda: atransport.handle_async_request(request), n, rounds, loop),
+        )
+        adapter = _CannedAdapter(**make())
+        row(
+            f"requests Adapter [{name}]",
+            bare_requests,
+            per_call_ns(lambda: adapter.send(prepared), n, rounds),
+        )
+        options = make()
+        if "routes" in options:
+            continue  # the middleware reads request.url for routes: measured end to end
+        middleware = fastbreaker.aiohttp.Middleware(**options)
+        row(
+            f"aiohttp Middleware [{name}]",
+            bare_aiohttp,
+            per_call_ns_async(lambda: middleware(aio_request, handler), n, rounds, loop),
+        )
+    loop.close()
+
+
+def end_to_end(n: int, rounds: int) -> None:
+    server = ScriptedServer()
+    url = server.url + "/items"
+    print(f"End to end: GET {url} on a real local server ({n} requests x {rounds} rounds, median)")
+    make = configs()["breaker+limiter+bulkhead"]
+    loop = asyncio.new_event_loop()
+    try:
+        bare_client = httpx.Client()
+        wrapped_client = httpx.Client(transport=fastbreaker.httpx.Transport(**make()))
+        pairs: list[tuple[str, Callable[[], object], Callable[[], object]]] = [
+            ("httpx.Client", lambda: bare_client.get(url), lambda: wrapped_client.get(url)),
+        ]
+        bare_session = requests.Session()
+        wrapped_session = requests.Session()
+        wrapped_session.mount("http://", fastbreaker.requests.Adapter(**make()))
+        pairs.append(
+            ("requests.Session", lambda: bare_session.get(url), lambda: wrapped_session.get(url))
+        )
+        for name, bare, wrapped in pairs:
+            bare_s, wrapped_s = [], []
+            for _ in range(rounds):  # interleaved, so drift hits both alike
+                bare_s.append(per_call_ns(bare, n, 1))
+                wrapped_s.append(per_call_ns(wrapped, n, 1))
+            row(
+                f"{name} [breaker+limiter+bulkhead]",
+                statistics.median(bare_s),
+                statistics.median(wrapped_s),
+            )
+        bare_client.close()
+        wrapped_client.close()
+
+        async def aio() -> tuple[list[float], list[float], list[float], list[float]]:
+            bare_async = httpx.AsyncClient()
+            wrapped_async = httpx.AsyncClient(transport=fastbreaker.httpx.AsyncTransport(**make()))
+            bare_aio = aiohttp.ClientSession()
+            wrapped_aio = aiohttp.ClientSession(
+                middlewares=(fastbreaker.aiohttp.Middleware(**make()),)
+            )
+
+            async def aio_get(session: aiohttp.ClientSession) -> None:
+                async with session.get(url) as response:
+                    await response.read()
+
+            async def timed(fn: Callable[[], Awaitable[object]]) -> float:
+                t0 = time.perf_counter_ns()
+                for _ in range(n):
+                    await fn()
+                return (time.perf_counter_ns() - t0) / n
+
+            results: tuple[list[float], list[float], list[float], list[float]] = ([], [], [], [])
+            for _ in range(rounds):
+                results[0].append(await timed(lambda: bare_async.get(url)))
+                results[1].append(await timed(lambda: wrapped_async.get(url)))
+                results[2].append(await timed(lambda: aio_get(bare_aio)))
+                results[3].append(await timed(lambda: aio_get(wrapped_aio)))
+            await bare_async.aclose()
+            await wrapped_async.aclose()
+            await bare_aio.close()
+            await wrapped_aio.close()
+            return results
+
+        a, b, c, d = loop.run_until_complete(aio())
+        row(
+            "httpx.AsyncClient [breaker+limiter+bulkhead]",
+            statistics.median(a),
+            statistics.median(b),
+        )
+        row(
+            "aiohttp.ClientSession [breaker+limiter+bulkhead]",
+            statistics.median(c),
+            statistics.median(d),
+        )
+    finally:
+        loop.close()
+        server.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer calls (a smoke run)")
+    args = parser.parse_args()
+    print(
+        f"python {sys.version.split()[0]}, httpx {httpx.__version__}, requests "
+        f"{requests.__version__}, aiohttp {aiohttp.__version__}"
+    )
+    if args.quick:
+        isolated(2_000, 3)
+        end_to_end(50, 3)
+    else:
+        isolated(50_000, 7)
+        end_to_end(500, 7)
+
+
+if __name__ == "__main__":
+    main()
