@@ -593,6 +593,48 @@ def test_store_guard_skips_redis_while_it_is_down(
     assert deny.check().source == "redis"
 
 
+def test_async_store_guard_and_cancellation(redis_server: RedisServer, redis_url: str) -> None:
+    async def run() -> None:
+        c = aclient(redis_url, TIMEOUT)
+        try:
+            limiter = AsyncKeyedRateLimiter(c, "aguard", burst=20, store_cooldown=0.5, **SLOW)
+            guard = limiter.store_guard
+            assert guard is not None and await limiter.try_acquire("k")
+            redis_server.pause()
+            try:
+                # cancelled while waiting for a frozen Redis: not a Redis failure (the permit
+                # is handed back as "ignored"), so the guard stays closed
+                task = asyncio.ensure_future(limiter.try_acquire("k"))
+                await asyncio.sleep(TIMEOUT / 5)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                assert guard.state == "closed"
+                with pytest.raises(StoreError) as first:
+                    await limiter.try_acquire("k")
+                assert isinstance(first.value.__cause__, redis.TimeoutError)
+                assert guard.state == "open"
+                with pytest.raises(StoreError) as second:
+                    await limiter.check("k")
+                assert isinstance(second.value.__cause__, fastbreaker.CircuitOpenError)
+                with pytest.raises(StoreError):
+                    await limiter.reset("k")
+            finally:
+                redis_server.resume()
+            for _ in range(200):  # bounded: the first call after the cooldown probes Redis
+                try:
+                    if await limiter.try_acquire("k"):
+                        break
+                except StoreError:
+                    pass
+                await asyncio.sleep(0.05)
+            assert guard.state == "closed"
+        finally:
+            await c.aclose()
+
+    asyncio.run(run())
+
+
 def test_store_guard_options(redis_url: str) -> None:
     c = client(redis_url)
     assert RateLimiter(c, "g", rate=1, store_cooldown=None).store_guard is None
