@@ -278,6 +278,36 @@ def test_failures_spread_over_breakers_trip_the_fleet(
     assert client.hget(a.keys[0], "state") == b"closed"
 
 
+def test_flush_at_sends_a_batch_before_the_interval(
+    client: Any, breakers: list[CircuitBreaker]
+) -> None:
+    """flush_interval 30 s, flush_at 3: the third failure sends the batch at once."""
+    b = CircuitBreaker(
+        client,
+        "flushat",
+        failure_threshold=None,
+        window_seconds=30.0,
+        buckets=10,
+        flush_interval=30.0,
+        flush_at=3,
+    )
+    breakers.append(b)
+    assert wait_until(lambda: bool(b.fleet_metrics()["subscribed"]), 10.0)
+
+    def failures_in_window() -> int:
+        fields = client.hgetall(b.keys[1])
+        return sum(int(v) for k, v in fields.items() if k.endswith(b":f"))
+
+    for _ in range(2):
+        with pytest.raises(ConnectionError):
+            b.call(bad)
+    time.sleep(0.3)
+    assert failures_in_window() == 0  # below flush_at: waits for the interval
+    with pytest.raises(ConnectionError):
+        b.call(bad)
+    assert wait_until(lambda: failures_in_window() == 3, 10.0)
+
+
 def test_slow_calls_add_up_across_breakers(client: Any, breakers: list[CircuitBreaker]) -> None:
     opts: dict[str, Any] = dict(
         failure_threshold=None,

@@ -694,7 +694,8 @@ class CircuitBreaker(_LocalBreaker):
 
     def fleet_metrics(self) -> dict[str, Any]:
         """Fleet-mode counters: the fleet state, epoch and generation as last heard, whether
-        Redis is available, store errors and the number of fleet changes applied locally."""
+        Redis is available, store errors, the number of fleet changes applied locally,
+        whether this process holds the probe lease, and whether it is subscribed."""
         return {
             "fleet_state": self._fleet_state,
             "epoch": self._epoch,
@@ -703,6 +704,8 @@ class CircuitBreaker(_LocalBreaker):
             "store_errors": self.store_errors,
             "applied": self.applied,
             "holds_probe_lease": self._lease_since is not None,
+            # Subscribed, and the fleet state read since (no resync pending).
+            "subscribed": self._subscribed.is_set() and not self._resync.is_set(),
         }
 
     # ----- internals -----
