@@ -5,7 +5,7 @@
 CONFIG_JSON: {"mode", "name", "options": {fleet breaker keywords}, "start": path,
 "seconds": bound, "skew_s": wall-clock shift, ...}. Every wait is bounded by ``seconds``.
 The process prints JSON lines on stdout (flushed at once); the first is {"event": "ready"},
-printed once the breaker has read the fleet state. Modes:
+printed once the breaker has read the fleet state and subscribed to its changes. Modes:
 
 - ``watch``: waits until the breaker leaves ``closed`` and prints {"event": "open", "t":
   time.monotonic()} (CLOCK_MONOTONIC is the same in every process of the host), then until
@@ -84,6 +84,7 @@ def main() -> None:
     client: Any = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
     breaker = CircuitBreaker(client, cfg["name"], **cfg.get("options", {}))
     breaker.sync()
+    wait_for(lambda: bool(breaker.fleet_metrics()["subscribed"]), seconds, 0.002)
     emit(event="ready", pid=os.getpid())
     mode = cfg["mode"]
     start = cfg.get("start")
