@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Optional
 
 import aiohttp
 import httpx
@@ -90,14 +91,15 @@ def row(name: str, bare: float, wrapped: float) -> None:
     )
 
 
+_CANNED = requests.Response()
+_CANNED.status_code = 200
+
+
 class _Canned(HTTPAdapter):
-    """An HTTPAdapter that answers a canned 200 without sending anything."""
+    """An HTTPAdapter that answers one canned 200 without sending anything."""
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
-        response = requests.Response()
-        response.status_code = 200
-        response.request = request
-        return response
+        return _CANNED
 
 
 class _CannedAdapter(fastbreaker.requests.Adapter, _Canned):
@@ -109,61 +111,87 @@ class _CannedResponse:
     headers: dict[str, str] = {}
 
 
+def pair(
+    name: str,
+    bare: Callable[[], Any],
+    wrapped: Callable[[], Any],
+    n: int,
+    rounds: int,
+    loop: Optional[asyncio.AbstractEventLoop] = None,
+) -> None:
+    """Prints one row: bare and wrapped measured in interleaved rounds (coroutine functions
+    when ``loop`` is given), so that the machine's drift hits both alike."""
+    bare_s: list[float] = []
+    wrapped_s: list[float] = []
+    for _ in range(rounds):
+        if loop is None:
+            bare_s.append(per_call_ns(bare, n, 1))
+            wrapped_s.append(per_call_ns(wrapped, n, 1))
+        else:
+            bare_s.append(per_call_ns_async(bare, n, 1, loop))
+            wrapped_s.append(per_call_ns_async(wrapped, n, 1, loop))
+    row(name, statistics.median(bare_s), statistics.median(wrapped_s))
+
+
 def isolated(n: int, rounds: int) -> None:
     print(
         f"In isolation: the wrapper around an inner answer returned at once ({n} calls x "
-        f"{rounds} rounds, median)"
+        f"{rounds} interleaved rounds, median)"
     )
     loop = asyncio.new_event_loop()
     canned = httpx.Response(200)
     inner = httpx.MockTransport(lambda request: canned)
     request = httpx.Request("GET", "http://127.0.0.1:8000/items")
     prepared = requests.Request("GET", "http://127.0.0.1:8000/items").prepare()
-    bare_httpx = per_call_ns(lambda: inner.handle_request(request), n, rounds)
 
     async def inner_async(req: httpx.Request) -> httpx.Response:
         return canned
 
     async_inner = httpx.MockTransport(inner_async)
-    bare_httpx_async = per_call_ns_async(
-        lambda: async_inner.handle_async_request(request), n, rounds, loop
-    )
     plain = _Canned()
-    bare_requests = per_call_ns(lambda: plain.send(prepared), n, rounds)
     response = _CannedResponse()
 
     async def handler(req: Any) -> Any:
         return response
 
-    bare_aiohttp = per_call_ns_async(lambda: handler(None), n, rounds, loop)
     aio_request = type("Req", (), {"method": "GET", "url": None, "body": b""})()
     for name, make in configs().items():
         transport = fastbreaker.httpx.Transport(inner, **make())
-        row(
+        pair(
             f"httpx Transport [{name}]",
-            bare_httpx,
-            per_call_ns(lambda: transport.handle_request(request), n, rounds),
+            functools.partial(inner.handle_request, request),
+            functools.partial(transport.handle_request, request),
+            n,
+            rounds,
         )
         atransport = fastbreaker.httpx.AsyncTransport(async_inner, **make())
-        row(
+        pair(
             f"httpx AsyncTransport [{name}]",
-            bare_httpx_async,
-            per_call_ns_async(lambda: atransport.handle_async_request(request), n, rounds, loop),
+            functools.partial(async_inner.handle_async_request, request),
+            functools.partial(atransport.handle_async_request, request),
+            n,
+            rounds,
+            loop,
         )
         adapter = _CannedAdapter(**make())
-        row(
+        pair(
             f"requests Adapter [{name}]",
-            bare_requests,
-            per_call_ns(lambda: adapter.send(prepared), n, rounds),
+            functools.partial(plain.send, prepared),
+            functools.partial(adapter.send, prepared),
+            n,
+            rounds,
         )
         options = make()
         if "routes" in options:
             continue  # the middleware reads request.url for routes: measured end to end
         middleware = fastbreaker.aiohttp.Middleware(**options)
-        row(
+        pair(
             f"aiohttp Middleware [{name}]",
-            bare_aiohttp,
-            per_call_ns_async(lambda: middleware(aio_request, handler), n, rounds, loop),
+            functools.partial(handler, None),
+            functools.partial(middleware, aio_request, handler),
+            n,
+            rounds,
+            loop,
         )
     loop.close()
 

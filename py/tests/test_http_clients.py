@@ -620,3 +620,58 @@ def test_demo_adaptive_runs_or_says_why() -> None:
     else:
         assert out.returncode == 2
         assert "AdaptiveLimiter" in out.stderr and out.stdout == ""
+
+
+# ----- cancellation, and the modules' own examples -----
+
+
+@pytest.mark.parametrize("kind", ["httpx-async", "aiohttp"])
+def test_cancelled_request_gives_back_its_permits(
+    kind: str, server: ScriptedServer, drivers: Callable[..., Driver]
+) -> None:
+    breaker = CircuitBreaker(f"cancel-{kind}", failure_threshold=1, wait_duration=5.0)
+    bulkhead = Bulkhead(1)
+    driver = drivers(kind, server.url, timeout=30.0, breaker=breaker, bulkhead=bulkhead)
+    gate = threading.Event()
+    server.script(Step(200, gate=gate, times=1), Step(200))
+    assert driver.loop is not None
+    loop = driver.loop
+
+    async def cancel_while_held() -> None:
+        task = loop.create_task(asyncio.to_thread(lambda: None))  # warm the executor
+        await task
+        request = loop.create_task(_send(driver))
+        while not server.entered.is_set():
+            await asyncio.sleep(0.01)
+        assert bulkhead.in_flight == 1
+        request.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await request
+
+    try:
+        loop.run_until_complete(asyncio.wait_for(cancel_while_held(), 20.0))
+    finally:
+        gate.set()
+    assert bulkhead.in_flight == 0
+    metrics = breaker.metrics()
+    assert (metrics["ignored"], metrics["failed"], breaker.state) == (1, 0, "closed")
+    assert driver.outcome() == "200"
+
+
+async def _send(driver: Driver) -> None:
+    if driver.kind == "httpx-async":
+        await driver.client.get(driver.base + "/")
+    else:
+        async with driver.client.get(driver.base + "/") as response:
+            await response.read()
+
+
+@pytest.mark.parametrize(
+    "module", [fastbreaker.httpx, fastbreaker.requests, fastbreaker.aiohttp, fastbreaker._http]
+)
+def test_module_examples_run(module: Any) -> None:
+    import doctest
+
+    failed, attempted = doctest.testmod(module, verbose=False, report=True)
+    assert failed == 0
+    assert attempted > 0 or module is fastbreaker._http

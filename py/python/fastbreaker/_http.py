@@ -367,7 +367,6 @@ class Rule:
     __slots__ = (
         "_default_failure_exceptions",
         "_pause_lock",
-        "_paused_until",
         "_status_class",
         "_timeout_exceptions",
         "adaptive",
@@ -380,6 +379,7 @@ class Rule:
         "max_wait",
         "now",
         "overload_status",
+        "paused_until",
         "respect_retry_after",
         "retry",
     )
@@ -447,7 +447,8 @@ class Rule:
         self.respect_retry_after = bool(respect_retry_after)
         self.clock = clock
         self.now: Callable[[], float] = time.monotonic if clock is None else clock.now
-        self._paused_until = 0.0
+        # When (on the rule's clock) a Retry-After pause ends; 0.0: never paused.
+        self.paused_until = 0.0
         self._pause_lock = threading.Lock()
         self._default_failure_exceptions: tuple[type[BaseException], ...] = ()
         self._timeout_exceptions: tuple[type[BaseException], ...] = ()
@@ -465,14 +466,14 @@ class Rule:
     @property
     def paused_for(self) -> float:
         """Seconds left of the pause a ``Retry-After`` started (0.0: not paused)."""
-        return max(self._paused_until - self.now(), 0.0)
+        return max(self.paused_until - self.now(), 0.0)
 
     def pause(self, seconds: float) -> None:
         """Pauses the rule's requests for ``seconds`` from now (a longer pause running wins)."""
         until = self.now() + seconds
         with self._pause_lock:
-            if until > self._paused_until:
-                self._paused_until = until
+            if until > self.paused_until:
+                self.paused_until = until
 
     # ----- before an attempt -----
 
@@ -484,7 +485,7 @@ class Rule:
         again (never more than ``budget``); raises ``RateLimitExceeded`` when the wait is
         longer than ``budget``.
         """
-        paused = self._paused_until
+        paused = self.paused_until
         if paused:
             left = paused - self.now()
             if left > 0.0:
@@ -663,7 +664,7 @@ class Rule:
         """Everything before sending one attempt, sleeping up to ``max_wait`` in all (with
         the ``Retry``'s ``sleep`` hook when it has one); raises the refusals. Returns the
         breaker's permit (None without a breaker), for :meth:`exit` or :meth:`abandon`."""
-        if self._paused_until or self.limiter is not None:
+        if self.paused_until or self.limiter is not None:
             budget = self.max_wait
             sleep: Optional[Callable[[float], object]] = None
             while True:
@@ -702,7 +703,7 @@ class Rule:
 
     async def enter_async(self) -> Any:
         """:meth:`enter` for coroutines: awaits the waits (``Retry.async_sleep`` hook)."""
-        if self._paused_until or self.limiter is not None:
+        if self.paused_until or self.limiter is not None:
             budget = self.max_wait
             sleep: Optional[Callable[[float], Awaitable[object]]] = None
             while True:

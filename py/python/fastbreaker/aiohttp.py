@@ -99,7 +99,10 @@ class Middleware:
         nonce = -1
         while True:
             attempt += 1
-            permit = await rule.enter_async()
+            if rule.limiter is None and not rule.paused_until:
+                permit = rule.admit()  # nothing to wait for: no coroutine to make
+            else:
+                permit = await rule.enter_async()
             started = rule.now() if rule.adaptive else 0.0
             try:
                 response = await handler(request)
