@@ -12,6 +12,7 @@ Every wait is a bounded poll; nothing asserts speed.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -897,3 +899,17 @@ def test_an_unused_lease_is_given_up(client: Any, breakers: list[CircuitBreaker]
 
     assert wait_until(b_admitted, ttl * 2 + 5.0, 0.01)
     assert wait_until(lambda: a.state == "closed", BOUND_S)
+
+
+def test_a_dropped_breaker_is_collected_and_its_threads_end(client: Any) -> None:
+    b = CircuitBreaker(client, "dropped", failure_threshold=1, **FAST)
+    assert b.sync()
+    with pytest.raises(ConnectionError):
+        b.call(bad)  # a transition: the listener and the rejection hook have run
+    with pytest.raises(CircuitOpenError):
+        b.call(ok)
+    threads = b.threads()
+    ref = weakref.ref(b)
+    del b
+    assert wait_until(lambda: gc.collect() >= 0 and ref() is None, 10.0, 0.05)
+    assert wait_until(lambda: not any(t.is_alive() for t in threads), 10.0)

@@ -112,9 +112,10 @@ Clients and lifetime
     connection and one for its batches. ``close()`` (or ``with breaker.closing(): ...``, or
     ``await aclose()``; ``with breaker:`` is a call through the breaker, as for the
     in-process one) stops both threads, joins them and closes the private pool; the breaker
-    then goes on as a plain local breaker. The threads are daemon threads and keep the
-    breaker alive until ``close()``. Create the breaker after a fork (threads do not survive
-    one).
+    then goes on as a plain local breaker. The threads are daemon threads that hold the
+    breaker only while they work: a breaker dropped without ``close()`` is collected, and
+    its threads end within about ``flush_interval``. Create the breaker after a fork
+    (threads do not survive one).
 
 Manual control: ``trip()``, ``reset()``, ``force_open()`` and ``half_open()`` act on the
 fleet: they apply locally at once and are sent to Redis by the flusher (``sync()`` waits
@@ -134,6 +135,7 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 from typing import Any, Optional, Union
 
 import redis
@@ -438,18 +440,19 @@ class CircuitBreaker(_LocalBreaker):
                 )
         local = {k: v for k, v in options.items() if k not in _FLEET_KEYWORDS}
         user_rejection = local.pop("rejection_error", None)
-        cell: list[CircuitBreaker] = []
+        cell: list[weakref.ref[CircuitBreaker]] = []  # weak: the native side does not traverse it
 
         def rejection(name: str, state: str, retry_after: float) -> BaseException:
             # A fleet open is held locally as forced_open: the error says what the fleet is.
-            if cell:
-                state, retry_after = cell[0]._rejection_view(state, retry_after)
+            owner = cell[0]() if cell else None
+            if owner is not None:
+                state, retry_after = owner._rejection_view(state, retry_after)
             if user_rejection is not None:
                 return user_rejection(name, state, retry_after)  # type: ignore[no-any-return]
             return CircuitOpenError(name, state, retry_after)
 
         self = super().__new__(cls, name, rejection_error=rejection, **local)
-        cell.append(self)  # type: ignore[arg-type]
+        cell.append(weakref.ref(self))  # type: ignore[arg-type]
         return self  # type: ignore[return-value]
 
     def __init__(
@@ -533,13 +536,20 @@ class CircuitBreaker(_LocalBreaker):
         self.applied = 0
         self.add_listener(_Listener(self))
         self._flusher = threading.Thread(
-            target=self._flush_loop, name=f"fastbreaker.redis flusher {name}", daemon=True
+            target=_flush_loop,
+            args=(weakref.ref(self),),
+            name=f"fastbreaker.redis flusher {name}",
+            daemon=True,
         )
         self._subscriber = threading.Thread(
-            target=self._subscribe_loop, name=f"fastbreaker.redis subscriber {name}", daemon=True
+            target=_subscribe_loop,
+            args=(weakref.ref(self),),
+            name=f"fastbreaker.redis subscriber {name}",
+            daemon=True,
         )
         self._closed = False
         self._subscribed = threading.Event()
+        self._finalizer = weakref.finalize(self, _stop_threads, self._stop, self._wake)
         self._resync.set()
         self._wake.set()  # read the fleet state at once
         self._flusher.start()
@@ -866,20 +876,6 @@ class CircuitBreaker(_LocalBreaker):
         self._apply(state, epoch, int(reply[2]), int(reply[3]), force=force)
         return int(reply[4])
 
-    def _flush_loop(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self._flush_interval)
-            self._wake.clear()
-            if self._stop.is_set():
-                break
-            try:
-                with self._flush_lock:
-                    self._flush_once(force_get=self._resync.is_set())
-            except Exception:  # pragma: no cover - never let the flusher die
-                import logging
-
-                logging.getLogger("fastbreaker").exception("fleet breaker flusher")
-
     def _flush_once(self, force_get: bool = False, final: bool = False) -> bool:
         """One batch: events, counts, probe lease, resync. Returns True when Redis answered.
         ``final``: events and counts only (the last batch, sent by ``close()``)."""
@@ -996,37 +992,81 @@ class CircuitBreaker(_LocalBreaker):
             self._base = self._counters(_native.CircuitBreaker.metrics(self))
         self._reply(reply, force=True)
 
-    def _subscribe_loop(self) -> None:
-        pubsub = None
-        while not self._stop.is_set():
+
+def _stop_threads(stop: threading.Event, wake: threading.Event) -> None:
+    """Finalizer of a breaker dropped without close(): its threads end."""
+    stop.set()
+    wake.set()
+
+
+def _flush_loop(ref: weakref.ref[CircuitBreaker]) -> None:
+    """The flusher thread: holds the breaker only while it flushes."""
+    b = ref()
+    if b is None:
+        return
+    stop, wake, interval = b._stop, b._wake, b._flush_interval
+    del b
+    while not stop.is_set():
+        wake.wait(interval)
+        wake.clear()
+        b = ref()
+        if b is None or stop.is_set():
+            break
+        try:
+            with b._flush_lock:
+                b._flush_once(force_get=b._resync.is_set())
+        except Exception:  # pragma: no cover - never let the flusher die
+            import logging
+
+            logging.getLogger("fastbreaker").exception("fleet breaker flusher")
+        finally:
+            del b
+
+
+def _subscribe_loop(ref: weakref.ref[CircuitBreaker]) -> None:
+    """The subscriber thread: holds the breaker only while it applies a message."""
+    b = ref()
+    if b is None:
+        return
+    stop, wake, resync, subscribed = b._stop, b._wake, b._resync, b._subscribed
+    client, channel, pause = b._redis, b.channel, min(b._store_retry, 0.5)
+    del b
+    pubsub = None
+    while not stop.is_set():
+        try:
+            if pubsub is None:
+                pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+                pubsub.subscribe(channel)
+                subscribed.set()
+                resync.set()
+                wake.set()
+            msg = pubsub.get_message(timeout=0.1)
+            if msg is None or msg.get("type") != "message":
+                continue
+            data = msg["data"]
+            text = data.decode() if isinstance(data, bytes) else str(data)
+            parts = text.split("|")
+            b = ref()
+            if b is None:
+                break
             try:
-                if pubsub is None:
-                    pubsub = self._redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-                    pubsub.subscribe(self.channel)
-                    self._subscribed.set()
-                    self._resync.set()
-                    self._wake.set()
-                msg = pubsub.get_message(timeout=0.1)
-                if msg is None or msg.get("type") != "message":
-                    continue
-                data = msg["data"]
-                text = data.decode() if isinstance(data, bytes) else str(data)
-                parts = text.split("|")
                 if len(parts) == 4:
-                    self._apply(parts[0], parts[1], int(parts[2]), int(parts[3]))
-            except (RedisError, OSError, ValueError):
-                if pubsub is not None:
-                    try:
-                        pubsub.close()
-                    except Exception:  # pragma: no cover - closing a dead connection
-                        pass
-                    pubsub = None
-                self._stop.wait(min(self._store_retry, 0.5))
-        if pubsub is not None:
-            try:
-                pubsub.close()
-            except Exception:  # pragma: no cover - closing a dead connection
-                pass
+                    b._apply(parts[0], parts[1], int(parts[2]), int(parts[3]))
+            finally:
+                del b
+        except (RedisError, OSError, ValueError):
+            if pubsub is not None:
+                try:
+                    pubsub.close()
+                except Exception:  # pragma: no cover - closing a dead connection
+                    pass
+                pubsub = None
+            stop.wait(pause)
+    if pubsub is not None:
+        try:
+            pubsub.close()
+        except Exception:  # pragma: no cover - closing a dead connection
+            pass
 
 
 class _Closing:
