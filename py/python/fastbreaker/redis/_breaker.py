@@ -405,7 +405,9 @@ class CircuitBreaker(_LocalBreaker):
     where ``options`` are those of :class:`fastbreaker.CircuitBreaker` (``failure_threshold``,
     ``wait_duration``, ``failure_rate_threshold``, ``minimum_calls``, ``window_seconds``,
     ``half_open_max_calls``, ``success_threshold``, ``exclude``, ``fallback``, ``listeners``,
-    ...; not ``clock`` nor ``shared``: time is the Redis server's). Fleet-mode keywords:
+    ``rejection_error``, ...; not ``clock`` (time is the Redis server's) nor ``reconfigure``;
+    ``shared=`` takes a :class:`RedisShared` here, not a shared-memory region). Fleet-mode
+    keywords:
 
     - ``on_store_error``: ``"local"``, ``"open"`` or ``"closed"`` (see the module docs);
     - ``flush_interval`` (s, default 0.05) and ``flush_at`` (failures, default 100): when a
@@ -418,7 +420,10 @@ class CircuitBreaker(_LocalBreaker):
     - ``resync_interval`` (s, default 1.0): how often the fleet state is read regardless;
     - ``fleet_window`` (s, default 10.0): the fleet window when no time window is given.
 
-    See the module documentation for what is guaranteed.
+    Beyond the in-process breaker's methods: ``sync()`` / ``await sync_async()`` (send and
+    read now), ``close()`` / ``await aclose()`` / ``with closing()``, ``fleet_state``,
+    ``store_available``, ``fleet_metrics()``, ``keys`` and ``channel`` (the Redis names),
+    ``from_env(name, client=...)``. See the module documentation for what is guaranteed.
     """
 
     def __new__(
