@@ -462,6 +462,27 @@ def test_routes_by_host_and_url_pattern(
     )
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_route_by_host_and_port(
+    kind: str, server: ScriptedServer, drivers: Callable[..., Driver]
+) -> None:
+    clock = ManualClock()
+    mine = CircuitBreaker(f"hostport-{kind}", failure_threshold=1, wait_duration=5.0, clock=clock)
+    other = CircuitBreaker(f"other-{kind}", failure_threshold=1, wait_duration=5.0, clock=clock)
+    driver = drivers(
+        kind,
+        server.url,
+        clock=clock,
+        routes={
+            f"127.0.0.1:{server.port + 1}": {"breaker": other},
+            f"127.0.0.1:{server.port}": {"breaker": mine},
+        },
+    )
+    server.script(Step(500))
+    assert driver.outcome() == "500"
+    assert (mine.state, other.state) == ("open", "closed")
+
+
 def test_route_host_patterns() -> None:
     from fastbreaker._http import Router
 

@@ -243,9 +243,11 @@ class Retry:
     ``max_retry_after`` seconds gives up at once and returns the response. Only ``methods``
     (the idempotent ones by default) are retried, unless ``retry_non_idempotent=True`` (a
     POST that timed out may have been applied). A request whose body cannot be replayed (a
-    stream or generator) is not retried. ``sleep`` / ``async_sleep`` replace ``time.sleep`` /
-    ``asyncio.sleep`` for every wait of the rule, the ``max_wait`` ones included (tests pass
-    ``ManualClock.advance`` and a coroutine around it).
+    stream or generator) is not retried. Each attempt goes through the rule again: one that
+    is refused locally (the breaker opened meanwhile, a limit) raises that refusal.
+    ``sleep`` / ``async_sleep`` replace ``time.sleep`` / ``asyncio.sleep`` for every wait of
+    the rule, the ``max_wait`` ones included (tests pass ``ManualClock.advance`` and a
+    coroutine around it).
     """
 
     __slots__ = (
@@ -492,6 +494,9 @@ class Rule:
                 if left > budget:
                     raise RetryAfterPause(left, 1)
                 return left
+            with self._pause_lock:  # over: back to the fast path (unless a new one began)
+                if self.paused_until == paused:
+                    self.paused_until = 0.0
         limiter = self.limiter
         if limiter is None:
             return 0.0
@@ -660,11 +665,18 @@ class Rule:
 
         return asyncio.sleep
 
+    def ready(self) -> bool:
+        """True when an attempt may go on at once: no ``Retry-After`` pause, and the limiter
+        (if any) admitted it (its leave is then taken). False: call :meth:`enter` or
+        :meth:`enter_async`, which wait or refuse."""
+        limiter = self.limiter
+        return not self.paused_until and (limiter is None or limiter.try_acquire())
+
     def enter(self) -> Any:
         """Everything before sending one attempt, sleeping up to ``max_wait`` in all (with
         the ``Retry``'s ``sleep`` hook when it has one); raises the refusals. Returns the
         breaker's permit (None without a breaker), for :meth:`exit` or :meth:`abandon`."""
-        if self.paused_until or self.limiter is not None:
+        if not self.ready():
             budget = self.max_wait
             sleep: Optional[Callable[[float], object]] = None
             while True:
@@ -702,25 +714,25 @@ class Rule:
         return permit
 
     async def enter_async(self) -> Any:
-        """:meth:`enter` for coroutines: awaits the waits (``Retry.async_sleep`` hook)."""
-        if self.paused_until or self.limiter is not None:
-            budget = self.max_wait
-            sleep: Optional[Callable[[float], Awaitable[object]]] = None
-            while True:
-                wait = self.reserve(budget)
-                if wait == 0.0:
-                    break
-                if sleep is None:
-                    sleep = self._async_sleep_hook()
-                try:
-                    await sleep(abs(wait))
-                except BaseException:
-                    if wait < 0.0:
-                        self._unreserve()
-                    raise
+        """:meth:`enter` for coroutines, after :meth:`ready` said False: awaits the waits
+        (``Retry.async_sleep`` hook). The adapters call ``admit()`` when ``ready()``."""
+        budget = self.max_wait
+        sleep: Optional[Callable[[float], Awaitable[object]]] = None
+        while True:
+            wait = self.reserve(budget)
+            if wait == 0.0:
+                break
+            if sleep is None:
+                sleep = self._async_sleep_hook()
+            try:
+                await sleep(abs(wait))
+            except BaseException:
                 if wait < 0.0:
-                    break
-                budget = max(budget - max(wait, 0.001), 0.0)
+                    self._unreserve()
+                raise
+            if wait < 0.0:
+                break
+            budget = max(budget - max(wait, 0.001), 0.0)
         return self.admit()
 
     def sleep(self, seconds: float) -> None:
@@ -793,8 +805,9 @@ class Router:
         return self
 
     def rule(self, host: str, port: Optional[int], url: Optional[str] = None) -> Rule:
-        """The rule of a request to ``host``:``port`` (``url``: the full URL, needed only
-        when a route is a pattern, see ``needs_url``)."""
+        """The rule of a request to ``host``:``port`` (the scheme's default port when the
+        URL has none; ``url``: the full URL, needed only when a route is a pattern, see
+        ``needs_url``)."""
         if not self._routes:
             return self.default
         if self._by_host:

@@ -99,7 +99,7 @@ class Middleware:
         nonce = -1
         while True:
             attempt += 1
-            if rule.limiter is None and not rule.paused_until:
+            if rule.ready():
                 permit = rule.admit()  # nothing to wait for: no coroutine to make
             else:
                 permit = await rule.enter_async()

@@ -94,7 +94,8 @@ class Transport(httpx.BaseTransport):
         router = self.router
         if router.needs_host:
             url = request.url
-            rule = router.rule(url.host, url.port, str(url) if router.needs_url else None)
+            port = url.port or (443 if url.scheme == "https" else 80)
+            rule = router.rule(url.host, port, str(url) if router.needs_url else None)
         else:
             rule = router.default
         send = self.transport.handle_request
@@ -158,7 +159,8 @@ class AsyncTransport(httpx.AsyncBaseTransport):
         router = self.router
         if router.needs_host:
             url = request.url
-            rule = router.rule(url.host, url.port, str(url) if router.needs_url else None)
+            port = url.port or (443 if url.scheme == "https" else 80)
+            rule = router.rule(url.host, port, str(url) if router.needs_url else None)
         else:
             rule = router.default
         send = self.transport.handle_async_request
@@ -166,7 +168,7 @@ class AsyncTransport(httpx.AsyncBaseTransport):
         nonce = -1
         while True:
             attempt += 1
-            if rule.limiter is None and not rule.paused_until:
+            if rule.ready():
                 permit = rule.admit()  # nothing to wait for: no coroutine to make
             else:
                 permit = await rule.enter_async()

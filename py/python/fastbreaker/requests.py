@@ -96,7 +96,8 @@ class Adapter(HTTPAdapter):
         if router.needs_host:
             url = request.url or ""
             parts = urlsplit(url)
-            rule = router.rule(parts.hostname or "", parts.port, url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            rule = router.rule(parts.hostname or "", port, url)
         else:
             rule = router.default
         method = request.method or "GET"
