@@ -808,7 +808,7 @@ class CircuitBreaker(_LocalBreaker):
         if state not in _FLEET_STATES:
             return
         with self._lock:
-            if not self._store_ok or self._closed:
+            if (not self._store_ok and not force) or self._closed:
                 return
             if not force and epoch == self._epoch and gen < self._gen:
                 return  # stale
@@ -972,7 +972,6 @@ class CircuitBreaker(_LocalBreaker):
         with self._lock:
             if not self._store_ok:
                 return
-            self._store_ok = False
             self._events.clear()
             self._lease_since = None
             local = _native.CircuitBreaker.state.__get__(self)
@@ -982,6 +981,8 @@ class CircuitBreaker(_LocalBreaker):
                 self._apply_local("forced_open")
             elif local == "forced_open" and self._fleet_state != "closed":
                 self._apply_local("open")  # the fleet's open becomes a local one
+            # Last, so that whoever sees store_available False sees the policy applied.
+            self._store_ok = False
 
     def _recover(self) -> None:
         """Redis answers again: resync (see the module docs). Raises RedisError."""
@@ -992,10 +993,11 @@ class CircuitBreaker(_LocalBreaker):
         if reply is None or not int(reply[4]):
             reply = self._call("get")
         with self._lock:
-            self._store_ok = True
             self._events.clear()
             self._base = self._counters(_native.CircuitBreaker.metrics(self))
-        self._reply(reply, force=True)
+            self._reply(reply, force=True)
+            # Last, so that whoever sees store_available True sees the fleet state applied.
+            self._store_ok = True
 
 
 def _stop_threads(stop: threading.Event, wake: threading.Event) -> None:
