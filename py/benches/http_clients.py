@@ -7,7 +7,8 @@ Two measures, each printed with its ratio to the bare client:
    directly, so the figure is the wrapper's own work (routing, breaker acquire + record,
    limiter, bulkhead, status checks) and not the network's noise.
 2. End to end: the same client with and without the wrapper, sending GETs to one real local
-   HTTP/1.1 server (py/tests/servers/scripted_http.py, keep-alive), rounds interleaved.
+   HTTP/1.1 server in another process (py/tests/servers/scripted_http.py, keep-alive),
+   rounds interleaved.
 
 Run: ``py/.venv/bin/python py/benches/http_clients.py [--quick]``. Medians of the rounds;
 the machine is noisy, so read the ratios and the differences, not the absolute values.
@@ -19,6 +20,7 @@ import argparse
 import asyncio
 import functools
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,8 +36,7 @@ import fastbreaker.httpx
 import fastbreaker.requests
 from fastbreaker import Bulkhead, CircuitBreaker, RateLimiter
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "servers"))
-from scripted_http import ScriptedServer
+SERVERS = Path(__file__).resolve().parent.parent / "tests" / "servers"
 
 
 def configs() -> dict[str, Callable[[], dict[str, Any]]]:
@@ -119,17 +120,18 @@ def pair(
     rounds: int,
     loop: Optional[asyncio.AbstractEventLoop] = None,
 ) -> None:
-    """Prints one row: bare and wrapped measured in interleaved rounds (coroutine functions
-    when ``loop`` is given), so that the machine's drift hits both alike."""
+    """Prints one row: bare and wrapped measured in interleaved rounds, each first in every
+    other round (coroutine functions when ``loop`` is given), so that the machine's drift
+    and any order effect hit both alike."""
     bare_s: list[float] = []
     wrapped_s: list[float] = []
-    for _ in range(rounds):
-        if loop is None:
-            bare_s.append(per_call_ns(bare, n, 1))
-            wrapped_s.append(per_call_ns(wrapped, n, 1))
-        else:
-            bare_s.append(per_call_ns_async(bare, n, 1, loop))
-            wrapped_s.append(per_call_ns_async(wrapped, n, 1, loop))
+    for i in range(rounds):
+        order = [(bare, bare_s), (wrapped, wrapped_s)]
+        for fn, samples in order if i % 2 == 0 else order[::-1]:
+            if loop is None:
+                samples.append(per_call_ns(fn, n, 1))
+            else:
+                samples.append(per_call_ns_async(fn, n, 1, loop))
     row(name, statistics.median(bare_s), statistics.median(wrapped_s))
 
 
@@ -197,80 +199,86 @@ def isolated(n: int, rounds: int) -> None:
 
 
 def end_to_end(n: int, rounds: int) -> None:
-    server = ScriptedServer()
-    url = server.url + "/items"
-    print(f"End to end: GET {url} on a real local server ({n} requests x {rounds} rounds, median)")
+    # The server in its own process, so that its threads do not share the client's GIL.
+    server = subprocess.Popen(
+        [sys.executable, str(SERVERS / "scripted_http.py")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stdout is not None and server.stdin is not None
+    url = f"http://127.0.0.1:{int(server.stdout.readline())}/items"
+    print(
+        f"End to end: GET {url} on a real local server in another process ({n} requests x "
+        f"{rounds} rounds, bare and wrapped alternating first, median)"
+    )
     make = configs()["breaker+limiter+bulkhead"]
     loop = asyncio.new_event_loop()
     try:
         bare_client = httpx.Client()
         wrapped_client = httpx.Client(transport=fastbreaker.httpx.Transport(**make()))
-        pairs: list[tuple[str, Callable[[], object], Callable[[], object]]] = [
-            ("httpx.Client", lambda: bare_client.get(url), lambda: wrapped_client.get(url)),
-        ]
         bare_session = requests.Session()
         wrapped_session = requests.Session()
         wrapped_session.mount("http://", fastbreaker.requests.Adapter(**make()))
-        pairs.append(
-            ("requests.Session", lambda: bare_session.get(url), lambda: wrapped_session.get(url))
+        pair(
+            "httpx.Client [breaker+limiter+bulkhead]",
+            functools.partial(bare_client.get, url),
+            functools.partial(wrapped_client.get, url),
+            n,
+            rounds,
         )
-        for name, bare, wrapped in pairs:
-            bare_s, wrapped_s = [], []
-            for _ in range(rounds):  # interleaved, so drift hits both alike
-                bare_s.append(per_call_ns(bare, n, 1))
-                wrapped_s.append(per_call_ns(wrapped, n, 1))
-            row(
-                f"{name} [breaker+limiter+bulkhead]",
-                statistics.median(bare_s),
-                statistics.median(wrapped_s),
-            )
+        pair(
+            "requests.Session [breaker+limiter+bulkhead]",
+            functools.partial(bare_session.get, url),
+            functools.partial(wrapped_session.get, url),
+            n,
+            rounds,
+        )
         bare_client.close()
         wrapped_client.close()
 
-        async def aio() -> tuple[list[float], list[float], list[float], list[float]]:
-            bare_async = httpx.AsyncClient()
-            wrapped_async = httpx.AsyncClient(transport=fastbreaker.httpx.AsyncTransport(**make()))
-            bare_aio = aiohttp.ClientSession()
-            wrapped_aio = aiohttp.ClientSession(
-                middlewares=(fastbreaker.aiohttp.Middleware(**make()),)
+        async def clients() -> tuple[Any, Any, Any, Any]:
+            return (
+                httpx.AsyncClient(),
+                httpx.AsyncClient(transport=fastbreaker.httpx.AsyncTransport(**make())),
+                aiohttp.ClientSession(),
+                aiohttp.ClientSession(middlewares=(fastbreaker.aiohttp.Middleware(**make()),)),
             )
 
-            async def aio_get(session: aiohttp.ClientSession) -> None:
-                async with session.get(url) as response:
-                    await response.read()
+        bare_async, wrapped_async, bare_aio, wrapped_aio = loop.run_until_complete(clients())
 
-            async def timed(fn: Callable[[], Awaitable[object]]) -> float:
-                t0 = time.perf_counter_ns()
-                for _ in range(n):
-                    await fn()
-                return (time.perf_counter_ns() - t0) / n
+        async def aio_get(session: aiohttp.ClientSession) -> None:
+            async with session.get(url) as response:
+                await response.read()
 
-            results: tuple[list[float], list[float], list[float], list[float]] = ([], [], [], [])
-            for _ in range(rounds):
-                results[0].append(await timed(lambda: bare_async.get(url)))
-                results[1].append(await timed(lambda: wrapped_async.get(url)))
-                results[2].append(await timed(lambda: aio_get(bare_aio)))
-                results[3].append(await timed(lambda: aio_get(wrapped_aio)))
+        pair(
+            "httpx.AsyncClient [breaker+limiter+bulkhead]",
+            functools.partial(bare_async.get, url),
+            functools.partial(wrapped_async.get, url),
+            n,
+            rounds,
+            loop,
+        )
+        pair(
+            "aiohttp.ClientSession [breaker+limiter+bulkhead]",
+            functools.partial(aio_get, bare_aio),
+            functools.partial(aio_get, wrapped_aio),
+            n,
+            rounds,
+            loop,
+        )
+
+        async def close() -> None:
             await bare_async.aclose()
             await wrapped_async.aclose()
             await bare_aio.close()
             await wrapped_aio.close()
-            return results
 
-        a, b, c, d = loop.run_until_complete(aio())
-        row(
-            "httpx.AsyncClient [breaker+limiter+bulkhead]",
-            statistics.median(a),
-            statistics.median(b),
-        )
-        row(
-            "aiohttp.ClientSession [breaker+limiter+bulkhead]",
-            statistics.median(c),
-            statistics.median(d),
-        )
+        loop.run_until_complete(close())
     finally:
         loop.close()
-        server.close()
+        server.stdin.close()
+        server.wait(10)
 
 
 def main() -> None:

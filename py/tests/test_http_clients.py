@@ -411,6 +411,25 @@ def test_rate_limiter_refuses_or_waits(
     assert server.total == 5
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_retry_after_pause_is_waited_out_within_max_wait(
+    kind: str, server: ScriptedServer, drivers: Callable[..., Driver]
+) -> None:
+    clock = ManualClock()
+    waits: list[float] = []
+    driver = drivers(
+        kind, server.url, clock=clock, max_wait=5.0, retry=manual_retry(clock, waits, attempts=1)
+    )
+    server.script(Step(503, {"Retry-After": "3"}, times=1), Step(200))
+    assert driver.outcome() == "503"
+    assert driver.outcome() == "200" and waits == [3.0]  # slept the pause out, then sent
+    server.script(Step(429, {"Retry-After": "9"}, times=1), Step(200))
+    assert driver.outcome() == "429"
+    sent = server.total
+    assert driver.outcome() == "RetryAfterPause"  # 9 s > max_wait: refused at once
+    assert server.total == sent and waits == [3.0]
+
+
 @pytest.mark.parametrize("kind", ["httpx", "requests"])
 def test_bulkhead_refuses_while_full(
     kind: str, server: ScriptedServer, drivers: Callable[..., Driver]

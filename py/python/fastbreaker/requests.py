@@ -80,7 +80,27 @@ class Adapter(HTTPAdapter):
         if "max_retries" in rule_options:
             raise TypeError("max_retries is not taken: pass retry=fastbreaker.requests.Retry(...)")
         self.router: Router = build_router(rule_options, FAILURE_EXCEPTIONS, TIMEOUT_EXCEPTIONS)
+        self._by_origin: dict[str, Rule] = {}
         super().__init__(**adapter_options)
+        self._send = super().send  # resolved once: super() on every request costs
+
+    def _rule_of(self, url: str) -> Rule:
+        """The rule of ``url``; by host routes, cached per ``scheme://host:port`` prefix."""
+        router = self.router
+        if router.needs_url:
+            parts = urlsplit(url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            return router.rule(parts.hostname or "", port, url)
+        end = url.find("/", url.find("//") + 2)
+        origin = url if end < 0 else url[:end]
+        rule = self._by_origin.get(origin)
+        if rule is None:
+            parts = urlsplit(origin)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            rule = router.rule(parts.hostname or "", port)
+            if len(self._by_origin) < 4096:
+                self._by_origin[origin] = rule
+        return rule
 
     def send(
         self,
@@ -94,14 +114,11 @@ class Adapter(HTTPAdapter):
         """Sends ``request`` through the rule of its host (retrying as the rule says)."""
         router = self.router
         if router.needs_host:
-            url = request.url or ""
-            parts = urlsplit(url)
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-            rule = router.rule(parts.hostname or "", port, url)
+            rule = self._rule_of(request.url or "")
         else:
             rule = router.default
         method = request.method or "GET"
-        send = super().send
+        send = self._send
         attempt = 0
         nonce = -1
         while True:

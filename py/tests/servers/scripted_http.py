@@ -161,3 +161,14 @@ class ScriptedServer:
         """Stops listening."""
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+if __name__ == "__main__":
+    # `python scripted_http.py`: serves 200 to everything in its own process (the bench's
+    # server, kept out of the client's interpreter), prints its port, stops on stdin EOF.
+    import sys
+
+    srv = ScriptedServer()
+    print(srv.port, flush=True)
+    sys.stdin.read()
+    srv.close()
