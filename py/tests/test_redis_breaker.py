@@ -28,6 +28,7 @@ import pytest
 import redis
 import redis.asyncio
 from redis_server import RedisServer
+from test_redis_limiters import cluster_url  # noqa: F401  (its one-node cluster fixture)
 
 from fastbreaker import CircuitOpenError
 from fastbreaker.redis import CircuitBreaker, RedisShared
@@ -146,7 +147,11 @@ def test_bad_arguments_name_the_parameter(client: Any) -> None:
         CircuitBreaker(client, "x", flush_at=0)
     with pytest.raises(ValueError, match=r"name must not contain '\{' or '\}'.*'a\{b'"):
         CircuitBreaker(client, "a{b")
-    with pytest.raises(TypeError, match=r"client must be a redis.Redis or redis.asyncio.Redis"):
+    with pytest.raises(
+        TypeError,
+        match=r"client must be a redis.Redis, redis.asyncio.Redis or "
+        r"redis.cluster.RedisCluster, got builtins.str",
+    ):
         CircuitBreaker("redis://localhost", "x")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"name must be a str, got int 3"):
         CircuitBreaker(client, 3)  # type: ignore[arg-type]
@@ -913,3 +918,33 @@ def test_a_dropped_breaker_is_collected_and_its_threads_end(client: Any) -> None
     del b
     assert wait_until(lambda: gc.collect() >= 0 and ref() is None, 10.0, 0.05)
     assert wait_until(lambda: not any(t.is_alive() for t in threads), 10.0)
+
+
+# ----- a one-node Redis Cluster (optional in issue 16) -----
+
+
+def test_cluster_client(cluster_url: str) -> None:  # noqa: F811
+    """A RedisCluster client: the breaker's keys share one slot (their hash tag), trips
+    reach the other breaker, NOSCRIPT on the node is recovered."""
+    from redis.cluster import RedisCluster
+
+    rc: Any = RedisCluster.from_url(cluster_url, socket_timeout=5.0)
+    a = CircuitBreaker(rc, "cluster", failure_threshold=1, wait_duration=30.0, **FAST)
+    b = CircuitBreaker(rc, "cluster", failure_threshold=1, wait_duration=30.0, **FAST)
+    try:
+        assert a.sync() and b.sync()
+        assert len({rc.keyslot(k) for k in a.keys}) == 1
+        assert rc.keyslot(a.keys[0]) == rc.keyslot("fastbreaker:cb:cluster")
+        rc.script_flush()
+        with pytest.raises(ConnectionError):
+            a.call(bad)  # a local trip, reported through NOSCRIPT -> load
+        assert wait_until(lambda: b.state == "open", BOUND_S)
+        assert rc.hget(a.keys[0], "state") == b"open"
+        assert a.store_errors == 0 and b.store_errors == 0
+        b.reset()
+        assert wait_until(lambda: a.state == "closed", BOUND_S)
+    finally:
+        a.close()
+        b.close()
+        rc.close()
+    assert not any(t.is_alive() for t in a.threads() + b.threads())

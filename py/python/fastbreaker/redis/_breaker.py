@@ -106,9 +106,10 @@ Clients and lifetime
     state right away in the background (``sync()``, or ``await sync_async()``, waits for it);
     until then the local breaker starts closed. ``client`` is a ``redis.Redis`` or a
     ``redis.asyncio.Redis`` with an ordinary connection pool (TCP, TLS or a Unix socket; not
-    Sentinel or Cluster clients): the breaker opens its own small sync pool with the same
-    connection settings, used only by its background threads (never on the event loop), so
-    every call path works in sync and async code alike. Each breaker holds one pub/sub
+    Sentinel), or a sync ``redis.cluster.RedisCluster`` (tested against a one-node cluster):
+    the breaker opens its own sync client with the same connection settings (the cluster's
+    nodes), used only by its background threads (never on the event loop), so every call
+    path works in sync and async code alike. Each breaker holds one pub/sub
     connection and one for its batches. ``close()`` (or ``with breaker.closing(): ...``, or
     ``await aclose()``; ``with breaker:`` is a call through the breaker, as for the
     in-process one) stops both threads, joins them and closes the private pool; the breaker
@@ -141,6 +142,7 @@ from typing import Any, Optional, Union
 import redis
 import redis.asyncio
 from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
@@ -329,17 +331,29 @@ def _check_seconds(param: str, value: object, low: float, high: float) -> float:
     return v
 
 
-def _private_client(client: object, timeout: float) -> redis.Redis:
-    """A sync client on its own pool: the connection settings of ``client`` (a
-    ``redis.Redis`` or ``redis.asyncio.Redis``), socket timeouts of ``timeout`` and no retry."""
+_CLIENT_TYPES = (redis.Redis, redis.asyncio.Redis, RedisCluster)
+_CLIENTS = "a redis.Redis, redis.asyncio.Redis or redis.cluster.RedisCluster"
+
+
+def _private_client(client: object, timeout: float) -> Union[redis.Redis, RedisCluster]:
+    """A sync client on its own connections: the connection settings of ``client`` (a
+    ``redis.Redis``, ``redis.asyncio.Redis`` or ``RedisCluster``), socket timeouts of
+    ``timeout`` and no retry."""
+    if isinstance(client, RedisCluster):
+        ckw = dict(client.nodes_manager.connection_kwargs)
+        for drop in ("retry", "retry_on_error", "redis_connect_func", "retry_on_timeout", "db"):
+            ckw.pop(drop, None)
+        ckw.update(socket_timeout=timeout, socket_connect_timeout=timeout)
+        ckw["decode_responses"] = False
+        nodes = [ClusterNode(n.host, n.port) for n in client.get_nodes()]  # type: ignore[no-untyped-call]
+        return RedisCluster(startup_nodes=nodes, retry=Retry(NoBackoff(), 0), **ckw)
     if isinstance(client, redis.Redis):
         pool: Any = client.connection_pool
     elif isinstance(client, redis.asyncio.Redis):
         pool = client.connection_pool
     else:
         raise TypeError(
-            "client must be a redis.Redis or redis.asyncio.Redis, got "
-            f"{type(client).__module__}.{type(client).__qualname__}"
+            f"client must be {_CLIENTS}, got {type(client).__module__}.{type(client).__qualname__}"
         )
     kwargs = dict(pool.connection_kwargs)
     for drop in ("retry", "retry_on_error", "redis_connect_func", "retry_on_timeout"):
@@ -369,11 +383,13 @@ class RedisShared:
     __slots__ = ("client", "prefix")
 
     def __init__(
-        self, client: Union[redis.Redis, redis.asyncio.Redis], prefix: str = "fastbreaker:"
+        self,
+        client: Union[redis.Redis, redis.asyncio.Redis, RedisCluster],
+        prefix: str = "fastbreaker:",
     ):
-        if not isinstance(client, (redis.Redis, redis.asyncio.Redis)):
+        if not isinstance(client, _CLIENT_TYPES):
             raise TypeError(
-                "client must be a redis.Redis or redis.asyncio.Redis, got "
+                f"client must be {_CLIENTS}, got "
                 f"{type(client).__module__}.{type(client).__qualname__}"
             )
         self.client = client
@@ -428,7 +444,7 @@ class CircuitBreaker(_LocalBreaker):
 
     def __new__(
         cls,
-        client: Union[redis.Redis, redis.asyncio.Redis, None] = None,
+        client: Union[redis.Redis, redis.asyncio.Redis, RedisCluster, None] = None,
         name: Optional[str] = None,
         *,
         shared: Optional[RedisShared] = None,
@@ -462,7 +478,7 @@ class CircuitBreaker(_LocalBreaker):
 
     def __init__(
         self,
-        client: Union[redis.Redis, redis.asyncio.Redis, None] = None,
+        client: Union[redis.Redis, redis.asyncio.Redis, RedisCluster, None] = None,
         name: Optional[str] = None,
         *,
         shared: Optional[RedisShared] = None,
@@ -513,7 +529,7 @@ class CircuitBreaker(_LocalBreaker):
         tag = "{" + prefix + "cb:" + name + "}"
         self.keys = (tag + ":state", tag + ":window", tag + ":probe")
         self.channel = tag + ":events"
-        self._script = self._redis.register_script(BREAKER_SCRIPT)
+        self._script = self._redis.register_script(BREAKER_SCRIPT)  # type: ignore[misc]
         self._holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self.store_breaker = _native.CircuitBreaker(
             f"{name}.redis", failure_threshold=1, wait_duration=self._store_retry
@@ -678,7 +694,10 @@ class CircuitBreaker(_LocalBreaker):
             except Exception:  # pragma: no cover - best effort on the way out
                 pass
         try:
-            self._redis.connection_pool.disconnect()
+            if isinstance(self._redis, RedisCluster):
+                self._redis.close()
+            else:
+                self._redis.connection_pool.disconnect()
         except Exception:  # pragma: no cover - disconnecting a dead pool
             pass
         with self._lock:
