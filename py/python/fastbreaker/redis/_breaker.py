@@ -377,7 +377,8 @@ class RedisShared:
 
     ``fastbreaker.redis.CircuitBreaker(shared=RedisShared(client, "app:"), name=...)`` is the
     same as ``CircuitBreaker(client, name, prefix="app:")``; one ``RedisShared`` can be
-    handed to many breakers. ``client`` is a ``redis.Redis`` or ``redis.asyncio.Redis``.
+    handed to many breakers. ``client`` is a ``redis.Redis``, ``redis.asyncio.Redis`` or
+    ``redis.cluster.RedisCluster``.
     """
 
     __slots__ = ("client", "prefix")
