@@ -502,6 +502,18 @@ def test_route_by_host_and_port(
     assert (mine.state, other.state) == ("open", "closed")
 
 
+def test_retry_methods() -> None:
+    assert Retry().allows("get") and Retry().allows("DELETE")
+    assert not Retry().allows("POST") and not Retry().allows("PATCH")
+    assert Retry(retry_non_idempotent=True).allows("POST")
+    assert not Retry(methods=["GET"]).allows("PUT")
+    assert not Retry(methods=["GET", "POST"]).allows("POST")  # listing it is not asking
+    assert Retry(methods=["POST"], retry_non_idempotent=True).allows("POST")
+    assert not Retry(methods=["POST"], retry_non_idempotent=True).allows("GET")
+    with pytest.raises(TypeError, match="methods"):
+        Retry(methods="GET")
+
+
 def test_route_host_patterns() -> None:
     from fastbreaker._http import Router
 

@@ -241,10 +241,11 @@ class Retry:
     ``statuses`` (429, 502, 503, 504 by default) or it raised an exception ``exceptions``
     matches (None: the client's connection errors and timeouts). A ``Retry-After`` above
     ``max_retry_after`` seconds gives up at once and returns the response. Only ``methods``
-    (the idempotent ones by default) are retried, unless ``retry_non_idempotent=True`` (a
-    POST that timed out may have been applied). A request whose body cannot be replayed (a
-    stream or generator) is not retried. Each attempt goes through the rule again: one that
-    is refused locally (the breaker opened meanwhile, a limit) raises that refusal.
+    (None: any) are retried, and of those a method that is not idempotent (POST, PATCH:
+    one that timed out may have been applied) only with ``retry_non_idempotent=True``. A
+    request whose body cannot be replayed (a stream or generator) is not retried. Each
+    attempt goes through the rule again: one that is refused locally (the breaker opened
+    meanwhile, a limit) raises that refusal.
     ``sleep`` / ``async_sleep`` replace ``time.sleep`` / ``asyncio.sleep`` for every wait of
     the rule, the ``max_wait`` ones included (tests pass ``ManualClock.advance`` and a
     coroutine around it).
@@ -274,7 +275,7 @@ class Retry:
         *,
         statuses: Union[Iterable[int], Callable[[int], bool]] = (429, 502, 503, 504),
         exceptions: Optional[ExceptionMatch] = None,
-        methods: Iterable[str] = IDEMPOTENT_METHODS,
+        methods: Optional[Iterable[str]] = None,
         retry_non_idempotent: bool = False,
         max_retry_after: float = 60.0,
         seed: Optional[int] = None,
@@ -291,9 +292,11 @@ class Retry:
         self.exceptions: Optional[Callable[[BaseException], bool]] = (
             None if exceptions is None else _exceptions("exceptions", exceptions)
         )
-        if isinstance(methods, str) or not isinstance(methods, Iterable):
-            raise _bad(TypeError, "methods", methods, "an iterable of method names")
-        self.methods = frozenset(str(m).upper() for m in methods)
+        if methods is not None and (isinstance(methods, str) or not isinstance(methods, Iterable)):
+            raise _bad(TypeError, "methods", methods, "None or an iterable of method names")
+        self.methods: Optional[frozenset[str]] = (
+            None if methods is None else frozenset(str(m).upper() for m in methods)
+        )
         self.retry_non_idempotent = bool(retry_non_idempotent)
         self.max_retry_after = _seconds("max_retry_after", max_retry_after, allow_inf=True)
         for hook_name, hook in (("sleep", sleep), ("async_sleep", async_sleep)):
@@ -307,9 +310,9 @@ class Retry:
     def allows(self, method: str) -> bool:
         """Whether requests with ``method`` may be sent again."""
         method = method.upper()
-        if method in self.methods:
-            return method in IDEMPOTENT_METHODS or self.retry_non_idempotent
-        return self.retry_non_idempotent
+        if self.methods is not None and method not in self.methods:
+            return False
+        return method in IDEMPOTENT_METHODS or self.retry_non_idempotent
 
     def nonce(self) -> int:
         """A new jitter nonce for one request's retries."""
@@ -369,7 +372,6 @@ class Rule:
     __slots__ = (
         "_default_failure_exceptions",
         "_pause_lock",
-        "_status_class",
         "_timeout_exceptions",
         "adaptive",
         "breaker",
@@ -384,6 +386,8 @@ class Rule:
         "paused_until",
         "respect_retry_after",
         "retry",
+        "simple",
+        "status_class",
     )
 
     def __init__(
@@ -441,11 +445,13 @@ class Rule:
         self.overload_status = _statuses("overload_statuses", overload_statuses)
         # One lookup per response instead of two predicate calls: for each status in
         # 0..=599, bit 0 failure, bit 1 overload (a predicate is asked once per status here).
-        self._status_class = bytes(
+        self.status_class = bytes(
             (1 if self.failure_status(code) else 0) | (2 if self.overload_status(code) else 0)
             for code in range(600)
         )
         self.max_wait = _seconds("max_wait", max_wait)
+        # A breaker and nothing else: the adapters' inline path (see their send methods).
+        self.simple = breaker is not None and limiter is None and bulkhead is None and retry is None
         self.respect_retry_after = bool(respect_retry_after)
         self.clock = clock
         self.now: Callable[[], float] = time.monotonic if clock is None else clock.now
@@ -573,7 +579,7 @@ class Rule:
         seconds: Optional[float] = None
         if exc is None:
             if 0 <= status < 600:
-                kind = self._status_class[status]
+                kind = self.status_class[status]
             else:
                 kind = int(self.failure_status(status)) | (2 if self.overload_status(status) else 0)
             overload = kind > 1

@@ -27,7 +27,7 @@ again: each send is counted, and the second one can be refused (an open breaker)
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp.payload import BytesPayload
@@ -94,6 +94,24 @@ class Middleware:
             rule = router.rule(url.host or "", url.port, str(url) if router.needs_url else None)
         else:
             rule = router.default
+        if rule.simple and not rule.paused_until:
+            # A breaker alone, inline: acquire, send, record (the path of most requests).
+            breaker: Any = rule.breaker
+            permit = breaker.acquire()
+            try:
+                response = await handler(request)
+            except Exception as exc:
+                rule.exit(permit, 0.0, 0, None, exc)
+                raise
+            except BaseException:
+                rule.abandon(permit)
+                raise
+            status = response.status
+            if 0 <= status < 600 and not rule.status_class[status]:
+                breaker.record(permit)
+            else:
+                rule.exit(permit, 0.0, status, response.headers)
+            return response
         method = request.method
         attempt = 0
         nonce = -1

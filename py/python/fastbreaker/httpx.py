@@ -21,7 +21,7 @@ The client's failures by default: ``httpx.TimeoutException``, ``httpx.NetworkErr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import httpx
 
@@ -99,6 +99,24 @@ class Transport(httpx.BaseTransport):
         else:
             rule = router.default
         send = self.transport.handle_request
+        if rule.simple and not rule.paused_until:
+            # A breaker alone, inline: acquire, send, record (the path of most requests).
+            breaker: Any = rule.breaker
+            permit = breaker.acquire()
+            try:
+                response = send(request)
+            except Exception as exc:
+                rule.exit(permit, 0.0, 0, None, exc)
+                raise
+            except BaseException:
+                rule.abandon(permit)
+                raise
+            status = response.status_code
+            if 0 <= status < 600 and not rule.status_class[status]:
+                breaker.record(permit)
+            else:
+                rule.exit(permit, 0.0, status, response.headers)
+            return response
         attempt = 0
         nonce = -1
         while True:
@@ -164,6 +182,24 @@ class AsyncTransport(httpx.AsyncBaseTransport):
         else:
             rule = router.default
         send = self.transport.handle_async_request
+        if rule.simple and not rule.paused_until:
+            # A breaker alone, inline: acquire, send, record (the path of most requests).
+            breaker: Any = rule.breaker
+            permit = breaker.acquire()
+            try:
+                response = await send(request)
+            except Exception as exc:
+                rule.exit(permit, 0.0, 0, None, exc)
+                raise
+            except BaseException:
+                rule.abandon(permit)
+                raise
+            status = response.status_code
+            if 0 <= status < 600 and not rule.status_class[status]:
+                breaker.record(permit)
+            else:
+                rule.exit(permit, 0.0, status, response.headers)
+            return response
         attempt = 0
         nonce = -1
         while True:

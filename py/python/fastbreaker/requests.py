@@ -117,8 +117,26 @@ class Adapter(HTTPAdapter):
             rule = self._rule_of(request.url or "")
         else:
             rule = router.default
-        method = request.method or "GET"
         send = self._send
+        if rule.simple and not rule.paused_until:
+            # A breaker alone, inline: acquire, send, record (the path of most requests).
+            breaker: Any = rule.breaker
+            permit = breaker.acquire()
+            try:
+                response = send(request, stream, timeout, verify, cert, proxies)
+            except Exception as exc:
+                rule.exit(permit, 0.0, 0, None, exc)
+                raise
+            except BaseException:
+                rule.abandon(permit)
+                raise
+            status = response.status_code
+            if 0 <= status < 600 and not rule.status_class[status]:
+                breaker.record(permit)
+            else:
+                rule.exit(permit, 0.0, status, response.headers)
+            return response
+        method = request.method or "GET"
         attempt = 0
         nonce = -1
         while True:
