@@ -69,9 +69,14 @@ $(PY_BENCH_VENV)/.installed: $(PY_DIR)/benches/requirements.txt $(PY_VENV)/.buil
 # runs one on a free loopback port with no persistence for the limits + RedisStorage rows,
 # and stops it at the end, also on failure; without one those rows print "skipped: <why>".
 # FASTBREAKER_BENCH_REDIS=0 skips them.
+# Then fleet mode (issue 16), each against its own throwaway redis-server: the Redis GCRA
+# check against PING and limits' Redis strategies, and a fleet breaker's call against the
+# in-process breaker and pybreaker's CircuitRedisStorage.
 py-bench: $(PY_BENCH_VENV)/.installed
 	bash $(PY_DIR)/benches/with_redis.sh \
 		$(PY_BENCH_VENV)/bin/python $(PY_DIR)/benches/compare.py $(PY_BENCH_ARGS)
+	bash $(PY_DIR)/benches/with_redis.sh $(PY_BENCH_VENV)/bin/python $(PY_DIR)/benches/redis_limits.py
+	bash $(PY_DIR)/benches/with_redis.sh $(PY_BENCH_VENV)/bin/python $(PY_DIR)/benches/redis_breaker.py
 
 py-clean:
 	rm -rf $(PY_VENV) $(PY_BENCH_VENV)
