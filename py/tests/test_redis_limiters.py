@@ -674,8 +674,13 @@ def test_bad_input(redis_url: str) -> None:
         KeyedRateLimiter(c, "x", rate=1, local_keys=0)
     with pytest.raises(ValueError, match="socket_timeout is None"):
         RateLimiter(redis.Redis.from_url(redis_url), "x", rate=1)
-    with pytest.raises(TypeError, match="use AsyncRateLimiter"):
-        RateLimiter(aclient(redis_url), "x", rate=1)
+    # The names take either kind of client: an async client builds the async twin.
+    built: object = RateLimiter(aclient(redis_url), "x", rate=1)
+    assert type(built) is AsyncRateLimiter
+    built_keyed: object = KeyedRateLimiter(aclient(redis_url), "x", rate=1)
+    assert type(built_keyed) is AsyncKeyedRateLimiter
+    with pytest.raises(TypeError, match="use RateLimiter"):
+        AsyncRateLimiter(c, "x", rate=1)
     with pytest.raises(TypeError, match="use KeyedRateLimiter"):
         AsyncKeyedRateLimiter(c, "x", rate=1)
     with pytest.raises(TypeError, match="client must be"):

@@ -61,8 +61,9 @@ cluster retries then add to the stall bound.
 
 Sync and async: ``RateLimiter`` and ``KeyedRateLimiter`` take a ``redis.Redis``;
 ``AsyncRateLimiter`` and ``AsyncKeyedRateLimiter`` take a ``redis.asyncio.Redis`` and have
-the same methods as coroutines. Each refuses the other kind of client with a TypeError
-naming its twin.
+the same methods as coroutines. ``RateLimiter(...)`` and ``KeyedRateLimiter(...)`` given a
+``redis.asyncio.Redis`` build the async twin (so one name serves both kinds of client); the
+async classes refuse a sync client with a TypeError naming their twin.
 """
 
 from __future__ import annotations
@@ -72,7 +73,10 @@ import inspect
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 from redis.exceptions import NoScriptError, RedisError
 
@@ -592,6 +596,16 @@ class RateLimiter(_Options):
     guard; None: never skipped): see the module docs.
     """
 
+    def __new__(cls, client: Any, *args: Any, **kwargs: Any) -> Self:
+        # Given a redis.asyncio.Redis, this name builds the AsyncRateLimiter (the same
+        # methods, awaitable).
+        if cls is RateLimiter and inspect.iscoroutinefunction(
+            getattr(client, "execute_command", None)
+        ):
+            # Typed as the sync class (say AsyncRateLimiter for awaitable types).
+            return AsyncRateLimiter(client, *args, **kwargs)  # type: ignore[return-value]
+        return super().__new__(cls)
+
     def __init__(
         self,
         client: Any,
@@ -730,6 +744,16 @@ class KeyedRateLimiter(_Options):
     again, so idle keys cost nothing. ``local_precheck=True`` remembers refusals of up to
     ``local_keys`` keys (then it drops the expired ones, or all).
     """
+
+    def __new__(cls, client: Any, *args: Any, **kwargs: Any) -> Self:
+        # Given a redis.asyncio.Redis, this name builds the AsyncKeyedRateLimiter (the
+        # same methods, awaitable).
+        if cls is KeyedRateLimiter and inspect.iscoroutinefunction(
+            getattr(client, "execute_command", None)
+        ):
+            # Typed as the sync class (say AsyncKeyedRateLimiter for awaitable types).
+            return AsyncKeyedRateLimiter(client, *args, **kwargs)  # type: ignore[return-value]
+        return super().__new__(cls)
 
     def __init__(
         self,
