@@ -929,11 +929,11 @@ mod tests {
                 assert_eq!(t.get(&[k], 1), Ok(1), "live key {k} kept");
             }
             // Expired at 1 s; free after the grace.
-            assert!(
-                t.incr(b"new", SECOND, 1, SECOND + KEY_REUSE_GRACE_NS - 1)
-                    .is_err()
-                    || policy == WhenFull::Admit
-            );
+            let early = t.incr(b"new", SECOND, 1, SECOND + KEY_REUSE_GRACE_NS - 1);
+            match policy {
+                WhenFull::Reject => assert_eq!(early, Err(CountersRejected::TableFull)),
+                WhenFull::Admit => assert_eq!(early, Ok(1), "admitted untracked"),
+            }
             assert_eq!(
                 t.incr(b"new", SECOND, 1, SECOND + KEY_REUSE_GRACE_NS),
                 Ok(1)

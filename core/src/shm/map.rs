@@ -44,6 +44,10 @@ unsafe impl InPlace for CircuitBreaker<TimeWindow64> {}
 unsafe impl InPlace for crate::KeySlot {}
 // SAFETY: `KeyCounters` is `repr(C)` and four `AtomicU64` words.
 unsafe impl InPlace for crate::keyed::KeyCounters {}
+// SAFETY: `CounterSlot` is `repr(C)` and `AtomicU64` words only.
+unsafe impl InPlace for crate::CounterSlot {}
+// SAFETY: an `AtomicU64` is a 64-bit word; any bits are valid (a counter table's log).
+unsafe impl InPlace for AtomicU64 {}
 
 const fn fits<T>() -> bool {
     size_of::<T>() <= AREA_SIZE && align_of::<T>() <= 64 && !needs_drop::<T>()

@@ -80,6 +80,7 @@
 //! - A process that truncates the file makes the others fault (SIGBUS); only the same user
 //!   can.
 
+mod counters;
 mod error;
 mod keyed;
 mod layout;
@@ -89,6 +90,10 @@ mod owners;
 mod tests;
 
 pub use crate::keyed::{KeyCounters, KeyStorage};
+pub use counters::{
+    check_counters_bytes, counters_file_size, counters_log_offset, CountersConfig, CountersFile,
+    SharedCounters, COUNTERS_LAYOUT_VERSION, COUNTERS_MAGIC, COUNTERS_SLOTS_OFFSET,
+};
 pub use error::{KeyedConfig, RegionError, SlotConfig, SlotKind};
 pub use keyed::{
     check_keyed_bytes, keyed_file_size, KeyedFile, SharedKeyed, KEYED_COUNTERS_OFFSET,
