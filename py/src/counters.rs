@@ -67,17 +67,22 @@ fn when_full_of(s: &str) -> PyResult<WhenFull> {
 }
 
 impl PyKeyedCounters {
-    /// Runs `op` until it is not `Busy` (yielding, then sleeping without the GIL), for at
-    /// most [`BUSY_BUDGET`]; then a TimeoutError.
+    /// Runs `op` at `now` until it is not `Busy` (yielding, then sleeping without the
+    /// GIL), for at most [`BUSY_BUDGET`]; then a TimeoutError. A retry runs at `now` plus
+    /// the time spent since the first attempt, so that the lease of a lock whose holder died
+    /// runs out for it.
     fn run<T>(
         &self,
         py: Python<'_>,
-        op: impl Fn(&Table) -> Result<T, CountersRejected>,
+        now: u64,
+        op: impl Fn(&Table, u64) -> Result<T, CountersRejected>,
     ) -> PyResult<Result<T, CountersRejected>> {
         let start = Instant::now();
         let mut attempt = 0u32;
         loop {
-            match op(&self.table) {
+            let at =
+                now.saturating_add(u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX));
+            match op(&self.table, if attempt == 0 { now } else { at }) {
                 Err(CountersRejected::Busy) => {}
                 Err(CountersRejected::LimitTooLarge { limit, max }) => {
                     return Err(PyValueError::new_err(format!(
@@ -191,7 +196,9 @@ impl PyKeyedCounters {
             arg("amount", amount)?,
             arg("now_ns", now_ns)?,
         );
-        Ok(self.run(py, |t| on_table!(t, incr(key, e, a, now)))?.ok())
+        Ok(self
+            .run(py, now, |t, now| on_table!(t, incr(key, e, a, now)))?
+            .ok())
     }
 
     /// Takes `amount` from `key`'s counter (not below 0); the count (0 if absent).
@@ -204,14 +211,16 @@ impl PyKeyedCounters {
     ) -> PyResult<u64> {
         let (a, now) = (arg("amount", amount)?, arg("now_ns", now_ns)?);
         Ok(self
-            .run(py, |t| on_table!(t, decr(key, a, now)))?
+            .run(py, now, |t, now| on_table!(t, decr(key, a, now)))?
             .unwrap_or(0))
     }
 
     /// `key`'s count at `now_ns` (0: absent or expired).
     fn get(&self, py: Python<'_>, key: &[u8], now_ns: &Bound<'_, PyAny>) -> PyResult<u64> {
         let now = arg("now_ns", now_ns)?;
-        Ok(self.run(py, |t| on_table!(t, get(key, now)))?.unwrap_or(0))
+        Ok(self
+            .run(py, now, |t, now| on_table!(t, get(key, now)))?
+            .unwrap_or(0))
     }
 
     /// When `key`'s counter expires (ns), or None if it is not live at `now_ns`.
@@ -223,7 +232,7 @@ impl PyKeyedCounters {
     ) -> PyResult<Option<u64>> {
         let now = arg("now_ns", now_ns)?;
         Ok(self
-            .run(py, |t| on_table!(t, expiry(key, now)))?
+            .run(py, now, |t, now| on_table!(t, expiry(key, now)))?
             .unwrap_or(None))
     }
 
@@ -246,7 +255,9 @@ impl PyKeyedCounters {
             arg("now_ns", now_ns)?,
         );
         Ok(self
-            .run(py, |t| on_table!(t, acquire_entry(key, l, e, a, now)))?
+            .run(py, now, |t, now| {
+                on_table!(t, acquire_entry(key, l, e, a, now))
+            })?
             .unwrap_or(false))
     }
 
@@ -261,7 +272,7 @@ impl PyKeyedCounters {
     ) -> PyResult<(u64, u64)> {
         let (e, now) = (arg("expiry_ns", expiry_ns)?, arg("now_ns", now_ns)?);
         Ok(self
-            .run(py, |t| on_table!(t, moving_window(key, e, now)))?
+            .run(py, now, |t, now| on_table!(t, moving_window(key, e, now)))?
             .unwrap_or((now, 0)))
     }
 
@@ -269,14 +280,16 @@ impl PyKeyedCounters {
     fn clear(&self, py: Python<'_>, key: &[u8], now_ns: &Bound<'_, PyAny>) -> PyResult<bool> {
         let now = arg("now_ns", now_ns)?;
         Ok(self
-            .run(py, |t| on_table!(t, clear(key, now)))?
+            .run(py, now, |t, now| on_table!(t, clear(key, now)))?
             .unwrap_or(false))
     }
 
     /// Empties every key (for every process, if shared); how many were live at `now_ns`.
     fn clear_all(&self, py: Python<'_>, now_ns: &Bound<'_, PyAny>) -> PyResult<usize> {
         let now = arg("now_ns", now_ns)?;
-        Ok(self.run(py, |t| on_table!(t, clear_all(now)))?.unwrap_or(0))
+        Ok(self
+            .run(py, now, |t, now| on_table!(t, clear_all(now)))?
+            .unwrap_or(0))
     }
 
     /// Keys with a live counter or moving-window entry at `now_ns` (a scan of the table).
