@@ -943,7 +943,7 @@ mod tests {
 
     #[test]
     fn any_bits_are_survivable() {
-        let mut next = crate::breaker::tests::arbitrary_words(0x5EED_0F_C0FFEE);
+        let mut next = crate::breaker::tests::arbitrary_words(0x5EED_0FC0_FFEE);
         let t = table(8, WhenFull::Admit);
         for i in 0..5_000u64 {
             for s in t.storage.slots.iter() {

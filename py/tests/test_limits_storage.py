@@ -19,7 +19,7 @@ from typing import Any, Union
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
+from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import (
@@ -32,7 +32,7 @@ import fastbreaker.limits_storage  # noqa: F401  (registers the schemes)
 from fastbreaker import SharedRegion
 from fastbreaker.limits_storage import FastbreakerStorage
 
-STRATEGIES = {
+STRATEGIES: dict[str, Any] = {
     "fixed": FixedWindowRateLimiter,
     "moving": MovingWindowRateLimiter,
     "sliding": SlidingWindowCounterRateLimiter,
@@ -130,19 +130,25 @@ def test_a_full_table_has_the_documented_result(when_full: str, monkeypatch: Any
     assert [fixed.hit(item, "new") for _ in range(3)] == [True, True, False]
 
 
+def fb(uri: str) -> FastbreakerStorage:
+    s = storage_from_string(uri)
+    assert isinstance(s, FastbreakerStorage)
+    return s
+
+
 def test_reset_and_clear_empty_everything(shm_dir: Path) -> None:
     for uri in uris(shm_dir):
-        s = storage_from_string(uri)
+        s = fb(uri)
         assert s.incr("a", 60) == 1
-        assert s.acquire_entry("b", 5, 60)  # type: ignore[attr-defined]
+        assert s.acquire_entry("b", 5, 60)
         assert s.reset() == 2
         assert s.get("a") == 0
-        assert s.get_moving_window("b", 5, 60)[1] == 0  # type: ignore[attr-defined]
+        assert s.get_moving_window("b", 5, 60)[1] == 0
         s.incr("a", 60)
-        s.acquire_entry("a", 5, 60)  # type: ignore[attr-defined]
+        s.acquire_entry("a", 5, 60)
         s.clear("a")
         assert s.get("a") == 0
-        assert s.get_moving_window("a", 5, 60)[1] == 0  # type: ignore[attr-defined]
+        assert s.get_moving_window("a", 5, 60)[1] == 0
 
 
 def test_wrap_exceptions_wraps_timeouts() -> None:
@@ -177,7 +183,7 @@ def test_strategies_match_memory_storage_step_by_step(
             clock.advance(advance)
             expire(memory)
             item = RateLimitItemPerSecond(amount, seconds)
-            results = []
+            results: list[Any] = []
             for storage in [memory, *ours]:
                 lim: Limiter = STRATEGIES[strategy](storage)
                 if op == "hit":
@@ -199,7 +205,9 @@ def test_strategies_match_memory_storage_step_by_step(
             SharedRegion.unlink(name, dir=shm)
 
 
-def test_storage_methods_match_memory_storage(monkeypatch: pytest.MonkeyPatch, shm_dir: Path) -> None:
+def test_storage_methods_match_memory_storage(
+    monkeypatch: pytest.MonkeyPatch, shm_dir: Path
+) -> None:
     clock = Clock(monkeypatch)
     memory = MemoryStorage()
     ours = [storage_from_string(uri) for uri in uris(shm_dir)]
@@ -230,7 +238,7 @@ def test_storage_methods_match_memory_storage(monkeypatch: pytest.MonkeyPatch, s
     clock.advance(5 * 64 - 32)
     assert same(lambda s: s.get_moving_window("m", 3, 5)) == (clock.t - 4.5, 1)
     assert same(lambda s: s.acquire_entry("m", 3, 5, 2))
-    assert same(lambda s: s.get_sliding_window("w", 10)) == (0, 0.0, 0, same(lambda s: s.get_sliding_window("w", 10))[3])
+    assert same(lambda s: s.get_sliding_window("w", 10))[:3] == (0, 0.0, 0)
     assert same(lambda s: s.acquire_sliding_window_entry("w", 4, 10, 3))
     assert not same(lambda s: s.acquire_sliding_window_entry("w", 4, 10, 2))
     clock.advance(10 * 64)
@@ -274,9 +282,9 @@ def test_processes_sharing_a_region_grant_at_most_the_limit(strategy: str, shm_d
     for i, p in enumerate(procs):
         out, _ = p.communicate(timeout=120)
         assert p.returncode == 0
-        start, n, end = out.split()
+        start, n, end = (float(v) for v in out.split())
         granted[f"k{i % 2}"] = granted.get(f"k{i % 2}", 0) + int(n)
-        hours |= {int(float(start) // 3600), int(float(end) // 3600)}
+        hours |= {int(start // 3600), int(end // 3600)}
     for key, n in granted.items():
         if strategy == "sliding-window-counter" and len(hours) > 1:
             # An hour boundary passed: the previous hour's count weighs less and less.
@@ -305,9 +313,7 @@ def test_a_process_killed_around_a_key_lock_does_not_wedge_others(shm_dir: Path)
     s = storage_from_string(uri)
     assert isinstance(s, FastbreakerStorage)
     for _ in range(10):
-        p = subprocess.Popen(
-            [sys.executable, "-c", HAMMER, uri], stdout=subprocess.PIPE, text=True
-        )
+        p = subprocess.Popen([sys.executable, "-c", HAMMER, uri], stdout=subprocess.PIPE, text=True)
         assert p.stdout is not None and p.stdout.readline() == "ready\n"
         time.sleep(0.05)
         os.kill(p.pid, signal.SIGKILL)
@@ -334,8 +340,8 @@ def test_a_process_killed_around_a_key_lock_does_not_wedge_others(shm_dir: Path)
         os.kill(os.getpid(), signal.SIGKILL)
         """
     )
-    p = subprocess.run([sys.executable, "-c", forge, s.table.path, "64"], timeout=60)
-    assert p.returncode == -signal.SIGKILL
+    done = subprocess.run([sys.executable, "-c", forge, s.table.path, "64"], timeout=60)
+    assert done.returncode == -signal.SIGKILL
     with open(s.table.path, "rb") as f:
         m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         assert int.from_bytes(m[128 + 3 * 8 : 128 + 4 * 8], sys.byteorder) != 0, "forged"

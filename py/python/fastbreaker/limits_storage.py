@@ -55,7 +55,7 @@ from limits.storage.base import (
 
 from . import _native
 
-__all__ = ["FastbreakerStorage", "DEFAULT_CAPACITY", "DEFAULT_WINDOW_ENTRIES"]
+__all__ = ["DEFAULT_CAPACITY", "DEFAULT_WINDOW_ENTRIES", "FastbreakerStorage"]
 
 #: Keys tracked at once unless ``capacity`` says otherwise.
 DEFAULT_CAPACITY = 16384
@@ -136,8 +136,7 @@ class FastbreakerStorage(
             name = parsed.netloc or parsed.path.lstrip("/")
             if not name:
                 raise ValueError(
-                    "fastbreaker+shm:// needs a region name: fastbreaker+shm://NAME, got "
-                    f"{uri!r}"
+                    f"fastbreaker+shm:// needs a region name: fastbreaker+shm://NAME, got {uri!r}"
                 )
             region_capacity = merged.get("region_capacity")
             shared = _native.SharedRegion(
