@@ -3,6 +3,8 @@
 #   make demo      build into py/.venv and run the live demo (python -m fastbreaker demo)
 #   make py-bench  compare against pure-Python peers in py/.venv-bench, the shared region
 #                  against in-process, and limits + a real redis-server (py/benches/)
+#   make py-limits-suite  limits' own storage/strategy tests against fastbreaker:// and
+#                  fastbreaker+shm:// (py/limits_suite/; downloads the limits sdist once)
 
 PY_DIR        := py
 PY_VENV       := $(PY_DIR)/.venv
@@ -13,7 +15,7 @@ PY_SOURCES    := $(wildcard $(PY_DIR)/src/*.rs) $(PY_DIR)/Cargo.toml $(PY_DIR)/p
                  $(wildcard core/src/*.rs) $(wildcard core/src/shm/*.rs) core/Cargo.toml
 DEMO_ARGS     ?=
 
-.PHONY: py-test py-build py-chromium demo py-bench py-clean
+.PHONY: py-test py-build py-chromium demo py-bench py-clean py-limits-suite
 
 # The venv, with the pinned tools; redone only when the pins change.
 $(PY_VENV)/.installed: $(PY_DIR)/requirements-dev.txt
@@ -60,6 +62,14 @@ $(PY_BENCH_VENV)/.installed: $(PY_DIR)/benches/requirements.txt $(PY_VENV)/.buil
 py-bench: $(PY_BENCH_VENV)/.installed
 	bash $(PY_DIR)/benches/with_redis.sh \
 		$(PY_BENCH_VENV)/bin/python $(PY_DIR)/benches/compare.py $(PY_BENCH_ARGS)
+
+# limits' own tests (the 5.8.0 sdist, fetched from PyPI into target/limits-suite on the
+# first run, then reused offline) against fastbreaker:// and fastbreaker+shm://, beside
+# limits' memory:// as the control: py/limits_suite/conftest.py replaces their conftest
+# (which starts redis, memcached, mongodb in docker). About 90 s (their tests sleep through
+# real windows). Not part of `make test`: its first run needs the network.
+py-limits-suite: py-build
+	bash $(PY_DIR)/limits_suite/run.sh $(CURDIR)/$(PY_BIN)/python $(CURDIR)/target/limits-suite $(PY_LIMITS_SUITE_ARGS)
 
 py-clean:
 	rm -rf $(PY_VENV) $(PY_BENCH_VENV)
