@@ -36,13 +36,13 @@ for _name, _attrs in (
             setattr(_stub, _k, _v)
         sys.modules[_name] = _stub
 
+import tests.test_storage as test_storage  # noqa: E402
+import tests.utils as utils  # noqa: E402
+from limits.storage import MemoryStorage  # noqa: E402
+
 import fastbreaker.limits_storage  # noqa: E402,F401  (registers the schemes)
 from fastbreaker import SharedRegion  # noqa: E402
 from fastbreaker.limits_storage import FastbreakerStorage  # noqa: E402
-from limits.storage import MemoryStorage  # noqa: E402
-
-import tests.test_storage as test_storage  # noqa: E402
-import tests.utils as utils  # noqa: E402
 
 SHM_DIR = tempfile.mkdtemp(prefix="fastbreaker-limits-suite-")
 SHM_URI = f"fastbreaker+shm://suite?dir={SHM_DIR}&capacity=4096&window_entries=256"
@@ -86,3 +86,20 @@ def pytest_configure(config: pytest.Config) -> None:
     """Registers the markers of plugins limits' tests use that are not installed here
     (``flaky``: pytest-rerunfailures; without it, a flaky test runs once)."""
     config.addinivalue_line("markers", "flaky: rerun on failure (pytest-rerunfailures)")
+
+
+#: limits' tests that fastbreaker fails by design, and why.
+EXPECTED_FAILURES = {
+    "test_moving_window_huge_cost": (
+        "a moving-window limit of 1,000,000 is above window_entries (256 here): fastbreaker "
+        "keeps a bounded log per key and refuses larger limits with ValueError"
+    ),
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marks EXPECTED_FAILURES as strict xfails on fastbreaker's storages."""
+    for item in items:
+        reason = EXPECTED_FAILURES.get(getattr(item, "originalname", ""))
+        if reason and "[fastbreaker" in item.name:
+            item.add_marker(pytest.mark.xfail(reason=reason, strict=True, raises=ValueError))
