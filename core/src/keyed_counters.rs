@@ -34,7 +34,7 @@
 //!   [`clear_all`](KeyedCounters::clear_all), and the reuse of an expired key's slot.
 //!   Claiming a slot for a new key takes its home slot's claim lock, as `KeyedBuckets` does.
 //! - Both locks are **leases**: the word holds the holder's `now + 1`; a lock held longer
-//!   than [`KEY_CLAIM_LEASE_NS`] by the taker's clock (a holder that died: a SIGKILLed
+//!   than [`COUNTER_LOCK_LEASE_NS`] (500 ms) by the taker's clock (a holder that died: a SIGKILLed
 //!   process of a shared table) is taken over, and a lock word from the future (corrupt, or
 //!   a clock stepped back) is taken at once. A live holder's critical section is a few
 //!   dozen atomic operations with no system call, far within the lease. A caller that
@@ -61,7 +61,7 @@
 //! assert_eq!(t.acquire_entry(b"mw", 2, 10 * SECOND, 1, 10 * SECOND), Ok(true));
 //! ```
 
-use crate::limits::{KEY_CLAIM_LEASE_NS, KEY_PROBE_WINDOW, KEY_REUSE_GRACE_NS, MAX_KEY_LEN};
+use crate::limits::{KEY_PROBE_WINDOW, KEY_REUSE_GRACE_NS, MAX_KEY_LEN};
 use crate::sync::{AtomicU64, Ordering};
 use crate::{ConfigError, WhenFull};
 
@@ -72,6 +72,11 @@ const CLAIMING: u64 = 1 << 63;
 const HASH_MASK: u64 = ((1 << 47) - 1) << 16;
 /// Tag bits of the reuse counter (never 0 in a used slot).
 const EPOCH_MASK: u64 = 0xFFFF;
+/// How long a holder may keep a slot lock or a claim lock of a [`KeyedCounters`] before
+/// another caller takes it over (a holder that died): 500 ms by the taker's clock. Longer
+/// than `KeyedBuckets`' claim lease, so that a live holder descheduled on a loaded machine
+/// keeps its lock: two holders of one key's lock could both grant its last entry.
+pub const COUNTER_LOCK_LEASE_NS: u64 = 500 * crate::MILLISECOND;
 /// Largest table, in slots.
 pub const MAX_COUNTER_CAPACITY: usize = 1 << 24;
 /// Largest moving-window log of a key, in entries (the largest moving-window limit a
@@ -294,8 +299,8 @@ fn lock(word: &AtomicU64, now: u64, spins: u32) -> Option<Held<'_>> {
     for _ in 0..spins.max(1) {
         let held = word.load(Ordering::Relaxed);
         let free = held == 0
-            || now.saturating_sub(held) > KEY_CLAIM_LEASE_NS
-            || held > mine.saturating_add(KEY_CLAIM_LEASE_NS);
+            || now.saturating_sub(held) > COUNTER_LOCK_LEASE_NS
+            || held > mine.saturating_add(COUNTER_LOCK_LEASE_NS);
         if free
             && word
                 .compare_exchange(held, mine, Ordering::Acquire, Ordering::Relaxed)

@@ -100,8 +100,8 @@ pub use keyed::{KeySlot, KeyedBuckets, KeyedMetrics, KeyedRejected, WhenFull};
 #[cfg(feature = "std")]
 pub use keyed_counters::HeapCounters;
 pub use keyed_counters::{
-    CounterSlot, CounterStorage, CountersRejected, KeyedCounters, MAX_COUNTER_CAPACITY,
-    MAX_WINDOW_ENTRIES,
+    CounterSlot, CounterStorage, CountersRejected, KeyedCounters, COUNTER_LOCK_LEASE_NS,
+    MAX_COUNTER_CAPACITY, MAX_WINDOW_ENTRIES,
 };
 pub use limits::MAX_FAILURE_THRESHOLD;
 pub use state::{Outcome, State};

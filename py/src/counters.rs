@@ -17,7 +17,7 @@ use crate::config::repr;
 use crate::region::{region_error, region_of};
 
 /// How long an operation retries while the core answers `Busy` (a lock held by another
-/// process): past the lease of a dead holder (100 ms), with room for a busy machine.
+/// process): past the lease of a dead holder (500 ms), with room for a busy machine.
 const BUSY_BUDGET: Duration = Duration::from_secs(2);
 
 enum Table {

@@ -32,9 +32,15 @@ Semantics are those of ``limits``' ``MemoryStorage`` (the tests compare them ste
 step), with times read from ``time.time()`` as ``limits`` does and kept in integer
 nanoseconds; a moving-window entry counts while ``entry + expiry > now``. Keys longer
 than 64 bytes (UTF-8) are stored as their SHA-256. ``reset()`` empties every key (for
-every process, when shared) and returns how many held live state. A per-key lock of
-another process that stays taken for 2 s (it cannot, but for a frozen process: a dead
-one's lock is taken over after 100 ms) raises ``TimeoutError``.
+every process, when shared) and returns how many held live state.
+
+The state lives in native code: fixed-window counters are lock-free while a window is
+open; opening a window, the moving-window log and ``clear``/``reset`` take the key's lock,
+a lease that a process killed while holding it loses after 500 ms. A lock still taken
+after 2 s (a stopped process holding it) raises ``TimeoutError``, which
+``wrap_exceptions=True`` wraps in ``limits.errors.StorageError``. A process killed in the
+middle of claiming a slot for a new key leaves that one slot unusable until the table is
+made again (``reset()`` does not free it).
 """
 
 from __future__ import annotations
