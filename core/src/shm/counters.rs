@@ -226,8 +226,11 @@ pub type SharedCounters = KeyedCounters<CountersFile>;
 impl Region {
     /// The counter table `name` of this region, shared by every process that opens it:
     /// made with `config` if it does not exist (with a random hash seed), else checked and
-    /// attached (see the [module docs](self)). Its file is
-    /// [`keyed_path(name)`](Self::keyed_path).
+    /// attached, as a keyed bucket table's file is ([`Region::keyed`]). Its file is
+    /// [`keyed_path(name)`](Self::keyed_path), with a header of magic [`COUNTERS_MAGIC`]
+    /// (opening it as a bucket table, or the reverse, is [`RegionError::BadMagic`]); a
+    /// table that exists with another capacity, window length or full-table policy is
+    /// [`RegionError::InvalidOptions`] naming the field.
     pub fn keyed_counters(
         &self,
         name: &str,

@@ -67,6 +67,9 @@
 //! with another configuration gets [`RegionError::KeyedConfigMismatch`];
 //! [`Region::unlink`] removes them with the region. Region names may therefore not contain
 //! `.keyed.` nor end with `.keyed`. See `keyed.rs` for the file layout.
+//! [`Region::keyed_counters`] gives a [`KeyedCounters`](crate::KeyedCounters) (per-key
+//! fixed-window counters and moving-window logs: the `fastbreaker+shm://` storage of
+//! Python's `limits`) in a keyed table file of another magic; see `counters.rs`.
 //!
 //! ## Limits (phase 1)
 //! - Slots are never freed; [`Region::unlink`] removes the whole region. Processes that
