@@ -164,11 +164,12 @@ STEP = st.tuples(
     st.sampled_from(["a", "b"]),
     st.sampled_from([(1, 1), (3, 1), (5, 2), (4, 3)]),
     st.integers(1, 3),
-    st.sampled_from([0, 0, 0, 1, 7, 16, 32, 64, 100, 200]),
+    # 1/64 s steps; whole seconds often, so that entries meet their windows' ends exactly.
+    st.sampled_from([0, 0, 0, 1, 7, 16, 32, 64, 64, 128, 192, 100, 200]),
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(steps=st.lists(STEP, min_size=1, max_size=60))
 def test_strategies_match_memory_storage_step_by_step(
     steps: list[tuple[str, str, str, tuple[int, int], int, int]], tmp_path_factory: Any
@@ -237,7 +238,10 @@ def test_storage_methods_match_memory_storage(
     assert same(lambda s: s.get_moving_window("m", 3, 5)) == (clock.t - 0.5, 3)
     clock.advance(5 * 64 - 32)
     assert same(lambda s: s.get_moving_window("m", 3, 5)) == (clock.t - 4.5, 1)
-    assert same(lambda s: s.acquire_entry("m", 3, 5, 2))
+    assert not same(lambda s: s.acquire_entry("m", 3, 5, 3))
+    clock.advance(32)  # the entry of 5 s ago has just left the window (t + 5 == now)
+    assert same(lambda s: s.get_moving_window("m", 3, 5)) == (clock.t, 0)
+    assert same(lambda s: s.acquire_entry("m", 3, 5, 3)), "its newest entry left exactly now"
     assert same(lambda s: s.get_sliding_window("w", 10))[:3] == (0, 0.0, 0)
     assert same(lambda s: s.acquire_sliding_window_entry("w", 4, 10, 3))
     assert not same(lambda s: s.acquire_sliding_window_entry("w", 4, 10, 2))
