@@ -45,7 +45,9 @@
 //!   `KeyedBuckets`.
 //!
 //! Any bits in a slot, a lock word or the log are survivable: no panic, no hang; at worst
-//! a key reads as absent, or a slot stays unusable (its tag says a claim is under way).
+//! a key reads as absent. A claimer holds the claimed slot's lock until the slot is
+//! published, so a slot left marked by a claimer that died is claimed again once that
+//! lock's lease has run out.
 //!
 //! ```
 //! use fastbreaker::{KeyedCounters, WhenFull, SECOND};
@@ -728,41 +730,30 @@ impl<S: CounterStorage> KeyedCounters<S> {
             return Ok(Claim::Exists);
         }
         let grace = KEY_REUSE_GRACE_NS;
+        // A slot is free for the key if it was never used, if its key holds nothing since
+        // the reuse grace, or if a claim of it was left unfinished: claimers hold the slot's
+        // lock from before they mark its tag until they publish it, so a tag still marked
+        // with the lock free (or its lease run out) is a claimer that died.
+        let free = |slot: &CounterSlot, tag: u64| {
+            tag == 0 || tag & CLAIMING != 0 || slot.empty_at(now.saturating_sub(grace))
+        };
         for i in self.window(h) {
             let slot = &slots[i];
             let tag = slot.tag.load(Ordering::Acquire);
-            if tag != 0 && tag & CLAIMING != 0 {
-                continue; // another home's claim under way
+            if !free(slot, tag) {
+                continue;
             }
+            // Under the slot's lock: no locked operation of an old key is under way, and no
+            // other claim of this slot (a claim under way holds it: the slot is skipped).
+            let Some(_slot_held) = lock(&slot.lock, now, 1) else {
+                continue;
+            };
             let epoch = match (tag & EPOCH_MASK) + 1 {
                 e if e > EPOCH_MASK => 1,
                 e => e,
             };
-            if tag == 0 {
-                if slot
-                    .tag
-                    .compare_exchange(
-                        0,
-                        CLAIMING | h | epoch,
-                        Ordering::Acquire,
-                        Ordering::Relaxed,
-                    )
-                    .is_err()
-                {
-                    continue;
-                }
-                publish(slot, key, h | epoch, now);
-                return Ok(Claim::Done);
-            }
-            if !slot.empty_at(now.saturating_sub(grace)) {
-                continue;
-            }
-            // An expired key's slot: under its slot lock, so that no locked operation of the
-            // old key is under way; taken by a CAS of its tag (claimers of other homes race).
-            let Some(_slot_held) = lock(&slot.lock, now, 1) else {
-                continue;
-            };
-            if !slot.empty_at(now.saturating_sub(grace))
+            // Taken by a CAS of its tag (claimers of other homes race for it).
+            if !free(slot, tag)
                 || slot
                     .tag
                     .compare_exchange(
@@ -944,6 +935,27 @@ mod tests {
                 Ok(1)
             );
         }
+    }
+
+    #[test]
+    fn a_claim_left_unfinished_is_taken_over_after_its_lease() {
+        let t = table(1, WhenFull::Reject);
+        let slot = &t.storage.slots[0];
+        // A claimer that died after marking the slot's tag, holding its lock since 10.
+        slot.tag
+            .store(CLAIMING | 0x1234 << 16 | 7, Ordering::Relaxed);
+        slot.lock.store(10 + 1, Ordering::Relaxed);
+        assert_eq!(
+            t.incr(b"k", SECOND, 1, 10),
+            Err(CountersRejected::TableFull)
+        );
+        assert_eq!(
+            t.incr(b"k", SECOND, 1, 11 + COUNTER_LOCK_LEASE_NS),
+            Err(CountersRejected::TableFull),
+            "still within the lease"
+        );
+        assert_eq!(t.incr(b"k", SECOND, 1, 12 + COUNTER_LOCK_LEASE_NS), Ok(1));
+        assert_eq!(t.live_keys(12 + COUNTER_LOCK_LEASE_NS), 1);
     }
 
     #[test]

@@ -38,9 +38,8 @@ The state lives in native code: fixed-window counters are lock-free while a wind
 open; opening a window, the moving-window log and ``clear``/``reset`` take the key's lock,
 a lease that a process killed while holding it loses after 500 ms. A lock still taken
 after 2 s (a stopped process holding it) raises ``TimeoutError``, which
-``wrap_exceptions=True`` wraps in ``limits.errors.StorageError``. A process killed in the
-middle of claiming a slot for a new key leaves that one slot unusable until the table is
-made again (``reset()`` does not free it).
+``wrap_exceptions=True`` wraps in ``limits.errors.StorageError``. A slot left half-claimed
+by a process killed while claiming it for a new key is claimed again after that lease.
 """
 
 from __future__ import annotations
