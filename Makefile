@@ -40,7 +40,7 @@ unit:
 ## rebuilds every crate).
 loom:
 	RUSTFLAGS="$(LOOM_FLAGS)" LOOM_MAX_PREEMPTIONS=$(LOOM_MAX_PREEMPTIONS) CARGO_TARGET_DIR=target/loom \
-		$(CARGO) test -p fastbreaker-tests --test loom --test loom_bucket --test loom_keyed --release
+		$(CARGO) test -p fastbreaker-tests --test loom --test loom_bucket --test loom_keyed --test loom_counters --release
 
 ## Benchmarks: criterion (fastbreaker beside governor, failsafe, recloser in one run) with a
 ## markdown table of ns/op and ratios in target/criterion/report.md, the C ABI loop, and the
@@ -64,7 +64,7 @@ nostd: setup
 ## against exact GCRA. `fuzz-smoke` (part of `make test`) runs each target for
 ## FUZZ_SMOKE_SECONDS, `fuzz` for FUZZ_SECONDS. Corpora grow in tests/fuzz/corpus/ and
 ## crashes land in tests/fuzz/artifacts/ (both ignored by git).
-FUZZ_TARGETS := config breaker_steps bucket_gcra region_bytes keyed
+FUZZ_TARGETS := config breaker_steps bucket_gcra region_bytes keyed counters_bytes
 FUZZ_SMOKE_SECONDS ?= 15
 FUZZ_SECONDS ?= 300
 # No AddressSanitizer (the core forbids unsafe code; runs are 4x faster without it), but

@@ -4,6 +4,8 @@
 #   make demo-adaptive  the same for the adaptive-limit demo (python -m fastbreaker demo-adaptive)
 #   make py-bench  compare against pure-Python peers in py/.venv-bench, the shared region
 #                  against in-process, and limits + a real redis-server (py/benches/)
+#   make py-limits-suite  limits' own storage/strategy tests against fastbreaker:// and
+#                  fastbreaker+shm:// (py/limits_suite/; downloads the limits sdist once)
 
 PY_DIR        := py
 PY_VENV       := $(PY_DIR)/.venv
@@ -14,7 +16,7 @@ PY_SOURCES    := $(wildcard $(PY_DIR)/src/*.rs) $(PY_DIR)/Cargo.toml $(PY_DIR)/p
                  $(wildcard core/src/*.rs) $(wildcard core/src/shm/*.rs) core/Cargo.toml
 DEMO_ARGS     ?=
 
-.PHONY: py-test py-build py-chromium py-redis-server demo demo-adaptive py-bench py-clean
+.PHONY: py-test py-build py-chromium py-redis-server demo demo-adaptive py-bench py-clean py-limits-suite
 
 # The venv, with the pinned tools; redone only when the pins change.
 $(PY_VENV)/.installed: $(PY_DIR)/requirements-dev.txt
@@ -77,6 +79,14 @@ py-bench: $(PY_BENCH_VENV)/.installed
 		$(PY_BENCH_VENV)/bin/python $(PY_DIR)/benches/compare.py $(PY_BENCH_ARGS)
 	bash $(PY_DIR)/benches/with_redis.sh $(PY_BENCH_VENV)/bin/python $(PY_DIR)/benches/redis_limits.py
 	bash $(PY_DIR)/benches/with_redis.sh $(PY_BENCH_VENV)/bin/python $(PY_DIR)/benches/redis_breaker.py
+
+# limits' own tests (the 5.8.0 sdist, fetched from PyPI into target/limits-suite on the
+# first run, then reused offline) against fastbreaker:// and fastbreaker+shm://, beside
+# limits' memory:// as the control: py/limits_suite/conftest.py replaces their conftest
+# (which starts redis, memcached, mongodb in docker). About 90 s (their tests sleep through
+# real windows). Not part of `make test`: its first run needs the network.
+py-limits-suite: py-build
+	bash $(PY_DIR)/limits_suite/run.sh $(CURDIR)/$(PY_BIN)/python $(CURDIR)/target/limits-suite $(PY_LIMITS_SUITE_ARGS)
 
 py-clean:
 	rm -rf $(PY_VENV) $(PY_BENCH_VENV)

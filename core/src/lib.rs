@@ -70,6 +70,7 @@ mod config;
 mod count_window;
 mod error;
 mod keyed;
+mod keyed_counters;
 pub mod limits;
 #[cfg(all(feature = "shm", unix))]
 pub mod shm;
@@ -96,6 +97,12 @@ pub use count_window::{
 };
 pub use error::{ConfigError, ReconfigureError};
 pub use keyed::{KeySlot, KeyedBuckets, KeyedMetrics, KeyedRejected, WhenFull};
+#[cfg(feature = "std")]
+pub use keyed_counters::HeapCounters;
+pub use keyed_counters::{
+    CounterSlot, CounterStorage, CountersRejected, KeyedCounters, COUNTER_LOCK_LEASE_NS,
+    MAX_COUNTER_CAPACITY, MAX_WINDOW_ENTRIES,
+};
 pub use limits::MAX_FAILURE_THRESHOLD;
 pub use state::{Outcome, State};
 pub use time_window::{TimeWindow, TimeWindow64};

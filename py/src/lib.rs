@@ -14,6 +14,8 @@ mod clock;
 #[cfg(feature = "python")]
 mod config;
 #[cfg(feature = "python")]
+mod counters;
+#[cfg(feature = "python")]
 mod guard;
 #[cfg(feature = "python")]
 mod keyed;

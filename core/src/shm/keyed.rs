@@ -205,7 +205,7 @@ fn check_keyed_name(name: &str) -> Result<(), &'static str> {
 
 /// A random seed for a new table's hash (std's per-process random keys, the time and the
 /// pid).
-fn random_seed() -> u64 {
+pub(crate) fn random_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(

@@ -44,6 +44,12 @@ unsafe impl InPlace for CircuitBreaker<TimeWindow64> {}
 unsafe impl InPlace for crate::KeySlot {}
 // SAFETY: `KeyCounters` is `repr(C)` and four `AtomicU64` words.
 unsafe impl InPlace for crate::keyed::KeyCounters {}
+// SAFETY: `CounterSlot` is `repr(C)` and `AtomicU64` words only.
+unsafe impl InPlace for crate::CounterSlot {}
+// SAFETY: an `AtomicU64` is a 64-bit word; any bits are valid (a counter table's log).
+// (Under `cfg(loom)` this names loom's atomic, as `KeySlot` holds loom's atomics: those
+// builds compile the mapping but their models never place anything in one.)
+unsafe impl InPlace for crate::sync::AtomicU64 {}
 
 const fn fits<T>() -> bool {
     size_of::<T>() <= AREA_SIZE && align_of::<T>() <= 64 && !needs_drop::<T>()

@@ -67,6 +67,9 @@
 //! with another configuration gets [`RegionError::KeyedConfigMismatch`];
 //! [`Region::unlink`] removes them with the region. Region names may therefore not contain
 //! `.keyed.` nor end with `.keyed`. See `keyed.rs` for the file layout.
+//! [`Region::keyed_counters`] gives a [`KeyedCounters`](crate::KeyedCounters) (per-key
+//! fixed-window counters and moving-window logs: the `fastbreaker+shm://` storage of
+//! Python's `limits`) in a keyed table file of another magic; see `counters.rs`.
 //!
 //! ## Limits (phase 1)
 //! - Slots are never freed; [`Region::unlink`] removes the whole region. Processes that
@@ -80,6 +83,7 @@
 //! - A process that truncates the file makes the others fault (SIGBUS); only the same user
 //!   can.
 
+mod counters;
 mod error;
 mod keyed;
 mod layout;
@@ -89,6 +93,10 @@ mod owners;
 mod tests;
 
 pub use crate::keyed::{KeyCounters, KeyStorage};
+pub use counters::{
+    check_counters_bytes, counters_file_size, counters_log_offset, CountersConfig, CountersFile,
+    SharedCounters, COUNTERS_LAYOUT_VERSION, COUNTERS_MAGIC, COUNTERS_SLOTS_OFFSET,
+};
 pub use error::{KeyedConfig, RegionError, SlotConfig, SlotKind};
 pub use keyed::{
     check_keyed_bytes, keyed_file_size, KeyedFile, SharedKeyed, KEYED_COUNTERS_OFFSET,
