@@ -35,7 +35,9 @@ pub struct AdaptiveConfig {
     pub min_limit_milli: u64,
     /// The ceiling: at least the floor, at most 1,000,000. Default 1000.
     pub max_limit_milli: u64,
-    /// Additive increase per RTT window of successes, at most the largest limit. Default 1.
+    /// Additive increase per `limit` successes (per RTT at the full limit in concurrency
+    /// mode, per second at the full rate in rate mode; see [`Aimd`]), at most the largest
+    /// limit. Default 1.
     pub increase_milli: u64,
     /// Multiplicative decrease on overload, in thousandths, 1..=999. Default 500 (halve).
     pub decrease_permille: u32,

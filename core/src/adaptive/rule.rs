@@ -1,8 +1,6 @@
 //! The update rules of an [`AdaptiveLimiter`](super::AdaptiveLimiter): pure functions from
 //! the limiter's state and one outcome to the next limit.
 
-use crate::SECOND;
-
 /// Whether the limiter admits by calls in flight or by calls per second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -69,10 +67,10 @@ fn scale(limit: u64, permille: u32) -> u64 {
 
 /// Additive increase, multiplicative decrease.
 ///
-/// A success adds `increase / (calls per RTT window)`, so that a window of successes adds
-/// `increase` in all: in concurrency mode a window holds `limit` calls (`+increase / limit`
-/// per success), in rate mode `limit * rtt` calls (`+increase / (limit * rtt)`). Each step
-/// is at least one thousandth. An overload multiplies the limit by `decrease`.
+/// A success adds `increase / limit`, so that `limit` successes add `increase` in all: in
+/// concurrency mode that is one RTT of calls at the full limit, in rate mode one second of
+/// calls at the full rate (the limit grows by `increase` calls per second, per second).
+/// Each step is at least one thousandth. An overload multiplies the limit by `decrease`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Aimd;
 
@@ -83,13 +81,7 @@ impl LimitRule for Aimd {
         match input.signal {
             Signal::Overload => scale(l, input.decrease_permille),
             Signal::Success { .. } => {
-                let num = input.increase_milli as u128 * 1000;
-                let step = match input.mode {
-                    AdaptiveMode::Concurrency => num.div_ceil(l as u128),
-                    AdaptiveMode::Rate => {
-                        (num * SECOND as u128).div_ceil(l as u128 * input.rtt_ns.max(1) as u128)
-                    }
-                };
+                let step = (input.increase_milli as u128 * 1000).div_ceil(l as u128);
                 l.saturating_add(step.min(u64::MAX as u128) as u64)
             }
         }
@@ -166,7 +158,7 @@ mod tests {
             min_rtt_ns: 100,
             increase_milli: 1000,
             decrease_permille: 500,
-            rtt_ns: SECOND / 10,
+            rtt_ns: crate::SECOND / 10,
             queue_milli: 4000,
             smoothing_permille: 200,
             mode,
@@ -181,10 +173,10 @@ mod tests {
             Aimd.next_limit(&input(10_000, ok, AdaptiveMode::Concurrency)),
             10_100
         );
-        // Rate, limit 10/s, RTT 0.1 s: one call per window, +1 per success.
+        // Rate, limit 10/s: +1/10 per success, +1 per second at the full rate.
         assert_eq!(
             Aimd.next_limit(&input(10_000, ok, AdaptiveMode::Rate)),
-            11_000
+            10_100
         );
         assert_eq!(
             Aimd.next_limit(&input(10_000, Signal::Overload, AdaptiveMode::Rate)),
