@@ -91,7 +91,8 @@ impl LimitRule for Aimd {
 /// A gradient rule in the manner of Netflix's Gradient2, made safe against its two known
 /// failures.
 ///
-/// On a success of latency `rtt`: `gradient = clamp(min_rtt / rtt, 0.5, 1)`, `target =
+/// On a success of latency `rtt` (a success without one, latency 0, leaves the limit):
+/// `gradient = clamp(min_rtt / rtt, 0.5, 1)`, `target =
 /// limit * gradient + queue`, and the limit moves `smoothing` of the way to `target`. An
 /// overload (429/503, timeout, latency above the target) multiplies it by `decrease`.
 ///
@@ -114,8 +115,10 @@ impl LimitRule for Gradient {
         let l = input.limit_milli;
         match input.signal {
             Signal::Overload => scale(l, input.decrease_permille),
+            // A success without a latency (0) is no sample: the limit stays.
+            Signal::Success { latency_ns: 0 } => l,
             Signal::Success { latency_ns } => {
-                let gradient = if input.min_rtt_ns == 0 || latency_ns == 0 {
+                let gradient = if input.min_rtt_ns == 0 {
                     1000
                 } else {
                     (input.min_rtt_ns as u128 * 1000 / latency_ns as u128).clamp(500, 1000) as u32
