@@ -473,6 +473,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     crate::guard::install(m)?;
     crate::sim::install(m)?;
     crate::keyed::install(m)?;
+    crate::adaptive::install(m)?;
     m.add_function(wrap_pyfunction!(monotonic_ns, m)?)?;
     Ok(())
 }

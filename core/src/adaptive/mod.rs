@@ -492,7 +492,8 @@ impl<R: LimitRule> AdaptiveLimiter<R> {
                 retry_after_ns: paused - now,
             });
         }
-        let limit = self.limit_milli();
+        // Acquire: pairs with the Release CAS of `update_limit` (see `record`).
+        let limit = self.settings().clamp(self.limit.load(Ordering::Acquire));
         match self.mode() {
             AdaptiveMode::Concurrency => {
                 let max = (limit / ADAPTIVE_LIMIT_UNIT).min(u32::MAX as u64) as u32;
@@ -579,9 +580,11 @@ impl<R: LimitRule> AdaptiveLimiter<R> {
     /// Records the outcome of an admitted call at `now`, releasing it, and moves the limit.
     pub fn record(&self, permit: AdaptivePermit, outcome: AdaptiveOutcome, now: u64) {
         let _ = permit;
+        // Release: a caller that sees a limit this record stores next (Acquire in `admit`)
+        // sees this release too, so it never judges the new limit by a stale count.
         let released = self
             .in_flight
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_sub(1));
+            .fetch_update(Ordering::Release, Ordering::Relaxed, |c| c.checked_sub(1));
         let in_flight_before = match released {
             Ok(before) => before,
             Err(_) => {
@@ -676,7 +679,7 @@ impl<R: LimitRule> AdaptiveLimiter<R> {
             };
             match self
                 .limit
-                .compare_exchange_weak(word, next, Ordering::Relaxed, Ordering::Relaxed)
+                .compare_exchange_weak(word, next, Ordering::Release, Ordering::Relaxed)
             {
                 Ok(_) => return,
                 Err(actual) => word = actual,
