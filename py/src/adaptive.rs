@@ -224,15 +224,9 @@ impl PyAdaptiveLimiter {
     /// False: refused (the limit is reached, the rate's next slot is later, or a
     /// Retry-After has not passed: see `retry_after()`).
     fn try_acquire(&self) -> bool {
-        match self.inner.try_acquire(self.clock.now_ns()) {
-            // The binding keeps no permit object: record() rebuilds one (the in-flight
-            // count never goes negative; an extra record is counted as unmatched).
-            Ok(p) => {
-                let _ = p.started_at();
-                true
-            }
-            Err(_) => false,
-        }
+        // The binding keeps no permit object: record() rebuilds one (the in-flight count
+        // never goes negative; an extra record is counted as unmatched).
+        self.inner.try_acquire(self.clock.now_ns()).is_ok()
     }
 
     /// Records how an admitted call ended: "success" (with its `latency` in seconds, which
