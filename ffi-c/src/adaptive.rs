@@ -2,8 +2,8 @@
 //! client-side throttling).
 
 use core_fb::{
-    AdaptiveConfig, AdaptiveLimiter, AdaptiveMode, AdaptiveOutcome, AdaptivePermit,
-    AdaptiveRejected, AdaptiveThrottle, AnyRule, ThrottleConfig,
+    AdaptiveConfig, AdaptiveLimiter, AdaptiveMode, AdaptiveOutcome, AdaptiveRejected,
+    AdaptiveThrottle, AnyRule, ThrottleConfig,
 };
 
 use crate::error::{guard, guard_value, Error};
@@ -261,7 +261,7 @@ pub unsafe extern "C" fn fb_adaptive_record(
                 ))
             }
         };
-        l.record(AdaptivePermit::from_parts(now_ns), outcome, now_ns);
+        l.record(core_fb::binding::adaptive_permit(now_ns), outcome, now_ns);
         Ok(FB_OK)
     })
 }

@@ -268,7 +268,7 @@ impl PyAdaptiveLimiter {
         }
         let now = self.clock.now_ns();
         self.inner
-            .record(fb::AdaptivePermit::from_parts(now), outcome, now);
+            .record(fb::binding::adaptive_permit(now), outcome, now);
         Ok(())
     }
 

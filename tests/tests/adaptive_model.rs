@@ -271,7 +271,7 @@ proptest! {
                 }
                 Op::Record(i, outcome) => {
                     let permit = if held.is_empty() {
-                        AdaptivePermit::from_parts(now)
+                        fastbreaker::binding::adaptive_permit(now)
                     } else {
                         held.swap_remove(i % held.len())
                     };

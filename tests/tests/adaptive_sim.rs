@@ -134,7 +134,7 @@ fn simulate<R: LimitRule + Copy>(
                     }
                 }
                 limiter.record(
-                    fastbreaker::AdaptivePermit::from_parts(o.t - o.latency),
+                    fastbreaker::binding::adaptive_permit(o.t - o.latency),
                     outcome,
                     o.t,
                 );

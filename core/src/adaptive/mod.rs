@@ -300,11 +300,9 @@ impl AdaptivePermit {
         self.started_at
     }
 
-    /// A permit for a call admitted at `started_at`, for bindings that hold permits
-    /// across a language boundary. Recording one more permit than were admitted never
-    /// makes the in-flight count negative: it is counted in `unmatched_records`.
-    #[doc(hidden)]
-    pub const fn from_parts(started_at: u64) -> Self {
+    /// A permit for a call admitted at `started_at` (through
+    /// [`binding::adaptive_permit`](crate::binding::adaptive_permit)).
+    pub(crate) const fn from_parts(started_at: u64) -> Self {
         AdaptivePermit { started_at }
     }
 }
