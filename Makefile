@@ -40,7 +40,8 @@ unit:
 ## rebuilds every crate).
 loom:
 	RUSTFLAGS="$(LOOM_FLAGS)" LOOM_MAX_PREEMPTIONS=$(LOOM_MAX_PREEMPTIONS) CARGO_TARGET_DIR=target/loom \
-		$(CARGO) test -p fastbreaker-tests --test loom --test loom_bucket --test loom_keyed --test loom_counters --release
+		$(CARGO) test -p fastbreaker-tests --test loom --test loom_bucket --test loom_keyed --test loom_counters \
+		--test loom_adaptive --release
 
 ## Benchmarks: criterion (fastbreaker beside governor, failsafe, recloser in one run) with a
 ## markdown table of ns/op and ratios in target/criterion/report.md, the C ABI loop, and the

@@ -4,6 +4,7 @@
 //! are hidden from the docs and may change in any release. The bindings keep those
 //! guarantees themselves (a used-permit flag, a held-slot count).
 
+use crate::adaptive::AdaptivePermit;
 use crate::breaker::{CircuitBreaker, Permit, PermitKind};
 use crate::bulkhead::Bulkhead;
 
@@ -30,6 +31,15 @@ pub fn bulkhead_try_acquire(bulkhead: &Bulkhead) -> bool {
 #[inline]
 pub fn bulkhead_release(bulkhead: &Bulkhead) -> bool {
     bulkhead.release()
+}
+
+/// An adaptive limiter's permit for a call admitted at `started_at`, for bindings that
+/// hold permits across a language boundary (they keep none). Recording one more permit than
+/// were admitted never makes the in-flight count negative: it is counted in
+/// `unmatched_records`.
+#[inline]
+pub const fn adaptive_permit(started_at: u64) -> AdaptivePermit {
+    AdaptivePermit::from_parts(started_at)
 }
 
 /// The window a breaker records into (tests compare it with a model).

@@ -60,6 +60,7 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+mod adaptive;
 mod backoff;
 #[doc(hidden)]
 pub mod binding;
@@ -83,6 +84,11 @@ mod token_bucket;
 mod versioned;
 mod window;
 
+pub use adaptive::{
+    AdaptiveConfig, AdaptiveLimiter, AdaptiveMetrics, AdaptiveMode, AdaptiveOutcome,
+    AdaptivePermit, AdaptiveRejected, AdaptiveThrottle, Aimd, AnyRule, Gradient, LimitRule,
+    RuleInput, Signal, ThrottleConfig, ThrottleMetrics, ThrottleRejected,
+};
 pub use backoff::Backoff;
 pub use breaker::{CircuitBreaker, Metrics, Permit, PermitKind, Rejected, Transition};
 pub use bulkhead::{Bulkhead, BulkheadMetrics, BulkheadPermit, BulkheadRejected};

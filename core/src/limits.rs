@@ -105,3 +105,52 @@ pub const KEY_REUSE_GRACE_NS: u64 = crate::SECOND;
 /// How long a claim of a new key may hold its home slot's claim lock before another
 /// claimer takes the lock over (a claimer that died, in a shared table): 100 ms.
 pub const KEY_CLAIM_LEASE_NS: u64 = 100 * crate::MILLISECOND;
+
+/// The adaptive limiter's unit of limit: limits, bounds, increases and queue sizes are kept
+/// in thousandths of a call (concurrency mode) or of a call per second (rate mode).
+pub const ADAPTIVE_LIMIT_UNIT: u64 = 1000;
+/// Smallest adaptive `min_limit_milli`: 0.001 calls per second (rate mode). Concurrency mode
+/// needs at least [`MIN_ADAPTIVE_CONCURRENCY_MILLI`].
+pub const MIN_ADAPTIVE_LIMIT_MILLI: u64 = 1;
+/// Smallest adaptive `min_limit_milli` in concurrency mode: one call in flight.
+pub const MIN_ADAPTIVE_CONCURRENCY_MILLI: u64 = ADAPTIVE_LIMIT_UNIT;
+/// Largest adaptive limit: one million calls in flight, or per second.
+pub const MAX_ADAPTIVE_LIMIT_MILLI: u64 = 1_000_000 * ADAPTIVE_LIMIT_UNIT;
+/// Default adaptive `min_limit_milli`: 1.
+pub const DEFAULT_ADAPTIVE_MIN_LIMIT_MILLI: u64 = ADAPTIVE_LIMIT_UNIT;
+/// Default adaptive `max_limit_milli`: 1000.
+pub const DEFAULT_ADAPTIVE_MAX_LIMIT_MILLI: u64 = 1000 * ADAPTIVE_LIMIT_UNIT;
+/// Default adaptive `increase_milli`: the limit grows by 1 per RTT window of successes.
+pub const DEFAULT_ADAPTIVE_INCREASE_MILLI: u64 = ADAPTIVE_LIMIT_UNIT;
+/// Default adaptive `decrease_permille`: an overload halves the limit.
+pub const DEFAULT_ADAPTIVE_DECREASE_PERMILLE: u32 = 500;
+/// Largest adaptive `decrease_permille` (a factor below 1; the smallest is 1).
+pub const MAX_ADAPTIVE_DECREASE_PERMILLE: u32 = 999;
+/// Default adaptive `rtt_ns`, the window in which at most one decrease happens: 1 s.
+pub const DEFAULT_ADAPTIVE_RTT_NS: u64 = SECOND;
+/// Largest adaptive `rtt_ns` and `latency_target_ns`: one hour.
+pub const MAX_ADAPTIVE_RTT_NS: u64 = 3600 * SECOND;
+/// Longest pause a `Retry-After` can impose on an adaptive limiter: one day (longer ones are
+/// cut to it, so that every pause ends).
+pub const MAX_ADAPTIVE_RETRY_AFTER_NS: u64 = 86_400 * SECOND;
+/// Default queue-size term of the gradient rule (`queue_milli`): 4 calls.
+pub const DEFAULT_GRADIENT_QUEUE_MILLI: u64 = 4 * ADAPTIVE_LIMIT_UNIT;
+/// Default smoothing of the gradient rule (`smoothing_permille`): 0.2.
+pub const DEFAULT_GRADIENT_SMOOTHING_PERMILLE: u32 = 200;
+/// Largest `smoothing_permille` (1.0: no smoothing; the smallest is 1).
+pub const MAX_GRADIENT_SMOOTHING_PERMILLE: u32 = 1000;
+
+/// Default adaptive throttle `k_milli`: K = 2 (the SRE book's recommendation).
+pub const DEFAULT_THROTTLE_K_MILLI: u64 = 2000;
+/// Smallest throttle `k_milli`: K = 1 (below 1 it would reject a healthy backend's calls).
+pub const MIN_THROTTLE_K_MILLI: u64 = 1000;
+/// Largest throttle `k_milli`: K = 1000.
+pub const MAX_THROTTLE_K_MILLI: u64 = 1_000_000;
+/// Default throttle `window_ns`: 60 s.
+pub const DEFAULT_THROTTLE_WINDOW_NS: u64 = 60 * SECOND;
+/// Largest throttle `window_ns`: one day.
+pub const MAX_THROTTLE_WINDOW_NS: u64 = 86_400 * SECOND;
+/// Default throttle `buckets`: 10.
+pub const DEFAULT_THROTTLE_BUCKETS: u32 = 10;
+/// Largest throttle `buckets` (the capacity of its ring).
+pub const MAX_THROTTLE_BUCKETS: u32 = 64;

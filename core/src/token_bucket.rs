@@ -207,6 +207,24 @@ fn convert(tat: u64, t: u64, from_interval: u64, to_interval: u64) -> u64 {
     t + (if scaled > room { room } else { scaled }) as u64
 }
 
+/// One GCRA decision: taking `cost` units at unit time `t` from a bucket whose TAT is
+/// `tat` and whose tolerance (burst times interval) is `tolerance`. `Ok(next TAT)` if it is
+/// allowed, else `Err(units to wait)`. Shared by [`TokenBucket`] and the adaptive limiter's
+/// rate mode, so that the two never disagree.
+#[inline]
+pub(crate) fn gcra_take(tat: u64, t: u64, cost: u64, tolerance: u64) -> Result<u64, u64> {
+    let limit = t.saturating_add(tolerance);
+    // Saturating: queued reservations may have pushed the TAT to the end of time.
+    // Within the documented times (below 2^62 ns) the limit is below `TAT_MAX`, so
+    // a granted TAT fits its 63 bits.
+    let next = (tat & TAT_MAX).max(t).saturating_add(cost);
+    if next > limit || next > TAT_MAX {
+        Err(next - limit.min(TAT_MAX))
+    } else {
+        Ok(next)
+    }
+}
+
 /// `now` in units of 2^`shift` ns.
 #[inline]
 pub(crate) fn units(now: u64, shift: u32) -> u64 {
@@ -401,18 +419,17 @@ impl TokenBucket {
             if n == 0 {
                 return Ok(());
             }
-            let limit = t.saturating_add(rates.tolerance);
-            // Saturating: queued reservations may have pushed the TAT to the end of time.
-            // Within the documented times (below 2^62 ns) the limit is below `TAT_MAX`, so
-            // a granted TAT fits its 63 bits.
-            let next = (word & TAT_MAX).max(t).saturating_add(cost);
-            if next > limit || next > TAT_MAX {
-                return Err(BucketRejected::RateLimited {
-                    retry_after: self.wait_ns(now, next - limit.min(TAT_MAX)),
-                });
-            }
-            if self.commit(word, tag, next) {
-                return Ok(());
+            match gcra_take(word & TAT_MAX, t, cost, rates.tolerance) {
+                Err(wait) => {
+                    return Err(BucketRejected::RateLimited {
+                        retry_after: self.wait_ns(now, wait),
+                    })
+                }
+                Ok(next) => {
+                    if self.commit(word, tag, next) {
+                        return Ok(());
+                    }
+                }
             }
         }
     }

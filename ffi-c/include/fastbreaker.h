@@ -187,6 +187,41 @@
 #define FB_BREAKER_STORAGE_ALIGN 8
 
 /**
+ * Concurrency mode: admits while fewer than `floor(limit)` calls are in flight.
+ */
+#define FB_ADAPTIVE_CONCURRENCY 0
+
+/**
+ * Rate mode: admits `limit` calls per second, paced (a burst of one call).
+ */
+#define FB_ADAPTIVE_RATE 1
+
+/**
+ * The AIMD rule: additive increase, multiplicative decrease.
+ */
+#define FB_ADAPTIVE_AIMD 0
+
+/**
+ * The gradient rule (min-RTT over sampled latency, with a queue term).
+ */
+#define FB_ADAPTIVE_GRADIENT 1
+
+/**
+ * Outcome: the backend served the call (pass its latency).
+ */
+#define FB_ADAPTIVE_SUCCESS 0
+
+/**
+ * Outcome: the backend is overloaded (a 429/503 or a timeout; pass its Retry-After).
+ */
+#define FB_ADAPTIVE_OVERLOAD 1
+
+/**
+ * Outcome: neither (a 404, a cancellation): the call is just released.
+ */
+#define FB_ADAPTIVE_IGNORE 2
+
+/**
  * Bytes of storage that hold a bucket (`fb_bucket_init`).
  */
 #define FB_BUCKET_STORAGE_SIZE 128
@@ -251,6 +286,12 @@
 #define FB_REGION_BULKHEAD_TRACKED_PER_HANDLE 1024
 
 /**
+ * An adaptive limiter (opaque): a concurrency or rate limit moved by the backend's
+ * answers (AIMD or gradient rule). Create it with `fb_adaptive_new`.
+ */
+typedef struct fb_adaptive fb_adaptive;
+
+/**
  * A circuit breaker (opaque). Create it with `fb_breaker_new` or `fb_breaker_init`.
  */
 typedef struct fb_breaker fb_breaker;
@@ -279,9 +320,127 @@ typedef struct fb_keyed fb_keyed;
 typedef struct fb_region fb_region;
 
 /**
+ * An adaptive throttle (opaque): Google SRE client-side throttling. Create it with
+ * `fb_throttle_new`.
+ */
+typedef struct fb_throttle fb_throttle;
+
+/**
  * Result of an `fb_*` call: `FB_OK` (0), `FB_REJECTED` (1), or a negative `FB_ERR_*`.
  */
 typedef int32_t fb_result;
+
+/**
+ * An adaptive limiter's configuration. Limits are in thousandths of a call (in flight, or
+ * per second in rate mode): 10000 is a limit of 10. Start from
+ * `fb_adaptive_config_default`.
+ */
+typedef struct fb_adaptive_config {
+    /**
+     * `FB_ADAPTIVE_CONCURRENCY` or `FB_ADAPTIVE_RATE`; fixed once built.
+     */
+    uint32_t mode;
+    /**
+     * `FB_ADAPTIVE_AIMD` or `FB_ADAPTIVE_GRADIENT`; fixed once built.
+     */
+    uint32_t rule;
+    /**
+     * The limit to start from, within the bounds (ignored by `fb_adaptive_reconfigure`).
+     */
+    uint64_t initial_limit_milli;
+    /**
+     * The floor: at least 1 (rate) or 1000 (concurrency). Default 1000.
+     */
+    uint64_t min_limit_milli;
+    /**
+     * The ceiling: the floor ..= 10^9. Default 10^6 (a limit of 1000).
+     */
+    uint64_t max_limit_milli;
+    /**
+     * Additive increase per `limit` successes. Default 1000.
+     */
+    uint64_t increase_milli;
+    /**
+     * Multiplicative decrease on overload, 1..=999 thousandths. Default 500.
+     */
+    uint32_t decrease_permille;
+    /**
+     * The gradient rule's smoothing, 1..=1000 thousandths. Default 200.
+     */
+    uint32_t smoothing_permille;
+    /**
+     * At most one decrease per this window, 1 ns ..= 1 hour. Default 1 s.
+     */
+    uint64_t rtt_ns;
+    /**
+     * A success slower than this is an overload; 0: no target.
+     */
+    uint64_t latency_target_ns;
+    /**
+     * The gradient rule's queue term. Default 4000.
+     */
+    uint64_t queue_milli;
+} fb_adaptive_config;
+
+/**
+ * Counters of an adaptive limiter, from `fb_adaptive_metrics`.
+ */
+typedef struct fb_adaptive_stats {
+    /**
+     * The limit now, in thousandths.
+     */
+    uint64_t limit_milli;
+    /**
+     * Calls in flight.
+     */
+    uint32_t in_flight;
+    /**
+     * Calls admitted in all.
+     */
+    uint64_t admitted;
+    /**
+     * Calls refused in all.
+     */
+    uint64_t rejected;
+    /**
+     * Calls refused during a Retry-After pause.
+     */
+    uint64_t paused_rejections;
+    /**
+     * Overload signals recorded.
+     */
+    uint64_t overloads;
+    /**
+     * Decreases applied (at most one per RTT window).
+     */
+    uint64_t decreases;
+    /**
+     * Records with no call in flight (ignored).
+     */
+    uint64_t unmatched_records;
+    /**
+     * Nanoseconds until a Retry-After pause ends (0: not paused).
+     */
+    uint64_t paused_for_ns;
+} fb_adaptive_stats;
+
+/**
+ * An adaptive throttle's configuration. Start from `fb_throttle_config_default`.
+ */
+typedef struct fb_throttle_config {
+    /**
+     * K in thousandths, 1000..=1000000. Default 2000.
+     */
+    uint64_t k_milli;
+    /**
+     * The sliding window, `buckets` ns ..= one day. Default 60 s.
+     */
+    uint64_t window_ns;
+    /**
+     * Buckets of the window, 1..=64. Default 10.
+     */
+    uint32_t buckets;
+} fb_throttle_config;
 
 /**
  * The kind of sliding window a breaker computes its rates over (`FB_WINDOW_*`).
@@ -1090,6 +1249,210 @@ const char *fb_result_str(fb_result code);
  * Thread safety: safe from any thread; each thread has its own message.
  */
 const char *fb_last_error(void);
+
+/**
+ * The default configuration (the core's table) in `mode`, starting at
+ * `initial_limit_milli`, with the AIMD rule. An unknown mode reads as concurrency.
+ *
+ * Thread safety: safe from any thread.
+ */
+struct fb_adaptive_config fb_adaptive_config_default(uint32_t mode,
+                                                     uint64_t initial_limit_milli);
+
+/**
+ * Creates an adaptive limiter and stores its handle in `*out`; free it with
+ * `fb_adaptive_free`.
+ *
+ * Returns `FB_OK`, `FB_ERR_INVALID_CONFIG` (`fb_last_error()` names the field, the value and
+ * the range), `FB_ERR_INVALID_ARGUMENT` (an unknown mode or rule), `FB_ERR_NULL`.
+ *
+ * Thread safety: safe from any thread.
+ *
+ * # Safety
+ * `config` is NULL or points to an `fb_adaptive_config`; `out` is NULL or writable.
+ */
+fb_result fb_adaptive_new(const struct fb_adaptive_config *config,
+                          struct fb_adaptive **out);
+
+/**
+ * Frees a limiter made by `fb_adaptive_new`; NULL is ignored.
+ *
+ * Thread safety: must be the last call on this limiter.
+ *
+ * # Safety
+ * `limiter` is NULL or a live handle that no other thread is using or will use.
+ */
+void fb_adaptive_free(struct fb_adaptive *limiter);
+
+/**
+ * Admits a call at `now_ns`: `FB_OK` (record it once with `fb_adaptive_record`) or
+ * `FB_REJECTED`, storing in `*retry_after_ns` (optional: NULL to skip) the nanoseconds until
+ * a retry could succeed as far as time goes (a Retry-After pause, the rate's pacing; 0 when
+ * a full concurrency limit waits for a record).
+ *
+ * Other results: `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once (lock-free).
+ *
+ * # Safety
+ * `limiter` is NULL or a live handle; `retry_after_ns` is NULL or writable.
+ */
+fb_result fb_adaptive_try_acquire(const struct fb_adaptive *limiter,
+                                  uint64_t now_ns,
+                                  uint64_t *retry_after_ns);
+
+/**
+ * Records how an admitted call ended at `now_ns`: `FB_ADAPTIVE_SUCCESS` (with
+ * `latency_ns`, which the gradient rule needs; 0: unknown), `FB_ADAPTIVE_OVERLOAD` (with
+ * `retry_after_ns` from the server, 0: none; it pauses every acquire until it passes) or
+ * `FB_ADAPTIVE_IGNORE`. A record with no call in flight changes no count (it is counted as
+ * unmatched).
+ *
+ * Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT` (an unknown outcome).
+ *
+ * Thread safety: safe from many threads at once.
+ *
+ * # Safety
+ * `limiter` is NULL or a live handle.
+ */
+fb_result fb_adaptive_record(const struct fb_adaptive *limiter,
+                             uint32_t outcome,
+                             uint64_t latency_ns,
+                             uint64_t retry_after_ns,
+                             uint64_t now_ns);
+
+/**
+ * The limit now, in thousandths (0 for a NULL or foreign handle: see `fb_last_error()`).
+ *
+ * Thread safety: safe from many threads at once.
+ *
+ * # Safety
+ * `limiter` is NULL or a live handle.
+ */
+uint64_t fb_adaptive_limit(const struct fb_adaptive *limiter);
+
+/**
+ * Changes the bounds, increase, decrease, RTT window, latency target and gradient terms at
+ * run time, all at once or none; the limit in force (clamped into the new bounds), the
+ * calls in flight and a pause are kept. `mode` cannot change (`FB_ERR_INVALID_CONFIG`
+ * naming `mode`); `rule` and `initial_limit_milli` are ignored.
+ *
+ * Returns `FB_OK`, `FB_ERR_INVALID_CONFIG`, `FB_ERR_BUSY` (another reconfiguration held on
+ * too long: try again), `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once.
+ *
+ * # Safety
+ * `limiter` is NULL or a live handle; `config` is NULL or points to an `fb_adaptive_config`.
+ */
+fb_result fb_adaptive_reconfigure(const struct fb_adaptive *limiter,
+                                  const struct fb_adaptive_config *config);
+
+/**
+ * Stores a snapshot of the counters at `now_ns` in `*stats`.
+ *
+ * Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once (loads only).
+ *
+ * # Safety
+ * `limiter` is NULL or a live handle; `stats` is NULL or writable.
+ */
+fb_result fb_adaptive_metrics(const struct fb_adaptive *limiter,
+                              uint64_t now_ns,
+                              struct fb_adaptive_stats *stats);
+
+/**
+ * The default throttle configuration: K = 2 over 60 s in 10 buckets.
+ *
+ * Thread safety: safe from any thread.
+ */
+struct fb_throttle_config fb_throttle_config_default(void);
+
+/**
+ * Creates a throttle drawing from a generator seeded with `*seed` (NULL: from the
+ * operating system's randomness) and stores its handle in `*out`; free it with
+ * `fb_throttle_free`.
+ *
+ * Returns `FB_OK`, `FB_ERR_INVALID_CONFIG`, `FB_ERR_NULL`.
+ *
+ * Thread safety: safe from any thread.
+ *
+ * # Safety
+ * `config` is NULL or points to an `fb_throttle_config`; `seed` is NULL or points to a
+ * `uint64_t`; `out` is NULL or writable.
+ */
+fb_result fb_throttle_new(const struct fb_throttle_config *config,
+                          const uint64_t *seed,
+                          struct fb_throttle **out);
+
+/**
+ * Frees a throttle made by `fb_throttle_new`; NULL is ignored.
+ *
+ * Thread safety: must be the last call on this throttle.
+ *
+ * # Safety
+ * `throttle` is NULL or a live handle that no other thread is using or will use.
+ */
+void fb_throttle_free(struct fb_throttle *throttle);
+
+/**
+ * Counts a request at `now_ns` (before the call) and admits it (`FB_OK`) or refuses it
+ * locally (`FB_REJECTED`) with probability `max(0, (requests - K*accepts) / (requests+1))`
+ * of the counts before it.
+ *
+ * Other results: `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once (lock-free).
+ *
+ * # Safety
+ * `throttle` is NULL or a live handle.
+ */
+fb_result fb_throttle_try_acquire(const struct fb_throttle *throttle,
+                                  uint64_t now_ns);
+
+/**
+ * Records the backend's answer to an admitted request at `now_ns`: `accepted` counts an
+ * accept.
+ *
+ * Returns `FB_OK`, `FB_ERR_NULL`, `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once.
+ *
+ * # Safety
+ * `throttle` is NULL or a live handle.
+ */
+fb_result fb_throttle_record(const struct fb_throttle *throttle,
+                             bool accepted,
+                             uint64_t now_ns);
+
+/**
+ * The probability at `now_ns` that the next request is refused, in millionths (0 for a
+ * NULL or foreign handle: see `fb_last_error()`).
+ *
+ * Thread safety: safe from many threads at once.
+ *
+ * # Safety
+ * `throttle` is NULL or a live handle.
+ */
+uint32_t fb_throttle_reject_probability_ppm(const struct fb_throttle *throttle,
+                                            uint64_t now_ns);
+
+/**
+ * Changes K, the window and the buckets at run time (at `now_ns`), all at once or none.
+ *
+ * Returns `FB_OK`, `FB_ERR_INVALID_CONFIG`, `FB_ERR_BUSY`, `FB_ERR_NULL`,
+ * `FB_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: safe from many threads at once.
+ *
+ * # Safety
+ * `throttle` is NULL or a live handle; `config` is NULL or points to an
+ * `fb_throttle_config`.
+ */
+fb_result fb_throttle_reconfigure(const struct fb_throttle *throttle,
+                                  const struct fb_throttle_config *config,
+                                  uint64_t now_ns);
 
 /**
  * The default configuration: the core's defaults (`BreakerConfig::new()`) on a count

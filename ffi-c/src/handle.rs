@@ -31,7 +31,8 @@ use crate::breaker_types::{CoreConfig, WindowKind};
 use crate::error::Error;
 use crate::listener::Listener;
 use crate::permits::SharedBulkhead;
-use crate::{fb_breaker, fb_bucket, fb_bulkhead, fb_keyed, fb_region};
+use crate::{fb_adaptive, fb_breaker, fb_bucket, fb_bulkhead, fb_keyed, fb_region, fb_throttle};
+use core_fb::{AdaptiveLimiter, AdaptiveThrottle, AnyRule};
 
 /// What a handle points to.
 #[repr(C)]
@@ -69,6 +70,8 @@ const TAG_SHARED_BUCKET: u32 = 0x2002;
 const TAG_SHARED_BULKHEAD: u32 = 0x3002;
 const TAG_REGION: u32 = 0x4001;
 const TAG_KEYED: u32 = 0x5001;
+const TAG_ADAPTIVE: u32 = 0x6001;
+const TAG_THROTTLE: u32 = 0x6002;
 
 /// A keyed table on the heap (`fb_keyed`).
 pub(crate) type KeyedTable = KeyedBuckets<Box<[KeySlot]>>;
@@ -462,6 +465,56 @@ pub(crate) unsafe fn keyed<'a>(p: *const fb_keyed) -> Result<&'a KeyedTable, Err
 pub(crate) unsafe fn free_keyed(p: *mut fb_keyed) {
     // SAFETY: forwarded from this function's contract.
     unsafe { free_single::<KeyedTable>(p.cast(), TAG_KEYED) }
+}
+
+/// An adaptive limiter handle on the heap.
+pub(crate) fn new_adaptive(limiter: AdaptiveLimiter<AnyRule>) -> *mut fb_adaptive {
+    boxed(TAG_ADAPTIVE, limiter).cast()
+}
+
+/// The adaptive limiter behind `p`.
+///
+/// # Safety
+/// As [`breaker`], for adaptive limiter handles.
+#[inline(always)]
+pub(crate) unsafe fn adaptive<'a>(
+    p: *const fb_adaptive,
+) -> Result<&'a AdaptiveLimiter<AnyRule>, Error> {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { single(p.cast(), TAG_ADAPTIVE, "adaptive") }
+}
+
+/// Frees an adaptive limiter handle; ignores NULL.
+///
+/// # Safety
+/// As [`free_breaker`], for adaptive limiter handles.
+pub(crate) unsafe fn free_adaptive(p: *mut fb_adaptive) {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { free_single::<AdaptiveLimiter<AnyRule>>(p.cast(), TAG_ADAPTIVE) }
+}
+
+/// An adaptive throttle handle on the heap.
+pub(crate) fn new_throttle(throttle: AdaptiveThrottle) -> *mut fb_throttle {
+    boxed(TAG_THROTTLE, throttle).cast()
+}
+
+/// The adaptive throttle behind `p`.
+///
+/// # Safety
+/// As [`breaker`], for throttle handles.
+#[inline(always)]
+pub(crate) unsafe fn throttle<'a>(p: *const fb_throttle) -> Result<&'a AdaptiveThrottle, Error> {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { single(p.cast(), TAG_THROTTLE, "throttle") }
+}
+
+/// Frees a throttle handle; ignores NULL.
+///
+/// # Safety
+/// As [`free_breaker`], for throttle handles.
+pub(crate) unsafe fn free_throttle(p: *mut fb_throttle) {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { free_single::<AdaptiveThrottle>(p.cast(), TAG_THROTTLE) }
 }
 
 /// A C input pointer as a reference.

@@ -39,12 +39,14 @@ mod permits;
 
 mod handle;
 
+mod adaptive;
 mod breaker;
 mod bucket;
 mod bulkhead;
 mod keyed;
 mod region;
 
+pub use adaptive::*;
 pub use breaker::*;
 pub use breaker_types::*;
 pub use bucket::*;
@@ -80,6 +82,18 @@ pub struct fb_keyed {
 /// A named shared-memory region holding breakers, buckets and bulkheads shared by every
 /// process of the same user on this host (opaque). Open it with `fb_region_open`.
 pub struct fb_region {
+    _opaque: [u8; 0],
+}
+
+/// An adaptive limiter (opaque): a concurrency or rate limit moved by the backend's
+/// answers (AIMD or gradient rule). Create it with `fb_adaptive_new`.
+pub struct fb_adaptive {
+    _opaque: [u8; 0],
+}
+
+/// An adaptive throttle (opaque): Google SRE client-side throttling. Create it with
+/// `fb_throttle_new`.
+pub struct fb_throttle {
     _opaque: [u8; 0],
 }
 

@@ -8,6 +8,8 @@
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[cfg(feature = "python")]
+mod adaptive;
+#[cfg(feature = "python")]
 mod breaker;
 #[cfg(feature = "python")]
 mod clock;

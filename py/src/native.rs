@@ -474,6 +474,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     crate::sim::install(m)?;
     crate::keyed::install(m)?;
     crate::counters::install(m)?;
+    crate::adaptive::install(m)?;
     m.add_function(wrap_pyfunction!(monotonic_ns, m)?)?;
     Ok(())
 }

@@ -10,6 +10,8 @@ from ._breaker import CircuitBreaker, Listener
 from ._limiters import Bulkhead, RateLimiter
 from ._native import (
     LIMITS,
+    AdaptiveLimiter,
+    AdaptiveThrottle,
     BulkheadFull,
     BurstExceeded,
     CircuitOpenError,
@@ -32,6 +34,8 @@ from .sim import simulate
 
 __all__ = [
     "LIMITS",
+    "AdaptiveLimiter",
+    "AdaptiveThrottle",
     "AllTiersFailedError",
     "Bulkhead",
     "BulkheadFull",

@@ -7,6 +7,8 @@ from typing_extensions import Buffer, TypeAlias, disjoint_base
 
 __all__ = [
     "LIMITS",
+    "AdaptiveLimiter",
+    "AdaptiveThrottle",
     "Backoff",
     "Bulkhead",
     "BulkheadFull",
@@ -361,6 +363,72 @@ class Bulkhead:
     def try_acquire(self) -> bool: ...
     def release(self) -> None: ...
     def _enter(self) -> None: ...
+    def metrics(self) -> dict[str, Any]: ...
+
+@final
+class AdaptiveLimiter:
+    """A concurrency or rate limit that follows the backend (AIMD or gradient rule)."""
+
+    def __new__(
+        cls,
+        initial_limit: float,
+        *,
+        min_limit: float = 1.0,
+        max_limit: float = 1000.0,
+        mode: str = "concurrency",
+        rule: str = "aimd",
+        increase: float = 1.0,
+        decrease: float = 0.5,
+        latency_target: Optional[float] = None,
+        rtt: float = 1.0,
+        name: Optional[str] = None,
+        clock: Optional[ManualClock] = None,
+    ) -> AdaptiveLimiter: ...
+    @property
+    def limit(self) -> float: ...
+    @property
+    def in_flight(self) -> int: ...
+    @property
+    def name(self) -> Optional[str]: ...
+    @property
+    def mode(self) -> str: ...
+    @property
+    def rule(self) -> str: ...
+    @property
+    def clock(self) -> Optional[ManualClock]: ...
+    def try_acquire(self) -> bool: ...
+    def record(
+        self,
+        outcome: str = "success",
+        *,
+        latency: Optional[float] = None,
+        retry_after: Optional[float] = None,
+    ) -> None: ...
+    def retry_after(self) -> float: ...
+    def reconfigure(self, **changes: Any) -> None: ...
+    def metrics(self) -> dict[str, Any]: ...
+
+@final
+class AdaptiveThrottle:
+    """Google SRE client-side throttling over a sliding window."""
+
+    def __new__(
+        cls,
+        k: float = 2.0,
+        window: float = 60.0,
+        *,
+        buckets: int = 10,
+        name: Optional[str] = None,
+        clock: Optional[ManualClock] = None,
+        seed: Optional[int] = None,
+    ) -> AdaptiveThrottle: ...
+    def try_acquire(self) -> bool: ...
+    def record(self, accepted: bool) -> None: ...
+    @property
+    def reject_probability(self) -> float: ...
+    @property
+    def name(self) -> Optional[str]: ...
+    def reconfigure(self, **changes: Any) -> None: ...
     def metrics(self) -> dict[str, Any]: ...
 
 @final
