@@ -611,12 +611,9 @@ def test_rule_rejects_bad_options() -> None:
         fastbreaker.requests.Adapter(max_retries=3)  # type: ignore[call-arg]
 
 
-# ----- the real AdaptiveLimiter (issue 18), once the native module has it -----
-
-HAS_ADAPTIVE = hasattr(fastbreaker, "AdaptiveLimiter")
+# ----- the real AdaptiveLimiter (issue 18) -----
 
 
-@pytest.mark.skipif(not HAS_ADAPTIVE, reason="fastbreaker.AdaptiveLimiter is not built yet")
 @pytest.mark.parametrize("kind", ["httpx", "aiohttp"])
 def test_adaptive_limit_tracks_server_capacity(
     kind: str, server: ScriptedServer, drivers: Callable[..., Driver]
@@ -624,8 +621,17 @@ def test_adaptive_limit_tracks_server_capacity(
     # A server admitting `capacity` requests a (manual) second; the client sends as fast as
     # its adaptive rate limit lets it, advancing the clock by each refusal's retry_after.
     clock = ManualClock()
-    limiter = fastbreaker.AdaptiveLimiter(  # type: ignore[attr-defined]
-        20.0, min_limit=1.0, max_limit=200.0, mode="rate", rtt=0.25, clock=clock
+    # In rate mode AIMD adds `increase` requests/s per second of successes (one limit's worth
+    # of calls): 20/s lets it climb from the low phase back to 100/s within a phase.
+    limiter = fastbreaker.AdaptiveLimiter(
+        20.0,
+        min_limit=1.0,
+        max_limit=200.0,
+        mode="rate",
+        rtt=0.25,
+        increase=20.0,
+        decrease=0.8,
+        clock=clock,
     )
     driver = drivers(kind, server.url, limiter=limiter, clock=clock, respect_retry_after=False)
     phases = [(100.0, 10.0), (20.0, 10.0), (100.0, 10.0)]  # (capacity, manual seconds)
@@ -652,26 +658,23 @@ def test_adaptive_limit_tracks_server_capacity(
     # The limit follows capacity down and back up (second half of each phase).
     assert means[1] < means[0] and means[1] < means[2], means
     for (capacity, _), mean in zip(phases, means):
-        assert 0.5 * capacity <= mean <= 2.0 * capacity, (phases, means)
+        assert 0.7 * capacity <= mean <= 1.5 * capacity, (phases, means)
     assert all(r < 0.5 for r in rejected), rejected
+    print(f"adaptive limit, mean of each phase's second half: {means}; 429 share: {rejected}")
 
 
 # ----- the demo -----
 
 
-def test_demo_adaptive_runs_or_says_why() -> None:
+def test_demo_adaptive_runs() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "fastbreaker", "demo-adaptive", "--seconds", "3"],
         capture_output=True,
         text=True,
         timeout=120,
     )
-    if HAS_ADAPTIVE:
-        assert out.returncode == 0, out.stderr
-        assert "limit" in out.stdout and "capacity" in out.stdout
-    else:
-        assert out.returncode == 2
-        assert "AdaptiveLimiter" in out.stderr and out.stdout == ""
+    assert out.returncode == 0, out.stderr
+    assert "limit" in out.stdout and "capacity" in out.stdout
 
 
 # ----- cancellation, and the modules' own examples -----
