@@ -119,7 +119,7 @@ def run(seconds: float = 24.0, threads: int = 4, once: bool = False) -> int:
     server = serve(capacity)
     url = f"http://127.0.0.1:{server.server_address[1]}/"
     limiter = adaptive_cls(
-        20.0, min_limit=5.0, max_limit=400.0, mode="rate", increase=1.0, decrease=0.5, rtt=0.25
+        20.0, min_limit=5.0, max_limit=400.0, mode="rate", increase=40.0, decrease=0.7, rtt=0.25
     )
     stop = threading.Event()
     counts = {"sent": 0, "ok": 0, "429": 0, "refused": 0}
