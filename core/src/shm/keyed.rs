@@ -47,7 +47,7 @@ use std::vec::Vec;
 /// "FBKEYTBL" read as a little-endian word.
 pub const KEYED_MAGIC: u64 = u64::from_le_bytes(*b"FBKEYTBL");
 /// The layout version of keyed table files.
-pub const KEYED_LAYOUT_VERSION: u32 = 1;
+pub const KEYED_LAYOUT_VERSION: u32 = 2;
 /// Byte offset of the counters in a keyed table file.
 pub const KEYED_COUNTERS_OFFSET: usize = HEADER_SIZE;
 /// Byte offset of the slots in a keyed table file.
