@@ -233,6 +233,30 @@ impl PyKeyedLimiter {
         Ok(false)
     }
 
+    /// A limiter over `region`'s existing keyed table `name`, with the configuration its
+    /// file holds (for `SharedRegion.keyed_table`).
+    pub(crate) fn attached(
+        py: Python<'_>,
+        region: &fb::shm::Region,
+        name: &str,
+    ) -> Result<Self, fb::shm::RegionError> {
+        let table = region.open_keyed(name)?;
+        let (config, _) = table.config();
+        Ok(PyKeyedLimiter {
+            table: Table::Region {
+                table: Arc::new(table),
+                region: region.name().to_string(),
+            },
+            shown: Rate {
+                rate: config.rate as f64,
+                period_ns: config.period_ns,
+            },
+            name: Some(PyString::new(py, name).unbind()),
+            clock: TimeSource::Monotonic,
+            busy: AtomicU64::new(0),
+        })
+    }
+
     fn state_at(&self, key: &[u8], now: u64) -> PyResult<fb::BucketState> {
         self.table
             .state(key, now)

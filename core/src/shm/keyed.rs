@@ -323,6 +323,42 @@ impl Region {
         })
     }
 
+    /// This region's existing keyed table `name`, attached with the configuration its
+    /// header holds (rate, period, burst, `when_full`, capacity): for tools that list or
+    /// export a region's tables without knowing how they were made. Never creates one: a
+    /// missing table is [`RegionError::NotFound`]; the file is checked as by
+    /// [`keyed`](Self::keyed).
+    pub fn open_keyed(&self, name: &str) -> Result<SharedKeyed, RegionError> {
+        let path = self.keyed_path(name)?;
+        let stem = format!("{}.keyed.{name}", self.name());
+        let spec = FileSpec {
+            path: &path,
+            stem: &stem,
+            create: false,
+            size: 0,
+            header: [0; HEADER_WORDS],
+            check: &check_header,
+        };
+        let (map, found, _) = open_file(&spec)?;
+        let KeyedConfig {
+            config,
+            when_full,
+            capacity,
+        } = found.config;
+        let storage = KeyedFile {
+            map,
+            capacity,
+            path,
+            created: false,
+        };
+        KeyedBuckets::new(config, when_full, found.seed, storage).map_err(|error| {
+            RegionError::InvalidConfig {
+                name: name.to_string(),
+                error,
+            }
+        })
+    }
+
     /// [`keyed`](Self::keyed), behind an `Arc` (for bindings: `'static`, `Send`, `Sync`,
     /// cheap to clone). The table keeps its own mapping, so it stays usable whatever
     /// becomes of the region handle.
