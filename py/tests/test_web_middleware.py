@@ -172,6 +172,20 @@ def test_routes_longest_prefix(kind: str) -> None:
     assert (m["allowed"], m["limited"]) == (3, 3)
 
 
+def test_wsgi_paths_are_utf8_text() -> None:
+    """WSGI gives a path's UTF-8 bytes as latin-1 text: a route of non-ASCII text matches
+    it, and an ASCII path is taken as it is."""
+    mw = make("wsgi", rate=None, routes={"/café": (1, 60.0, 1), "/api": (1, 60.0, 1)})
+    wire = "/café/menu".encode().decode("latin-1")
+    assert wire != "/café/menu"
+    assert [wsgi_call(mw, wire)[0] for _ in range(2)] == [200, 429]
+    status, h, _ = wsgi_call(mw, "/caf\xe9")  # not UTF-8: decoded with replacement
+    assert status == 200 and "ratelimit" not in h
+    assert [wsgi_call(mw, "/api/x")[0] for _ in range(2)] == [200, 429]
+    assert wsgi.request_path({"SCRIPT_NAME": "/app", "PATH_INFO": "/api"}) == "/app/api"
+    assert wsgi.request_path({}) == "/"
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_default_key_and_forwarded(kind: str) -> None:
     mw = make(kind, rate=1, per=60.0, burst=1)
