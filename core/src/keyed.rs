@@ -4,8 +4,8 @@
 //! ## The table
 //! Each [`KeySlot`] holds a key (its bytes, whole: at most [`MAX_KEY_LEN`]), a tag (the key's
 //! seeded 47-bit hash and a 16-bit reuse counter) and the key's theoretical arrival time
-//! (TAT). A key lives in one of the [`KEY_PROBE_WINDOW`] slots from its home slot (`hash %
-//! capacity`) on. A key whose TAT has passed holds no tokens: it answers as an absent key
+//! (TAT). A key lives in one of the [`KEY_PROBE_WINDOW`] slots from its home slot (the hash
+//! scaled to the capacity) on. A key whose TAT has passed holds no tokens: it answers as an absent key
 //! does, and [`KEY_REUSE_GRACE_NS`] later its slot is free for another key, so the table
 //! needs no sweeper. (The grace is for callers whose clocks lag: one that lags by less still
 //! finds the key, so the per-key GCRA bound holds for callers whose `now`s agree within it.)
@@ -148,8 +148,12 @@ pub struct KeyedMetrics {
 
 /// One slot of a keyed table. Build tables from [`KeySlot::new`] (every bit 0: a zeroed
 /// shared mapping is an empty table too).
+///
+/// A slot is aligned to a cache line (64 bytes) and 128 bytes long, so that its tag, TAT,
+/// length, lock and the first 32 bytes of its key share one line: finding a key of at most
+/// 32 bytes (an address, most API keys) and taking its tokens touch one cache line.
 #[derive(Debug)]
-#[repr(C)]
+#[repr(C, align(64))]
 pub struct KeySlot {
     /// 0: never used; else `CLAIMING? | hash (47 bits) << 16 | reuse counter (16 bits)`.
     tag: AtomicU64,
@@ -183,22 +187,26 @@ impl KeySlot {
         }
     }
 
-    fn holds(&self, key: &[u8]) -> bool {
-        if self.len.load(Ordering::Relaxed) != key.len() as u64 {
+    /// Whether the slot holds `key`: its length, then only the words the key fills (a
+    /// claim writes those, zero-padded, and a key's length fixes how many there are).
+    fn holds(&self, key: &Key<'_>) -> bool {
+        if self.len.load(Ordering::Relaxed) != key.bytes.len() as u64 {
             return false;
         }
-        let words = words_of(key);
-        self.key
-            .iter()
-            .zip(words)
-            .all(|(w, v)| w.load(Ordering::Relaxed) == v)
+        let mut same = true;
+        key.each_word(|i, v| {
+            same = same && self.key.get(i).map(|w| w.load(Ordering::Relaxed)) == Some(v);
+        });
+        same
     }
 
-    fn write_key(&self, key: &[u8]) {
-        self.len.store(key.len() as u64, Ordering::Relaxed);
-        for (w, v) in self.key.iter().zip(words_of(key)) {
-            w.store(v, Ordering::Relaxed);
-        }
+    fn write_key(&self, key: &Key<'_>) {
+        self.len.store(key.bytes.len() as u64, Ordering::Relaxed);
+        key.each_word(|i, v| {
+            if let Some(w) = self.key.get(i) {
+                w.store(v, Ordering::Relaxed);
+            }
+        });
     }
 
     /// Stores arbitrary bits in every word (tests of corrupt shared state).
@@ -213,14 +221,59 @@ impl KeySlot {
     }
 }
 
-fn words_of(key: &[u8]) -> [u64; KEY_WORDS] {
-    let mut out = [0u64; KEY_WORDS];
-    for (i, chunk) in key.chunks(8).enumerate().take(KEY_WORDS) {
-        let mut b = [0u8; 8];
-        b[..chunk.len()].copy_from_slice(chunk);
-        out[i] = u64::from_ne_bytes(b);
+/// A key as the table reads it: its bytes (at most [`MAX_KEY_LEN`]) and its tag bits
+/// (hashed once a call).
+struct Key<'a> {
+    bytes: &'a [u8],
+    /// The tag bits of the key's hash ([`KeyedBuckets::hash`]).
+    hash: u64,
+}
+
+impl Key<'_> {
+    /// Calls `f(i, word)` for each word the key fills, in order: its bytes as host-order
+    /// words, the last one zero-padded (none for the empty key).
+    #[inline(always)]
+    fn each_word(&self, mut f: impl FnMut(usize, u64)) {
+        let mut chunks = self.bytes.chunks_exact(8);
+        let mut i = 0;
+        for chunk in &mut chunks {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            f(i, u64::from_ne_bytes(b));
+            i += 1;
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            f(i, tail_word(rest));
+        }
     }
-    out
+}
+
+/// `rest` (1 to 7 bytes) as a host-order word, zero-padded: what `u64::from_ne_bytes` makes
+/// of them followed by zeros, read in pieces of fixed size (a copy of a run-time length
+/// would be a call to memcpy).
+#[inline(always)]
+fn tail_word(rest: &[u8]) -> u64 {
+    let mut w = 0u64; // little-endian: byte j at bits 8j
+    let mut j = 0;
+    if let Some(&[a, b, c, d]) = rest.get(..4) {
+        w = u64::from(u32::from_le_bytes([a, b, c, d]));
+        j = 4;
+    }
+    if let Some(&[a, b]) = rest.get(j..j + 2) {
+        w |= u64::from(u16::from_le_bytes([a, b])) << (8 * j);
+        j += 2;
+    }
+    if let Some(&a) = rest.get(j) {
+        w |= u64::from(a) << (8 * j);
+    }
+    u64::from_le(w)
+}
+
+/// The high and low halves of `a * b` xored (the mixing step of foldhash and wyhash).
+fn folded_mul(a: u64, b: u64) -> u64 {
+    let full = u128::from(a) * u128::from(b);
+    (full as u64) ^ ((full >> 64) as u64)
 }
 
 /// The counters of a keyed table, as atomic words (relaxed: statistics). A table keeps its
@@ -381,9 +434,9 @@ impl<S: KeyStorage> KeyedBuckets<S> {
             return Ok(());
         }
         let t = self.units(now);
-        let h = self.hash(key);
+        let key = self.key(key);
         for _ in 0..ATTEMPTS {
-            match self.find(key, h) {
+            match self.find(&key) {
                 Found::At(slot, tag) => {
                     // Acquire: pairs with the Release stores of a claim (below).
                     let tat = slot.tat.load(Ordering::Acquire);
@@ -407,7 +460,7 @@ impl<S: KeyStorage> KeyedBuckets<S> {
                         return Ok(());
                     }
                 }
-                Found::Absent => match self.claim(key, h, t, now, t.saturating_add(cost)) {
+                Found::Absent => match self.claim(&key, t, now, t.saturating_add(cost)) {
                     Claim::Done => {
                         self.counters().allowed.fetch_add(1, Ordering::Relaxed);
                         return Ok(());
@@ -468,9 +521,9 @@ impl<S: KeyStorage> KeyedBuckets<S> {
     /// Refills `key`'s bucket (its slot becomes free for reuse). `false` if it was absent.
     pub fn reset(&self, key: &[u8]) -> Result<bool, KeyedRejected> {
         self.cost(key, 0)?;
-        let h = self.hash(key);
+        let key = self.key(key);
         for _ in 0..ATTEMPTS {
-            match self.find(key, h) {
+            match self.find(&key) {
                 Found::Absent => return Ok(false),
                 Found::At(slot, tag) => {
                     let tat = slot.tat.load(Ordering::Acquire);
@@ -517,29 +570,53 @@ impl<S: KeyStorage> KeyedBuckets<S> {
         wait_ns(now, wait, self.shift)
     }
 
-    /// The tag bits of `key`'s hash (seeded FNV-1a, finished with SplitMix64).
-    fn hash(&self, key: &[u8]) -> u64 {
-        let mut h = 0xcbf2_9ce4_8422_2325u64 ^ self.seed;
-        for &b in key {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
+    /// `key` (at most [`MAX_KEY_LEN`] bytes, checked by [`cost`](Self::cost)) as words,
+    /// with its hash.
+    fn key<'k>(&self, key: &'k [u8]) -> Key<'k> {
+        Key {
+            bytes: key,
+            hash: self.hash(key),
         }
-        crate::backoff::splitmix64(h ^ key.len() as u64) & HASH_MASK
     }
 
+    /// The tag bits of `key`'s hash: its words, a word at a time, through a seeded folded
+    /// multiply (as foldhash and wyhash mix), finished with SplitMix64. The length enters
+    /// first, so keys that differ only in trailing zero bytes differ.
+    fn hash(&self, key: &[u8]) -> u64 {
+        const K: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut h = folded_mul(self.seed ^ key.len() as u64, K ^ 0xA076_1D64_78BD_642F);
+        Key {
+            bytes: key,
+            hash: 0,
+        }
+        .each_word(|_, w| h = folded_mul(h ^ w, K));
+        crate::backoff::splitmix64(h) & HASH_MASK
+    }
+
+    /// The home slot of tag bits `h`: the top 32 bits of the hash scaled to the capacity
+    /// (a multiply and a shift, not a division).
     fn home(&self, h: u64) -> usize {
-        ((h >> 16) % self.capacity() as u64) as usize
+        let top = (h >> 31) & 0xFFFF_FFFF;
+        ((top * self.capacity() as u64) >> 32) as usize
     }
 
     /// The slots of `h`'s window, in probe order.
     fn window(&self, h: u64) -> impl Iterator<Item = &KeySlot> {
         let slots = self.slots.slots();
         let home = self.home(h);
-        (0..KEY_PROBE_WINDOW.min(slots.len())).map(move |i| &slots[(home + i) % slots.len()])
+        (0..KEY_PROBE_WINDOW.min(slots.len())).map(move |i| {
+            let at = home + i;
+            &slots[if at >= slots.len() {
+                at - slots.len()
+            } else {
+                at
+            }]
+        })
     }
 
-    /// Where `key` (hash `h`) is: a published slot holding it, or absent.
-    fn find(&self, key: &[u8], h: u64) -> Found<'_> {
+    /// Where `key` is: a published slot holding it, or absent.
+    fn find(&self, key: &Key<'_>) -> Found<'_> {
+        let h = key.hash;
         for slot in self.window(h) {
             // Acquire: pairs with the Release store that publishes a claim.
             let tag = slot.tag.load(Ordering::Acquire);
@@ -555,9 +632,9 @@ impl<S: KeyStorage> KeyedBuckets<S> {
 
     /// `key`'s TAT (0 if absent), without claiming.
     fn tat_of(&self, key: &[u8], t: u64) -> u64 {
-        let h = self.hash(key);
+        let key = self.key(key);
         for _ in 0..ATTEMPTS {
-            match self.find(key, h) {
+            match self.find(&key) {
                 Found::Absent => return 0,
                 Found::At(slot, tag) => {
                     let tat = slot.tat.load(Ordering::Acquire);
@@ -572,8 +649,8 @@ impl<S: KeyStorage> KeyedBuckets<S> {
 
     /// Claims a slot for `key` (absent when looked for) with TAT `first`, under the claim
     /// lock of its home slot.
-    fn claim(&self, key: &[u8], h: u64, t: u64, now: u64, first: u64) -> Claim {
-        let lock = &self.slots.slots()[self.home(h)].lock;
+    fn claim(&self, key: &Key<'_>, t: u64, now: u64, first: u64) -> Claim {
+        let lock = &self.slots.slots()[self.home(key.hash)].lock;
         let mine = now.saturating_add(1);
         let mut spins = 0;
         loop {
@@ -597,18 +674,19 @@ impl<S: KeyStorage> KeyedBuckets<S> {
             #[cfg(loom)]
             loom::thread::yield_now();
         }
-        let result = self.claim_locked(key, h, t, first);
+        let result = self.claim_locked(key, t, first);
         // Release: the next claimer of this home sees this claim published. A CAS, so that
         // a claimer whose lease was taken over does not free its successor's lock.
         let _ = lock.compare_exchange(mine, 0, Ordering::Release, Ordering::Relaxed);
         result
     }
 
-    fn claim_locked(&self, key: &[u8], h: u64, t: u64, first: u64) -> Claim {
+    fn claim_locked(&self, key: &Key<'_>, t: u64, first: u64) -> Claim {
+        let h = key.hash;
         for _ in 0..ATTEMPTS {
             // Under the lock no other caller claims this key; look again for a claim that
             // finished before we took it.
-            if let Found::At(..) = self.find(key, h) {
+            if let Found::At(..) = self.find(key) {
                 return Claim::Exists;
             }
             let mut candidate = None;

@@ -30,29 +30,57 @@ const DEFAULT_CAPACITY: u64 = 1 << 16;
 
 static SHA256: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-/// A key as the table stores it: the bytes as given (a str as UTF-8), or their digest.
-enum Key<'py> {
-    Bytes(Bound<'py, PyBytes>),
+/// A key as the table stores it: the bytes as given (a str's UTF-8, borrowed from the str),
+/// or their digest.
+enum Key<'a> {
+    Bytes(&'a [u8]),
     Digest(Vec<u8>),
 }
 
 impl Key<'_> {
     fn bytes(&self) -> &[u8] {
         match self {
-            Key::Bytes(b) => b.as_bytes(),
+            Key::Bytes(b) => b,
             Key::Digest(d) => d,
         }
+    }
+}
+
+// Part of the limited API from 3.10 only (so pyo3's abi3-py39 build does not declare it),
+// but exported by every CPython 3 (3.3 on) this module can be loaded into.
+extern "C" {
+    fn PyUnicode_AsUTF8AndSize(
+        unicode: *mut pyo3::ffi::PyObject,
+        size: *mut pyo3::ffi::Py_ssize_t,
+    ) -> *const std::os::raw::c_char;
+}
+
+/// The UTF-8 bytes of `s` without copying them: a compact ASCII str's own data, else the
+/// UTF-8 copy CPython caches in the str (made once, on first use).
+fn utf8_of<'a>(s: &'a Bound<'_, PyString>) -> PyResult<&'a [u8]> {
+    let mut len: pyo3::ffi::Py_ssize_t = 0;
+    // SAFETY: `s` is a str (checked by the cast that made it) and we hold the GIL (a
+    // `Bound` proves it). The call returns NULL with an exception set (a lone surrogate
+    // cannot be encoded), or a pointer to `len` bytes owned by the str, which stay valid
+    // and unchanged while the str lives: at least as long as the borrow `'a` of `s`.
+    unsafe {
+        let data = PyUnicode_AsUTF8AndSize(s.as_ptr(), &mut len);
+        if data.is_null() {
+            return Err(PyErr::fetch(s.py()));
+        }
+        let len = usize::try_from(len).unwrap_or(0);
+        Ok(std::slice::from_raw_parts(data.cast::<u8>(), len))
     }
 }
 
 /// `key` (a str or bytes) as the table's key: as is if it is at most [`MAX_KEY_LEN`] bytes
 /// and does not start with [`DIGEST_PREFIX`], else the prefix and its SHA-256 (so the
 /// mapping is one-to-one but for SHA-256 collisions).
-fn table_key<'py>(py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Key<'py>> {
+fn table_key<'a>(py: Python<'_>, key: &'a Bound<'_, PyAny>) -> PyResult<Key<'a>> {
     let k = if let Ok(s) = key.cast::<PyString>() {
-        Key::Bytes(s.encode_utf8()?)
+        Key::Bytes(utf8_of(s)?)
     } else if let Ok(b) = key.cast::<PyBytes>() {
-        Key::Bytes(b.clone())
+        Key::Bytes(b.as_bytes())
     } else {
         return Err(type_error("key", key, "a str or bytes"));
     };
@@ -203,6 +231,30 @@ impl PyKeyedLimiter {
         }
         self.busy.fetch_add(1, Ordering::Relaxed);
         Ok(false)
+    }
+
+    /// A limiter over `region`'s existing keyed table `name`, with the configuration its
+    /// file holds (for `SharedRegion.keyed_table`).
+    pub(crate) fn attached(
+        py: Python<'_>,
+        region: &fb::shm::Region,
+        name: &str,
+    ) -> Result<Self, fb::shm::RegionError> {
+        let table = region.open_keyed(name)?;
+        let (config, _) = table.config();
+        Ok(PyKeyedLimiter {
+            table: Table::Region {
+                table: Arc::new(table),
+                region: region.name().to_string(),
+            },
+            shown: Rate {
+                rate: config.rate as f64,
+                period_ns: config.period_ns,
+            },
+            name: Some(PyString::new(py, name).unbind()),
+            clock: TimeSource::Monotonic,
+            busy: AtomicU64::new(0),
+        })
     }
 
     fn state_at(&self, key: &[u8], now: u64) -> PyResult<fb::BucketState> {

@@ -294,6 +294,21 @@ impl PyRegion {
         self.region.keyed_tables().map_err(|e| region_error(py, e))
     }
 
+    /// The region's existing keyed table ``name`` as a ``KeyedRateLimiter`` with the
+    /// configuration its file holds (rate as whole tokens per ``per_ns``, burst, capacity,
+    /// when_full): for tools that list or export a region's tables without knowing how
+    /// they were made. Never creates a table: ``RegionError`` (reason ``"not_found"``) if
+    /// there is none.
+    fn keyed_table(
+        &self,
+        py: Python<'_>,
+        name: &str,
+    ) -> PyResult<Py<crate::keyed::PyKeyedLimiter>> {
+        let limiter = crate::keyed::PyKeyedLimiter::attached(py, &self.region, name)
+            .map_err(|e| region_error(py, e))?;
+        Py::new(py, limiter)
+    }
+
     /// The path of region ``name``'s file (under ``dir``, default /dev/shm), after
     /// checking the name.
     #[staticmethod]

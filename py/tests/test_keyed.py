@@ -73,6 +73,29 @@ def test_str_and_bytes_keys() -> None:
     assert not lim.try_acquire("")
 
 
+def test_str_keys_are_read_as_utf8_in_place() -> None:
+    """A str key is its UTF-8 bytes whatever its internal kind (ASCII, 1-, 2- or 4-byte
+    characters) and whether or not it is a str subclass; one that has no UTF-8 form (a
+    lone surrogate) raises, as str.encode does, and leaves the table as it was."""
+    lim, _ = limiter(burst=1)
+
+    class Name(str):
+        pass
+
+    for key in ("ascii-key", "café", "日本語のキー", "emoji-\U0001f600", "x" * 30 + "é" * 17):
+        assert lim.try_acquire(key), key
+        assert not lim.try_acquire(key.encode("utf-8")), f"{key!r} is its UTF-8 bytes"
+        assert not lim.try_acquire(Name(key)), "a str subclass is the same key"
+    # "é" * 40 is 40 characters but 80 bytes: past the 64 bytes kept whole, so digested.
+    long = "é" * 40
+    assert lim.try_acquire(long)
+    assert not lim.try_acquire(long.encode("utf-8"))
+    before = lim.live_keys()
+    with pytest.raises(UnicodeEncodeError):
+        lim.try_acquire("bad \ud800 key")
+    assert lim.live_keys() == before
+
+
 def test_long_keys_digested() -> None:
     lim, _ = limiter(burst=1)
     k64, k65 = "k" * 64, "k" * 65

@@ -1,12 +1,14 @@
 """``python -m fastbreaker exporter --region NAME``: one scrape reports every worker's numbers.
 
-Real processes put a breaker, a bucket and a bulkhead in a region (one of them stays alive
-holding permits); the exporter, run as yet another process, prints or serves the exposition,
-which is parsed back with ``prometheus_client.parser`` and checked value by value.
+Real processes put a breaker, a bucket, a bulkhead and a keyed table in a region (one of them
+stays alive holding permits); the exporter, run as yet another process, prints or serves the
+exposition, which is parsed back with ``prometheus_client.parser`` and checked value by
+value; ``python -m fastbreaker region ls|show``, run as a process too, lists the keyed table.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import selectors
@@ -45,6 +47,9 @@ try:
     pay.call(lambda: None)
 except fastbreaker.CircuitOpenError:
     pass
+# Keyed table "clients" (4 slots, 2 tokens a key, 1 more an hour): 3 keys granted one each.
+clients = region.keyed_rate_limiter("clients", 1, 3600.0, 2, capacity=4)
+assert all(clients.try_acquire(k) for k in ("a", "b", "c"))
 print(pay.state)
 """
 
@@ -60,6 +65,11 @@ db = region.bulkhead("db", max_concurrent=3)
 for _ in range(3):
     assert db.try_acquire()
 assert not db.try_acquire()
+# The same keyed table: "a" takes its 2nd token and is refused a 3rd; a 4th key fills the
+# table, so a 5th finds no slot (refused: when_full="reject").
+clients = region.keyed_rate_limiter("clients", 1, 3600.0, 2, capacity=4)
+assert clients.try_acquire("a") and not clients.try_acquire("a")
+assert clients.try_acquire("d") and not clients.try_acquire("e")
 print("ready", flush=True)
 sys.stdin.read()
 """
@@ -117,7 +127,8 @@ def stop(proc: subprocess.Popen[Any]) -> None:
 def region_dir(tmp_path: Path) -> Iterator[str]:
     yield str(tmp_path)
     for f in tmp_path.glob("fastbreaker.*"):
-        SharedRegion.unlink(f.name[len("fastbreaker.") :], dir=str(tmp_path))
+        if ".keyed." not in f.name:  # a region's keyed tables go with it
+            SharedRegion.unlink(f.name[len("fastbreaker.") :], dir=str(tmp_path))
 
 
 @pytest.fixture
@@ -174,6 +185,15 @@ def check_shared_numbers(samples: Samples, holder_pid: int) -> None:
     assert value(samples, "bulkhead_peak_in_flight", name="db") == 3
     assert value(samples, "bulkhead_acquisitions_total", name="db", result="acquired") == 3
     assert value(samples, "bulkhead_acquisitions_total", name="db", result="rejected") == 1
+    # Keyed table "clients", as both processes left it: 5 granted (3 + 2), 1 refused for
+    # want of tokens, 1 new key refused for want of a slot, 4 keys live (1 token an hour).
+    table = {"region": REGION, "name": "clients"}
+    assert value(samples, "keyed_allowed_total", **table) == 5
+    assert value(samples, "keyed_rejected_total", **table) == 1
+    assert value(samples, "keyed_table_full_total", **table, outcome="rejected") == 1
+    assert value(samples, "keyed_table_full_total", **table, outcome="admitted") == 0
+    assert value(samples, "keyed_live_keys", **table) == 4
+    assert value(samples, "keyed_capacity_slots", **table) == 4
     assert value(samples, "region_capacity", region=REGION) == 16
     for kind in ("breaker-count", "bucket", "bulkhead"):
         assert value(samples, "region_slots", region=REGION, kind=kind) == 1
@@ -199,6 +219,48 @@ def test_once_reports_every_process(holder: subprocess.Popen[str], region_dir: s
     check_shared_numbers(samples, holder.pid)
     # The function behind it reads the same (this process has not touched the slots).
     assert without_time(parse(region_exposition(REGION, dir=region_dir))) == without_time(samples)
+
+
+def region_cli(*args: str) -> str:
+    """The stdout of ``python -m fastbreaker region ARGS`` run as a process (status 0)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "fastbreaker", "region", *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_region_ls_and_show_list_keyed_tables(
+    holder: subprocess.Popen[str], region_dir: str
+) -> None:
+    expected = {
+        "name": "clients",
+        "capacity": 4,
+        "live_keys": 4,
+        "rate": 1.0,
+        "per": 3600.0,
+        "burst": 2,
+        "when_full": "reject",
+        "allowed": 5,
+        "limited": 1,
+        "full_rejected": 1,
+        "full_admitted": 0,
+    }
+    shown = json.loads(region_cli("--dir", region_dir, "show", REGION, "--json"))
+    assert shown["keyed_tables"] == [expected]
+    line = (
+        "keyed  clients                  capacity=4 live_keys=4 rate=1/3600s burst=2 "
+        "when_full=reject allowed=5 limited=1 table_full=1 (rejected=1 admitted=0)"
+    )
+    # `ls` lists the region (not its table's file as a region of its own) and its table.
+    listed = region_cli("--dir", region_dir, "ls").splitlines()
+    path = os.path.join(region_dir, f"fastbreaker.{REGION}")
+    assert listed == [f"{REGION}  {path}  3/16 slots  1 keyed tables", "  " + line]
+    shown_text = region_cli("--dir", region_dir, "show", REGION).splitlines()
+    assert shown_text[-2:] == ["1 keyed table:", line]
 
 
 def test_http_server(holder: subprocess.Popen[str], region_dir: str) -> None:

@@ -1,12 +1,14 @@
 """RateLimitMiddleware for ASGI and WSGI: in process on a ManualClock (exact headers), and
 under real servers driven over real HTTP.
 
-The servers (``servers/fb_ratelimit_app.py``): uvicorn with one worker (ASGI) and gunicorn
-with one worker of 4 threads (WSGI), with tables in the worker; and uvicorn ``--workers 2``
-(spawned) and gunicorn ``-w 2`` (forked), whose workers share the tables in a region in a
-temporary directory (``shared=``). Each is started once per module on a free loopback port
-in a session of its own, and stopped at the end (SIGTERM, then SIGKILL to its process
-group). Its output goes to a file that a failing test prints.
+The servers (``servers/fb_ratelimit_app.py``): a FastAPI app (the middleware installed by
+``app.add_middleware``) under uvicorn with one worker, and a Flask app (the middleware
+wrapping ``app.wsgi_app``) under gunicorn with one worker of 4 threads, with tables in the
+worker; and the same apps under uvicorn ``--workers 2`` (spawned) and gunicorn ``-w 2``
+(forked), whose workers share the tables in a region in a temporary directory
+(``shared=``). Real HTTP clients (httpx) drive them. Each is started once per module on a
+free loopback port in a session of its own, and stopped at the end (SIGTERM, then SIGKILL
+to its process group). Its output goes to a file that a failing test prints.
 """
 
 from __future__ import annotations
@@ -168,6 +170,20 @@ def test_routes_longest_prefix(kind: str) -> None:
     m = mw.metrics()
     assert sorted(m["policies"]) == ["/api", "/api/login", "/static/"]
     assert (m["allowed"], m["limited"]) == (3, 3)
+
+
+def test_wsgi_paths_are_utf8_text() -> None:
+    """WSGI gives a path's UTF-8 bytes as latin-1 text: a route of non-ASCII text matches
+    it, and an ASCII path is taken as it is."""
+    mw = make("wsgi", rate=None, routes={"/café": (1, 60.0, 1), "/api": (1, 60.0, 1)})
+    wire = "/café/menu".encode().decode("latin-1")
+    assert wire != "/café/menu"
+    assert [wsgi_call(mw, wire)[0] for _ in range(2)] == [200, 429]
+    status, h, _ = wsgi_call(mw, "/caf\xe9")  # not UTF-8: decoded with replacement
+    assert status == 200 and "ratelimit" not in h
+    assert [wsgi_call(mw, "/api/x")[0] for _ in range(2)] == [200, 429]
+    assert wsgi.request_path({"SCRIPT_NAME": "/app", "PATH_INFO": "/api"}) == "/app/api"
+    assert wsgi.request_path({}) == "/"
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -376,17 +392,18 @@ class Server:
         for attempt in range(3):
             self.port = _free_port()
             if self.kind == "uvicorn":
-                cmd = ["-m", "uvicorn", "fb_ratelimit_app:asgi_app", "--workers", str(self.workers)]
+                cmd = ["-m", "uvicorn", "fb_ratelimit_app:fastapi_app"]
+                cmd += ["--workers", str(self.workers)]
                 cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--lifespan", "off"]
                 cmd += ["--no-access-log", "--timeout-graceful-shutdown", "5"]
             elif self.workers == 1:
                 cmd = ["-m", "gunicorn", "-w", "1", "--threads", "4", "-k", "gthread"]
                 cmd += ["-b", f"127.0.0.1:{self.port}", "--graceful-timeout", "5"]
-                cmd += ["fb_ratelimit_app:wsgi_app"]
+                cmd += ["fb_ratelimit_app:flask_app"]
             else:  # sync workers: one request at a time each, so requests spread
                 cmd = ["-m", "gunicorn", "-w", str(self.workers), "-k", "sync"]
                 cmd += ["-b", f"127.0.0.1:{self.port}", "--graceful-timeout", "5"]
-                cmd += ["--timeout", "120", "fb_ratelimit_app:wsgi_app"]
+                cmd += ["--timeout", "120", "fb_ratelimit_app:flask_app"]
             with open(self.log_path, "ab") as log:
                 log.write(f"=== attempt {attempt}: {cmd}\n".encode())
                 log.flush()
@@ -464,6 +481,26 @@ def server(
 
 def _get(client: httpx.Client, url: str, who: str) -> httpx.Response:
     return client.get(url, headers={"X-Client": who})
+
+
+def test_server_is_a_framework_app(server: Server) -> None:
+    """uvicorn serves the FastAPI app, gunicorn the Flask app (of the pinned versions), and
+    the framework's own answers (a 405 for a method no route takes) come through the
+    middleware, rate-limit headers added."""
+    try:
+        framework, version = {"uvicorn": ("fastapi", "0.163.2"), "gunicorn": ("flask", "3.1.3")}[
+            server.kind
+        ]
+        r = httpx.get(f"{server.url}/framework", timeout=30.0)
+        assert (r.status_code, r.text) == (200, f"{framework} {version}")
+        assert "RateLimit" not in r.headers, "no X-Client: no key, not limited"
+        r = httpx.delete(f"{server.url}/work", headers={"X-Client": "zoe"}, timeout=30.0)
+        assert r.status_code == 405, "the framework's answer"
+        assert r.headers["RateLimit"] == '"default";r=2;t=12'
+        assert r.headers["X-Worker"].isdigit()
+    except BaseException:
+        print(f"----- {server.kind} output -----\n{server.log()}")
+        raise
 
 
 def test_server_limits_each_client(server: Server) -> None:

@@ -47,7 +47,7 @@ use std::vec::Vec;
 /// "FBKEYTBL" read as a little-endian word.
 pub const KEYED_MAGIC: u64 = u64::from_le_bytes(*b"FBKEYTBL");
 /// The layout version of keyed table files.
-pub const KEYED_LAYOUT_VERSION: u32 = 1;
+pub const KEYED_LAYOUT_VERSION: u32 = 2;
 /// Byte offset of the counters in a keyed table file.
 pub const KEYED_COUNTERS_OFFSET: usize = HEADER_SIZE;
 /// Byte offset of the slots in a keyed table file.
@@ -314,6 +314,42 @@ impl Region {
             capacity,
             path,
             created,
+        };
+        KeyedBuckets::new(config, when_full, found.seed, storage).map_err(|error| {
+            RegionError::InvalidConfig {
+                name: name.to_string(),
+                error,
+            }
+        })
+    }
+
+    /// This region's existing keyed table `name`, attached with the configuration its
+    /// header holds (rate, period, burst, `when_full`, capacity): for tools that list or
+    /// export a region's tables without knowing how they were made. Never creates one: a
+    /// missing table is [`RegionError::NotFound`]; the file is checked as by
+    /// [`keyed`](Self::keyed).
+    pub fn open_keyed(&self, name: &str) -> Result<SharedKeyed, RegionError> {
+        let path = self.keyed_path(name)?;
+        let stem = format!("{}.keyed.{name}", self.name());
+        let spec = FileSpec {
+            path: &path,
+            stem: &stem,
+            create: false,
+            size: 0,
+            header: [0; HEADER_WORDS],
+            check: &check_header,
+        };
+        let (map, found, _) = open_file(&spec)?;
+        let KeyedConfig {
+            config,
+            when_full,
+            capacity,
+        } = found.config;
+        let storage = KeyedFile {
+            map,
+            capacity,
+            path,
+            created: false,
         };
         KeyedBuckets::new(config, when_full, found.seed, storage).map_err(|error| {
             RegionError::InvalidConfig {

@@ -40,7 +40,8 @@ unsafe impl InPlace for super::owners::BulkheadSlot {}
 unsafe impl InPlace for CircuitBreaker<CountWindow1024> {}
 // SAFETY: as above.
 unsafe impl InPlace for CircuitBreaker<TimeWindow64> {}
-// SAFETY: `KeySlot` is `repr(C)` and `AtomicU64` words only (tag, TAT, length, lock, key).
+// SAFETY: `KeySlot` is `repr(C, align(64))`: `AtomicU64` words only (tag, TAT, length, lock,
+// key) and trailing padding that is never read.
 unsafe impl InPlace for crate::KeySlot {}
 // SAFETY: `KeyCounters` is `repr(C)` and four `AtomicU64` words.
 unsafe impl InPlace for crate::keyed::KeyCounters {}

@@ -829,6 +829,39 @@ fn two_openers_share_a_keyed_tables_keys_and_counters() {
 }
 
 #[test]
+fn an_existing_keyed_table_opens_with_the_configuration_of_its_header() {
+    let dir = TempDir::new("keyed-open");
+    let a = Region::open("ko", &dir.options()).unwrap();
+    assert!(matches!(
+        a.open_keyed("clients"),
+        Err(RegionError::NotFound { .. })
+    ));
+    assert!(
+        a.keyed_tables().unwrap().is_empty(),
+        "open_keyed never creates"
+    );
+    let config = BucketConfig::per_second(5, 7);
+    let made = a
+        .keyed("clients", config, crate::WhenFull::Admit, 96)
+        .unwrap();
+    assert!(made.try_acquire(b"10.0.0.1", 7, 0).is_ok());
+    let seen = a.open_keyed("clients").unwrap();
+    assert_eq!(seen.config(), (config, crate::WhenFull::Admit));
+    assert_eq!((seen.capacity(), seen.seed()), (96, made.seed()));
+    assert!(!seen.storage().created());
+    assert_eq!(seen.live_keys(0), 1);
+    assert_eq!(seen.metrics(), made.metrics(), "the same counters");
+    assert!(
+        seen.try_acquire(b"10.0.0.1", 1, 0).is_err(),
+        "the same buckets"
+    );
+    assert!(matches!(
+        a.open_keyed("../x"),
+        Err(RegionError::InvalidName { .. })
+    ));
+}
+
+#[test]
 fn a_keyed_table_with_another_configuration_is_refused() {
     let dir = TempDir::new("keyed-mismatch");
     let r = Region::open("kr", &dir.options()).unwrap();

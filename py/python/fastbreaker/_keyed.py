@@ -53,11 +53,6 @@ def shared_table_name(policy: str) -> str:
     return TABLE_PREFIX + "sha256:" + hashlib.sha256(policy.encode("utf-8")).hexdigest()[:32]
 
 
-def _ceil_s(ns: int) -> int:
-    """Nanoseconds as whole seconds, rounded up."""
-    return -(-ns // NS)
-
-
 def sf_string(s: str) -> str:
     """``s`` as a structured-field string (RFC 8941): printable ASCII, with ``"`` and
     ``\\`` escaped; any other character is percent-encoded as UTF-8."""
@@ -75,7 +70,16 @@ def sf_string(s: str) -> str:
 class Policy:
     """One limit: a keyed table and its ``RateLimit-Policy`` item."""
 
-    __slots__ = ("header", "limiter", "name", "sf_name")
+    __slots__ = (
+        "header",
+        "header_item",
+        "header_item_b",
+        "limiter",
+        "name",
+        "remaining_b",
+        "remaining_s",
+        "sf_name",
+    )
 
     def __init__(
         self,
@@ -111,6 +115,12 @@ class Policy:
         refill = Fraction(lim.burst * lim.per_ns) / Fraction(lim.rate) / NS
         window = max(1, -(-refill.numerator // refill.denominator))
         self.header = f"{self.sf_name};q={self.limiter.burst};w={window}"
+        # What every response of the policy repeats, made once: the RateLimit-Policy
+        # header, and the start of the RateLimit value (str for WSGI, bytes for ASGI).
+        self.header_item = ("RateLimit-Policy", self.header)
+        self.header_item_b = (b"ratelimit-policy", self.header.encode("latin-1"))
+        self.remaining_s = f"{self.sf_name};r="
+        self.remaining_b = self.remaining_s.encode("latin-1")
 
 
 def _route_policy(
@@ -215,17 +225,35 @@ class Limits:
     def check(policy: Policy, key: Key) -> tuple[bool, list[tuple[str, str]]]:
         """Takes a token of ``key``'s bucket: whether granted, and the response headers."""
         granted, _, remaining, reset_ns, retry_ns = policy.limiter.check_ns(key)
-        reset = _ceil_s(reset_ns)
+        reset = -(-reset_ns // NS)  # whole seconds, rounded up
         if granted:
             return True, [
-                ("RateLimit-Policy", policy.header),
-                ("RateLimit", f"{policy.sf_name};r={remaining};t={reset}"),
+                policy.header_item,
+                ("RateLimit", f"{policy.remaining_s}{remaining};t={reset}"),
             ]
-        retry = max(1, _ceil_s(retry_ns))
+        retry = max(1, -(-retry_ns // NS))
         return False, [
             ("Retry-After", str(retry)),
-            ("RateLimit-Policy", policy.header),
-            ("RateLimit", f"{policy.sf_name};r=0;t={max(retry, reset)}"),
+            policy.header_item,
+            ("RateLimit", f"{policy.remaining_s}0;t={max(retry, reset)}"),
+        ]
+
+    @staticmethod
+    def check_asgi(policy: Policy, key: Key) -> tuple[bool, list[tuple[bytes, bytes]]]:
+        """:meth:`check` with the headers as ASGI wants them: lower-case names and values
+        as bytes (the policy's parts encoded once, not a request)."""
+        granted, _, remaining, reset_ns, retry_ns = policy.limiter.check_ns(key)
+        reset = -(-reset_ns // NS)
+        if granted:
+            return True, [
+                policy.header_item_b,
+                (b"ratelimit", b"%s%d;t=%d" % (policy.remaining_b, remaining, reset)),
+            ]
+        retry = max(1, -(-retry_ns // NS))
+        return False, [
+            (b"retry-after", b"%d" % retry),
+            policy.header_item_b,
+            (b"ratelimit", b"%s0;t=%d" % (policy.remaining_b, max(retry, reset))),
         ]
 
     def metrics(self) -> dict[str, Any]:

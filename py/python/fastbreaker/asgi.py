@@ -77,6 +77,12 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+_HEADERS_429 = (
+    (b"content-type", b"text/plain; charset=utf-8"),
+    (b"content-length", str(len(BODY_429)).encode()),
+)
+
+
 def client_address(scope: Scope, proxies: int = 0) -> Optional[str]:
     """The client's address: from ``X-Forwarded-For`` behind ``proxies`` trusted proxies
     (see the module docs), else the peer's, else None."""
@@ -133,13 +139,9 @@ class RateLimitMiddleware:
         if policy is None or key is None:
             await self.app(scope, receive, send)
             return
-        granted, headers = self.limits.check(policy, key)
-        extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+        granted, extra = self.limits.check_asgi(policy, key)
         if not granted:
-            extra += [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(BODY_429)).encode()),
-            ]
+            extra += _HEADERS_429
             await send({"type": "http.response.start", "status": 429, "headers": extra})
             await send({"type": "http.response.body", "body": BODY_429})
             return

@@ -19,6 +19,7 @@ it over HTTP).
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -446,6 +447,17 @@ REGION_SPECS: tuple[Spec, ...] = (
          "The bucket's capacity: the most tokens that can be taken at once.", "{token}"),
     Spec("bulkhead_held_permits", "gauge", ("name", "pid"),
          "Permits held now, by owner process.", "{call}"),
+    Spec("keyed_allowed_total", "counter", ("region", "name"),
+         "Requests a keyed table granted to tracked keys, in every process.", "{request}"),
+    Spec("keyed_rejected_total", "counter", ("region", "name"),
+         "Requests a keyed table refused for want of tokens, in every process.", "{request}"),
+    Spec("keyed_table_full_total", "counter", ("region", "name", "outcome"),
+         "New keys that found every slot of their window held by a live key: refused "
+         "(outcome rejected) or let through untracked (outcome admitted).", "{request}"),
+    Spec("keyed_live_keys", "gauge", ("region", "name"),
+         "Keys of a keyed table holding tokens now (a scan of the table).", "{key}"),
+    Spec("keyed_capacity_slots", "gauge", ("region", "name"),
+         "Slots of a keyed table: the most keys it tracks at once.", "{slot}"),
     Spec("region_capacity", "gauge", ("region",), "The region's number of slots.", "{slot}"),
     Spec("region_slots", "gauge", ("region", "kind"),
          "Slots in use by kind: breaker-count, breaker-time, bucket, bulkhead, or initialising, "
@@ -559,7 +571,30 @@ def read_region(
     out["region_capacity"].append(((opened.name,), opened.capacity))
     for kind, n in sorted(kinds.items()):
         out["region_slots"].append(((opened.name, kind), n))
+    _read_region_keyed(opened, out)
     return out
+
+
+def _read_region_keyed(region: SharedRegion, out: dict[str, list[Series]]) -> None:
+    """The ``keyed_*`` series of each keyed table of ``region`` (a table that cannot be
+    read is left out, and logged)."""
+    from ._native import RegionError
+
+    for table in region.keyed_tables():
+        try:
+            m = region.keyed_table(table).metrics()
+        except RegionError as exc:
+            logging.getLogger("fastbreaker").warning(
+                "region %r: keyed table %r cannot be read: %s", region.name, table, exc
+            )
+            continue
+        labels = (region.name, table)
+        out["keyed_allowed_total"].append((labels, m["allowed"]))
+        out["keyed_rejected_total"].append((labels, m["limited"]))
+        out["keyed_table_full_total"].append(((*labels, "rejected"), m["full_rejected"]))
+        out["keyed_table_full_total"].append(((*labels, "admitted"), m["full_admitted"]))
+        out["keyed_live_keys"].append((labels, m["live_keys"]))
+        out["keyed_capacity_slots"].append((labels, m["capacity"]))
 
 
 def _number(value: float) -> str:
@@ -625,7 +660,8 @@ def region_exposition(
 
     The metric names and labels are those of ``register()``'s collector (``SPECS``), so one
     dashboard serves both, plus ``REGION_SPECS`` (trips, consecutive failures, retry-after,
-    a bucket's burst, a bulkhead's permits by owner ``pid``, the region's capacity and slots
+    a bucket's burst, a bulkhead's permits by owner ``pid``, each keyed table's allowed,
+    rejected and table-full counters, live keys and slots, the region's capacity and slots
     by kind). The region is shared by every process of the host, so this one reading
     reports the numbers of every worker. ``region`` and ``dir`` are as for ``read_region``
     (a missing region raises ``RegionError``, reason ``"not_found"``); needs only the

@@ -11,6 +11,7 @@ from typing import Any, Optional, TextIO
 from ._region import SharedRegion
 
 _PREFIX = "fastbreaker."
+_KEYED_INFIX = ".keyed."
 _COUNTS = (
     "permitted",
     "rejected",
@@ -27,13 +28,63 @@ _COUNTS = (
 
 
 def region_names(dir: Optional[str] = None) -> list[str]:
-    """The regions in ``dir`` (default /dev/shm) that this user can see, by name."""
+    """The regions in ``dir`` (default /dev/shm) that this user can see, by name (not
+    their keyed tables' files, ``fastbreaker.<region>.keyed.<table>``: no region's name
+    contains ``.keyed.``)."""
     where = dir or "/dev/shm"
     try:
         entries = os.listdir(where)
     except FileNotFoundError:
         return []
-    return sorted(e[len(_PREFIX) :] for e in entries if e.startswith(_PREFIX))
+    names = (e[len(_PREFIX) :] for e in entries if e.startswith(_PREFIX))
+    return sorted(n for n in names if _KEYED_INFIX not in n)
+
+
+#: What ``keyed_tables`` reports of each table, in this order.
+_KEYED_FIELDS = (
+    "name",
+    "capacity",
+    "live_keys",
+    "rate",
+    "per",
+    "burst",
+    "when_full",
+    "allowed",
+    "limited",
+    "full_rejected",
+    "full_admitted",
+)
+
+
+def keyed_tables(region: SharedRegion) -> list[dict[str, Any]]:
+    """Each keyed table of ``region`` (files beside the region's, sorted by name), read now
+    with the configuration its file holds: name, capacity, live_keys (keys holding tokens
+    now: a scan of the table), rate, per, burst, when_full and the counters every process
+    shares (allowed, limited, full_rejected, full_admitted), or, for a table that cannot be
+    read, its name and ``error``."""
+    from ._native import RegionError
+
+    out: list[dict[str, Any]] = []
+    for name in region.keyed_tables():
+        try:
+            m = region.keyed_table(name).metrics()
+        except RegionError as exc:
+            out.append({"name": name, "error": str(exc)})
+            continue
+        out.append({k: m[k] for k in _KEYED_FIELDS})
+    return out
+
+
+def _keyed_line(t: dict[str, Any]) -> str:
+    if "error" in t:
+        return f"keyed  {t['name']:<24} unreadable: {t['error']}"
+    return (
+        f"keyed  {t['name']:<24} capacity={t['capacity']} live_keys={t['live_keys']} "
+        f"rate={t['rate']:g}/{t['per']:g}s burst={t['burst']} when_full={t['when_full']} "
+        f"allowed={t['allowed']} limited={t['limited']} "
+        f"table_full={t['full_rejected'] + t['full_admitted']} "
+        f"(rejected={t['full_rejected']} admitted={t['full_admitted']})"
+    )
 
 
 def _line(slot: dict[str, Any]) -> str:
@@ -55,9 +106,16 @@ def show(name: str, dir: Optional[str], out: TextIO, as_json: bool = False) -> i
     """Prints every primitive of region ``name`` with its state and counts."""
     region = SharedRegion(name, dir=dir, create=False)
     slots = region.slots()
+    tables = keyed_tables(region)
     if as_json:
         json.dump(
-            {"name": name, "path": region.path, "capacity": region.capacity, "slots": slots},
+            {
+                "name": name,
+                "path": region.path,
+                "capacity": region.capacity,
+                "slots": slots,
+                "keyed_tables": tables,
+            },
             out,
             indent=2,
             default=str,
@@ -68,6 +126,10 @@ def show(name: str, dir: Optional[str], out: TextIO, as_json: bool = False) -> i
     out.write(f"{'index':>5}  {'kind':<13} {'name':<24} {'state':<10} counts\n")
     for slot in slots:
         out.write(_line(slot) + "\n")
+    if tables:
+        out.write(f"{len(tables)} keyed table{'s' if len(tables) != 1 else ''}:\n")
+        for t in tables:
+            out.write(_keyed_line(t) + "\n")
     return 0
 
 
@@ -93,9 +155,13 @@ def main(argv: list[str], out: TextIO = sys.stdout) -> int:
             for found in region_names(args.dir):
                 try:
                     region = SharedRegion(found, dir=args.dir, create=False)
+                    tables = keyed_tables(region)
                     out.write(
-                        f"{found}  {region.path}  {len(region.slots())}/{region.capacity} slots\n"
+                        f"{found}  {region.path}  {len(region.slots())}/{region.capacity} slots"
+                        f"  {len(tables)} keyed tables\n"
                     )
+                    for t in tables:
+                        out.write("  " + _keyed_line(t) + "\n")
                 except RegionError as exc:
                     out.write(f"{found}  unreadable: {exc}\n")
             return 0

@@ -54,6 +54,8 @@ def client_address(environ: WSGIEnvironment, proxies: int = 0) -> Optional[str]:
 def request_path(environ: WSGIEnvironment) -> str:
     """``SCRIPT_NAME + PATH_INFO`` as text (WSGI holds them as latin-1 decoded bytes)."""
     raw = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+    if raw.isascii():  # the same text in latin-1 and UTF-8: no round trip
+        return raw or "/"
     try:
         return raw.encode("latin-1").decode("utf-8", "replace") or "/"
     except UnicodeEncodeError:

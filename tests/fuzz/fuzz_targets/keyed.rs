@@ -14,7 +14,7 @@
 //!    the burst, no more live keys than slots.
 //!
 //! The slots are corrupted through the layout the core documents for tables in shared
-//! mappings (`#[repr(C)]`, every field an `AtomicU64`: any bits are a valid slot): the
+//! mappings (`#[repr(C, align(64))]`, every field an `AtomicU64`: any bits are a valid slot): the
 //! table is built over `AtomicU64` words viewed as `KeySlot`s.
 #![no_main]
 
@@ -29,8 +29,15 @@ use libfuzzer_sys::fuzz_target;
 
 /// Times of the model phase stay at or below this: the core's documented range.
 const HORIZON: u64 = (1 << 62) - 1;
-/// `AtomicU64` words of one `KeySlot`.
-const SLOT_WORDS: usize = std::mem::size_of::<KeySlot>() / 8;
+/// Cache lines (64 bytes, 8 `AtomicU64` words) of one `KeySlot`.
+const SLOT_LINES: usize = std::mem::size_of::<KeySlot>() / 64;
+
+/// `AtomicU64` fields of one `KeySlot`: tag, TAT, length, lock and the key's words.
+const FIELD_WORDS: usize = 4 + MAX_KEY_LEN / 8;
+
+/// One cache line of atomic words, aligned as a `KeySlot` is.
+#[repr(C, align(64))]
+struct Line([AtomicU64; 8]);
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
 enum Op {
@@ -160,18 +167,19 @@ fuzz_target!(|input: Input| {
     }
 
     // The table over plain words, viewed as slots.
-    assert_eq!(std::mem::size_of::<KeySlot>(), SLOT_WORDS * 8);
+    assert_eq!(std::mem::size_of::<KeySlot>(), SLOT_LINES * 64);
     assert_eq!(
         std::mem::align_of::<KeySlot>(),
-        std::mem::align_of::<AtomicU64>()
+        std::mem::align_of::<Line>()
     );
-    let words: Vec<AtomicU64> = (0..capacity * SLOT_WORDS)
-        .map(|_| AtomicU64::new(0))
+    let words: Vec<Line> = (0..capacity * SLOT_LINES)
+        .map(|_| Line(std::array::from_fn(|_| AtomicU64::new(0))))
         .collect();
-    // SAFETY: `KeySlot` is `#[repr(C)]` with only `AtomicU64` fields (its size and alignment
-    // are checked above): `capacity * SLOT_WORDS` zeroed words are `capacity` empty slots
-    // (the layout the core documents for tables in shared mappings). Both views are shared
-    // references to atomics, and `words` outlives `slots`.
+    // SAFETY: `KeySlot` is `#[repr(C, align(64))]` with only `AtomicU64` fields and padding
+    // (its size and alignment are checked above): `capacity * SLOT_LINES` zeroed, 64-byte
+    // aligned lines are `capacity` empty slots (the layout the core documents for tables in
+    // shared mappings). Both views are shared references to atomics (the padding is never
+    // read), and `words` outlives `slots`.
     let slots: &[KeySlot] =
         unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<KeySlot>(), capacity) };
     let table = KeyedBuckets::new(config, when_full, input.seed, slots).expect("a valid table");
@@ -308,8 +316,13 @@ fuzz_target!(|input: Input| {
     if input.writes.is_empty() {
         return;
     }
+    // The slots' field words (the padding after them is never read: left alone).
+    let fields: Vec<&AtomicU64> = words
+        .chunks(SLOT_LINES)
+        .flat_map(|slot| slot.iter().flat_map(|line| line.0.iter()).take(FIELD_WORDS))
+        .collect();
     for &(i, v) in input.writes.iter().take(64) {
-        words[usize::from(i) % words.len()].store(v, Ordering::Relaxed);
+        fields[usize::from(i) % fields.len()].store(v, Ordering::Relaxed);
     }
     for op in input.after.iter().take(100) {
         match *op {
