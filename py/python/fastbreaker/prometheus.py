@@ -579,8 +579,11 @@ def _read_region_keyed(region: SharedRegion, out: dict[str, list[Series]]) -> No
     """The ``keyed_*`` series of each keyed table of ``region`` (a table that cannot be
     read is left out, and logged)."""
     from ._native import RegionError
+    from .region_cli import is_counters_table
 
     for table in region.keyed_tables():
+        if is_counters_table(region, table):
+            continue  # limits counters (fastbreaker+shm://): no token-bucket series
         try:
             m = region.keyed_table(table).metrics()
         except RegionError as exc:

@@ -56,6 +56,36 @@ _KEYED_FIELDS = (
 )
 
 
+#: The first bytes of a keyed-namespace file holding ``limits`` counters
+#: (``fastbreaker+shm://``, core ``shm::counters``) rather than token buckets.
+COUNTERS_MAGIC = b"FBKEYCNT"
+
+
+def is_counters_table(region: SharedRegion, name: str) -> bool:
+    """Whether the keyed-namespace table ``name`` of ``region`` holds ``limits`` counters
+    (the storage of ``fastbreaker.limits_storage``) rather than token buckets."""
+    try:
+        with open(f"{region.path}{_KEYED_INFIX}{name}", "rb") as f:
+            return f.read(len(COUNTERS_MAGIC)) == COUNTERS_MAGIC
+    except OSError:
+        return False
+
+
+def counters_tables(region: SharedRegion) -> list[dict[str, Any]]:
+    """The ``limits`` counter tables beside ``region`` (``fastbreaker+shm://<region>``), each
+    as its name, file path and size in bytes."""
+    out: list[dict[str, Any]] = []
+    for name in region.keyed_tables():
+        if is_counters_table(region, name):
+            path = f"{region.path}{_KEYED_INFIX}{name}"
+            try:
+                size = os.path.getsize(path)
+            except OSError:
+                continue
+            out.append({"name": name, "path": path, "size": size})
+    return out
+
+
 def keyed_tables(region: SharedRegion) -> list[dict[str, Any]]:
     """Each keyed table of ``region`` (files beside the region's, sorted by name), read now
     with the configuration its file holds: name, capacity, live_keys (keys holding tokens
@@ -66,6 +96,8 @@ def keyed_tables(region: SharedRegion) -> list[dict[str, Any]]:
 
     out: list[dict[str, Any]] = []
     for name in region.keyed_tables():
+        if is_counters_table(region, name):
+            continue  # limits counters: see counters_tables
         try:
             m = region.keyed_table(name).metrics()
         except RegionError as exc:
@@ -85,6 +117,10 @@ def _keyed_line(t: dict[str, Any]) -> str:
         f"table_full={t['full_rejected'] + t['full_admitted']} "
         f"(rejected={t['full_rejected']} admitted={t['full_admitted']})"
     )
+
+
+def _counters_line(t: dict[str, Any]) -> str:
+    return f"counters {t['name']:<22} limits storage (fastbreaker+shm), {t['size']} bytes"
 
 
 def _line(slot: dict[str, Any]) -> str:
@@ -107,6 +143,7 @@ def show(name: str, dir: Optional[str], out: TextIO, as_json: bool = False) -> i
     region = SharedRegion(name, dir=dir, create=False)
     slots = region.slots()
     tables = keyed_tables(region)
+    counters = counters_tables(region)
     if as_json:
         json.dump(
             {
@@ -115,6 +152,7 @@ def show(name: str, dir: Optional[str], out: TextIO, as_json: bool = False) -> i
                 "capacity": region.capacity,
                 "slots": slots,
                 "keyed_tables": tables,
+                "counters_tables": counters,
             },
             out,
             indent=2,
@@ -130,6 +168,10 @@ def show(name: str, dir: Optional[str], out: TextIO, as_json: bool = False) -> i
         out.write(f"{len(tables)} keyed table{'s' if len(tables) != 1 else ''}:\n")
         for t in tables:
             out.write(_keyed_line(t) + "\n")
+    if counters:
+        out.write(f"{len(counters)} limits counter table{'s' if len(counters) != 1 else ''}:\n")
+        for t in counters:
+            out.write(_counters_line(t) + "\n")
     return 0
 
 
@@ -156,12 +198,17 @@ def main(argv: list[str], out: TextIO = sys.stdout) -> int:
                 try:
                     region = SharedRegion(found, dir=args.dir, create=False)
                     tables = keyed_tables(region)
+                    counters = counters_tables(region)
                     out.write(
                         f"{found}  {region.path}  {len(region.slots())}/{region.capacity} slots"
-                        f"  {len(tables)} keyed tables\n"
+                        f"  {len(tables)} keyed tables"
+                        + (f"  {len(counters)} limits counter tables" if counters else "")
+                        + "\n"
                     )
                     for t in tables:
                         out.write("  " + _keyed_line(t) + "\n")
+                    for t in counters:
+                        out.write("  " + _counters_line(t) + "\n")
                 except RegionError as exc:
                     out.write(f"{found}  unreadable: {exc}\n")
             return 0
