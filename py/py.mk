@@ -73,12 +73,14 @@ $(PY_BENCH_VENV)/.installed: $(PY_DIR)/benches/requirements.txt $(PY_VENV)/.buil
 # FASTBREAKER_BENCH_REDIS=0 skips them.
 # Then fleet mode (issue 16), each against its own throwaway redis-server: the Redis GCRA
 # check against PING and limits' Redis strategies, and a fleet breaker's call against the
-# in-process breaker and pybreaker's CircuitRedisStorage.
+# in-process breaker and pybreaker's CircuitRedisStorage; then a FastAPI route under uvicorn
+# bare, with fastbreaker's middleware and with slowapi, driven over HTTP (issue 15).
 py-bench: $(PY_BENCH_VENV)/.installed
 	bash $(PY_DIR)/benches/with_redis.sh \
 		$(PY_BENCH_VENV)/bin/python $(PY_DIR)/benches/compare.py $(PY_BENCH_ARGS)
 	bash $(PY_DIR)/benches/with_redis.sh $(PY_BENCH_VENV)/bin/python $(PY_DIR)/benches/redis_limits.py
 	bash $(PY_DIR)/benches/with_redis.sh $(PY_BENCH_VENV)/bin/python $(PY_DIR)/benches/redis_breaker.py
+	$(PY_BENCH_VENV)/bin/python $(PY_DIR)/benches/web_e2e.py
 
 # limits' own tests (the 5.8.0 sdist, fetched from PyPI into target/limits-suite on the
 # first run, then reused offline) against fastbreaker:// and fastbreaker+shm://, beside
