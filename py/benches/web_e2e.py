@@ -205,9 +205,8 @@ def main() -> int:
     )
     med = {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in results.items()}
     bare = med["bare"]
-    print(
-        f"{'app':<24} {'req/s':>9} {'vs bare':>8} {'p50 ms':>8} {'p99 ms':>8} {'us/req vs bare':>15}"
-    )
+    head = f"{'app':<24} {'req/s':>9} {'vs bare':>8} {'p50 ms':>8} {'p99 ms':>8}"
+    print(f"{head} {'us/req vs bare':>15}")
     for kind in APPS:
         m = med[kind]
         # One uvicorn worker serves the requests one at a time: the time it spends a request
