@@ -798,3 +798,17 @@ def test_the_runner_reports_the_failing_step(tmp_path: Path) -> None:
     unknown.write_text("# An unknown action fails.\nbulkhead max_concurrent=1\n@0 juggle\n")
     with pytest.raises(ScenarioError, match=r"unknown\.scn:3: unknown bulkhead action"):
         Runner(unknown).run()
+    adaptive = tmp_path / "adaptive.scn"
+    adaptive.write_text(
+        "# An adaptive record without its latency fails.\n"
+        "adaptive initial_limit_milli=1000\n@0 acquire => admitted\n@0 record success\n"
+    )
+    with pytest.raises(ScenarioError, match=r"adaptive\.scn:4: record success <latency_ns>"):
+        Runner(adaptive).run()
+    paused = tmp_path / "paused.scn"
+    paused.write_text(
+        "# A pause read as a limit fails.\n"
+        "adaptive initial_limit_milli=1000\n@0 record overload 5\n@1 acquire => rejected limit\n"
+    )
+    with pytest.raises(ScenarioError, match=r"expected 'rejected limit', got 'rejected paused 4'"):
+        Runner(paused).run()

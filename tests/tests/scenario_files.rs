@@ -1576,6 +1576,30 @@ fn the_parser_is_strict() {
             "breaker\n@0 record p1 success duration=5 extra => none\n",
             2,
         ),
+        ("adaptive mode=rate\n", 1),
+        ("adaptive initial_limit_milli=1000 queue_milli=4\n", 1),
+        ("adaptive initial_limit_milli=1000 mode=fast\n", 1),
+        (
+            "adaptive initial_limit_milli=1000\n@0 acquire => permit p1\n",
+            2,
+        ),
+        (
+            "adaptive initial_limit_milli=1000\n@0 acquire => rejected rate\n",
+            2,
+        ),
+        ("adaptive initial_limit_milli=1000\n@0 record success\n", 2),
+        (
+            "adaptive initial_limit_milli=1000\n@0 record ignore => none\n",
+            2,
+        ),
+        (
+            "adaptive initial_limit_milli=1000\n@0 reconfigure initial_limit_milli=5 => ok\n",
+            2,
+        ),
+        ("throttle k_milli=2000\n", 1),
+        ("throttle seed=1\n@0 record maybe\n", 2),
+        ("throttle seed=1\n@0 expect limit 1\n", 2),
+        ("throttle seed=1\n@0 reconfigure seed=2 => ok\n", 2),
     ];
     for (text, line) in bad {
         match parse(text) {

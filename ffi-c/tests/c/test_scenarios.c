@@ -14,7 +14,10 @@
  * is fb_breaker_reconfigure, fb_bucket_reconfigure_at or fb_bulkhead_reconfigure with the
  * configuration in force (kept by the runner) changed by the keys given, and `config_error`
  * (there and after a header) is FB_ERR_INVALID_CONFIG with `<field> = <value>` in
- * fb_last_error(). */
+ * fb_last_error(). An adaptive limiter's refusal (FB_REJECTED) is told apart by the counters
+ * and the wait: a paused one counts in paused_rejections, else a wait of 0 is the limit
+ * reached and a wait above 0 the rate's pacing (see adaptive_step); its `record` is
+ * fb_adaptive_record (a retry_after of 0: none). A throttle is built with the file's seed. */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
 #include <errno.h>
