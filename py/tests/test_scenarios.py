@@ -5,7 +5,8 @@ a failing step is reported as ``file:line``.
 Every file runs through the API's exact integer-nanosecond forms (``wait_duration_ns=``,
 ``retry_after_ns``, ``reserve_ns`` ...), the exact-ns files included; every file but those
 also runs through the float-seconds forms (``wait_duration=``, ``retry_after`` ...), whose
-conversion its values survive (see "Exact nanoseconds" in FORMAT.md)."""
+conversion its values survive (see "Exact nanoseconds" in FORMAT.md). AdaptiveLimiter and
+AdaptiveThrottle have only the seconds forms: both runs of their files pass seconds."""
 
 from __future__ import annotations
 
