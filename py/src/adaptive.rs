@@ -6,6 +6,7 @@ use fb::{AdaptiveConfig, AdaptiveMode, AdaptiveOutcome, AnyRule, Clock, Throttle
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyString};
+use std::sync::{Mutex, MutexGuard};
 
 use crate::clock::{PyManualClock, TimeSource};
 use crate::config::{real, repr, type_error, Translation};
@@ -402,6 +403,12 @@ pub(crate) struct PyAdaptiveThrottle {
     inner: fb::AdaptiveThrottle,
     name: Option<Py<PyString>>,
     clock: TimeSource,
+    /// The window in force as given (the core keeps `window / buckets` per bucket, and its
+    /// `config()` reads the window back as `buckets` whole buckets: 10 ns in 3 buckets reads
+    /// 9 ns). `reconfigure` starts from this, so that a change of `buckets` alone keeps the
+    /// window given, as in the core's and the C API's terms. Held across `reconfigure`, which
+    /// it serializes.
+    window_ns: Mutex<u64>,
 }
 
 #[pymethods]
@@ -449,6 +456,7 @@ impl PyAdaptiveThrottle {
             inner,
             name: optional_name(name)?,
             clock: TimeSource::from_arg(clock)?,
+            window_ns: Mutex::new(config.window_ns),
         })
     }
 
@@ -483,7 +491,9 @@ impl PyAdaptiveThrottle {
     /// window or the bucket count moves the window's counts into the current bucket).
     #[pyo3(signature = (**changes))]
     fn reconfigure(&self, changes: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+        let mut window = self.window();
         let mut config = self.inner.config();
+        config.window_ns = *window;
         let mut tr = Translation::default();
         if let Some(changes) = changes {
             for (k, v) in changes.iter() {
@@ -497,7 +507,9 @@ impl PyAdaptiveThrottle {
             .map_err(|e| match e {
                 fb::ReconfigureError::Invalid(e) => tr.error(e),
                 _ => PyRuntimeError::new_err(e.to_string()),
-            })
+            })?;
+        *window = config.window_ns;
+        Ok(())
     }
 
     /// Requests and accepts in the window, the probability, and counters.
@@ -512,7 +524,7 @@ impl PyAdaptiveThrottle {
         d.set_item("throttled", m.throttled)?;
         d.set_item("admitted", m.admitted)?;
         d.set_item("k", c.k_milli as f64 / 1000.0)?;
-        d.set_item("window", ns_to_s(c.window_ns))?;
+        d.set_item("window", ns_to_s(*self.window()))?;
         d.set_item("buckets", c.buckets)?;
         Ok(d)
     }
@@ -522,9 +534,16 @@ impl PyAdaptiveThrottle {
         format!(
             "<AdaptiveThrottle k={} window={}s reject_probability={}>",
             c.k_milli as f64 / 1000.0,
-            ns_to_s(c.window_ns),
+            ns_to_s(*self.window()),
             self.reject_probability()
         )
+    }
+}
+
+impl PyAdaptiveThrottle {
+    /// The window in force, locked (a panic while it was held left it intact: a `u64`).
+    fn window(&self) -> MutexGuard<'_, u64> {
+        self.window_ns.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

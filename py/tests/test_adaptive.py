@@ -289,3 +289,22 @@ def test_throttle_record_wants_a_bool() -> None:
         th.record(1)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="unknown option 'rate'"):
         th.reconfigure(rate=3)
+
+
+def test_throttle_keeps_the_window_given() -> None:
+    # 10 ns in 3 buckets is 3 ns per bucket in the core, which reads the window back as 9 ns;
+    # the binding reports and keeps the window given, so a change of the bucket count alone
+    # makes 2 buckets of 5 ns (as C, whose caller keeps its configuration, does).
+    clock = ManualClock()
+    th = AdaptiveThrottle(1.0, 10e-9, buckets=3, clock=clock, seed=1)
+    assert th.metrics()["window"] == 10e-9
+    th.reconfigure(buckets=2)
+    assert th.metrics()["window"] == 10e-9 and th.metrics()["buckets"] == 2
+    assert th.try_acquire(), "no requests yet: p = 0"
+    clock.set_ns(9)
+    assert th.reject_probability == 0.5, "one request in [0, 5), counted until 10 ns"
+    clock.set_ns(10)
+    assert th.reject_probability == 0.0
+    with pytest.raises(ValueError, match="buckets"):
+        th.reconfigure(buckets=11)  # 10 ns cannot hold 11 buckets of at least 1 ns
+    assert th.metrics()["window"] == 10e-9 and th.metrics()["buckets"] == 2

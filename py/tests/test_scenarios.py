@@ -5,7 +5,8 @@ a failing step is reported as ``file:line``.
 Every file runs through the API's exact integer-nanosecond forms (``wait_duration_ns=``,
 ``retry_after_ns``, ``reserve_ns`` ...), the exact-ns files included; every file but those
 also runs through the float-seconds forms (``wait_duration=``, ``retry_after`` ...), whose
-conversion its values survive (see "Exact nanoseconds" in FORMAT.md)."""
+conversion its values survive (see "Exact nanoseconds" in FORMAT.md). AdaptiveLimiter and
+AdaptiveThrottle have only the seconds forms: both runs of their files pass seconds."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import pytest
 
 from fastbreaker import (
     LIMITS,
+    AdaptiveLimiter,
+    AdaptiveThrottle,
     Bulkhead,
     BurstExceeded,
     CircuitBreaker,
@@ -212,7 +215,39 @@ def breaker_changes(
     return kwargs
 
 
-Primitive = Union[CircuitBreaker, RateLimiter, Bulkhead]
+# The adaptive limiter's keys (core names) as the Python API takes them: limits in calls
+# (thousandths / 1000), the decrease as a fraction, durations in float seconds; a latency
+# target of 0 (none, in the core) is None. The API has no integer-nanosecond forms for these,
+# so both runs pass seconds (the files' values survive the conversion).
+ADAPTIVE_KEYS: dict[str, tuple[str, Callable[[int], Any]]] = {
+    "initial_limit_milli": ("initial_limit", lambda v: v / 1000),
+    "min_limit_milli": ("min_limit", lambda v: v / 1000),
+    "max_limit_milli": ("max_limit", lambda v: v / 1000),
+    "increase_milli": ("increase", lambda v: v / 1000),
+    "decrease_permille": ("decrease", lambda v: v / 1000),
+    "rtt_ns": ("rtt", lambda v: v / NS),
+    "latency_target_ns": ("latency_target", lambda v: v / NS if v else None),
+}
+THROTTLE_KEYS: dict[str, tuple[str, Callable[[int], Any]]] = {
+    "k_milli": ("k", lambda v: v / 1000),
+    "window_ns": ("window", lambda v: v / NS),
+    "buckets": ("buckets", lambda v: v),
+}
+
+
+def converted_kwargs(
+    cfg: dict[str, str], keys: dict[str, tuple[str, Callable[[int], Any]]], line: Line
+) -> dict[str, Any]:
+    out = {}
+    for key, value in cfg.items():
+        if key not in keys:
+            raise ScenarioError(f"{line.number}: unknown key {key!r}")
+        name, convert = keys[key]
+        out[name] = convert(number(value))
+    return out
+
+
+Primitive = Union[CircuitBreaker, RateLimiter, Bulkhead, AdaptiveLimiter, AdaptiveThrottle]
 
 
 @dataclass
@@ -261,6 +296,22 @@ class Runner:
                 self.fail(line, f"bulkhead takes max_concurrent, got {sorted(cfg)}")
             n = number(cfg["max_concurrent"])
             return lambda: Bulkhead(n, clock=self.clock)
+        if kind == "adaptive":
+            mode = cfg.pop("mode", "concurrency")
+            rule = cfg.pop("rule", "aimd")
+            if mode not in ("concurrency", "rate") or rule not in ("aimd", "gradient"):
+                self.fail(line, f"unknown mode {mode!r} or rule {rule!r}")
+            if "initial_limit_milli" not in cfg:
+                self.fail(line, "adaptive needs initial_limit_milli")
+            akw = converted_kwargs(cfg, ADAPTIVE_KEYS, line)
+            initial = akw.pop("initial_limit")
+            return lambda: AdaptiveLimiter(initial, mode=mode, rule=rule, clock=self.clock, **akw)
+        if kind == "throttle":
+            if "seed" not in cfg:
+                self.fail(line, "throttle needs seed")
+            seed = number(cfg.pop("seed"))
+            tkw = converted_kwargs(cfg, THROTTLE_KEYS, line)
+            return lambda: AdaptiveThrottle(clock=self.clock, seed=seed, **tkw)
         self.fail(line, f"unknown primitive {kind!r}")
         raise AssertionError  # unreachable
 
@@ -308,6 +359,8 @@ class Runner:
             "window_buckets": "buckets",
             "backoff_factor_milli": "backoff_factor",
             "jitter_permille": "jitter",
+            **{core: py for core, (py, _) in ADAPTIVE_KEYS.items()},
+            **{core: py for core, (py, _) in THROTTLE_KEYS.items()},
         }
         if self.exact:
             python_names["period_ns"] = "per_ns"
@@ -332,6 +385,8 @@ class Runner:
         if self.kind == "bucket":
             lim: RateLimiter = self.obj
             return (lim.rate, lim.per_ns, lim.burst, lim.available())
+        if self.kind in ("adaptive", "throttle"):
+            return self.obj.metrics()
         return (self.obj.max_concurrent, self.obj.in_flight)
 
     def reconfigure(self, line: Line, args: list[str], expected: Optional[list[str]]) -> list[str]:
@@ -349,6 +404,12 @@ class Runner:
                 kwargs["per_ns"] = number(cfg["period_ns"])
             elif "period_ns" in cfg:
                 kwargs["per"] = ns_arg(cfg["period_ns"])
+        elif self.kind == "adaptive":
+            kwargs = converted_kwargs(cfg, ADAPTIVE_KEYS, line)
+            if "initial_limit" in kwargs:
+                self.fail(line, "initial_limit_milli is the header's alone")
+        elif self.kind == "throttle":
+            kwargs = converted_kwargs(cfg, THROTTLE_KEYS, line)
         else:
             if set(cfg) - {"max_concurrent"}:
                 self.fail(line, f"bulkhead takes max_concurrent, got {sorted(cfg)}")
@@ -389,6 +450,8 @@ class Runner:
             "breaker": self.breaker_step,
             "bucket": self.bucket_step,
             "bulkhead": self.bulkhead_step,
+            "adaptive": self.adaptive_step,
+            "throttle": self.throttle_step,
         }[self.kind]
         got = handler(line, verb, args, step.expected)
         if step.expected is not None and got is not None and got != normal(step.expected):
@@ -549,6 +612,56 @@ class Runner:
         self.fail(line, f"unknown bulkhead action {verb!r}")
         return None
 
+    def adaptive_step(
+        self, line: Line, verb: str, args: list[str], expected: Optional[list[str]]
+    ) -> Optional[list[str]]:
+        lim: AdaptiveLimiter = self.obj
+        if verb == "acquire" and not args and expected is not None:
+            # Python says True or False; the kind of refusal is read at the same instant: a
+            # paused one counts in paused_rejections and its wait is metrics()['paused_for'];
+            # else the rate mode's wait is retry_after() (a refusal changes no pacing), and a
+            # concurrency refusal is the limit reached (retry_after() reads 0).
+            before = lim.metrics()
+            if lim.try_acquire():
+                return ["admitted"]
+            after = lim.metrics()
+            if after["paused_rejections"] == before["paused_rejections"] + 1:
+                return ["rejected", "paused", str(seconds_to_ns(after["paused_for"]))]
+            wait = seconds_to_ns(lim.retry_after())
+            if lim.mode == "rate":
+                return ["rejected", "rate", str(wait)]
+            if wait != 0:
+                self.fail(line, f"a concurrency refusal with retry_after {wait} ns")
+            return ["rejected", "limit"]
+        if verb == "record" and args and expected is None:
+            outcome, rest = args[0], args[1:]
+            if outcome == "success" and len(rest) == 1:
+                lim.record("success", latency=number(rest[0]) / NS)
+            elif outcome == "overload" and len(rest) <= 1:
+                if rest:
+                    lim.record("overload", retry_after=number(rest[0]) / NS)
+                else:
+                    lim.record("overload")
+            elif outcome == "ignore" and not rest:
+                lim.record("ignore")
+            else:
+                self.fail(line, "record success <latency_ns> | overload [<ns>] | ignore")
+            return None
+        self.fail(line, f"unknown adaptive action {verb!r} {args}")
+        return None
+
+    def throttle_step(
+        self, line: Line, verb: str, args: list[str], expected: Optional[list[str]]
+    ) -> Optional[list[str]]:
+        th: AdaptiveThrottle = self.obj
+        if verb == "acquire" and not args and expected is not None:
+            return ["admitted" if th.try_acquire() else "rejected"]
+        if verb == "record" and args in (["accepted"], ["rejected"]) and expected is None:
+            th.record(args[0] == "accepted")
+            return None
+        self.fail(line, f"unknown throttle action {verb!r} {args}")
+        return None
+
     # ----- checks -----
 
     def expect(self, line: Line, what: str, value: str) -> None:
@@ -600,6 +713,36 @@ class Runner:
             got, want = self.obj.available(), number(value)
         elif self.kind == "bulkhead" and what == "in_flight":
             got, want = self.obj.in_flight, number(value)
+        elif self.kind == "adaptive":
+            lim: AdaptiveLimiter = self.obj
+            am = lim.metrics()
+            want = number(value)
+            if what == "limit":
+                got = round(lim.limit * 1000)
+                if am["limit"] != lim.limit:
+                    self.fail(line, f"limit {lim.limit} but metrics()['limit'] {am['limit']}")
+            elif what == "in_flight":
+                got = lim.in_flight
+                if am["in_flight"] != got:
+                    self.fail(line, f"in_flight {got} but metrics() {am['in_flight']}")
+            elif what == "paused_for":
+                got = seconds_to_ns(am["paused_for"])
+            elif what in (
+                "admitted",
+                "rejected",
+                "paused_rejections",
+                "overloads",
+                "decreases",
+                "unmatched_records",
+            ):
+                got = am[what]
+            else:
+                self.fail(line, f"unknown adaptive reading {what!r}")
+        elif self.kind == "throttle" and what == "reject_probability_ppm":
+            th: AdaptiveThrottle = self.obj
+            got, want = round(th.reject_probability * 1e6), number(value)
+            if th.metrics()["reject_probability"] != th.reject_probability:
+                self.fail(line, "metrics()['reject_probability'] disagrees")
         else:
             self.fail(line, f"unknown {self.kind} reading {what!r}")
             return
@@ -656,3 +799,17 @@ def test_the_runner_reports_the_failing_step(tmp_path: Path) -> None:
     unknown.write_text("# An unknown action fails.\nbulkhead max_concurrent=1\n@0 juggle\n")
     with pytest.raises(ScenarioError, match=r"unknown\.scn:3: unknown bulkhead action"):
         Runner(unknown).run()
+    adaptive = tmp_path / "adaptive.scn"
+    adaptive.write_text(
+        "# An adaptive record without its latency fails.\n"
+        "adaptive initial_limit_milli=1000\n@0 acquire => admitted\n@0 record success\n"
+    )
+    with pytest.raises(ScenarioError, match=r"adaptive\.scn:4: record success <latency_ns>"):
+        Runner(adaptive).run()
+    paused = tmp_path / "paused.scn"
+    paused.write_text(
+        "# A pause read as a limit fails.\n"
+        "adaptive initial_limit_milli=1000\n@0 record overload 5\n@1 acquire => rejected limit\n"
+    )
+    with pytest.raises(ScenarioError, match=r"expected 'rejected limit', got 'rejected paused 4'"):
+        Runner(paused).run()

@@ -12,9 +12,11 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use fastbreaker::{
-    binding, BreakerConfig, BucketConfig, BucketRejected, Bulkhead, BulkheadPermit, CircuitBreaker,
-    ConfigError, CountWindow1024, Outcome, Permit, PermitKind, ReconfigureError, Rejected,
-    TimeWindow64, TokenBucket, Transition, Window,
+    binding, AdaptiveConfig, AdaptiveLimiter, AdaptiveMode, AdaptiveOutcome, AdaptivePermit,
+    AdaptiveRejected, AdaptiveThrottle, AnyRule, BreakerConfig, BucketConfig, BucketRejected,
+    Bulkhead, BulkheadPermit, CircuitBreaker, ConfigError, CountWindow1024, Outcome, Permit,
+    PermitKind, ReconfigureError, Rejected, ThrottleConfig, TimeWindow64, TokenBucket, Transition,
+    Window,
 };
 
 // ----- the parsed form -----
@@ -24,13 +26,26 @@ enum Kind {
     Breaker,
     Bucket,
     Bulkhead,
+    Adaptive,
+    Throttle,
 }
 
 #[derive(Debug, Clone)]
 enum Header {
-    Breaker { time: bool, config: BreakerConfig },
+    Breaker {
+        time: bool,
+        config: BreakerConfig,
+    },
     Bucket(BucketConfig),
     Bulkhead(u32),
+    Adaptive {
+        config: AdaptiveConfig,
+        rule: AnyRule,
+    },
+    Throttle {
+        config: ThrottleConfig,
+        seed: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +68,10 @@ enum Action {
     BucketReset,
     Enter,
     Release,
+    /// `record success <latency_ns> | overload [<retry_after_ns>] | ignore` (adaptive).
+    AdaptiveRecord(AdaptiveOutcome),
+    /// `record accepted|rejected` (throttle).
+    ThrottleRecord(bool),
     /// `reconfigure key=value ...`: the keys, checked against the primitive's kind.
     Reconfigure(Vec<(String, String)>),
     Expect {
@@ -112,6 +131,18 @@ const BREAKER_CHECKS: [&str; 14] = [
     "window_samples",
     "window_failures",
     "window_slow",
+];
+
+const ADAPTIVE_CHECKS: [&str; 9] = [
+    "limit",
+    "in_flight",
+    "paused_for",
+    "admitted",
+    "rejected",
+    "paused_rejections",
+    "overloads",
+    "decreases",
+    "unmatched_records",
 ];
 
 /// Every header, action, result and check kind of FORMAT.md: each must appear in at least
@@ -180,6 +211,32 @@ const ALL_FEATURES: &[&str] = &[
     "expect window_slow",
     "expect available",
     "expect in_flight",
+    "header adaptive",
+    "header adaptive mode=concurrency",
+    "header adaptive mode=rate",
+    "header adaptive rule=aimd",
+    "header adaptive rule=gradient",
+    "header throttle",
+    "adaptive acquire => admitted",
+    "adaptive acquire => rejected limit",
+    "adaptive acquire => rejected rate",
+    "adaptive acquire => rejected paused",
+    "adaptive record success",
+    "adaptive record overload",
+    "adaptive record overload retry_after",
+    "adaptive record ignore",
+    "expect limit",
+    "expect paused_for",
+    "expect admitted",
+    "expect paused_rejections",
+    "expect overloads",
+    "expect decreases",
+    "expect unmatched_records",
+    "throttle acquire => admitted",
+    "throttle acquire => rejected",
+    "throttle record accepted",
+    "throttle record rejected",
+    "expect reject_probability_ppm",
     "state closed",
     "state open",
     "state half_open",
@@ -280,6 +337,32 @@ fn set_bucket_key(c: &mut BucketConfig, k: &str, v: &str) -> Result<(), String> 
     Ok(())
 }
 
+/// Sets adaptive-limiter key `k` to `v` in `c`: the keys both the header and `reconfigure`
+/// take (`mode`, `rule` and `initial_limit_milli` are the header's alone).
+fn set_adaptive_key(c: &mut AdaptiveConfig, k: &str, v: &str) -> Result<(), String> {
+    match k {
+        "min_limit_milli" => c.min_limit_milli = number(v)?,
+        "max_limit_milli" => c.max_limit_milli = number(v)?,
+        "increase_milli" => c.increase_milli = number(v)?,
+        "decrease_permille" => c.decrease_permille = narrow(k, v)?,
+        "rtt_ns" => c.rtt_ns = number(v)?,
+        "latency_target_ns" => c.latency_target_ns = number(v)?,
+        _ => return Err(format!("unknown adaptive key {k:?}")),
+    }
+    Ok(())
+}
+
+/// Sets throttle key `k` to `v` in `c` (`seed` is the header's alone).
+fn set_throttle_key(c: &mut ThrottleConfig, k: &str, v: &str) -> Result<(), String> {
+    match k {
+        "k_milli" => c.k_milli = number(v)?,
+        "window_ns" => c.window_ns = number(v)?,
+        "buckets" => c.buckets = narrow(k, v)?,
+        _ => return Err(format!("unknown throttle key {k:?}")),
+    }
+    Ok(())
+}
+
 fn parse_header(toks: &[&str], features: &mut BTreeSet<String>) -> Result<Header, String> {
     let pairs = key_values(&toks[1..], features)?;
     features.insert(format!("header {}", toks[0]));
@@ -325,8 +408,53 @@ fn parse_header(toks: &[&str], features: &mut BTreeSet<String>) -> Result<Header
             [("max_concurrent", v)] => Ok(Header::Bulkhead(narrow("max_concurrent", v)?)),
             _ => Err("bulkhead takes exactly max_concurrent=N".into()),
         },
+        "adaptive" => {
+            let (mut mode, mut rule, mut initial) =
+                (AdaptiveMode::Concurrency, AnyRule::Aimd, None);
+            let mut rest = Vec::new();
+            for (k, v) in pairs {
+                match (k, v) {
+                    ("mode", "concurrency") => mode = AdaptiveMode::Concurrency,
+                    ("mode", "rate") => mode = AdaptiveMode::Rate,
+                    ("rule", "aimd") => rule = AnyRule::Aimd,
+                    ("rule", "gradient") => rule = AnyRule::Gradient,
+                    ("mode" | "rule", _) => return Err(format!("{k}={v}: unknown {k}")),
+                    ("initial_limit_milli", _) => initial = Some(number(v)?),
+                    _ => rest.push((k, v)),
+                }
+            }
+            let initial = initial.ok_or("adaptive needs initial_limit_milli=")?;
+            let mut config = AdaptiveConfig::new(mode, initial);
+            for (k, v) in rest {
+                set_adaptive_key(&mut config, k, v)?;
+            }
+            let mode = match mode {
+                AdaptiveMode::Concurrency => "concurrency",
+                AdaptiveMode::Rate => "rate",
+            };
+            let rule_name = match rule {
+                AnyRule::Aimd => "aimd",
+                AnyRule::Gradient => "gradient",
+            };
+            features.insert(format!("header adaptive mode={mode}"));
+            features.insert(format!("header adaptive rule={rule_name}"));
+            Ok(Header::Adaptive { config, rule })
+        }
+        "throttle" => {
+            let mut config = ThrottleConfig::new();
+            let mut seed = None;
+            for (k, v) in pairs {
+                match k {
+                    "seed" => seed = Some(number(v)?),
+                    _ => set_throttle_key(&mut config, k, v)?,
+                }
+            }
+            let seed = seed.ok_or("throttle needs seed= (the draws must be reproducible)")?;
+            Ok(Header::Throttle { config, seed })
+        }
         other => Err(format!(
-            "the first statement must be breaker, bucket or bulkhead, found {other:?}"
+            "the first statement must be breaker, bucket, bulkhead, adaptive or throttle, \
+             found {other:?}"
         )),
     }
 }
@@ -361,6 +489,10 @@ fn parse_action(
                 Kind::Breaker => BREAKER_CHECKS.iter().find(|w| *w == what).copied(),
                 Kind::Bucket => (*what == "available").then_some("available"),
                 Kind::Bulkhead => (*what == "in_flight").then_some("in_flight"),
+                Kind::Adaptive => ADAPTIVE_CHECKS.iter().find(|w| *w == what).copied(),
+                Kind::Throttle => {
+                    (*what == "reject_probability_ppm").then_some("reject_probability_ppm")
+                }
             }
             .ok_or_else(|| format!("unknown check {what:?} for this primitive"))?;
             if what == "state" {
@@ -400,6 +532,18 @@ fn parse_action(
                     }
                     _ => return Err("a bulkhead reconfigures exactly max_concurrent=N".into()),
                 },
+                Kind::Adaptive => {
+                    let mut c = AdaptiveConfig::new(AdaptiveMode::Concurrency, 1000);
+                    for (k, v) in &pairs {
+                        set_adaptive_key(&mut c, k, v)?;
+                    }
+                }
+                Kind::Throttle => {
+                    let mut c = ThrottleConfig::new();
+                    for (k, v) in &pairs {
+                        set_throttle_key(&mut c, k, v)?;
+                    }
+                }
             }
             match exp {
                 Some(["ok"]) => {
@@ -546,6 +690,57 @@ fn parse_action(
             }
             Ok(Action::Release)
         }
+        (Kind::Adaptive, ["acquire"]) => {
+            match need("acquire")? {
+                ["admitted"] => feat("adaptive acquire => admitted"),
+                ["rejected", "limit"] => feat("adaptive acquire => rejected limit"),
+                ["rejected", why @ ("rate" | "paused"), n] if number(n).is_ok() => {
+                    feat(&format!("adaptive acquire => rejected {why}"))
+                }
+                e => return Err(format!("not a result of acquire: {:?}", e.join(" "))),
+            }
+            Ok(Action::Acquire)
+        }
+        (Kind::Adaptive, ["record", outcome, rest @ ..]) => {
+            none_allowed("record")?;
+            let outcome = match (*outcome, rest) {
+                ("success", [latency]) => AdaptiveOutcome::Success {
+                    latency_ns: number(latency)?,
+                },
+                ("overload", []) => AdaptiveOutcome::Overload {
+                    retry_after_ns: None,
+                },
+                ("overload", [wait]) => {
+                    feat("adaptive record overload retry_after");
+                    AdaptiveOutcome::Overload {
+                        retry_after_ns: Some(number(wait)?),
+                    }
+                }
+                ("ignore", []) => AdaptiveOutcome::Ignore,
+                _ => {
+                    return Err(format!(
+                        "record success <latency_ns> | overload [<retry_after_ns>] | ignore, \
+                         found {:?}",
+                        act.join(" ")
+                    ))
+                }
+            };
+            feat(&format!("adaptive record {}", act[1]));
+            Ok(Action::AdaptiveRecord(outcome))
+        }
+        (Kind::Throttle, ["acquire"]) => {
+            match need("acquire")? {
+                ["admitted"] => feat("throttle acquire => admitted"),
+                ["rejected"] => feat("throttle acquire => rejected"),
+                e => return Err(format!("not a result of acquire: {:?}", e.join(" "))),
+            }
+            Ok(Action::Acquire)
+        }
+        (Kind::Throttle, ["record", answer @ ("accepted" | "rejected")]) => {
+            none_allowed("record")?;
+            feat(&format!("throttle record {answer}"));
+            Ok(Action::ThrottleRecord(*answer == "accepted"))
+        }
         _ => Err(format!(
             "unknown action for a {kind:?}: {:?}",
             act.join(" ")
@@ -573,6 +768,8 @@ fn parse(text: &str) -> Result<Scenario, (usize, String)> {
         Header::Breaker { .. } => Kind::Breaker,
         Header::Bucket(_) => Kind::Bucket,
         Header::Bulkhead(_) => Kind::Bulkhead,
+        Header::Adaptive { .. } => Kind::Adaptive,
+        Header::Throttle { .. } => Kind::Throttle,
     };
     let rest: Vec<_> = it.collect();
     if let Some((line, toks)) = rest.first() {
@@ -1050,6 +1247,187 @@ fn run_bulkhead(r: &mut Report, b: &Bulkhead, steps: &[Step]) {
     }
 }
 
+fn adaptive_rejected(e: AdaptiveRejected) -> String {
+    match e {
+        AdaptiveRejected::LimitReached { .. } => "rejected limit".into(),
+        AdaptiveRejected::RateLimited { retry_after_ns } => {
+            format!("rejected rate {retry_after_ns}")
+        }
+        AdaptiveRejected::Paused { retry_after_ns } => format!("rejected paused {retry_after_ns}"),
+        other => format!("{other:?}"),
+    }
+}
+
+fn run_adaptive(r: &mut Report, l: &AdaptiveLimiter<AnyRule>, steps: &[Step]) {
+    // The permits out; a record gives back the oldest. With none out, the record is made
+    // with a permit the runner builds (what the bindings do: they keep no permit), which the
+    // core counts as unmatched.
+    let mut held: Vec<AdaptivePermit> = Vec::new();
+    for step in steps {
+        let t = step.t;
+        let actual = match &step.action {
+            Action::Acquire => {
+                let before = l.metrics(t);
+                match l.try_acquire(t) {
+                    Ok(p) => {
+                        held.push(p);
+                        "admitted".to_string()
+                    }
+                    Err(e) => {
+                        // The rejection agrees with the readings at the same instant.
+                        let m = l.metrics(t);
+                        let consistent = match e {
+                            AdaptiveRejected::LimitReached {
+                                limit_milli,
+                                in_flight,
+                            } => {
+                                limit_milli == m.limit_milli
+                                    && in_flight == m.in_flight
+                                    && l.retry_after(t) == 0
+                            }
+                            AdaptiveRejected::RateLimited { retry_after_ns } => {
+                                l.retry_after(t) == retry_after_ns && m.paused_for_ns == 0
+                            }
+                            AdaptiveRejected::Paused { retry_after_ns } => {
+                                m.paused_for_ns == retry_after_ns
+                                    && m.paused_rejections == before.paused_rejections + 1
+                            }
+                            _ => false,
+                        };
+                        if !consistent {
+                            r.fail(
+                                step.line,
+                                format_args!("@{t}: {e:?} disagrees with the metrics {m:?}"),
+                            );
+                        }
+                        adaptive_rejected(e)
+                    }
+                }
+            }
+            Action::AdaptiveRecord(outcome) => {
+                let p = if held.is_empty() {
+                    binding::adaptive_permit(t)
+                } else {
+                    held.remove(0)
+                };
+                l.record(p, *outcome, t);
+                continue;
+            }
+            Action::Reconfigure(pairs) => {
+                let mut c = l.config();
+                for (k, v) in pairs {
+                    set_adaptive_key(&mut c, k, v).expect("checked by the parser");
+                }
+                let before = l.config();
+                let actual = reconfigured(l.reconfigure(c));
+                if actual != "ok" && l.config() != before {
+                    r.fail(
+                        step.line,
+                        "a refused reconfiguration changed the configuration",
+                    );
+                }
+                actual
+            }
+            Action::Expect { what, value } => {
+                let m = l.metrics(t);
+                let a = match *what {
+                    "limit" => {
+                        if m.limit_milli != l.limit_milli() {
+                            r.fail(step.line, "metrics().limit_milli != limit_milli()");
+                        }
+                        m.limit_milli.to_string()
+                    }
+                    "in_flight" => m.in_flight.to_string(),
+                    "paused_for" => m.paused_for_ns.to_string(),
+                    "admitted" => m.admitted.to_string(),
+                    "rejected" => m.rejected.to_string(),
+                    "paused_rejections" => m.paused_rejections.to_string(),
+                    "overloads" => m.overloads.to_string(),
+                    "decreases" => m.decreases.to_string(),
+                    "unmatched_records" => m.unmatched_records.to_string(),
+                    _ => unreachable!(),
+                };
+                if a != *value {
+                    r.fail(
+                        step.line,
+                        format_args!("@{t}: expected {what} {value}, got {what} {a}"),
+                    );
+                }
+                continue;
+            }
+            _ => unreachable!("checked by the parser"),
+        };
+        r.check(step, &actual);
+    }
+}
+
+fn run_throttle(r: &mut Report, th: &AdaptiveThrottle, config: ThrottleConfig, steps: &[Step]) {
+    // The configuration in force, kept here: `config()` reads the window back as whole
+    // buckets (10 ns in 3 buckets reads 9 ns), and a key not given keeps its value as given.
+    let mut in_force = config;
+    for step in steps {
+        let t = step.t;
+        let actual = match &step.action {
+            Action::Acquire => {
+                let p = th.reject_probability_ppm(t);
+                match th.try_acquire(t) {
+                    Ok(()) => "admitted".to_string(),
+                    Err(fastbreaker::ThrottleRejected::Throttled { probability_ppm }) => {
+                        if probability_ppm != p {
+                            r.fail(
+                                step.line,
+                                format_args!(
+                                    "@{t}: refused at {probability_ppm} ppm, but the \
+                                     probability read {p} ppm just before"
+                                ),
+                            );
+                        }
+                        "rejected".to_string()
+                    }
+                    Err(other) => format!("{other:?}"),
+                }
+            }
+            Action::ThrottleRecord(accepted) => {
+                th.record(*accepted, t);
+                continue;
+            }
+            Action::Reconfigure(pairs) => {
+                let mut c = in_force;
+                for (k, v) in pairs {
+                    set_throttle_key(&mut c, k, v).expect("checked by the parser");
+                }
+                let before = th.config();
+                let actual = reconfigured(th.reconfigure(c, t));
+                if actual == "ok" {
+                    in_force = c;
+                } else if th.config() != before {
+                    r.fail(
+                        step.line,
+                        "a refused reconfiguration changed the configuration",
+                    );
+                }
+                actual
+            }
+            Action::Expect { what, value } => {
+                let p = th.reject_probability_ppm(t);
+                let m = th.metrics(t);
+                if m.reject_probability_ppm != p {
+                    r.fail(step.line, "metrics() and reject_probability_ppm() disagree");
+                }
+                if p.to_string() != *value {
+                    r.fail(
+                        step.line,
+                        format_args!("@{t}: expected {what} {value}, got {what} {p}"),
+                    );
+                }
+                continue;
+            }
+            _ => unreachable!("checked by the parser"),
+        };
+        r.check(step, &actual);
+    }
+}
+
 fn run(file: &str, s: &Scenario) -> Vec<String> {
     let mut r = Report {
         file,
@@ -1083,6 +1461,18 @@ fn run(file: &str, s: &Scenario) -> Vec<String> {
             let b = Bulkhead::new(*n);
             if check_config_error(&mut r, s, b.as_ref().map(|_| ()).map_err(|e| *e)) {
                 run_bulkhead(&mut r, &b.unwrap(), &s.steps);
+            }
+        }
+        Header::Adaptive { config, rule } => {
+            let l = AdaptiveLimiter::with_rule(*config, *rule);
+            if check_config_error(&mut r, s, l.as_ref().map(|_| ()).map_err(|e| *e)) {
+                run_adaptive(&mut r, &l.unwrap(), &s.steps);
+            }
+        }
+        Header::Throttle { config, seed } => {
+            let th = AdaptiveThrottle::with_seed(*config, *seed);
+            if check_config_error(&mut r, s, th.as_ref().map(|_| ()).map_err(|e| *e)) {
+                run_throttle(&mut r, &th.unwrap(), *config, &s.steps);
             }
         }
     }
@@ -1191,6 +1581,30 @@ fn the_parser_is_strict() {
             "breaker\n@0 record p1 success duration=5 extra => none\n",
             2,
         ),
+        ("adaptive mode=rate\n", 1),
+        ("adaptive initial_limit_milli=1000 queue_milli=4\n", 1),
+        ("adaptive initial_limit_milli=1000 mode=fast\n", 1),
+        (
+            "adaptive initial_limit_milli=1000\n@0 acquire => permit p1\n",
+            2,
+        ),
+        (
+            "adaptive initial_limit_milli=1000\n@0 acquire => rejected rate\n",
+            2,
+        ),
+        ("adaptive initial_limit_milli=1000\n@0 record success\n", 2),
+        (
+            "adaptive initial_limit_milli=1000\n@0 record ignore => none\n",
+            2,
+        ),
+        (
+            "adaptive initial_limit_milli=1000\n@0 reconfigure initial_limit_milli=5 => ok\n",
+            2,
+        ),
+        ("throttle k_milli=2000\n", 1),
+        ("throttle seed=1\n@0 record maybe\n", 2),
+        ("throttle seed=1\n@0 expect limit 1\n", 2),
+        ("throttle seed=1\n@0 reconfigure seed=2 => ok\n", 2),
     ];
     for (text, line) in bad {
         match parse(text) {

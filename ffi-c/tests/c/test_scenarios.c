@@ -14,7 +14,10 @@
  * is fb_breaker_reconfigure, fb_bucket_reconfigure_at or fb_bulkhead_reconfigure with the
  * configuration in force (kept by the runner) changed by the keys given, and `config_error`
  * (there and after a header) is FB_ERR_INVALID_CONFIG with `<field> = <value>` in
- * fb_last_error(). */
+ * fb_last_error(). An adaptive limiter's refusal (FB_REJECTED) is told apart by the counters
+ * and the wait: a paused one counts in paused_rejections, else a wait of 0 is the limit
+ * reached and a wait above 0 the rate's pacing (see adaptive_step); its `record` is
+ * fb_adaptive_record (a retry_after of 0: none). A throttle is built with the file's seed. */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
 #include <errno.h>
@@ -32,7 +35,7 @@
 #define MAX_PERMITS 256
 #define MAX_EVENTS 16
 
-enum kind { BREAKER, BUCKET, BULKHEAD };
+enum kind { BREAKER, BUCKET, BULKHEAD, ADAPTIVE, THROTTLE };
 
 struct transition {
     fb_state from, to;
@@ -50,9 +53,13 @@ struct scenario {
     fb_breaker *breaker;
     fb_bucket *bucket;
     fb_bulkhead *bulkhead;
+    fb_adaptive *adaptive;
+    fb_throttle *throttle;
     /* The configuration in force: the header's, then each accepted `reconfigure`'s. */
     fb_breaker_config breaker_config;
     fb_bucket_config bucket_config;
+    fb_adaptive_config adaptive_config;
+    fb_throttle_config throttle_config;
     uint32_t max_concurrent;
     uint64_t burst;
     uint64_t now;
@@ -256,6 +263,48 @@ static int set_breaker_key(fb_breaker_config *c, const char *key, const char *va
     return 0;
 }
 
+/* Sets an adaptive limiter's key (those `reconfigure` takes too); 0 if not understood. */
+static int set_adaptive_key(fb_adaptive_config *c, const char *key, const char *value) {
+    uint64_t v = 0;
+    if (!parse_u64(value, &v)) {
+        return 0;
+    }
+    if (strcmp(key, "min_limit_milli") == 0) {
+        c->min_limit_milli = v;
+    } else if (strcmp(key, "max_limit_milli") == 0) {
+        c->max_limit_milli = v;
+    } else if (strcmp(key, "increase_milli") == 0) {
+        c->increase_milli = v;
+    } else if (strcmp(key, "decrease_permille") == 0 && v <= UINT32_MAX) {
+        c->decrease_permille = (uint32_t)v;
+    } else if (strcmp(key, "rtt_ns") == 0) {
+        c->rtt_ns = v;
+    } else if (strcmp(key, "latency_target_ns") == 0) {
+        c->latency_target_ns = v;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+/* Sets a throttle's key (those `reconfigure` takes too); 0 if not understood. */
+static int set_throttle_key(fb_throttle_config *c, const char *key, const char *value) {
+    uint64_t v = 0;
+    if (!parse_u64(value, &v)) {
+        return 0;
+    }
+    if (strcmp(key, "k_milli") == 0) {
+        c->k_milli = v;
+    } else if (strcmp(key, "window_ns") == 0) {
+        c->window_ns = v;
+    } else if (strcmp(key, "buckets") == 0 && v <= UINT32_MAX) {
+        c->buckets = (uint32_t)v;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 /* Builds the primitive of the header line. Returns FB_OK, FB_ERR_INVALID_CONFIG (the config
  * is refused: the caller checks the expected config_error) or -100 (not understood). */
 static fb_result construct(struct scenario *s, char **tok, int n) {
@@ -328,7 +377,86 @@ static fb_result construct(struct scenario *s, char **tok, int n) {
         s->max_concurrent = c.max_concurrent;
         return fb_bulkhead_new(&c, &s->bulkhead);
     }
-    brokenf(s, "`%s` is not breaker, bucket or bulkhead", tok[0]);
+    if (strcmp(tok[0], "adaptive") == 0) {
+        s->kind = ADAPTIVE;
+        uint32_t mode = FB_ADAPTIVE_CONCURRENCY, rule = FB_ADAPTIVE_AIMD;
+        uint64_t initial = 0;
+        int have_initial = 0;
+        /* mode and initial_limit_milli first: the defaults depend on them */
+        for (int i = 1; i < n; i++) {
+            if (strcmp(tok[i], "mode=rate") == 0) {
+                mode = FB_ADAPTIVE_RATE;
+            } else if (strncmp(tok[i], "initial_limit_milli=", 20) == 0) {
+                if (!parse_u64(tok[i] + 20, &initial)) {
+                    brokenf(s, "adaptive key `%s`", tok[i]);
+                    return -100;
+                }
+                have_initial = 1;
+            }
+        }
+        if (!have_initial) {
+            brokenf(s, "adaptive needs initial_limit_milli=");
+            return -100;
+        }
+        fb_adaptive_config c = fb_adaptive_config_default(mode, initial);
+        for (int i = 1; i < n; i++) {
+            char *eq = strchr(tok[i], '=');
+            if (eq == NULL) {
+                brokenf(s, "`%s` is not key=value", tok[i]);
+                return -100;
+            }
+            *eq = '\0';
+            const char *key = tok[i], *value = eq + 1;
+            int ok = 1;
+            if (strcmp(key, "mode") == 0) {
+                ok = strcmp(value, "concurrency") == 0 || strcmp(value, "rate") == 0;
+            } else if (strcmp(key, "rule") == 0) {
+                ok = strcmp(value, "aimd") == 0 || strcmp(value, "gradient") == 0;
+                rule = strcmp(value, "gradient") == 0 ? FB_ADAPTIVE_GRADIENT : FB_ADAPTIVE_AIMD;
+            } else if (strcmp(key, "initial_limit_milli") != 0) {
+                ok = set_adaptive_key(&c, key, value);
+            }
+            if (!ok) {
+                brokenf(s, "adaptive key %s=%s", key, value);
+                return -100;
+            }
+        }
+        c.rule = rule;
+        s->adaptive_config = c;
+        return fb_adaptive_new(&c, &s->adaptive);
+    }
+    if (strcmp(tok[0], "throttle") == 0) {
+        s->kind = THROTTLE;
+        fb_throttle_config c = fb_throttle_config_default();
+        uint64_t seed = 0;
+        int have_seed = 0;
+        for (int i = 1; i < n; i++) {
+            char *eq = strchr(tok[i], '=');
+            if (eq == NULL) {
+                brokenf(s, "`%s` is not key=value", tok[i]);
+                return -100;
+            }
+            *eq = '\0';
+            const char *key = tok[i], *value = eq + 1;
+            int ok;
+            if (strcmp(key, "seed") == 0) {
+                ok = have_seed = parse_u64(value, &seed);
+            } else {
+                ok = set_throttle_key(&c, key, value);
+            }
+            if (!ok) {
+                brokenf(s, "throttle key %s=%s", key, value);
+                return -100;
+            }
+        }
+        if (!have_seed) {
+            brokenf(s, "throttle needs seed=");
+            return -100;
+        }
+        s->throttle_config = c;
+        return fb_throttle_new(&c, &seed, &s->throttle);
+    }
+    brokenf(s, "`%s` is not breaker, bucket, bulkhead, adaptive or throttle", tok[0]);
     return -100;
 }
 
@@ -732,6 +860,213 @@ static void bulkhead_step(struct scenario *s, char **act, int na, char **ex, int
     }
 }
 
+static int adaptive_stats(struct scenario *s, fb_adaptive_stats *st) {
+    return check_rc(s, "fb_adaptive_metrics", fb_adaptive_metrics(s->adaptive, s->now, st),
+                    FB_OK);
+}
+
+/* An adaptive limiter's steps. C's acquire says FB_REJECTED and a wait; the kind of refusal
+ * is read from the counters: a paused one counts in paused_rejections (its wait is the
+ * pause's rest, which paused_for_ns must also read); otherwise a wait of 0 is the limit
+ * reached (concurrency), and a wait above 0 the rate's pacing. */
+static void adaptive_step(struct scenario *s, char **act, int na, char **ex, int n) {
+    const char *a = act[0];
+    uint64_t want = 0, v = 0;
+    fb_adaptive_stats before, after;
+    if (strcmp(a, "acquire") == 0 && na == 1 && n >= 1) {
+        uint64_t wait = UINT64_MAX;
+        if (!adaptive_stats(s, &before)) {
+            return;
+        }
+        fb_result rc = fb_adaptive_try_acquire(s->adaptive, s->now, &wait);
+        if (!adaptive_stats(s, &after)) {
+            return;
+        }
+        int paused = after.paused_rejections == before.paused_rejections + 1;
+        if (strcmp(ex[0], "admitted") == 0 && n == 1) {
+            if (check_rc(s, "acquire", rc, FB_OK) && wait != 0) {
+                failf(s, "acquire: admitted, but the wait reads %" PRIu64, wait);
+            }
+            return;
+        }
+        if (strcmp(ex[0], "rejected") != 0) {
+            brokenf(s, "acquire: expectation `%s`", ex[0]);
+            return;
+        }
+        if (n == 2 && strcmp(ex[1], "limit") == 0) {
+            if (check_rc(s, "acquire", rc, FB_REJECTED) && (paused || wait != 0)) {
+                failf(s, "acquire: expected rejected limit, got a wait of %" PRIu64 "%s", wait,
+                      paused ? " (paused)" : "");
+            }
+        } else if (n == 3 && (strcmp(ex[1], "rate") == 0 || strcmp(ex[1], "paused") == 0) &&
+                   parse_u64(ex[2], &want)) {
+            int want_paused = strcmp(ex[1], "paused") == 0;
+            if (!check_rc(s, "acquire", rc, FB_REJECTED)) {
+                return;
+            }
+            if (paused != want_paused || wait != want || (paused && after.paused_for_ns != want) ||
+                (!paused && wait == 0)) {
+                failf(s, "acquire: expected rejected %s %" PRIu64 ", got rejected %s %" PRIu64
+                         " (paused_for_ns %" PRIu64 ")",
+                      ex[1], want, paused ? "paused" : (wait == 0 ? "limit" : "rate"), wait,
+                      after.paused_for_ns);
+            }
+        } else {
+            brokenf(s, "acquire: expectation `%s`", ex[0]);
+        }
+    } else if (strcmp(a, "record") == 0 && na >= 2 && n == 0) {
+        uint32_t outcome;
+        uint64_t latency = 0, retry_after = 0;
+        if (strcmp(act[1], "success") == 0 && na == 3 && parse_u64(act[2], &latency)) {
+            outcome = FB_ADAPTIVE_SUCCESS;
+        } else if (strcmp(act[1], "overload") == 0 &&
+                   (na == 2 || (na == 3 && parse_u64(act[2], &retry_after)))) {
+            outcome = FB_ADAPTIVE_OVERLOAD;
+        } else if (strcmp(act[1], "ignore") == 0 && na == 2) {
+            outcome = FB_ADAPTIVE_IGNORE;
+        } else {
+            brokenf(s, "record success <latency_ns> | overload [<retry_after_ns>] | ignore");
+            return;
+        }
+        check_rc(s, "record",
+                 fb_adaptive_record(s->adaptive, outcome, latency, retry_after, s->now), FB_OK);
+    } else if (strcmp(a, "expect") == 0 && na == 3 && n == 0 && parse_u64(act[2], &want)) {
+        if (!adaptive_stats(s, &after)) {
+            return;
+        }
+        const char *w = act[1];
+        if (strcmp(w, "limit") == 0) {
+            v = after.limit_milli;
+            if (fb_adaptive_limit(s->adaptive) != v) {
+                failf(s, "fb_adaptive_limit %" PRIu64 " but the metrics' limit_milli %" PRIu64,
+                      fb_adaptive_limit(s->adaptive), v);
+            }
+        } else if (strcmp(w, "in_flight") == 0) {
+            v = after.in_flight;
+        } else if (strcmp(w, "paused_for") == 0) {
+            v = after.paused_for_ns;
+        } else if (strcmp(w, "admitted") == 0) {
+            v = after.admitted;
+        } else if (strcmp(w, "rejected") == 0) {
+            v = after.rejected;
+        } else if (strcmp(w, "paused_rejections") == 0) {
+            v = after.paused_rejections;
+        } else if (strcmp(w, "overloads") == 0) {
+            v = after.overloads;
+        } else if (strcmp(w, "decreases") == 0) {
+            v = after.decreases;
+        } else if (strcmp(w, "unmatched_records") == 0) {
+            v = after.unmatched_records;
+        } else {
+            brokenf(s, "adaptive check `%s`", w);
+            return;
+        }
+        if (v != want) {
+            failf(s, "expect %s %" PRIu64 ", got %" PRIu64, w, want, v);
+        }
+    } else {
+        brokenf(s, "adaptive step `%s`", a);
+    }
+}
+
+static void throttle_step(struct scenario *s, char **act, int na, char **ex, int n) {
+    const char *a = act[0];
+    uint64_t want = 0;
+    if (strcmp(a, "acquire") == 0 && na == 1 && n == 1) {
+        fb_result rc = fb_throttle_try_acquire(s->throttle, s->now);
+        if (strcmp(ex[0], "admitted") == 0) {
+            check_rc(s, "acquire", rc, FB_OK);
+        } else if (strcmp(ex[0], "rejected") == 0) {
+            check_rc(s, "acquire", rc, FB_REJECTED);
+        } else {
+            brokenf(s, "acquire: expectation `%s`", ex[0]);
+        }
+    } else if (strcmp(a, "record") == 0 && na == 2 && n == 0 &&
+               (strcmp(act[1], "accepted") == 0 || strcmp(act[1], "rejected") == 0)) {
+        check_rc(s, "record",
+                 fb_throttle_record(s->throttle, strcmp(act[1], "accepted") == 0, s->now), FB_OK);
+    } else if (strcmp(a, "expect") == 0 && na == 3 && n == 0 &&
+               strcmp(act[1], "reject_probability_ppm") == 0 && parse_u64(act[2], &want)) {
+        uint32_t got = fb_throttle_reject_probability_ppm(s->throttle, s->now);
+        if (got != want) {
+            failf(s, "expect reject_probability_ppm %" PRIu64 ", got %u", want, (unsigned)got);
+        }
+    } else {
+        brokenf(s, "throttle step `%s`", a);
+    }
+}
+
+/* `reconfigure` of an adaptive limiter or a throttle: the configuration in force changed by
+ * the keys given; after a refusal, the configuration (as the metrics show it for a limiter:
+ * C has no getter for a throttle's) and the limit must be unchanged. */
+static void reconfigure_adaptive(struct scenario *s, char **args, int nargs, char **ex, int n) {
+    fb_adaptive_config ac = s->adaptive_config;
+    fb_throttle_config tc = s->throttle_config;
+    int want_ok = n == 1 && strcmp(ex[0], "ok") == 0;
+    int want_error = n == 3 && strcmp(ex[0], "config_error") == 0;
+    if (nargs == 0 || (!want_ok && !want_error)) {
+        brokenf(s, "reconfigure key=value ... => ok | config_error <field> <value>");
+        return;
+    }
+    for (int i = 0; i < nargs; i++) {
+        char key[64];
+        const char *eq = strchr(args[i], '=');
+        if (eq == NULL || (size_t)(eq - args[i]) >= sizeof key) {
+            brokenf(s, "reconfigure: `%s` is not key=value", args[i]);
+            return;
+        }
+        memcpy(key, args[i], (size_t)(eq - args[i]));
+        key[eq - args[i]] = '\0';
+        int understood = s->kind == ADAPTIVE ? set_adaptive_key(&ac, key, eq + 1)
+                                             : set_throttle_key(&tc, key, eq + 1);
+        if (!understood) {
+            brokenf(s, "reconfigure: key %s=%s", key, eq + 1);
+            return;
+        }
+    }
+    fb_adaptive_stats st0, st1;
+    uint32_t p0 = 0, p1 = 0;
+    if (s->kind == ADAPTIVE && !adaptive_stats(s, &st0)) {
+        return;
+    }
+    if (s->kind == THROTTLE) {
+        p0 = fb_throttle_reject_probability_ppm(s->throttle, s->now);
+    }
+    fb_result rc = s->kind == ADAPTIVE ? fb_adaptive_reconfigure(s->adaptive, &ac)
+                                       : fb_throttle_reconfigure(s->throttle, &tc, s->now);
+    if (want_ok) {
+        if (check_rc(s, "reconfigure", rc, FB_OK)) {
+            s->adaptive_config = ac;
+            s->throttle_config = tc;
+        }
+        return;
+    }
+    char want[160];
+    snprintf(want, sizeof want, "%s = %s", ex[1], ex[2]);
+    uint64_t value;
+    if (parse_u64(ex[2], &value)) {
+        snprintf(want, sizeof want, "%s = %" PRIu64, ex[1], value);
+    }
+    if (!check_rc(s, "reconfigure", rc, FB_ERR_INVALID_CONFIG)) {
+        return;
+    }
+    if (strstr(fb_last_error(), want) == NULL) {
+        failf(s, "reconfigure: expected config_error naming \"%s\", got \"%s\"", want,
+              fb_last_error());
+    }
+    if (s->kind == ADAPTIVE) {
+        if (adaptive_stats(s, &st1) &&
+            (st0.limit_milli != st1.limit_milli || st0.in_flight != st1.in_flight)) {
+            failf(s, "reconfigure: a refused configuration changed the limiter");
+        }
+    } else {
+        p1 = fb_throttle_reject_probability_ppm(s->throttle, s->now);
+        if (p0 != p1) {
+            failf(s, "reconfigure: a refused configuration changed the probability");
+        }
+    }
+}
+
 /* ---------- reconfigure ---------- */
 
 /* Field by field: the struct has padding. */
@@ -769,6 +1104,9 @@ static int config_snapshot(struct scenario *s, fb_breaker_config *bc, fb_bucket_
         }
         *max = st.max_concurrent;
         return 1;
+    case ADAPTIVE:
+    case THROTTLE:
+        return 0;
     }
     return 0;
 }
@@ -818,6 +1156,9 @@ static void reconfigure_step(struct scenario *s, char **args, int nargs, char **
                          v <= UINT32_MAX;
             max = (uint32_t)v;
             break;
+        case ADAPTIVE:
+        case THROTTLE:
+            break; /* reconfigure_adaptive */
         }
         if (!understood) {
             brokenf(s, "reconfigure: key %s=%s", key, value);
@@ -840,6 +1181,9 @@ static void reconfigure_step(struct scenario *s, char **args, int nargs, char **
         break;
     case BULKHEAD:
         rc = fb_bulkhead_reconfigure(s->bulkhead, max);
+        break;
+    case ADAPTIVE:
+    case THROTTLE:
         break;
     }
     if (want_ok) {
@@ -880,6 +1224,9 @@ static void reconfigure_step(struct scenario *s, char **args, int nargs, char **
         break;
     case BULKHEAD:
         same = max0 == max1;
+        break;
+    case ADAPTIVE:
+    case THROTTLE:
         break;
     }
     if (!same) {
@@ -929,7 +1276,11 @@ static void run_step(struct scenario *s, char **tok, int n) {
     s->event_count = 0;
     s->steps++;
     if (strcmp(act[0], "reconfigure") == 0) {
-        reconfigure_step(s, act + 1, na - 1, ex, ne);
+        if (s->kind == ADAPTIVE || s->kind == THROTTLE) {
+            reconfigure_adaptive(s, act + 1, na - 1, ex, ne);
+        } else {
+            reconfigure_step(s, act + 1, na - 1, ex, ne);
+        }
         return;
     }
     switch (s->kind) {
@@ -941,6 +1292,12 @@ static void run_step(struct scenario *s, char **tok, int n) {
         break;
     case BULKHEAD:
         bulkhead_step(s, act, na, ex, ne);
+        break;
+    case ADAPTIVE:
+        adaptive_step(s, act, na, ex, ne);
+        break;
+    case THROTTLE:
+        throttle_step(s, act, na, ex, ne);
         break;
     }
 }
@@ -1125,6 +1482,8 @@ static int run_file(const char *path) {
     fb_breaker_free(s.breaker);
     fb_bucket_free(s.bucket);
     fb_bulkhead_free(s.bulkhead);
+    fb_adaptive_free(s.adaptive);
+    fb_throttle_free(s.throttle);
     free_lines(&l);
     if (s.failed == 0) {
         printf("ok    %s (%d steps)\n", path, s.steps);
