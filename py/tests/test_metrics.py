@@ -156,8 +156,13 @@ def test_registry_holds_three_kinds() -> None:
     b = r.get_or_create("svc")
     lim = r.get_or_create_limiter("svc", 5.0, per=1.0, burst=5)
     bh = r.get_or_create_bulkhead("svc", 3)
-    assert r.get_or_create_limiter("svc", 1.0) is lim
-    assert r.get_or_create_bulkhead("svc", 9) is bh
+    assert r.get_or_create_limiter("svc", 5.0, per=1.0, burst=5) is lim
+    assert r.get_or_create_bulkhead("svc", 3) is bh
+    # Other settings under a live name are refused (issue 18), not silently ignored.
+    with pytest.raises(ValueError, match="limiter 'svc' already exists"):
+        r.get_or_create_limiter("svc", 1.0)
+    with pytest.raises(ValueError, match="bulkhead 'svc' already exists"):
+        r.get_or_create_bulkhead("svc", 9)
     assert r.breakers() == [b] and r.limiters() == [lim] and r.bulkheads() == [bh]
     assert lim.name == "svc" and bh.name == "svc"
     other = RateLimiter(1, name="other")
