@@ -66,7 +66,7 @@ nostd: setup
 ## FUZZ_SMOKE_SECONDS, `fuzz` for FUZZ_SECONDS. Corpora grow in tests/fuzz/corpus/ and
 ## crashes land in tests/fuzz/artifacts/ (both ignored by git).
 FUZZ_TARGETS := config breaker_steps bucket_gcra region_bytes keyed counters_bytes
-FUZZ_SMOKE_SECONDS ?= 15
+FUZZ_SMOKE_SECONDS ?= 10
 FUZZ_SECONDS ?= 300
 # No AddressSanitizer (the core forbids unsafe code; runs are 4x faster without it), but
 # debug assertions on, so that any arithmetic overflow in the core is a crash.
