@@ -152,7 +152,11 @@ def test_state_and_counters_agree_with_the_native_breaker_after_a_storm(
         if log.changes:
             assert log.last == state
         if state == "open" and storage is None:  # (a storage's counters: see the module docs)
-            assert b.fail_counter >= 3
+            # At least the failure that opened it. Not always fail_max: as in pybreaker, a
+            # success in half-open resets the count, and a half-open success whose probe was
+            # meanwhile replaced (probes time out after reset_timeout) does not close the
+            # circuit, so the next failure reopens it with a count of 1 (seen once in CI).
+            assert b.fail_counter >= 1
         if state == "closed" and mode == "fast-path":
             assert b._fastpath is not None
     still_works(b, 3)
