@@ -382,6 +382,14 @@ class _Options:
     """Read-only views of a limiter's configuration (shared by the four classes)."""
 
     _core: _Core
+    _client: Any
+
+    def _setup(self, client: Any, want_async: bool, cls: str, twin: str, *args: Any) -> None:
+        """Checks ``client`` (sync or async, as ``cls`` needs; ``twin`` is the class for the
+        other kind) and builds the configuration from ``args`` (those of ``_init_core``)."""
+        _check_client(client, want_async, cls, twin)
+        self._client = client
+        self._core = _init_core(*args)
 
     @property
     def name(self) -> str:
@@ -578,7 +586,39 @@ async def _async_delete(client: Any, core: _Core, key: bytes) -> None:
         core.raise_last("reset", reply)
 
 
-class RateLimiter(_Options):
+class _Single(_Options):
+    """A limiter of one bucket: its key ``{<prefix>rl:<name>}``."""
+
+    _key: bytes
+
+    def _setup(self, client: Any, want_async: bool, cls: str, twin: str, *args: Any) -> None:
+        super()._setup(client, want_async, cls, twin, *args)
+        self._key = f"{{{self._core.prefix}rl:{self._core.name}}}".encode()
+
+    @property
+    def key(self) -> str:
+        """The limiter's Redis key: ``{<prefix>rl:<name>}``."""
+        return self._key.decode()
+
+
+class _Keyed(_Options):
+    """A limiter of one bucket a key: ``{<prefix>krl:<name>:<key>}``."""
+
+    _head: bytes
+
+    def _setup(self, client: Any, want_async: bool, cls: str, twin: str, *args: Any) -> None:
+        super()._setup(client, want_async, cls, twin, *args)
+        self._head = f"{{{self._core.prefix}krl:{self._core.name}:".encode()
+
+    def key_of(self, key: _Key) -> str:
+        """The Redis key of ``key``'s bucket (bytes that are not UTF-8 are shown escaped)."""
+        return self._rkey(key).decode(errors="backslashreplace")
+
+    def _rkey(self, key: _Key) -> bytes:
+        return self._head + _key_bytes(key) + b"}"
+
+
+class RateLimiter(_Single):
     """One GCRA token bucket in Redis, shared by every process using the same server, name
     and prefix: ``rate`` tokens every ``per`` seconds (or ``per_ns`` nanoseconds), at most
     ``burst`` at once. ``client`` is a ``redis.Redis`` with a ``socket_timeout``.
@@ -620,9 +660,11 @@ class RateLimiter(_Options):
         local_precheck: bool = False,
         store_cooldown: float | None = 1.0,
     ) -> None:
-        _check_client(client, False, "RateLimiter", "AsyncRateLimiter")
-        self._client = client
-        self._core = _init_core(
+        self._setup(
+            client,
+            False,
+            "RateLimiter",
+            "AsyncRateLimiter",
             name,
             rate,
             per,
@@ -634,12 +676,6 @@ class RateLimiter(_Options):
             1,
             store_cooldown,
         )
-        self._key = f"{{{self._core.prefix}rl:{self._core.name}}}".encode()
-
-    @property
-    def key(self) -> str:
-        """The limiter's Redis key: ``{<prefix>rl:<name>}``."""
-        return self._key.decode()
 
     def check(self, n: int = 1) -> Decision:
         """Takes ``n`` tokens if they are available now (one round trip, or none when the
@@ -669,7 +705,7 @@ class RateLimiter(_Options):
         return self._core.describe("fastbreaker.redis.RateLimiter")
 
 
-class AsyncRateLimiter(_Options):
+class AsyncRateLimiter(_Single):
     """:class:`RateLimiter` for a ``redis.asyncio.Redis``: the same options, guarantees and
     methods, as coroutines."""
 
@@ -687,9 +723,11 @@ class AsyncRateLimiter(_Options):
         local_precheck: bool = False,
         store_cooldown: float | None = 1.0,
     ) -> None:
-        _check_client(client, True, "AsyncRateLimiter", "RateLimiter")
-        self._client = client
-        self._core = _init_core(
+        self._setup(
+            client,
+            True,
+            "AsyncRateLimiter",
+            "RateLimiter",
             name,
             rate,
             per,
@@ -701,12 +739,6 @@ class AsyncRateLimiter(_Options):
             1,
             store_cooldown,
         )
-        self._key = f"{{{self._core.prefix}rl:{self._core.name}}}".encode()
-
-    @property
-    def key(self) -> str:
-        """The limiter's Redis key: ``{<prefix>rl:<name>}``."""
-        return self._key.decode()
 
     async def check(self, n: int = 1) -> Decision:
         """See :meth:`RateLimiter.check`."""
@@ -733,7 +765,7 @@ class AsyncRateLimiter(_Options):
         return self._core.describe("fastbreaker.redis.AsyncRateLimiter")
 
 
-class KeyedRateLimiter(_Options):
+class KeyedRateLimiter(_Keyed):
     """One GCRA token bucket in Redis per key (a client id, an IP, a tenant), each with
     ``rate`` tokens every ``per`` seconds and at most ``burst`` at once, shared by every
     process using the same server, name and prefix. ``client`` is a ``redis.Redis`` with a
@@ -770,9 +802,11 @@ class KeyedRateLimiter(_Options):
         local_keys: int = DEFAULT_LOCAL_KEYS,
         store_cooldown: float | None = 1.0,
     ) -> None:
-        _check_client(client, False, "KeyedRateLimiter", "AsyncKeyedRateLimiter")
-        self._client = client
-        self._core = _init_core(
+        self._setup(
+            client,
+            False,
+            "KeyedRateLimiter",
+            "AsyncKeyedRateLimiter",
             name,
             rate,
             per,
@@ -784,14 +818,6 @@ class KeyedRateLimiter(_Options):
             local_keys,
             store_cooldown,
         )
-        self._head = f"{{{self._core.prefix}krl:{self._core.name}:".encode()
-
-    def key_of(self, key: _Key) -> str:
-        """The Redis key of ``key``'s bucket (bytes that are not UTF-8 are shown escaped)."""
-        return (self._head + _key_bytes(key) + b"}").decode(errors="backslashreplace")
-
-    def _rkey(self, key: _Key) -> bytes:
-        return self._head + _key_bytes(key) + b"}"
 
     def check(self, key: _Key, n: int = 1) -> Decision:
         """Takes ``n`` of ``key``'s tokens if available now; see :meth:`RateLimiter.check`."""
@@ -820,7 +846,7 @@ class KeyedRateLimiter(_Options):
         return self._core.describe("fastbreaker.redis.KeyedRateLimiter")
 
 
-class AsyncKeyedRateLimiter(_Options):
+class AsyncKeyedRateLimiter(_Keyed):
     """:class:`KeyedRateLimiter` for a ``redis.asyncio.Redis``: the same options,
     guarantees and methods, as coroutines."""
 
@@ -839,9 +865,11 @@ class AsyncKeyedRateLimiter(_Options):
         local_keys: int = DEFAULT_LOCAL_KEYS,
         store_cooldown: float | None = 1.0,
     ) -> None:
-        _check_client(client, True, "AsyncKeyedRateLimiter", "KeyedRateLimiter")
-        self._client = client
-        self._core = _init_core(
+        self._setup(
+            client,
+            True,
+            "AsyncKeyedRateLimiter",
+            "KeyedRateLimiter",
             name,
             rate,
             per,
@@ -853,14 +881,6 @@ class AsyncKeyedRateLimiter(_Options):
             local_keys,
             store_cooldown,
         )
-        self._head = f"{{{self._core.prefix}krl:{self._core.name}:".encode()
-
-    def key_of(self, key: _Key) -> str:
-        """See :meth:`KeyedRateLimiter.key_of`."""
-        return (self._head + _key_bytes(key) + b"}").decode(errors="backslashreplace")
-
-    def _rkey(self, key: _Key) -> bytes:
-        return self._head + _key_bytes(key) + b"}"
 
     async def check(self, key: _Key, n: int = 1) -> Decision:
         """See :meth:`KeyedRateLimiter.check`."""
