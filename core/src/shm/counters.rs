@@ -27,7 +27,7 @@
 //! which any bits are survivable.
 
 use super::error::RegionError;
-use super::layout::{checksum, HEADER_SIZE, HEADER_WORDS};
+use super::layout::{check_stamp, checksum, HEADER_SIZE, HEADER_WORDS};
 use super::map::Mapping;
 use super::{open_file, FileSpec, Region};
 use crate::keyed_counters::{
@@ -98,23 +98,7 @@ fn check_header(
     w: &[u64; HEADER_WORDS],
     file_len: u64,
 ) -> Result<(CountersConfig, u64), RegionError> {
-    if w[0] != COUNTERS_MAGIC {
-        return Err(RegionError::BadMagic { found: w[0] });
-    }
-    let version = w[1] as u32;
-    if version != COUNTERS_LAYOUT_VERSION {
-        return Err(RegionError::VersionMismatch {
-            found: version,
-            expected: COUNTERS_LAYOUT_VERSION,
-        });
-    }
-    let computed = checksum(&w[..HEADER_WORDS - 1]);
-    if w[HEADER_WORDS - 1] != computed {
-        return Err(RegionError::ChecksumMismatch {
-            stored: w[HEADER_WORDS - 1],
-            computed,
-        });
-    }
+    check_stamp(w, COUNTERS_MAGIC, COUNTERS_LAYOUT_VERSION)?;
     let corrupt = |field, value| RegionError::CorruptHeader { field, value };
     let capacity = w[2];
     if capacity == 0 || capacity > MAX_COUNTER_CAPACITY as u64 {

@@ -31,7 +31,7 @@
 //! metrics of [`KeyedBuckets::metrics`] are the table's, across processes.
 
 use super::error::{KeyedConfig, RegionError};
-use super::layout::{checksum, HEADER_SIZE, HEADER_WORDS};
+use super::layout::{check_stamp, checksum, HEADER_SIZE, HEADER_WORDS};
 use super::map::Mapping;
 use super::{check_name, open_file, FileSpec, Region};
 use crate::keyed::{KeyCounters, KeyStorage};
@@ -96,23 +96,7 @@ fn new_header(c: &KeyedConfig, seed: u64, pid: u32) -> [u64; HEADER_WORDS] {
 /// Checks a keyed table's header read from a file of `file_len` bytes (magic, version,
 /// checksum, sizes, fields, then the file's length).
 fn check_header(w: &[u64; HEADER_WORDS], file_len: u64) -> Result<TableHeader, RegionError> {
-    if w[0] != KEYED_MAGIC {
-        return Err(RegionError::BadMagic { found: w[0] });
-    }
-    let version = w[1] as u32;
-    if version != KEYED_LAYOUT_VERSION {
-        return Err(RegionError::VersionMismatch {
-            found: version,
-            expected: KEYED_LAYOUT_VERSION,
-        });
-    }
-    let computed = checksum(&w[..HEADER_WORDS - 1]);
-    if w[HEADER_WORDS - 1] != computed {
-        return Err(RegionError::ChecksumMismatch {
-            stored: w[HEADER_WORDS - 1],
-            computed,
-        });
-    }
+    check_stamp(w, KEYED_MAGIC, KEYED_LAYOUT_VERSION)?;
     let fields: [(&'static str, u64, u64); 5] = [
         ("header_size", w[1] >> 32, HEADER_SIZE as u64),
         (

@@ -147,19 +147,22 @@ pub(crate) fn new_header(capacity: u32, pid: u32) -> [u64; HEADER_WORDS] {
     w
 }
 
-/// Checks a header read from a file of `file_len` bytes; returns the capacity.
-///
-/// Order: magic, version (a region of another version may checksum differently), checksum,
-/// the layout's sizes, capacity, then the file's length against what the header implies.
-pub(crate) fn check_header(w: &[u64; HEADER_WORDS], file_len: u64) -> Result<u32, RegionError> {
-    if w[0] != MAGIC {
+/// Checks the stamp every shared file's header starts and ends with, in this order: the
+/// magic (`w[0]`), the layout version (`w[1]`; a file of another version may checksum
+/// differently), then the checksum in the last word over all the others.
+pub(crate) fn check_stamp(
+    w: &[u64; HEADER_WORDS],
+    magic: u64,
+    version: u32,
+) -> Result<(), RegionError> {
+    if w[0] != magic {
         return Err(RegionError::BadMagic { found: w[0] });
     }
-    let version = w[1] as u32;
-    if version != LAYOUT_VERSION {
+    let found = w[1] as u32;
+    if found != version {
         return Err(RegionError::VersionMismatch {
-            found: version,
-            expected: LAYOUT_VERSION,
+            found,
+            expected: version,
         });
     }
     let computed = checksum(&w[..HEADER_WORDS - 1]);
@@ -169,6 +172,15 @@ pub(crate) fn check_header(w: &[u64; HEADER_WORDS], file_len: u64) -> Result<u32
             computed,
         });
     }
+    Ok(())
+}
+
+/// Checks a header read from a file of `file_len` bytes; returns the capacity.
+///
+/// Order: magic, version (a region of another version may checksum differently), checksum,
+/// the layout's sizes, capacity, then the file's length against what the header implies.
+pub(crate) fn check_header(w: &[u64; HEADER_WORDS], file_len: u64) -> Result<u32, RegionError> {
+    check_stamp(w, MAGIC, LAYOUT_VERSION)?;
     let expected = new_header(w[2] as u32, w[6] as u32);
     let fields: [(&'static str, usize, bool); 8] = [
         ("header_size", 1, true),
