@@ -170,21 +170,15 @@ class Registry:
         name = obj.name
         if not isinstance(name, str):
             raise ValueError(f"register needs a named object; {obj!r} has name = {name!r}")
+        if isinstance(obj, CircuitBreaker):
+            kind = "breaker"
+        elif isinstance(obj, RateLimiter):
+            kind = "limiter"
+        else:
+            kind = "bulkhead"
         with self._lock:
-            kind = (
-                "breaker"
-                if isinstance(obj, CircuitBreaker)
-                else "limiter"
-                if isinstance(obj, RateLimiter)
-                else "bulkhead"
-            )
             self._asked.pop((kind, name), None)
-            if isinstance(obj, CircuitBreaker):
-                self._breakers[name] = obj
-            elif isinstance(obj, RateLimiter):
-                self._limiters[name] = obj
-            else:
-                self._bulkheads[name] = obj
+            self._table(kind)[name] = obj
         return obj
 
     def get(self, name: str) -> CircuitBreaker | None:
